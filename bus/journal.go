@@ -1,0 +1,135 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Append writes one journal entry and waits for JetStream to acknowledge it.
+// msgID de-duplicates retried publishes of the same entry. Writing a different
+// entry to a subject that already holds one fails with ErrExists.
+func (b *Bus) Append(ctx context.Context, subject, msgID string, hdr Header, data []byte) (uint64, error) {
+	ack, err := b.js.PublishMsg(ctx, b.msg(subject, hdr, data), jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JournalStream))
+	if err != nil {
+		return 0, b.appendErr(subject, err)
+	}
+	return ack.Sequence, nil
+}
+
+// Pending is an asynchronous journal append.
+type Pending struct {
+	b       *Bus
+	subject string
+	fut     jetstream.PubAckFuture
+}
+
+// AppendAsync starts a journal append without waiting for its acknowledgement;
+// call Wait before relying on it. Appends from one Bus are stored in order.
+func (b *Bus) AppendAsync(subject, msgID string, hdr Header, data []byte) (*Pending, error) {
+	fut, err := b.js.PublishMsgAsync(b.msg(subject, hdr, data), jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JournalStream))
+	if err != nil {
+		return nil, b.appendErr(subject, err)
+	}
+	return &Pending{b: b, subject: subject, fut: fut}, nil
+}
+
+// Wait blocks until the append is acknowledged or fails.
+func (p *Pending) Wait(ctx context.Context) error {
+	select {
+	case <-p.fut.Ok():
+		return nil
+	case err := <-p.fut.Err():
+		return p.b.appendErr(p.subject, err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Bus) appendErr(subject string, err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		strings.Contains(apiErr.Description, "maximum messages per subject")) {
+		return fmt.Errorf("%w: %s", ErrExists, subject)
+	}
+	if strings.Contains(err.Error(), "maximum messages per subject") {
+		return fmt.Errorf("%w: %s", ErrExists, subject)
+	}
+	if isClosed(err) {
+		return fmt.Errorf("%w: append %s", ErrClosed, subject)
+	}
+	return fmt.Errorf("bus: append %s: %w", subject, err)
+}
+
+func (b *Bus) msg(subject string, hdr Header, data []byte) *nats.Msg {
+	m := &nats.Msg{Subject: subject, Data: data}
+	if len(hdr) > 0 {
+		m.Header = nats.Header(hdr)
+	}
+	return m
+}
+
+// Entry returns the journal entry stored at subject, or ErrNotFound.
+func (b *Bus) Entry(ctx context.Context, subject string) (Msg, error) {
+	raw, err := b.journal.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return Msg{}, fmt.Errorf("%w: %s", ErrNotFound, subject)
+		}
+		return Msg{}, fmt.Errorf("bus: read %s: %w", subject, err)
+	}
+	return Msg{Subject: raw.Subject, Header: Header(raw.Header), Data: raw.Data, Seq: raw.Sequence}, nil
+}
+
+// Read returns every journal entry matching filter (e.g. JournalFilter(run)) in
+// the order they were written.
+func (b *Bus) Read(ctx context.Context, filter string) ([]Msg, error) {
+	info, err := b.journal.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return nil, fmt.Errorf("bus: read %s: %w", filter, err)
+	}
+	total := 0
+	for _, n := range info.State.Subjects {
+		total += int(n)
+	}
+	if total == 0 {
+		return nil, nil
+	}
+	cons, err := b.js.OrderedConsumer(ctx, JournalStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: read %s: %w", filter, err)
+	}
+	out := make([]Msg, 0, total)
+	for {
+		batch, err := cons.Fetch(total, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("bus: read %s: %w", filter, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, fmt.Errorf("bus: read %s: %w", filter, err)
+			}
+			out = append(out, Msg{Subject: m.Subject(), Header: Header(m.Headers()), Data: m.Data(), Seq: md.Sequence.Stream})
+			if md.NumPending == 0 {
+				return out, nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, fmt.Errorf("bus: read %s: %w", filter, err)
+		}
+		if n == 0 || ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package bus
+
+import (
+	"strings"
+	"time"
+)
+
+// Streams, buckets and subjects. Everything Drover stores in NATS is named here.
+const (
+	// JournalStream holds every run's journal: one message per subject, written
+	// once (MaxMsgsPerSubject 1, DiscardNew per subject).
+	JournalStream = "DROVER_JOURNAL"
+	// JournalPrefix is the subject prefix of journal entries: drover.journal.<run>.<kind>[.<step>].
+	JournalPrefix = "drover.journal."
+
+	// StepsStream carries step envelopes to the node that executes them, on
+	// drover.steps.<node>. It is a memory, limits-retention stream: the journal,
+	// not this stream, is the source of truth.
+	StepsStream = "DROVER_STEPS"
+	// StepsPrefix is the subject prefix of step envelopes.
+	StepsPrefix = "drover.steps."
+
+	// RunsBucket is the runs index: one record per run and attribute index keys.
+	RunsBucket = "drover_runs"
+	// ScriptsBucket stores script sources by content hash.
+	ScriptsBucket = "drover_scripts"
+	// DataBucket backs the kv.* builtins.
+	DataBucket = "drover_kv"
+)
+
+// JournalSubject returns the subject of one journal entry of run: kind is
+// "start", "tag", "call", "result" or "end"; key (a step id such as "3.2.1", or a
+// tag sequence) may be empty.
+func JournalSubject(run, kind, key string) string {
+	var b strings.Builder
+	b.Grow(len(JournalPrefix) + len(run) + len(kind) + len(key) + 2)
+	b.WriteString(JournalPrefix)
+	b.WriteString(run)
+	b.WriteByte('.')
+	b.WriteString(kind)
+	if key != "" {
+		b.WriteByte('.')
+		b.WriteString(key)
+	}
+	return b.String()
+}
+
+// JournalFilter returns the subject filter that matches every entry of run.
+func JournalFilter(run string) string { return JournalPrefix + run + ".>" }
+
+// StepSubject returns the subject on which node receives step envelopes.
+func StepSubject(node string) string { return StepsPrefix + node }
+
+// ValidToken reports whether s can be one token of a subject (and so a run id,
+// node name or step id part).
+func ValidToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.', c == '*', c == '>', c <= ' ', c == 0x7f:
+			return false
+		}
+	}
+	return true
+}
+
+// Defaults for stream limits.
+const (
+	DefaultJournalMaxAge = 30 * 24 * time.Hour
+	stepsMaxAge          = time.Hour
+)

@@ -1,0 +1,155 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+	"go.starlark.net/starlark"
+
+	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/meter"
+	"github.com/droverhq/drover/starlark/builtins"
+)
+
+// A Node is one Drover engine: it coordinates runs, executes steps, and serves
+// the API. Create it with NewNode and stop it with Close.
+type Node struct {
+	opts   Options
+	bus    *bus.Bus
+	log    zerolog.Logger
+	tracer trace.Tracer
+	meter  meter.Meter
+	env    *stepEnv
+
+	programs sync.Map // script hash → *program
+	globals  starlark.StringDict
+
+	mu      sync.Mutex
+	active  map[string]*run // runs this node coordinates
+	closing bool
+	runsWG  sync.WaitGroup
+
+	stepsWG    sync.WaitGroup // steps the worker is executing
+	stopWorker func()
+
+	replyPrefix string
+	replyNext   atomic.Uint64
+	replies     sync.Map // token → chan ResultEntry
+	stopReplies func()
+
+	baseCtx    context.Context
+	cancelBase context.CancelCauseFunc
+}
+
+// NewNode starts a node: it opens the bus (embedded NATS by default), creates
+// the streams and buckets, and starts the step worker.
+func NewNode(ctx context.Context, opts Options) (*Node, error) {
+	opts = opts.withDefaults()
+	if !bus.ValidToken(opts.Name) {
+		return nil, fmt.Errorf("engine: node name %q must be non-empty with no dots, spaces or wildcards", opts.Name)
+	}
+	b, err := bus.Open(ctx, bus.Options{
+		Name: opts.Name, DataDir: opts.DataDir, URL: opts.NATSURL, Listen: opts.Listen,
+		JournalMaxAge: opts.JournalMaxAge,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		opts:   opts,
+		bus:    b,
+		log:    opts.Logger.With().Str("node", opts.Name).Logger(),
+		tracer: otel.Tracer("github.com/droverhq/drover/engine"),
+		active: map[string]*run{},
+	}
+	n.env = &stepEnv{n: n}
+	n.baseCtx, n.cancelBase = context.WithCancelCause(context.Background())
+	n.replyPrefix = "drover.reply." + opts.Name + "." + strconv.FormatInt(int64(newNonce()), 36) + "."
+	if n.stopReplies, err = b.Subscribe(n.replyPrefix+"*", n.onReply); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if n.stopWorker, err = b.ConsumeSteps(ctx, opts.Name, n.handleStep); err != nil {
+		b.Close()
+		return nil, err
+	}
+	n.log.Info().Bool("embedded", b.Embedded()).Str("nats", b.ClientURL()).Msg("node started")
+	return n, nil
+}
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.opts.Name }
+
+// NATSURL is where NATS clients reach this node's bus ("" if in-process only).
+func (n *Node) NATSURL() string { return n.bus.ClientURL() }
+
+// Close stops the node. New runs are refused; runs in flight get until ctx ends
+// to finish, then are interrupted without being failed: their journals stay
+// unfinished, ready for recovery. Steps the worker is executing finish and are
+// journaled before the bus closes. Nothing acknowledged is lost.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closing {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closing = true
+	n.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { n.runsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		n.log.Warn().Msg("interrupting runs still in flight; their journals are kept for recovery")
+		n.cancelBase(errShutdown)
+		<-done
+	}
+	n.stopWorker()
+	n.stepsWG.Wait()
+	n.stopReplies()
+	n.cancelBase(errShutdown)
+	n.log.Info().Msg("node stopped")
+	return n.bus.Close()
+}
+
+// stepEnv is the builtins.Env of steps executed on this node.
+type stepEnv struct{ n *Node }
+
+func (e *stepEnv) Node() string             { return e.n.opts.Name }
+func (e *stepEnv) HTTPClient() *http.Client { return e.n.opts.HTTPClient }
+func (e *stepEnv) KV() builtins.KVStore     { return dataKV{e.n.bus.Bucket(bus.DataBucket)} }
+func (e *stepEnv) Publish(_ context.Context, subject string, payload []byte) error {
+	return e.n.bus.Publish(subject, nil, payload)
+}
+
+// dataKV stores kv.* values in the data bucket; user keys are encoded so that
+// any printable key is allowed.
+type dataKV struct{ kv *bus.KV }
+
+func (d dataKV) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	v, _, err := d.kv.Get(ctx, bus.EncodeKey(key))
+	if err != nil {
+		if isNotFound(err) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return v, true, nil
+}
+
+func (d dataKV) Put(ctx context.Context, key string, value []byte) error {
+	_, err := d.kv.Put(ctx, bus.EncodeKey(key), value)
+	return err
+}
+
+func (d dataKV) Delete(ctx context.Context, key string) error {
+	return d.kv.Delete(ctx, bus.EncodeKey(key))
+}

@@ -1,0 +1,82 @@
+package engine
+
+import (
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/droverhq/drover/placement"
+	"github.com/droverhq/drover/starlark/builtins"
+)
+
+// Options configures a Node. The zero value runs an embedded, in-process-only
+// node whose data lives in a temporary directory.
+type Options struct {
+	// Name identifies the node (default: the host name).
+	Name string
+	// DataDir holds the embedded NATS store; empty means a temporary directory.
+	DataDir string
+	// NATSURL connects to an external NATS instead of embedding one.
+	NATSURL string
+	// Listen is where the embedded NATS accepts clients (host:port); empty
+	// means no listener.
+	Listen string
+	// Registry holds the builtins scripts can call (default builtins.Default).
+	Registry *builtins.Registry
+	// Placement chooses the node of each step (default placement.Local).
+	Placement placement.Policy
+	// Logger receives the node's structured logs (default: none).
+	Logger *zerolog.Logger
+	// HTTPClient is used by http.* steps (default: a pooled client).
+	HTTPClient *http.Client
+
+	// MaxExecSteps bounds the Starlark computation of one run, against runaway
+	// loops (default 10,000,000).
+	MaxExecSteps uint64
+	// PayloadLimit bounds a step's arguments and result, a run's input and its
+	// result, in bytes (default 1 MiB).
+	PayloadLimit int
+	// StepTimeout bounds one attempt of a step that sets no deadline (default 30s).
+	StepTimeout time.Duration
+	// JournalMaxAge is how long journals are kept (default 30 days).
+	JournalMaxAge time.Duration
+	// AlwaysDispatch sends even co-located steps through the STEPS stream to the
+	// node's own worker; benchmarks and tests use it to measure that path.
+	AlwaysDispatch bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.Name == "" {
+		o.Name, _ = os.Hostname()
+		if o.Name == "" {
+			o.Name = "drover"
+		}
+	}
+	if o.Registry == nil {
+		o.Registry = builtins.Default
+	}
+	if o.Placement == nil {
+		o.Placement = placement.Local{}
+	}
+	if o.Logger == nil {
+		nop := zerolog.Nop()
+		o.Logger = &nop
+	}
+	if o.HTTPClient == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		o.HTTPClient = &http.Client{Transport: tr}
+	}
+	if o.MaxExecSteps == 0 {
+		o.MaxExecSteps = 10_000_000
+	}
+	if o.PayloadLimit <= 0 {
+		o.PayloadLimit = 1 << 20
+	}
+	if o.StepTimeout <= 0 {
+		o.StepTimeout = 30 * time.Second
+	}
+	return o
+}

@@ -1,0 +1,282 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.starlark.net/starlark"
+
+	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/placement"
+	"github.com/droverhq/drover/starlark/builtins"
+	"github.com/droverhq/drover/telemetry"
+)
+
+// Header names on step envelopes.
+const (
+	hdrReply = "Drover-Reply"
+)
+
+// CallStep implements builtins.Runtime: it assigns the step id, journals the
+// call, places and executes the step, and returns the result once the journal
+// holds it.
+func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (json.RawMessage, error) {
+	sc := thread.Local(scopeKey).(*scope)
+	id := sc.nextID()
+	if err := r.ctx.Err(); err != nil {
+		return nil, &StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodeCancelled, Message: cancelReason(r.ctx)}
+	}
+	args, err := builtins.Canonical(a)
+	if err != nil {
+		return nil, fmt.Errorf("%s: arguments are not JSON: %w", step.Name, err)
+	}
+	if len(args) > r.n.opts.PayloadLimit {
+		return nil, &StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodePayloadTooLarge,
+			Message: fmt.Sprintf("payload too large: arguments are %d bytes, over the payload limit of %d bytes", len(args), r.n.opts.PayloadLimit)}
+	}
+	dec := placement.Decision{Node: r.n.opts.Name, Reason: "co-located: side value"}
+	if !step.Local {
+		if dec, err = r.n.opts.Placement.Place(r.ctx, placement.Request{Run: r.id, Step: id, Builtin: step.Name, Coordinator: r.n.opts.Name}); err != nil {
+			return nil, &StepFailure{Builtin: step.Name, Step: id, Code: "placement", Message: err.Error()}
+		}
+	}
+	ctx, span := r.n.tracer.Start(telemetry.WithIDs(r.ctx, telemetry.TraceID(r.id), telemetry.SpanID(r.id, id, "call")),
+		step.Name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("drover.step", id), attribute.String("drover.node", dec.Node)))
+	defer span.End()
+
+	pos := callerPos(thread)
+	call, _ := json.Marshal(CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()})
+	pend, err := r.n.bus.AppendAsync(bus.JournalSubject(r.id, "call", id), r.id+"/"+id+"/call", nil, call)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.pending = append(r.pending, pend)
+	r.mu.Unlock()
+
+	var res ResultEntry
+	if dec.Node == r.n.opts.Name && (step.Local || !r.n.opts.AlwaysDispatch) {
+		res = r.n.execute(ctx, step, r.id, id, args)
+		data, _ := json.Marshal(res)
+		if _, err := r.n.bus.Append(ctx, bus.JournalSubject(r.id, "result", id), r.id+"/"+id+"/result", nil, data); err != nil {
+			return nil, err
+		}
+	} else {
+		env := Envelope{Run: r.id, Step: id, Attempt: 1, Builtin: step.Name, Args: args, Key: r.id + "/" + id,
+			Deadline: time.Now().Add(r.n.attemptsBudget(step, args))}
+		if step.Resources != nil {
+			env.Demand = step.Resources(args)
+		}
+		if res, err = r.n.dispatch(ctx, dec.Node, env); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.waitPending(ctx); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.record.Steps++
+	r.mu.Unlock()
+	if res.Error != nil {
+		span.SetStatus(codes.Error, res.Error.Message)
+		return nil, &StepFailure{Builtin: step.Name, Step: id, Code: res.Error.Code, Message: res.Error.Message, Attempts: res.Attempts}
+	}
+	return res.Value, nil
+}
+
+// deadline is how long one attempt of step may take.
+func (n *Node) deadline(step *builtins.Step, args json.RawMessage) time.Duration {
+	if step.Deadline != nil {
+		if d := step.Deadline(args); d > 0 {
+			return d
+		}
+	}
+	if step.Timeout > 0 {
+		return step.Timeout
+	}
+	return n.opts.StepTimeout
+}
+
+// attemptsBudget bounds all attempts of a step including backoff.
+func (n *Node) attemptsBudget(step *builtins.Step, args json.RawMessage) time.Duration {
+	p := step.Policy()
+	total := time.Duration(p.MaxAttempts) * n.deadline(step, args)
+	for a := 2; a <= p.MaxAttempts; a++ {
+		total += p.Delay(a)
+	}
+	return total
+}
+
+// execute performs a step on this node, retrying retryable failures per the
+// step's policy, and returns its result entry (not yet journaled).
+func (n *Node) execute(ctx context.Context, step *builtins.Step, runID, stepID string, args json.RawMessage) ResultEntry {
+	ctx, span := n.tracer.Start(telemetry.WithIDs(ctx, telemetry.TraceID(runID), telemetry.SpanID(runID, stepID, "exec")),
+		"exec "+step.Name, trace.WithAttributes(attribute.String("drover.step", stepID)))
+	defer span.End()
+	policy := step.Policy()
+	start := time.Now()
+	res := ResultEntry{Step: stepID, Node: n.opts.Name, Start: start.UTC(), SpanID: span.SpanContext().SpanID().String()}
+	for attempt := 1; ; attempt++ {
+		res.Attempts = attempt
+		value, serr := n.attempt(ctx, step, args)
+		if serr == nil {
+			res.Value = value
+			break
+		}
+		if !serr.Retryable || attempt >= policy.MaxAttempts || ctx.Err() != nil {
+			res.Error = serr
+			span.SetStatus(codes.Error, serr.Message)
+			break
+		}
+		n.log.Debug().Str("run", runID).Str("step", stepID).Str("builtin", step.Name).Int("attempt", attempt).Str("error", serr.Message).Msg("step attempt failed; retrying")
+		t := time.NewTimer(policy.Delay(attempt + 1))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	res.Duration = time.Since(start)
+	return res
+}
+
+// attempt runs step.Exec once under the attempt deadline.
+func (n *Node) attempt(ctx context.Context, step *builtins.Step, args json.RawMessage) (json.RawMessage, *builtins.StepError) {
+	actx, cancel := context.WithTimeout(ctx, n.deadline(step, args))
+	defer cancel()
+	end := n.meter.Begin(step.Name)
+	v, err := safeExec(actx, step, n.env, args)
+	end()
+	if err != nil {
+		serr := builtins.AsStepError(err)
+		switch {
+		case ctx.Err() != nil:
+			return nil, &builtins.StepError{Code: builtins.CodeCancelled, Message: fmt.Sprintf("%s: %s", step.Name, cancelReason(ctx))}
+		case actx.Err() != nil && serr.Code != builtins.CodeTimeout:
+			return nil, &builtins.StepError{Code: builtins.CodeTimeout, Retryable: true, Message: fmt.Sprintf("%s: no answer within %s", step.Name, n.deadline(step, args))}
+		}
+		return nil, serr
+	}
+	raw, err := builtins.Canonical(v)
+	if err != nil {
+		return nil, builtins.Errorf(builtins.CodeInternal, "%s: result is not JSON: %v", step.Name, err)
+	}
+	if len(raw) > n.opts.PayloadLimit {
+		return nil, builtins.Errorf(builtins.CodePayloadTooLarge, "payload too large: %s returned %d bytes, over the payload limit of %d bytes", step.Name, len(raw), n.opts.PayloadLimit)
+	}
+	return raw, nil
+}
+
+// safeExec calls Exec, turning a panic into an internal error so one bad
+// builtin cannot take the node down.
+func safeExec(ctx context.Context, step *builtins.Step, env builtins.Env, args json.RawMessage) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = builtins.Errorf(builtins.CodeInternal, "%s panicked: %v", step.Name, p)
+		}
+	}()
+	return step.Exec(ctx, env, args)
+}
+
+// dispatch sends a step to node's worker through the STEPS stream and waits for
+// the worker's notification that the result is journaled.
+func (n *Node) dispatch(ctx context.Context, node string, env Envelope) (ResultEntry, error) {
+	token := strconv.FormatUint(n.replyNext.Add(1), 36)
+	ch := make(chan ResultEntry, 1)
+	n.replies.Store(token, ch)
+	defer n.replies.Delete(token)
+	data, _ := json.Marshal(env)
+	hdr := bus.Header{hdrReply: {n.replyPrefix + token}}
+	telemetry.Propagator.Inject(ctx, telemetry.HeaderCarrier(hdr))
+	if err := n.bus.PublishStep(ctx, node, env.Key+"/a"+strconv.Itoa(env.Attempt), hdr, data); err != nil {
+		return ResultEntry{}, err
+	}
+	wait := time.NewTimer(time.Until(env.Deadline) + 5*time.Second)
+	defer wait.Stop()
+	select {
+	case res := <-ch:
+		return res, nil
+	case <-wait.C:
+		// The notification may be lost while the result is journaled: look.
+		if m, err := n.bus.Entry(ctx, bus.JournalSubject(env.Run, "result", env.Step)); err == nil {
+			var res ResultEntry
+			if json.Unmarshal(m.Data, &res) == nil {
+				return res, nil
+			}
+		}
+		return ResultEntry{Step: env.Step, Node: node, Attempts: env.Attempt,
+			Error: builtins.Errorf(builtins.CodeTimeout, "%s: node %s returned no result by the step's deadline", env.Builtin, node)}, nil
+	case <-ctx.Done():
+		return ResultEntry{}, &StepFailure{Builtin: env.Builtin, Step: env.Step, Code: builtins.CodeCancelled, Message: cancelReason(ctx)}
+	}
+}
+
+func (n *Node) onReply(m bus.Msg) {
+	token := m.Subject[len(n.replyPrefix):]
+	if ch, ok := n.replies.Load(token); ok {
+		var res ResultEntry
+		if err := json.Unmarshal(m.Data, &res); err == nil {
+			select {
+			case ch.(chan ResultEntry) <- res:
+			default:
+			}
+		}
+	}
+}
+
+// handleStep is the worker: it executes a dispatched step, journals the result
+// (write-once: if another attempt already wrote it, that result stands) and
+// notifies the coordinator.
+func (n *Node) handleStep(m bus.StepMsg) {
+	n.stepsWG.Add(1)
+	defer n.stepsWG.Done()
+	var env Envelope
+	if err := json.Unmarshal(m.Data, &env); err != nil {
+		n.log.Error().Err(err).Msg("dropping malformed step envelope")
+		m.Ack()
+		return
+	}
+	ctx := telemetry.Propagator.Extract(n.baseCtx, telemetry.HeaderCarrier(m.Header))
+	ctx, cancel := context.WithDeadline(ctx, env.Deadline)
+	defer cancel()
+	var res ResultEntry
+	if step, err := n.opts.Registry.Lookup(env.Builtin); err != nil {
+		res = ResultEntry{Step: env.Step, Node: n.opts.Name, Attempts: env.Attempt, Start: time.Now().UTC(),
+			Error: builtins.Errorf(builtins.CodeInternal, "node %s has no builtin %s (is it running an older build?)", n.opts.Name, env.Builtin)}
+	} else {
+		res = n.execute(ctx, step, env.Run, env.Step, env.Args)
+	}
+	data, _ := json.Marshal(res)
+	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer jcancel()
+	if _, err := n.bus.Append(jctx, bus.JournalSubject(env.Run, "result", env.Step), env.Key+"/result", nil, data); err != nil {
+		if !errors.Is(err, bus.ErrExists) {
+			n.log.Error().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("journal step result; handing the step back")
+			m.Nak()
+			return
+		}
+		if prev, err := n.bus.Entry(jctx, bus.JournalSubject(env.Run, "result", env.Step)); err == nil {
+			data = prev.Data
+		}
+	}
+	m.Ack()
+	if reply := m.Header.Get(hdrReply); reply != "" {
+		n.bus.Publish(reply, nil, data)
+	}
+}
+
+func newNonce() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}

@@ -1,0 +1,60 @@
+package builtins
+
+import (
+	"encoding/json"
+
+	"github.com/rs/zerolog"
+	"go.starlark.net/starlark"
+)
+
+// Runtime is what the engine provides to builtins running in a script thread.
+type Runtime interface {
+	// CallStep journals, places and executes one call of step with the given
+	// arguments (the value returned by step.Args) and returns the journaled
+	// result. The error, if any, is one the script cannot handle (retries
+	// exhausted, payload too large, cancelled, replay divergence).
+	CallStep(thread *starlark.Thread, step *Step, args any) (json.RawMessage, error)
+	// Tag records search attributes of the run.
+	Tag(thread *starlark.Thread, attrs map[string]string) error
+	// Logger returns the logger for script log lines, carrying run fields.
+	Logger(thread *starlark.Thread) *zerolog.Logger
+}
+
+const runtimeKey = "drover.runtime"
+
+// SetRuntime attaches rt to thread.
+func SetRuntime(thread *starlark.Thread, rt Runtime) { thread.SetLocal(runtimeKey, rt) }
+
+// RuntimeOf returns the Runtime attached to thread, or ErrNoRuntime.
+func RuntimeOf(thread *starlark.Thread) (Runtime, error) {
+	if rt, ok := thread.Local(runtimeKey).(Runtime); ok {
+		return rt, nil
+	}
+	return nil, ErrNoRuntime
+}
+
+// Builtin returns the Starlark builtin that calls step through the thread's Runtime.
+func (s *Step) Builtin() *starlark.Builtin {
+	return starlark.NewBuiltin(s.Name, func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		rt, err := RuntimeOf(thread)
+		if err != nil {
+			return nil, err
+		}
+		var a any
+		if s.Args != nil {
+			if a, err = s.Args(b, args, kwargs); err != nil {
+				return nil, err
+			}
+		} else if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+			return nil, err
+		}
+		res, err := rt.CallStep(thread, s, a)
+		if err != nil {
+			return nil, err
+		}
+		if s.Value != nil {
+			return s.Value(res)
+		}
+		return DecodeValue(res)
+	})
+}

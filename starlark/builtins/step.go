@@ -1,0 +1,114 @@
+package builtins
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"go.starlark.net/starlark"
+)
+
+// A Step describes a builtin whose effect lies outside the script. Every call of
+// it becomes one journaled, placed step.
+type Step struct {
+	// Name is the qualified name the script uses, e.g. "http.get" or "uuid".
+	// A dotted name becomes a member of a module named by its first part.
+	Name string
+
+	// Args converts the script's arguments into a JSON-encodable value (maps,
+	// slices, strings, json.Number, bools, nil). It runs on the coordinator and
+	// must be deterministic. Errors should name the builtin and the argument;
+	// starlark.UnpackArgs already does.
+	Args func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error)
+
+	// Exec performs the effect. It runs on the node that placement chose, possibly
+	// not the coordinator, so it may use only ctx, env and args. A returned
+	// *StepError keeps its code and retryability; any other error is an internal,
+	// non-retryable failure. The result must be JSON-encodable.
+	Exec func(ctx context.Context, env Env, args json.RawMessage) (any, error)
+
+	// Value converts the journaled result into the value the script sees.
+	// Nil means FromJSON.
+	Value func(result json.RawMessage) (starlark.Value, error)
+
+	// Timeout bounds one attempt when the call gives no deadline of its own
+	// (zero means the engine's default). Deadline, if set, reads a per-call
+	// deadline from the arguments (e.g. http.get's timeout=).
+	Timeout  time.Duration
+	Deadline func(args json.RawMessage) time.Duration
+
+	// Retry says how failed attempts with a retryable error are retried.
+	// The zero value means DefaultRetry.
+	Retry RetryPolicy
+
+	// Local marks side values (clock, random, uuid): they are journaled like any
+	// step but always execute on the coordinator, never dispatched.
+	Local bool
+
+	// Resources lists what one call consumes, for placement (rate limits, pools).
+	Resources func(args json.RawMessage) []Demand
+
+	// Doc is a one-line description shown by tooling.
+	Doc string
+}
+
+// Demand is an amount of a named resource that one step consumes.
+type Demand struct {
+	Resource string  `json:"resource"`
+	Amount   float64 `json:"amount"`
+}
+
+// RetryPolicy bounds retries of attempts that failed with a retryable error.
+type RetryPolicy struct {
+	MaxAttempts int           // total attempts including the first; 1 means no retry
+	Initial     time.Duration // delay before the second attempt
+	Max         time.Duration // cap on any delay
+	Multiplier  float64       // growth of the delay per attempt
+}
+
+// DefaultRetry is used by steps that set no policy: 4 attempts, 100ms, 200ms, 400ms.
+var DefaultRetry = RetryPolicy{MaxAttempts: 4, Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}
+
+// Policy returns the step's retry policy with defaults applied.
+func (s *Step) Policy() RetryPolicy {
+	p := s.Retry
+	if p.MaxAttempts == 0 {
+		p = DefaultRetry
+	}
+	if p.Multiplier < 1 {
+		p.Multiplier = 1
+	}
+	return p
+}
+
+// Delay returns the wait before attempt n (n ≥ 2).
+func (p RetryPolicy) Delay(n int) time.Duration {
+	d := float64(p.Initial)
+	for i := 2; i < n; i++ {
+		d *= p.Multiplier
+	}
+	if p.Max > 0 && time.Duration(d) > p.Max {
+		return p.Max
+	}
+	return time.Duration(d)
+}
+
+// Env is what a step's Exec may use on the node that executes it.
+type Env interface {
+	// Node is the name of the executing node.
+	Node() string
+	// HTTPClient is the node's outbound HTTP client (traced, pooled).
+	HTTPClient() *http.Client
+	// KV is the cluster-wide key/value store behind kv.*.
+	KV() KVStore
+	// Publish sends payload to subject for emit().
+	Publish(ctx context.Context, subject string, payload []byte) error
+}
+
+// KVStore is the key/value store behind kv.get/put/delete.
+type KVStore interface {
+	Get(ctx context.Context, key string) (value []byte, found bool, err error)
+	Put(ctx context.Context, key string, value []byte) error
+	Delete(ctx context.Context, key string) error
+}
