@@ -17,12 +17,12 @@ var (
 
 // Stable codes carried by a StepError across nodes.
 const (
-	CodeTransport       = "transport"        // network failure: connection refused, reset, DNS
-	CodeTimeout         = "timeout"          // the step's deadline passed
-	CodeBadArgs         = "bad_args"         // the arguments could not be used
+	CodeTransport       = "transport"         // network failure: connection refused, reset, DNS
+	CodeTimeout         = "timeout"           // the step's deadline passed
+	CodeBadArgs         = "bad_args"          // the arguments could not be used
 	CodePayloadTooLarge = "payload_too_large" // result above the configured limit
-	CodeCancelled       = "cancelled"        // the run was cancelled
-	CodeInternal        = "internal"         // anything else
+	CodeCancelled       = "cancelled"         // the run was cancelled
+	CodeInternal        = "internal"          // anything else
 )
 
 // StepError is the error of one step execution. It crosses NATS as JSON, so it

@@ -1,0 +1,105 @@
+package stdlib
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/droverhq/drover/starlark/builtins"
+	"go.starlark.net/starlark"
+)
+
+func registerEmit(r *builtins.Registry) {
+	r.MustRegister(&builtins.Step{
+		Name: "emit",
+		Doc:  "publish a JSON payload on a subject",
+		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
+			var (
+				subject subjectArg
+				payload starlark.Value
+			)
+			if err := unpackArgs(b.Name(), args, kwargs, "subject", &subject, "payload", &payload); err != nil {
+				return nil, err
+			}
+			v, err := builtins.ToJSON(payload)
+			if err != nil {
+				return nil, fmt.Errorf("%s: for parameter payload: %v", b.Name(), err)
+			}
+			return map[string]any{"subject": string(subject), "payload": v}, nil
+		},
+		Exec: emitExec,
+	})
+}
+
+// subjectArg unpacks the subject of emit: dot-separated non-empty tokens without
+// whitespace or wildcards, outside the reserved "drover." and "$" spaces.
+type subjectArg string
+
+func (s *subjectArg) Unpack(v starlark.Value) error {
+	str, ok := v.(starlark.String)
+	if !ok {
+		return fmt.Errorf("got %s, want string", v.Type())
+	}
+	if err := checkSubject(string(str)); err != nil {
+		return err
+	}
+	*s = subjectArg(str)
+	return nil
+}
+
+func checkSubject(s string) error {
+	q := starlark.String(s).String()
+	if s == "" {
+		return fmt.Errorf("the subject is empty")
+	}
+	for i, r := range s {
+		switch {
+		case unicode.IsSpace(r):
+			return fmt.Errorf("the subject %s contains whitespace at byte %d", q, i)
+		case !unicode.IsPrint(r):
+			return fmt.Errorf("the subject %s contains the non-printable character %U", q, r)
+		case r == '*' || r == '>':
+			return fmt.Errorf("the subject %s contains the wildcard %q; emit needs a literal subject", q, r)
+		}
+	}
+	if strings.HasPrefix(s, "$") {
+		return fmt.Errorf(`the subject %s is reserved (subjects starting with "$" belong to the message bus)`, q)
+	}
+	tokens := strings.Split(s, ".")
+	for _, t := range tokens {
+		if t == "" {
+			return fmt.Errorf(`the subject %s has an empty token (want e.g. "orders.created")`, q)
+		}
+	}
+	if tokens[0] == "drover" {
+		return fmt.Errorf(`the subject %s is reserved (subjects starting with "drover." belong to the engine)`, q)
+	}
+	return nil
+}
+
+func emitExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+	var c struct {
+		Subject string          `json:"subject"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, builtins.Errorf(builtins.CodeBadArgs, "emit: bad arguments: %v", err)
+	}
+	if err := checkSubject(c.Subject); err != nil {
+		return nil, builtins.Errorf(builtins.CodeBadArgs, "emit: %v", err)
+	}
+	payload := []byte(c.Payload)
+	if len(payload) == 0 {
+		payload = []byte("null")
+	}
+	if err := env.Publish(ctx, c.Subject, payload); err != nil {
+		what := fmt.Sprintf("emit %s", c.Subject)
+		if se := ctxError(ctx, what); se != nil {
+			return nil, se
+		}
+		return nil, builtins.Retryable(builtins.CodeTransport, "%s: %v", what, err)
+	}
+	return nil, nil
+}

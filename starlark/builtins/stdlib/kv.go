@@ -1,0 +1,172 @@
+package stdlib
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/droverhq/drover/starlark/builtins"
+	"go.starlark.net/starlark"
+)
+
+// MaxKeyLen is the longest key kv.* accept, in bytes.
+const MaxKeyLen = 512
+
+func registerKV(r *builtins.Registry) {
+	r.MustRegister(&builtins.Step{
+		Name: "kv.get",
+		Doc:  "the JSON value stored under a key, or None",
+		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
+			var key kvKey
+			if err := unpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
+				return nil, err
+			}
+			return map[string]any{"key": string(key)}, nil
+		},
+		Exec: kvGetExec,
+	})
+	r.MustRegister(&builtins.Step{
+		Name: "kv.put",
+		Doc:  "store a JSON value under a key",
+		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
+			var (
+				key   kvKey
+				value starlark.Value
+			)
+			if err := unpackArgs(b.Name(), args, kwargs, "key", &key, "value", &value); err != nil {
+				return nil, err
+			}
+			v, err := builtins.ToJSON(value)
+			if err != nil {
+				return nil, fmt.Errorf("%s: for parameter value: %v", b.Name(), err)
+			}
+			return map[string]any{"key": string(key), "value": v}, nil
+		},
+		Exec: kvPutExec,
+	})
+	r.MustRegister(&builtins.Step{
+		Name: "kv.delete",
+		Doc:  "remove a key; removing a missing key is not an error",
+		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
+			var key kvKey
+			if err := unpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
+				return nil, err
+			}
+			return map[string]any{"key": string(key)}, nil
+		},
+		Exec: kvDeleteExec,
+	})
+}
+
+// kvKey unpacks a key: a non-empty string of at most MaxKeyLen bytes of
+// printable UTF-8 without whitespace.
+type kvKey string
+
+func (k *kvKey) Unpack(v starlark.Value) error {
+	s, ok := v.(starlark.String)
+	if !ok {
+		return fmt.Errorf("got %s, want string", v.Type())
+	}
+	if err := checkKey(string(s)); err != nil {
+		return err
+	}
+	*k = kvKey(s)
+	return nil
+}
+
+func checkKey(s string) error {
+	q := starlark.String(s).String()
+	switch {
+	case s == "":
+		return fmt.Errorf("the key is empty")
+	case len(s) > MaxKeyLen:
+		return fmt.Errorf("the key is %d bytes long, over the limit of %d", len(s), MaxKeyLen)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("the key %s is not valid UTF-8", q)
+	}
+	for i, r := range s {
+		if unicode.IsSpace(r) {
+			return fmt.Errorf("the key %s contains whitespace at byte %d", q, i)
+		}
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("the key %s contains the non-printable character %U at byte %d", q, r, i)
+		}
+	}
+	return nil
+}
+
+type kvCall struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+func decodeKV(name string, env builtins.Env, raw json.RawMessage) (kvCall, builtins.KVStore, error) {
+	var c kvCall
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, nil, builtins.Errorf(builtins.CodeBadArgs, "%s: bad arguments: %v", name, err)
+	}
+	if err := checkKey(c.Key); err != nil {
+		return c, nil, builtins.Errorf(builtins.CodeBadArgs, "%s: %v", name, err)
+	}
+	store := env.KV()
+	if store == nil {
+		return c, nil, builtins.Errorf(builtins.CodeInternal, "%s: node %s has no key/value store", name, env.Node())
+	}
+	return c, store, nil
+}
+
+// kvError classifies a failure of the store: ctx ending as timeout or
+// cancellation, anything else as a retryable transport failure.
+func kvError(ctx context.Context, what string, err error) *builtins.StepError {
+	if se := ctxError(ctx, what); se != nil {
+		return se
+	}
+	return builtins.Retryable(builtins.CodeTransport, "%s: %v", what, err)
+}
+
+func kvGetExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+	c, store, err := decodeKV("kv.get", env, raw)
+	if err != nil {
+		return nil, err
+	}
+	what := fmt.Sprintf("kv.get %q", c.Key)
+	val, found, err := store.Get(ctx, c.Key)
+	if err != nil {
+		return nil, kvError(ctx, what, err)
+	}
+	if !found {
+		return nil, nil
+	}
+	if !json.Valid(val) {
+		return nil, builtins.Errorf(builtins.CodeInternal, "%s: the stored value is not JSON (was it written by something other than kv.put?)", what)
+	}
+	return json.RawMessage(val), nil
+}
+
+func kvPutExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+	c, store, err := decodeKV("kv.put", env, raw)
+	if err != nil {
+		return nil, err
+	}
+	val := []byte(c.Value)
+	if len(val) == 0 {
+		val = []byte("null")
+	}
+	if err := store.Put(ctx, c.Key, val); err != nil {
+		return nil, kvError(ctx, fmt.Sprintf("kv.put %q", c.Key), err)
+	}
+	return nil, nil
+}
+
+func kvDeleteExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+	c, store, err := decodeKV("kv.delete", env, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Delete(ctx, c.Key); err != nil {
+		return nil, kvError(ctx, fmt.Sprintf("kv.delete %q", c.Key), err)
+	}
+	return nil, nil
+}
