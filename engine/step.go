@@ -87,6 +87,9 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 	r.mu.Lock()
 	r.record.Steps++
 	r.mu.Unlock()
+	if e := r.log.Debug(); e.Enabled() {
+		e.Str("step", id).Str("builtin", step.Name).Str("exec_node", res.Node).Dur("took", res.Duration).Bool("ok", res.Error == nil).Msg("step")
+	}
 	if res.Error != nil {
 		span.SetStatus(codes.Error, res.Error.Message)
 		return nil, &StepFailure{Builtin: step.Name, Step: id, Code: res.Error.Code, Message: res.Error.Message, Attempts: res.Attempts}

@@ -146,14 +146,14 @@ func (c HeaderCarrier) Keys() []string {
 	return keys
 }
 
-// NewLogger returns a zerolog JSON logger writing to w with the node's name on
-// every line. level is a zerolog level name ("debug", "info", ...); empty or
-// unknown means info.
-func NewLogger(w io.Writer, node, level string) zerolog.Logger {
+// NewLogger returns a zerolog JSON logger writing to w with timestamps. level
+// is a zerolog level name ("debug", "info", ...); empty or unknown means info.
+// The engine adds node, run and step fields to the lines it writes.
+func NewLogger(w io.Writer, level string) zerolog.Logger {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
 		lvl = zerolog.InfoLevel
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
-	return zerolog.New(w).Level(lvl).With().Timestamp().Str("node", node).Logger()
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 }

@@ -48,11 +48,12 @@ func TestCarrierKeepsCase(t *testing.T) {
 	_ = got
 }
 
-func TestLoggerHasNode(t *testing.T) {
+func TestLoggerLevel(t *testing.T) {
 	var buf bytes.Buffer
-	l := NewLogger(&buf, "n1", "")
-	l.Info().Str("run", "R").Msg("hi")
-	if !strings.Contains(buf.String(), `"node":"n1"`) || !strings.Contains(buf.String(), `"run":"R"`) {
+	l := NewLogger(&buf, "warn")
+	l.Info().Msg("dropped")
+	l.Warn().Str("run", "R").Msg("kept")
+	if strings.Contains(buf.String(), "dropped") || !strings.Contains(buf.String(), `"run":"R"`) {
 		t.Fatal(buf.String())
 	}
 }

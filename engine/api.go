@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// API is what ctl and the control panel use: implemented in-process by *Node and
+// over HTTP by engine/client.Client.
+type API interface {
+	Start(ctx context.Context, req StartRequest) (*Run, error)
+	Wait(ctx context.Context, id string) (*Run, error)
+	Get(ctx context.Context, id string) (*RunDetail, error)
+	List(ctx context.Context, f ListFilter) ([]Run, error)
+}
+
+var _ API = (*Node)(nil)
+
+// ErrorBody is the JSON shape of every API error.
+type ErrorBody struct {
+	Error struct {
+		Code    string   `json:"code"`
+		Message string   `json:"message"`
+		Errors  []string `json:"errors,omitempty"` // compile errors, one per problem
+	} `json:"error"`
+}
+
+// API error codes.
+const (
+	CodeUnknownRun   = "unknown_run"
+	CodeBadInput     = "bad_input"
+	CodeCompileError = "compile_error"
+	CodeShuttingDown = "shutting_down"
+	CodeInternal     = "internal"
+)
+
+// Handler returns the node's HTTP JSON API:
+//
+//	POST /v1/runs               start a run (body StartRequest); ?wait=1 waits for the end
+//	GET  /v1/runs               list runs: ?status= &script= &attr=k=v (repeatable) &since=2h &limit=
+//	GET  /v1/runs/{id}          one run with its input and steps
+//	GET  /v1/runs/{id}/wait     wait for the end: ?timeout=30s; 202 with the record if still running
+//	GET  /v1/health             node name and NATS URL
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/runs", n.httpStart)
+	mux.HandleFunc("GET /v1/runs", n.httpList)
+	mux.HandleFunc("GET /v1/runs/{id}", n.httpGet)
+	mux.HandleFunc("GET /v1/runs/{id}/wait", n.httpWait)
+	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"node": n.opts.Name, "nats": n.bus.ClientURL()})
+	})
+	return mux
+}
+
+func (n *Node) httpStart(w http.ResponseWriter, r *http.Request) {
+	var req StartRequest
+	body := http.MaxBytesReader(w, r.Body, int64(n.opts.PayloadLimit)*4+1<<20)
+	if err := json.NewDecoder(body).Decode(&req); err != nil {
+		writeErr(w, fmt.Errorf("%w: request body is not a JSON StartRequest: %v", ErrBadInput, err))
+		return
+	}
+	run, err := n.Start(r.Context(), req)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if r.URL.Query().Get("wait") == "" {
+		writeJSON(w, http.StatusCreated, run)
+		return
+	}
+	n.waitHTTP(w, r, run.ID)
+}
+
+func (n *Node) httpWait(w http.ResponseWriter, r *http.Request) { n.waitHTTP(w, r, r.PathValue("id")) }
+
+func (n *Node) waitHTTP(w http.ResponseWriter, r *http.Request, id string) {
+	timeout := 30 * time.Second
+	if s := r.URL.Query().Get("timeout"); s != "" {
+		if d, err := time.ParseDuration(s); err == nil && d > 0 {
+			timeout = d
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	run, err := n.Wait(ctx, id)
+	if errors.Is(err, context.DeadlineExceeded) {
+		if run, err = n.record(r.Context(), id); err == nil {
+			writeJSON(w, http.StatusAccepted, run)
+			return
+		}
+	}
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
+}
+
+func (n *Node) httpList(w http.ResponseWriter, r *http.Request) {
+	f, err := ParseListQuery(r.URL.Query())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	runs, err := n.List(r.Context(), f)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if runs == nil {
+		runs = []Run{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+}
+
+// ParseListQuery reads a ListFilter from URL query values.
+func ParseListQuery(q map[string][]string) (ListFilter, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	f := ListFilter{Status: get("status"), Script: get("script")}
+	for _, kv := range q["attr"] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return f, fmt.Errorf("%w: attr %q: want name=value", ErrBadInput, kv)
+		}
+		if f.Attrs == nil {
+			f.Attrs = map[string]string{}
+		}
+		f.Attrs[k] = v
+	}
+	if s := get("since"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return f, fmt.Errorf("%w: since %q: want a duration such as 30m, 2h or 24h", ErrBadInput, s)
+		}
+		f.Since = d
+	}
+	if s := get("limit"); s != "" {
+		l, err := strconv.Atoi(s)
+		if err != nil || l <= 0 {
+			return f, fmt.Errorf("%w: limit %q: want a positive number", ErrBadInput, s)
+		}
+		f.Limit = l
+	}
+	switch f.Status {
+	case "", StatusRunning, StatusCompleted, StatusFailed, StatusCancelled:
+	default:
+		return f, fmt.Errorf("%w: status %q: want running, completed, failed or cancelled", ErrBadInput, f.Status)
+	}
+	return f, nil
+}
+
+func (n *Node) httpGet(w http.ResponseWriter, r *http.Request) {
+	d, err := n.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	var body ErrorBody
+	body.Error.Message = err.Error()
+	status := http.StatusInternalServerError
+	var ce *CompileError
+	switch {
+	case errors.As(err, &ce):
+		status, body.Error.Code, body.Error.Errors = http.StatusUnprocessableEntity, CodeCompileError, ce.Errors
+	case errors.Is(err, ErrUnknownRun):
+		status, body.Error.Code = http.StatusNotFound, CodeUnknownRun
+	case errors.Is(err, ErrBadInput):
+		status, body.Error.Code = http.StatusBadRequest, CodeBadInput
+	case errors.Is(err, ErrClosed):
+		status, body.Error.Code = http.StatusServiceUnavailable, CodeShuttingDown
+	default:
+		body.Error.Code = CodeInternal
+	}
+	writeJSON(w, status, body)
+}
