@@ -40,7 +40,7 @@ type Run struct {
 	Coordinator string            `json:"coordinator"`
 	Started     time.Time         `json:"started"`
 	Ended       *time.Time        `json:"ended,omitempty"`
-	Steps       int               `json:"steps"`
+	Steps       int               `json:"step_count"`
 	Result      json.RawMessage   `json:"result,omitempty"`
 	Error       *RunError         `json:"error,omitempty"`
 }

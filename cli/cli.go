@@ -1,0 +1,173 @@
+// Package cli implements ctl, Drover's command line: running a script and
+// inspecting runs, against a node's HTTP API (--server, DROVER_URL) or an
+// embedded node started in-process on a local data dir.
+//
+// Every command works through engine.API, so both modes behave the same.
+// cmd/ctl only calls Main; docs/cli.md is the user's reference.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes of Main.
+const (
+	// ExitOK: the command succeeded (for run and runs wait: the run completed).
+	ExitOK = 0
+	// ExitFailure: the run failed, the script does not compile, or the command
+	// could not do its work (unknown run, unreachable server, data dir in use).
+	ExitFailure = 1
+	// ExitUsage: the command line is wrong (unknown command or flag, missing or
+	// extra arguments, a bad flag value, --input that is not JSON).
+	ExitUsage = 2
+	// ExitCancelled: the run was cancelled.
+	ExitCancelled = 4
+	// ExitInterrupted: ctl was interrupted (SIGINT, SIGTERM) before the run
+	// ended: 128 + SIGINT, as shells report it.
+	ExitInterrupted = 130
+)
+
+// Main runs ctl with args (without the program name) and returns the exit code.
+// Results go to stdout; run ids, progress and errors go to stderr.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, args, &app{stdin: stdin, stdout: stdout, stderr: &lockedWriter{w: stderr}, getenv: os.Getenv})
+}
+
+// app is one invocation of ctl: its streams, environment and global flags.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	server  string
+	dataDir string
+	verbose bool
+}
+
+// exitError ends a command with an exit code. usage adds the pointer to --help.
+type exitError struct {
+	code  int
+	err   error
+	usage bool
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErrorf is a bad command line detected by a command itself (exit 2).
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...), usage: true}
+}
+
+// failure is a failed run or operation (exit 1).
+func failure(err error) error { return &exitError{code: ExitFailure, err: err} }
+
+// silent ends a command with code after it has printed what it had to say.
+func silent(code int) error { return &exitError{code: code} }
+
+func run(ctx context.Context, args []string, a *app) int {
+	if args == nil {
+		args = []string{} // cobra reads os.Args when given nil
+	}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	if cmd == nil {
+		cmd = root
+	}
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		// cobra's own errors: unknown command or flag, bad arguments.
+		ee = &exitError{code: ExitUsage, err: err, usage: true}
+	}
+	if ee.err != nil {
+		fmt.Fprintf(a.stderr, "%s: %s\n", cmd.CommandPath(), strings.TrimRight(ee.err.Error(), "\n"))
+	}
+	if ee.usage {
+		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+	return ee.code
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ctl",
+		Short: "Run Drover scripts and inspect their runs",
+		Long: `ctl runs Drover scripts and inspects their runs.
+
+With --server URL (or DROVER_URL) it talks to a running engine node. Without,
+it starts an embedded node in-process on a local data dir, so one command
+works on a fresh machine and later commands find the same runs.
+
+Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
+4 run cancelled, 130 interrupted.`,
+		Args:              noSubcommand,
+		RunE:              helpWhenBare,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+
+		SuggestionsMinimumDistance: 2,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: err, usage: true}
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.server, "server", "", "`URL` of an engine node's HTTP API (default $DROVER_URL; none: embedded node)")
+	pf.StringVar(&a.dataDir, "data-dir", "", "`DIR` holding the embedded node's data (default $DROVER_DATA, else $XDG_DATA_HOME/drover, else ~/.local/share/drover)")
+	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log the embedded node's activity to stderr")
+
+	runs := &cobra.Command{
+		Use:   "runs",
+		Short: "List, show and wait for runs",
+		Args:  noSubcommand,
+		RunE:  helpWhenBare,
+	}
+	runs.AddCommand(a.runsLsCommand(), a.runsShowCommand(), a.runsWaitCommand())
+	root.AddCommand(a.runCommand(), runs)
+	return root
+}
+
+// noSubcommand rejects arguments of a command that only groups subcommands.
+func noSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return usageErrorf("%s", msg)
+}
+
+func helpWhenBare(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+
+// wantArgs checks a command's positional arguments, naming the missing ones.
+func wantArgs(names ...string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, got []string) error {
+		switch {
+		case len(got) < len(names):
+			return usageErrorf("missing %s", strings.Join(names[len(got):], " "))
+		case len(got) > len(names):
+			return usageErrorf("unexpected argument %q (want %s)", got[len(names)], strings.Join(names, " "))
+		}
+		return nil
+	}
+}

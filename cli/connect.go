@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/engine/client"
+)
+
+// closeGrace is how long the embedded node lets runs still in flight go on when
+// ctl exits; then it interrupts them, keeping their journals.
+const closeGrace = 2 * time.Second
+
+// embeddedName is the node name of the embedded node, shown in step tables.
+const embeddedName = "local"
+
+// conn is the API a command works through, and how to let go of it.
+type conn struct {
+	engine.API
+	// embedded is true when the node runs inside ctl and stops with it.
+	embedded bool
+	close    func()
+}
+
+// serverURL is the node to talk to, or "" for an embedded node.
+func (a *app) serverURL() string {
+	if a.server != "" {
+		return a.server
+	}
+	return a.getenv("DROVER_URL")
+}
+
+// connect returns a client of the --server node, or starts an embedded node.
+func (a *app) connect(ctx context.Context) (*conn, error) {
+	if url := a.serverURL(); url != "" {
+		return &conn{API: client.New(url), close: func() {}}, nil
+	}
+	dir, err := dataDir(a.dataDir, a.getenv)
+	if err != nil {
+		return nil, failure(err)
+	}
+	n, err := engine.NewNode(ctx, engine.Options{Name: embeddedName, DataDir: dir, Logger: a.logger()})
+	if errors.Is(err, bus.ErrDataDirInUse) {
+		return nil, failure(err) // the message says what to do
+	}
+	if err != nil {
+		return nil, failure(fmt.Errorf("cannot start the embedded node on %s: %w", dir, err))
+	}
+	return &conn{API: n, embedded: true, close: func() {
+		ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+		defer cancel()
+		if err := n.Close(ctx); err != nil {
+			fmt.Fprintf(a.stderr, "ctl: stopping the embedded node: %v\n", err)
+		}
+	}}, nil
+}
+
+// dataDir is where the embedded node keeps its data: flag, else $DROVER_DATA,
+// else $XDG_DATA_HOME/drover, else ~/.local/share/drover.
+func dataDir(flag string, getenv func(string) string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if d := getenv("DROVER_DATA"); d != "" {
+		return d, nil
+	}
+	if d := getenv("XDG_DATA_HOME"); filepath.IsAbs(d) { // the XDG spec ignores relative paths
+		return filepath.Join(d, "drover"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	if home == "" {
+		return "", errors.New("cannot choose a data dir for the embedded node: pass --data-dir or set DROVER_DATA")
+	}
+	return filepath.Join(home, ".local", "share", "drover"), nil
+}
+
+// logger is the embedded node's logger: human-readable lines on stderr with
+// --verbose, nothing otherwise.
+func (a *app) logger() *zerolog.Logger {
+	if !a.verbose {
+		return nil
+	}
+	w := zerolog.ConsoleWriter{Out: a.stderr, NoColor: !isTerminal(a.stderr), TimeFormat: "15:04:05.000"}
+	// A hook rather than .Timestamp(): zerolog's global time format drops milliseconds.
+	l := zerolog.New(w).Level(zerolog.DebugLevel).Hook(zerolog.HookFunc(func(e *zerolog.Event, _ zerolog.Level, _ string) {
+		e.Str(zerolog.TimestampFieldName, time.Now().Format(time.RFC3339Nano))
+	}))
+	return &l
+}
+
+func isTerminal(w io.Writer) bool {
+	if lw, ok := w.(*lockedWriter); ok {
+		w = lw.w
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// lockedWriter serialises writes to stderr, shared by ctl and the embedded
+// node's logger.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/droverhq/drover/engine"
+)
+
+// Time layouts: whole seconds in tables, milliseconds in a run's header.
+const (
+	tableTime  = "2006-01-02 15:04:05"
+	detailTime = "2006-01-02 15:04:05.000 MST"
+)
+
+// writeJSON prints raw JSON indented by two spaces; empty means null.
+func writeJSON(w io.Writer, raw json.RawMessage) error {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = json.RawMessage("null")
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return failure(fmt.Errorf("the node returned a result that is not JSON: %w", err))
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// writeValue prints v as JSON indented by two spaces.
+func writeValue(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+func row(w io.Writer, cells ...string) { fmt.Fprintln(w, strings.Join(cells, "\t")) }
+
+// writeRunsTable prints the runs of `ctl runs ls`, times in loc.
+func writeRunsTable(w io.Writer, runs []engine.Run, loc *time.Location) error {
+	tw := newTable(w)
+	row(tw, "ID", "SCRIPT", "STATUS", "STARTED", "DURATION", "STEPS", "ATTRS")
+	for _, r := range runs {
+		dur := "-"
+		if r.Ended != nil {
+			dur = formatDuration(r.Ended.Sub(r.Started))
+		}
+		row(tw, r.ID, r.Script, r.Status, r.Started.In(loc).Format(tableTime), dur, fmt.Sprint(r.Steps), orDash(formatAttrs(r.Attrs)))
+	}
+	return tw.Flush()
+}
+
+// writeRunDetail prints the run of `ctl runs show`: a header, then its steps.
+func writeRunDetail(w io.Writer, d *engine.RunDetail, loc *time.Location) error {
+	field := func(k, v string) { fmt.Fprintf(w, "%-14s%s\n", k+":", v) }
+	block := func(k, text string) {
+		fmt.Fprintf(w, "%s:\n", k)
+		for line := range strings.SplitSeq(strings.TrimRight(text, "\n"), "\n") {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+	}
+	field("Run", d.ID)
+	version := d.Hash
+	if len(version) > 12 {
+		version = version[:12]
+	}
+	field("Script", fmt.Sprintf("%s (version %s)", d.Script, orDash(version)))
+	field("Status", d.Status)
+	field("Coordinator", orDash(d.Coordinator))
+	field("Started", d.Started.In(loc).Format(detailTime))
+	if d.Ended != nil {
+		field("Ended", fmt.Sprintf("%s (took %s)", d.Ended.In(loc).Format(detailTime), formatDuration(d.Ended.Sub(d.Started))))
+	} else {
+		field("Ended", "- (still running)")
+	}
+	field("Input", orDash(compactJSON(d.Input)))
+	field("Attrs", orDash(formatAttrs(d.Attrs)))
+	switch {
+	case d.Error != nil:
+		field("Error", d.Error.Message)
+		if d.Error.Code != "" {
+			field("Code", d.Error.Code)
+		}
+		if d.Error.Backtrace != "" {
+			block("Backtrace", d.Error.Backtrace)
+		}
+	case d.Status == engine.StatusCompleted:
+		var buf bytes.Buffer
+		if err := writeJSON(&buf, d.Result); err != nil {
+			return err
+		}
+		block("Result", buf.String())
+	}
+	fmt.Fprintln(w)
+	if len(d.Steps) == 0 {
+		fmt.Fprintln(w, "No steps.")
+		return nil
+	}
+	tw := newTable(w)
+	row(tw, "STEP", "BUILTIN", "NODE", "START", "DURATION", "OUTCOME", "POS")
+	for _, s := range d.Steps {
+		dur := "-"
+		if s.Outcome != "pending" {
+			dur = formatDuration(s.Duration)
+		}
+		row(tw, s.ID, s.Builtin, orDash(s.Node), formatOffset(s.Start.Sub(d.Started)), dur, formatOutcome(s), orDash(s.Pos))
+	}
+	return tw.Flush()
+}
+
+// formatOutcome is ok, error: <message> or pending, with the attempts when
+// there were retries.
+func formatOutcome(s engine.StepView) string {
+	out := s.Outcome
+	if s.Outcome == "error" && s.Error != nil {
+		out = "error: " + strings.Join(strings.Fields(s.Error.Message), " ")
+	}
+	if s.Attempts > 1 {
+		out += fmt.Sprintf(" (%d attempts)", s.Attempts)
+	}
+	return out
+}
+
+// formatDuration rounds d to what a reader can use: µs below a second, ms
+// below a minute, seconds above.
+func formatDuration(d time.Duration) string {
+	switch a := d.Abs(); {
+	case a < time.Microsecond:
+		return d.String()
+	case a < time.Second:
+		return d.Round(time.Microsecond).String()
+	case a < time.Minute:
+		return d.Round(time.Millisecond).String()
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+// formatOffset is a signed offset from a run's start, like +1.234ms.
+func formatOffset(d time.Duration) string {
+	if d < 0 {
+		return formatDuration(d) // clocks of two nodes can disagree
+	}
+	return "+" + formatDuration(d)
+}
+
+// formatAttrs is k=v pairs sorted by name, comma-separated.
+func formatAttrs(attrs map[string]string) string {
+	pairs := make([]string, 0, len(attrs))
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
+		pairs = append(pairs, k+"="+attrs[k])
+	}
+	return strings.Join(pairs, ",")
+}
+
+func compactJSON(raw json.RawMessage) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return string(raw)
+	}
+	return buf.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

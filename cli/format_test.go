@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/starlark/builtins"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+var t0 = time.Date(2025, 3, 14, 9, 26, 53, 589_000_000, time.UTC)
+
+func at(d time.Duration) *time.Time { t := t0.Add(d); return &t }
+
+func fixtureRuns() []engine.Run {
+	return []engine.Run{
+		{ID: "01JPC8Z3D50000000000000003", Script: "checkout", Status: engine.StatusRunning, Started: t0.Add(2 * time.Minute), Steps: 1, Attrs: map[string]string{"customer": "acme"}},
+		{ID: "01JPC8Z3D50000000000000002", Script: "checkout", Status: engine.StatusFailed, Started: t0.Add(time.Minute), Ended: at(time.Minute + 1234567*time.Microsecond), Steps: 2,
+			Attrs: map[string]string{"env": "prod", "customer": "globex"}},
+		{ID: "01JPC8Z3D50000000000000001", Script: "hello", Status: engine.StatusCompleted, Started: t0, Ended: at(8893 * time.Microsecond), Steps: 3},
+	}
+}
+
+func TestRunsTableGolden(t *testing.T) {
+	var buf bytes.Buffer
+	if err := writeRunsTable(&buf, fixtureRuns(), time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "runs_ls.golden", buf.Bytes())
+}
+
+func TestRunDetailGolden(t *testing.T) {
+	hash := "2c1ceef4fb6b11b42f5a806919d0a2b01d0e4b0a71089f8a18c064aaaaaaaaaa"
+	tests := []struct {
+		name string
+		d    engine.RunDetail
+	}{
+		{"completed", engine.RunDetail{
+			Run: engine.Run{ID: "01JPC8Z3D50000000000000001", Script: "hello", Hash: hash, Status: engine.StatusCompleted, Coordinator: "local",
+				Started: t0, Ended: at(8893 * time.Microsecond), Attrs: map[string]string{"customer": "acme", "env": "test"},
+				Result: json.RawMessage(`{"greeting":"hello acme","remembered":true}`)},
+			Input: json.RawMessage(`{"customer":"acme"}`),
+			Steps: []engine.StepView{
+				{ID: "1", Builtin: "time.now", Node: "local", Start: t0.Add(1125 * time.Microsecond), Duration: 4 * time.Microsecond, Attempts: 1, Outcome: "ok", Pos: "hello.star:4:19"},
+				{ID: "2", Builtin: "http.get", Node: "n2", Start: t0.Add(1326 * time.Microsecond), Duration: 1234567 * time.Microsecond, Attempts: 3, Outcome: "ok", Pos: "hello.star:5:19"},
+				{ID: "3.1", Builtin: "kv.get", Node: "n1", Start: t0.Add(1236 * time.Millisecond), Duration: 60 * time.Microsecond, Attempts: 1, Outcome: "error", Pos: "hello.star:6:18",
+					Error: &builtins.StepError{Code: "transport", Message: "kv.get: bucket\nunavailable"}},
+			},
+		}},
+		{"failed", engine.RunDetail{
+			Run: engine.Run{ID: "01JPC8Z3D50000000000000002", Script: "boom", Hash: hash, Status: engine.StatusFailed, Coordinator: "n1",
+				Started: t0, Ended: at(416 * time.Microsecond),
+				Error: &engine.RunError{Message: "fail: boom", Backtrace: "Traceback (most recent call last):\n  boom.star:6:10: in main\n  boom.star:3:9: in check\nError in fail: fail: boom"}},
+			Input: json.RawMessage(`null`),
+			Steps: []engine.StepView{},
+		}},
+		{"running", engine.RunDetail{
+			Run:   engine.Run{ID: "01JPC8Z3D50000000000000003", Script: "slow", Hash: hash, Status: engine.StatusRunning, Coordinator: "n1", Started: t0},
+			Input: json.RawMessage(`{"for":"30s"}`),
+			Steps: []engine.StepView{
+				{ID: "1", Builtin: "sleep", Node: "n1", Start: t0.Add(2 * time.Millisecond), Outcome: "pending", Pos: "slow.star:2:10"},
+			},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := writeRunDetail(&buf, &tt.d, time.UTC); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "runs_show_"+tt.name+".golden", buf.Bytes())
+		})
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{850, "850ns"},
+		{12_345, "12µs"},
+		{1_234_567, "1.235ms"},
+		{123_456_789, "123.457ms"},
+		{1_234_567_890, "1.235s"},
+		{125_600 * time.Millisecond, "2m6s"},
+		{3*time.Hour + 2*time.Second, "3h0m2s"},
+		{-1500 * time.Microsecond, "-1.5ms"},
+	}
+	for _, tt := range tests {
+		if got := formatDuration(tt.d); got != tt.want {
+			t.Errorf("formatDuration(%d) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+	if got := formatOffset(1234 * time.Microsecond); got != "+1.234ms" {
+		t.Errorf("formatOffset = %q", got)
+	}
+}
+
+func TestDataDir(t *testing.T) {
+	tests := []struct {
+		name, flag string
+		env        map[string]string
+		want       string
+		wantErr    bool
+	}{
+		{"flag wins", "/d/flag", map[string]string{"DROVER_DATA": "/d/env", "XDG_DATA_HOME": "/xdg", "HOME": "/home/u"}, "/d/flag", false},
+		{"DROVER_DATA", "", map[string]string{"DROVER_DATA": "/d/env", "XDG_DATA_HOME": "/xdg", "HOME": "/home/u"}, "/d/env", false},
+		{"XDG_DATA_HOME", "", map[string]string{"XDG_DATA_HOME": "/xdg", "HOME": "/home/u"}, "/xdg/drover", false},
+		{"relative XDG_DATA_HOME is ignored", "", map[string]string{"XDG_DATA_HOME": "xdg", "HOME": "/home/u"}, "/home/u/.local/share/drover", false},
+		{"home", "", map[string]string{"HOME": "/home/u"}, "/home/u/.local/share/drover", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := dataDir(tt.flag, func(k string) string { return tt.env[k] })
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("dataDir = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReportEndExitCodes(t *testing.T) {
+	tests := []struct {
+		name string
+		run  engine.Run
+		want int
+		err  string
+	}{
+		{"completed", engine.Run{ID: "R", Status: engine.StatusCompleted}, ExitOK, ""},
+		{"failed", engine.Run{ID: "R", Status: engine.StatusFailed, Error: &engine.RunError{Message: "boom", Backtrace: "Traceback\n  t.star:2:9: in main\n"}}, ExitFailure,
+			"run R failed: boom\nTraceback\n  t.star:2:9: in main\n"},
+		{"cancelled", engine.Run{ID: "R", Status: engine.StatusCancelled}, ExitCancelled, "run R cancelled\n"},
+		{"cancelled with reason", engine.Run{ID: "R", Status: engine.StatusCancelled, Error: &engine.RunError{Message: "by ctl cancel"}}, ExitCancelled, "run R cancelled: by ctl cancel\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			a := &app{stderr: &stderr}
+			err := a.reportEnd(&tt.run)
+			code := ExitOK
+			var ee *exitError
+			if errors.As(err, &ee) {
+				code = ee.code
+			} else if err != nil {
+				t.Fatalf("err = %v, want an exit code", err)
+			}
+			if code != tt.want || stderr.String() != tt.err {
+				t.Fatalf("code %d stderr %q, want %d %q", code, stderr.String(), tt.want, tt.err)
+			}
+		})
+	}
+}

@@ -1,0 +1,212 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/droverhq/drover/engine"
+)
+
+func (a *app) runCommand() *cobra.Command {
+	var (
+		input  string
+		attrs  []string
+		detach bool
+		name   string
+	)
+	cmd := &cobra.Command{
+		Use:   "run FILE.star",
+		Short: "Run a script and print its result",
+		Long: `Run FILE.star's main(input) and wait for its end.
+
+The run id goes to stderr. When the run completes, its result is printed on
+stdout as JSON; when it fails, the error and the Starlark backtrace go to
+stderr and ctl exits 1 (4 if the run was cancelled).
+
+The script is FILE alone, unless its source calls load(): then every *.star
+file of FILE's directory is part of the script, under its base name.`,
+		Example: `  ctl run hello.star
+  ctl run checkout.star --input '{"customer":"acme","skus":["a","b"]}' --attr env=dev
+  ctl run checkout.star --input @order.json
+  ctl --server http://127.0.0.1:8080 run checkout.star --detach`,
+		Args: wantArgs("FILE.star"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := readInput(input, a.stdin)
+			if err != nil {
+				return err
+			}
+			at, err := parseAttrs(attrs)
+			if err != nil {
+				return err
+			}
+			if detach && a.serverURL() == "" {
+				return usageErrorf("--detach needs a server: an embedded node stops when ctl exits, and its runs with it; start an `engine` node and pass --server URL or set DROVER_URL")
+			}
+			script, err := readScript(args[0], name)
+			if err != nil {
+				return err
+			}
+			return a.run(cmd.Context(), engine.StartRequest{Script: script, Input: in, Attrs: at}, detach)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&input, "input", "", "the run's input: `JSON` text, @FILE.json, or @- for stdin (default null)")
+	f.StringArrayVar(&attrs, "attr", nil, "attribute of the run as `name=value` (repeatable)")
+	f.BoolVar(&detach, "detach", false, "print the run id on stdout and return without waiting (needs --server)")
+	f.StringVar(&name, "name", "", "`NAME` of the script (default: FILE's base name without .star)")
+	return cmd
+}
+
+// run starts req and, unless detach, waits for its end and reports it.
+func (a *app) run(ctx context.Context, req engine.StartRequest, detach bool) error {
+	c, err := a.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	r, err := c.Start(ctx, req)
+	var ce *engine.CompileError
+	switch {
+	case errors.As(err, &ce):
+		for _, line := range ce.Errors {
+			fmt.Fprintln(a.stderr, line)
+		}
+		return silent(ExitFailure)
+	case errors.Is(err, engine.ErrBadInput):
+		return &exitError{code: ExitUsage, err: err}
+	case err != nil:
+		return failure(err)
+	}
+	if detach {
+		fmt.Fprintln(a.stdout, r.ID)
+		return nil
+	}
+	fmt.Fprintf(a.stderr, "run %s\n", r.ID)
+	end, err := c.Wait(ctx, r.ID)
+	if err != nil {
+		return a.waitError(ctx, c, r.ID, err)
+	}
+	if end.Status == engine.StatusCompleted {
+		return writeJSON(a.stdout, end.Result)
+	}
+	return a.reportEnd(end)
+}
+
+// waitError explains why waiting for run id stopped.
+func (a *app) waitError(ctx context.Context, c *conn, id string, err error) error {
+	if ctx.Err() == nil {
+		return failure(err)
+	}
+	if c.embedded {
+		fmt.Fprintf(a.stderr, "ctl: interrupted; run %s stops with the embedded node, its journal is kept\n", id)
+	} else {
+		fmt.Fprintf(a.stderr, "ctl: interrupted; run %s goes on (ctl runs wait %s)\n", id, id)
+	}
+	return silent(ExitInterrupted)
+}
+
+// reportEnd prints how an unsuccessful run ended on stderr and returns its exit
+// code: failed (message then backtrace) or cancelled.
+func (a *app) reportEnd(r *engine.Run) error {
+	switch r.Status {
+	case engine.StatusCompleted:
+		return nil
+	case engine.StatusCancelled:
+		if r.Error != nil {
+			fmt.Fprintf(a.stderr, "run %s cancelled: %s\n", r.ID, r.Error.Message)
+		} else {
+			fmt.Fprintf(a.stderr, "run %s cancelled\n", r.ID)
+		}
+		return silent(ExitCancelled)
+	}
+	msg := "no error recorded"
+	if r.Error != nil {
+		msg = r.Error.Message
+	}
+	fmt.Fprintf(a.stderr, "run %s %s: %s\n", r.ID, r.Status, msg)
+	if r.Error != nil && r.Error.Backtrace != "" {
+		fmt.Fprintln(a.stderr, strings.TrimRight(r.Error.Backtrace, "\n"))
+	}
+	return silent(ExitFailure)
+}
+
+// readScript reads FILE and, if it calls load(), the other *.star files of its
+// directory.
+func readScript(file, name string) (engine.Script, error) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return engine.Script{}, failure(err)
+	}
+	base := filepath.Base(file)
+	if name == "" {
+		name = strings.TrimSuffix(base, ".star")
+	}
+	s := engine.Script{Name: name, Main: base, Files: map[string]string{base: string(src)}}
+	if !strings.Contains(string(src), "load(") {
+		return s, nil
+	}
+	dir := filepath.Dir(file)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return s, failure(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".star") || e.Name() == base {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return s, failure(err)
+		}
+		s.Files[e.Name()] = string(data)
+	}
+	return s, nil
+}
+
+// readInput reads --input: JSON text, @path, or @- for stdin; "" means null.
+func readInput(spec string, stdin io.Reader) (json.RawMessage, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	data := []byte(spec)
+	if path, ok := strings.CutPrefix(spec, "@"); ok {
+		var err error
+		if path == "-" {
+			data, err = io.ReadAll(stdin)
+		} else {
+			data, err = os.ReadFile(path)
+		}
+		if err != nil {
+			return nil, usageErrorf("--input: %v", err)
+		}
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, usageErrorf("--input is not JSON: %v", err)
+	}
+	return data, nil
+}
+
+// parseAttrs reads name=value pairs.
+func parseAttrs(pairs []string) (map[string]string, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, usageErrorf("--attr %q: want name=value", p)
+		}
+		m[k] = v
+	}
+	return m, nil
+}

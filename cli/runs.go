@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/droverhq/drover/engine"
+)
+
+func (a *app) runsLsCommand() *cobra.Command {
+	var (
+		status, script, since string
+		attrs                 []string
+		limit                 int
+		asJSON                bool
+	)
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List runs, newest first",
+		Long: `List runs, newest first, as a table or (--json) as a JSON array.
+
+Filters combine: a run is listed when it matches all of them.`,
+		Example: `  ctl runs ls
+  ctl runs ls --attr customer=acme --status failed --since 2h
+  ctl runs ls --script checkout --limit 10 --json`,
+		Args: wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"limit": {strconv.Itoa(limit)}, "attr": attrs}
+			for k, v := range map[string]string{"status": status, "script": script, "since": since} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			f, err := engine.ParseListQuery(q)
+			if err != nil {
+				// The engine's messages start with the parameter's name, which is the flag's.
+				return usageErrorf("--%s", strings.TrimPrefix(err.Error(), engine.ErrBadInput.Error()+": "))
+			}
+			c, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			runs, err := c.List(cmd.Context(), f)
+			if err != nil {
+				return failure(err)
+			}
+			if asJSON {
+				if runs == nil {
+					runs = []engine.Run{}
+				}
+				return writeValue(a.stdout, runs)
+			}
+			if len(runs) == 0 {
+				fmt.Fprintln(a.stderr, "no runs")
+				return nil
+			}
+			return writeRunsTable(a.stdout, runs, time.Local)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&status, "status", "", "only runs with this `STATUS`: running, completed, failed or cancelled")
+	fl.StringVar(&script, "script", "", "only runs of the script named `NAME`")
+	fl.StringArrayVar(&attrs, "attr", nil, "only runs with this attribute, `name=value` (repeatable; all must match)")
+	fl.StringVar(&since, "since", "", "only runs started within this `DURATION`, such as 30m or 2h")
+	fl.IntVar(&limit, "limit", 100, "list at most `N` runs")
+	fl.BoolVar(&asJSON, "json", false, "print the runs as a JSON array")
+	return cmd
+}
+
+func (a *app) runsShowCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show RUN",
+		Short: "Show a run and its steps",
+		Long: `Show a run: its script version, status, input, attributes and result or
+error with the Starlark backtrace, then its steps in call order with the node
+that executed each, when it started (from the run's start), how long it took,
+its outcome and the script position that called it.`,
+		Example: `  ctl runs show 01JD4W6Q3Z8X5M2N7P9R0S1T2V
+  ctl runs show 01JD4W6Q3Z8X5M2N7P9R0S1T2V --json | jq '.steps[].builtin'`,
+		Args: wantArgs("RUN"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			d, err := c.Get(cmd.Context(), args[0])
+			if err != nil {
+				return failure(err)
+			}
+			if asJSON {
+				return writeValue(a.stdout, d)
+			}
+			return writeRunDetail(a.stdout, d, time.Local)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the run and its steps as JSON")
+	return cmd
+}
+
+func (a *app) runsWaitCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait RUN",
+		Short: "Wait for a run to end",
+		Long: `Wait until the run ends, then print "run <RUN> <status>". A failed run's
+error and backtrace go to stderr.
+
+Exit code: 0 completed, 1 failed, 4 cancelled.`,
+		Example: `  ctl runs wait 01JD4W6Q3Z8X5M2N7P9R0S1T2V && echo done`,
+		Args:    wantArgs("RUN"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := a.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			end, err := c.Wait(ctx, args[0])
+			if err != nil {
+				if ctx.Err() != nil {
+					fmt.Fprintln(a.stderr, "ctl: interrupted")
+					return silent(ExitInterrupted)
+				}
+				return failure(err)
+			}
+			if end == nil {
+				return failure(errors.New("the node returned no record"))
+			}
+			fmt.Fprintf(a.stdout, "run %s %s\n", end.ID, end.Status)
+			return a.reportEnd(end)
+		},
+	}
+}

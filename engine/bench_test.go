@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"go.starlark.net/starlark"
+
+	"github.com/droverhq/drover/starlark/builtins"
+)
+
+// benchRegistry has a no-op step, an inline bench.loop(n) that calls it n times
+// through the runtime while timing each call, and bench.block() which waits
+// until released (for memory per in-flight run).
+func benchRegistry(lat *latencies, release chan struct{}) *builtins.Registry {
+	r := builtins.NewRegistry()
+	noop := &builtins.Step{Name: "bench.noop", Exec: func(context.Context, builtins.Env, json.RawMessage) (any, error) { return nil, nil }}
+	r.MustRegister(noop)
+	r.MustRegister(&builtins.Step{Name: "bench.block", Exec: func(ctx context.Context, _ builtins.Env, _ json.RawMessage) (any, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	}})
+	r.MustRegisterInline("bench.loop", starlark.NewBuiltin("bench.loop", func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var n int
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "n", &n); err != nil {
+			return nil, err
+		}
+		rt, err := builtins.RuntimeOf(thread)
+		if err != nil {
+			return nil, err
+		}
+		samples := make([]time.Duration, 0, n)
+		for i := 0; i < n; i++ {
+			t0 := time.Now()
+			if _, err := rt.CallStep(thread, noop, nil); err != nil {
+				return nil, err
+			}
+			samples = append(samples, time.Since(t0))
+		}
+		lat.add(samples)
+		return starlark.None, nil
+	}))
+	return r
+}
+
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(s []time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, s...)
+	l.mu.Unlock()
+}
+
+func (l *latencies) report(b *testing.B) {
+	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	if len(l.d) == 0 {
+		return
+	}
+	q := func(p float64) float64 { return float64(l.d[int(p*float64(len(l.d)-1))].Nanoseconds()) / 1e3 }
+	b.ReportMetric(q(0.5), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+}
+
+const loopScript = "def main(input):\n    bench.loop(input)\n"
+
+// BenchmarkStep measures one no-op step, journaled (call + result, write-once,
+// file storage): co-located (executed in-process) and dispatched (through the
+// STEPS stream to the worker, result journaled by the worker). "seq" runs the
+// steps one after another in one run and reports p50/p99 per step; "64runs"
+// runs 64 runs concurrently and reports steps/s.
+func BenchmarkStep(b *testing.B) {
+	for _, dispatch := range []bool{false, true} {
+		mode := map[bool]string{false: "colocated", true: "dispatched"}[dispatch]
+		b.Run(mode+"/seq", func(b *testing.B) {
+			lat := &latencies{}
+			n := newTestNode(b, Options{Registry: benchRegistry(lat, nil), AlwaysDispatch: dispatch})
+			runN(b, n, 1, b.N)
+			lat.report(b)
+		})
+		b.Run(mode+"/64runs", func(b *testing.B) {
+			lat := &latencies{}
+			n := newTestNode(b, Options{Registry: benchRegistry(lat, nil), AlwaysDispatch: dispatch})
+			start := time.Now()
+			runN(b, n, 64, b.N)
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "steps/s")
+			lat.report(b)
+		})
+	}
+}
+
+// runN makes total steps in `runs` concurrent runs.
+func runN(b *testing.B, n *Node, runs, total int) {
+	b.Helper()
+	ctx := context.Background()
+	// Warm up: compile the script and open the journal paths.
+	r, err := n.Start(ctx, StartRequest{Script: script(loopScript), Input: json.RawMessage("10")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n.Wait(ctx, r.ID)
+	b.ResetTimer()
+	per := (total + runs - 1) / runs
+	ids := make([]string, runs)
+	for i := range ids {
+		r, err := n.Start(ctx, StartRequest{Script: script(loopScript), Input: json.RawMessage(fmt.Sprint(per))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = r.ID
+	}
+	for _, id := range ids {
+		end, err := n.Wait(ctx, id)
+		if err != nil || end.Status != StatusCompleted {
+			b.Fatalf("run %s: %v %+v", id, err, end.Error)
+		}
+	}
+	b.StopTimer()
+}
+
+// BenchmarkInFlightRunMemory reports the heap held by one run waiting on a step.
+func BenchmarkInFlightRunMemory(b *testing.B) {
+	release := make(chan struct{})
+	n := newTestNode(b, Options{Registry: benchRegistry(&latencies{}, release)})
+	ctx := context.Background()
+	const runs = 500
+	src := script("def main(input):\n    bench.block()\n    return input\n")
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		ids := make([]string, runs)
+		for j := range ids {
+			r, err := n.Start(ctx, StartRequest{Script: src, Input: json.RawMessage(`{"customer":"acme"}`)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids[j] = r.ID
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for n.meter.Read().InFlight["bench.block"] < runs && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/runs, "B/run")
+		for k := 0; k < runs; k++ {
+			release <- struct{}{}
+		}
+		for _, id := range ids {
+			n.Wait(ctx, id)
+		}
+	}
+}
