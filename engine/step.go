@@ -67,6 +67,11 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 	var res ResultEntry
 	if dec.Node == r.n.opts.Name && (step.Local || !r.n.opts.AlwaysDispatch) {
 		res = r.n.execute(ctx, step, r.id, id, args)
+		if res.Error != nil && errors.Is(context.Cause(r.ctx), errShutdown) {
+			// Interrupted by shutdown: leave the call without a result so that
+			// recovery executes it again with the same idempotency key.
+			return nil, &StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodeCancelled, Message: cancelReason(r.ctx)}
+		}
 		data, _ := json.Marshal(res)
 		if _, err := r.n.bus.Append(ctx, bus.JournalSubject(r.id, "result", id), r.id+"/"+id+"/result", nil, data); err != nil {
 			return nil, err
@@ -258,6 +263,10 @@ func (n *Node) handleStep(m bus.StepMsg) {
 			Error: builtins.Errorf(builtins.CodeInternal, "node %s has no builtin %s (is it running an older build?)", n.opts.Name, env.Builtin)}
 	} else {
 		res = n.execute(ctx, step, env.Run, env.Step, env.Args)
+	}
+	if res.Error != nil && errors.Is(context.Cause(n.baseCtx), errShutdown) {
+		m.Nak() // interrupted by shutdown: hand the step back, journal nothing
+		return
 	}
 	data, _ := json.Marshal(res)
 	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)

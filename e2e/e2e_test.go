@@ -1,0 +1,208 @@
+// Package e2e tests Drover as a user runs it: the real ctl and engine binaries,
+// built from this tree, started as processes and stopped by signal.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "drover-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for _, cmd := range []string{"ctl", "engine"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "../cmd/"+cmd).CombinedOutput()
+		if err != nil {
+			os.Stderr.Write(out)
+			panic("build " + cmd + ": " + err.Error())
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// ctl runs the ctl binary and returns stdout, stderr and the exit code.
+func ctl(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "ctl"), args...)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+var runIDRe = regexp.MustCompile(`\b[0-9A-HJKMNP-TV-Z]{26}\b`)
+
+// TestReadmeEmbedded is the README's first command on a fresh data dir, then
+// the commands that find the run again.
+func TestReadmeEmbedded(t *testing.T) {
+	env := []string{"DROVER_DATA=" + t.TempDir(), "DROVER_URL="}
+	out, errOut, code := ctl(t, env, "run", "scripts/examples/hello.star")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res["greeting"] != "hello, world" {
+		t.Fatalf("stdout is not hello's result: %q (%v)", out, err)
+	}
+	id := runIDRe.FindString(errOut)
+	if id == "" {
+		t.Fatalf("no run id on stderr: %q", errOut)
+	}
+	out, _, code = ctl(t, env, "runs", "ls", "--attr", "customer=world")
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "completed") {
+		t.Fatalf("runs ls (exit %d):\n%s", code, out)
+	}
+	out, _, code = ctl(t, env, "runs", "show", id)
+	for _, want := range []string{"kv.get", "kv.put", "time.now", "hello.star:12:11"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("runs show lacks %q (exit %d):\n%s", want, code, out)
+		}
+	}
+	_, errOut, code = ctl(t, env, "run", "testdata/scripts/fail.star")
+	if code != 1 || !strings.Contains(errOut, "card declined for 3 items") || !strings.Contains(errOut, "fail.star:6:13") {
+		t.Fatalf("failing script: exit %d\n%s", code, errOut)
+	}
+	_, errOut, code = ctl(t, env, "run", "scripts/examples/hello.star", "--input", "{nope")
+	if code != 2 || !strings.Contains(errOut, "--input is not JSON") {
+		t.Fatalf("bad input: exit %d\n%s", code, errOut)
+	}
+}
+
+// engineProc is a running engine process.
+type engineProc struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *bytes.Buffer
+	done chan error
+}
+
+func startEngine(t *testing.T, dataDir string, args ...string) *engineProc {
+	t.Helper()
+	args = append([]string{"--name", "n1", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"}, args...)
+	cmd := exec.Command(filepath.Join(binDir, "engine"), args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &engineProc{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	urlCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		httpRe := regexp.MustCompile(`"http":"(http://[^"]+)"`)
+		for sc.Scan() {
+			line := sc.Text()
+			p.logs.WriteString(line + "\n")
+			if m := httpRe.FindStringSubmatch(line); m != nil {
+				urlCh <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	select {
+	case p.url = <-urlCh:
+	case err := <-p.done:
+		t.Fatalf("engine exited before serving: %v\n%s", err, p.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("engine did not serve within 30s\n%s", p.logs)
+	}
+	return p
+}
+
+// TestEngineServerAndCleanShutdown drives a real engine process with ctl
+// --server, stops it with SIGTERM while a run sleeps, and checks after a
+// restart on the same data dir that everything journaled is still there.
+func TestEngineServerAndCleanShutdown(t *testing.T) {
+	dir := t.TempDir()
+	eng := startEngine(t, dir, "--grace", "300ms")
+	env := []string{"DROVER_URL=" + eng.url}
+	out, errOut, code := ctl(t, env, "run", "scripts/examples/hello.star", "--input", `{"who":"e2e"}`)
+	if code != 0 || !strings.Contains(out, "hello, e2e") {
+		t.Fatalf("run via server: exit %d\n%s\n%s", code, out, errOut)
+	}
+	script := filepath.Join(t.TempDir(), "slow.star")
+	os.WriteFile(script, []byte("def main(input):\n    kv.put('slow', 1)\n    sleep('1h')\n    return 'never'\n"), 0o644)
+	out, errOut, code = ctl(t, env, "run", script, "--detach")
+	id := strings.TrimSpace(out)
+	if code != 0 || !runIDRe.MatchString(id) {
+		t.Fatalf("detach: exit %d %q %s", code, out, errOut)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for { // poll until the run is inside sleep (2 steps called)
+		out, _, _ = ctl(t, env, "runs", "show", id, "--json")
+		if strings.Count(out, `"builtin"`) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run never reached sleep:\n%s", out)
+		}
+	}
+	eng.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-eng.done:
+		if err != nil {
+			t.Fatalf("engine exit after SIGTERM: %v\n%s", err, eng.logs)
+		}
+		eng.done <- nil
+	case <-time.After(20 * time.Second):
+		t.Fatalf("engine did not stop within 20s of SIGTERM\n%s", eng.logs)
+	}
+	if !strings.Contains(eng.logs.String(), "journal is kept for recovery") {
+		t.Errorf("shutdown did not say the run was kept:\n%s", eng.logs)
+	}
+	eng2 := startEngine(t, dir)
+	env = []string{"DROVER_URL=" + eng2.url}
+	out, _, code = ctl(t, env, "runs", "show", id, "--json")
+	var d struct {
+		Status string `json:"status"`
+		Steps  []struct {
+			Builtin, Outcome string
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil || code != 0 {
+		t.Fatalf("show after restart: exit %d %v\n%s", code, err, out)
+	}
+	if d.Status != "running" || len(d.Steps) != 2 || d.Steps[0].Outcome != "ok" || d.Steps[1].Builtin != "sleep" || d.Steps[1].Outcome != "pending" {
+		t.Fatalf("after restart: %+v", d)
+	}
+	out, _, code = ctl(t, env, "runs", "ls", "--status", "completed")
+	if code != 0 || !strings.Contains(out, "hello") {
+		t.Fatalf("completed run lost after restart:\n%s", out)
+	}
+	_, errOut, code = ctl(t, env, "runs", "show", "01ZZZZZZZZZZZZZZZZZZZZZZZZ")
+	if code != 1 || !strings.Contains(errOut, "unknown run") {
+		t.Fatalf("unknown run: exit %d %s", code, errOut)
+	}
+}
