@@ -39,6 +39,9 @@ func (b *Bus) AppendAsync(subject, msgID string, hdr Header, data []byte) (*Pend
 	return &Pending{b: b, subject: subject, fut: fut}, nil
 }
 
+// Err delivers the error of a failed publish; nothing is sent on success.
+func (p *Pending) Err() <-chan error { return p.fut.Err() }
+
 // Wait blocks until the append is acknowledged or fails.
 func (p *Pending) Wait(ctx context.Context) error {
 	select {

@@ -19,6 +19,17 @@ func (b *Bus) PublishStep(ctx context.Context, node, msgID string, hdr Header, d
 	return nil
 }
 
+// PublishStepAsync is PublishStep without waiting for the stream's
+// acknowledgement: the caller waits for the worker's answer and watches
+// Pending.Err for a failed publish.
+func (b *Bus) PublishStepAsync(node, msgID string, hdr Header, data []byte) (*Pending, error) {
+	fut, err := b.js.PublishMsgAsync(b.msg(StepSubject(node), hdr, data), jetstream.WithMsgID(msgID), jetstream.WithExpectStream(StepsStream))
+	if err != nil {
+		return nil, fmt.Errorf("bus: dispatch step to %s: %w", node, err)
+	}
+	return &Pending{b: b, subject: StepSubject(node), fut: fut}, nil
+}
+
 // StepMsg is one step envelope delivered to a worker. Ack it once the result is
 // journaled; Nak hands it back for redelivery.
 type StepMsg struct {

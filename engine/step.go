@@ -206,7 +206,8 @@ func (n *Node) dispatch(ctx context.Context, node string, env Envelope) (ResultE
 	data, _ := json.Marshal(env)
 	hdr := bus.Header{hdrReply: {n.replyPrefix + token}}
 	telemetry.Propagator.Inject(ctx, telemetry.HeaderCarrier(hdr))
-	if err := n.bus.PublishStep(ctx, node, env.Key+"/a"+strconv.Itoa(env.Attempt), hdr, data); err != nil {
+	pend, err := n.bus.PublishStepAsync(node, env.Key+"/a"+strconv.Itoa(env.Attempt), hdr, data)
+	if err != nil {
 		return ResultEntry{}, err
 	}
 	wait := time.NewTimer(time.Until(env.Deadline) + 5*time.Second)
@@ -214,6 +215,8 @@ func (n *Node) dispatch(ctx context.Context, node string, env Envelope) (ResultE
 	select {
 	case res := <-ch:
 		return res, nil
+	case err := <-pend.Err():
+		return ResultEntry{}, err
 	case <-wait.C:
 		// The notification may be lost while the result is journaled: look.
 		if m, err := n.bus.Entry(ctx, bus.JournalSubject(env.Run, "result", env.Step)); err == nil {
