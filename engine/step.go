@@ -205,7 +205,7 @@ func (n *Node) dispatch(ctx context.Context, node string, env Envelope) (ResultE
 	defer n.replies.Delete(token)
 	data, _ := json.Marshal(env)
 	hdr := bus.Header{hdrReply: {n.replyPrefix + token}}
-	telemetry.Propagator.Inject(ctx, telemetry.HeaderCarrier(hdr))
+	telemetry.Propagator.Inject(ctx, hdr)
 	pend, err := n.bus.PublishStepAsync(node, env.Key+"/a"+strconv.Itoa(env.Attempt), hdr, data)
 	if err != nil {
 		return ResultEntry{}, err
@@ -257,7 +257,7 @@ func (n *Node) handleStep(m bus.StepMsg) {
 		m.Ack()
 		return
 	}
-	ctx := telemetry.Propagator.Extract(n.baseCtx, telemetry.HeaderCarrier(m.Header))
+	ctx := telemetry.Propagator.Extract(n.baseCtx, m.Header)
 	ctx, cancel := context.WithDeadline(ctx, env.Deadline)
 	defer cancel()
 	var res ResultEntry

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -30,7 +31,7 @@ func TestTraceSpans(t *testing.T) {
 	reg := testRegistry(&execs)
 	var traceparent atomic.Value
 	reg.MustRegister(&builtins.Step{Name: "test.trace", Exec: func(ctx context.Context, _ builtins.Env, _ json.RawMessage) (any, error) {
-		h := telemetry.HeaderCarrier{}
+		h := propagation.MapCarrier{}
 		telemetry.Propagator.Inject(ctx, h)
 		traceparent.Store(h.Get("traceparent"))
 		return nil, nil

@@ -119,32 +119,9 @@ func Setup(ctx context.Context, service, node string) (shutdown func(context.Con
 }
 
 // Propagator is the W3C trace context propagator used on every NATS message.
-var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
-
-// HeaderCarrier adapts a map of header values (such as bus.Header) to the
-// propagation carrier interface without changing the case of keys:
+// bus.Header is its carrier: it keeps header names exactly as written, so
 // "traceparent" stays lower case.
-type HeaderCarrier map[string][]string
-
-// Get implements propagation.TextMapCarrier.
-func (c HeaderCarrier) Get(key string) string {
-	if v := c[key]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-// Set implements propagation.TextMapCarrier.
-func (c HeaderCarrier) Set(key, value string) { c[key] = []string{value} }
-
-// Keys implements propagation.TextMapCarrier.
-func (c HeaderCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
-}
+var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
 // NewLogger returns a zerolog JSON logger writing to w with timestamps. level
 // is a zerolog level name ("debug", "info", ...); empty or unknown means info.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -39,7 +40,7 @@ func TestCarrierKeepsCase(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	ctx, span := tp.Tracer("t").Start(context.Background(), "x")
 	defer span.End()
-	h := HeaderCarrier{}
+	h := propagation.MapCarrier{}
 	Propagator.Inject(ctx, h)
 	if !strings.HasPrefix(h.Get("traceparent"), "00-"+span.SpanContext().TraceID().String()) {
 		t.Fatalf("traceparent = %q (keys %v)", h.Get("traceparent"), h.Keys())
