@@ -27,8 +27,11 @@ func attrKey(k, v, id string) string {
 	return "a." + bus.EncodeKey(k) + "." + bus.EncodeKey(v) + "." + id
 }
 
-// indexRun writes the run's record, and index keys for attrs.
-func (n *Node) indexRun(ctx context.Context, rec Run, attrs map[string]string) error {
+// indexRun writes the run's record, and index keys for newAttrs (attributes
+// just set). prevStatus is the status the index holds for the run ("" for a
+// new run); when rec.Status differs, keys that depend on the status change.
+func (n *Node) indexRun(ctx context.Context, rec Run, prevStatus string, newAttrs map[string]string) error {
+	attrs := newAttrs
 	kv := n.bus.Bucket(bus.RunsBucket)
 	data, _ := json.Marshal(rec)
 	if _, err := kv.Put(ctx, recordKey(rec.ID), data); err != nil {

@@ -119,7 +119,7 @@ func (n *Node) begin(ctx context.Context, prog *program, name string, input json
 	base, cancel := context.WithCancelCause(n.baseCtx)
 	r.cancel = cancel
 	r.ctx = telemetry.WithIDs(base, telemetry.TraceID(id), telemetry.SpanID(id, "", "run"))
-	if err := n.indexRun(ctx, r.snapshot(), attrs); err != nil {
+	if err := n.indexRun(ctx, r.snapshot(), "", attrs); err != nil {
 		return nil, err
 	}
 	n.mu.Lock()
@@ -275,7 +275,7 @@ func (r *run) end(result json.RawMessage, runErr *RunError) {
 		r.log.Error().Err(err).Msg("journal end of run")
 	}
 	rec := r.snapshot()
-	if err := r.n.indexRun(ctx, rec, nil); err != nil {
+	if err := r.n.indexRun(ctx, rec, StatusRunning, nil); err != nil {
 		r.log.Error().Err(err).Msg("index end of run")
 	}
 	ev := r.log.Info()
@@ -328,7 +328,7 @@ func (r *run) Tag(thread *starlark.Thread, attrs map[string]string) error {
 	if _, err := r.n.bus.Append(r.ctx, bus.JournalSubject(r.id, "tag", seq), r.id+"/tag/"+seq, nil, data); err != nil {
 		return err
 	}
-	return r.n.indexRun(r.ctx, r.snapshot(), attrs)
+	return r.n.indexRun(r.ctx, r.snapshot(), StatusRunning, attrs)
 }
 
 // Logger implements builtins.Runtime.

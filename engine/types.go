@@ -13,6 +13,9 @@ const (
 	StatusCompleted = "completed"
 	StatusFailed    = "failed"
 	StatusCancelled = "cancelled"
+	// StatusBlocked marks a run whose recovery hit a non-determinism error: it
+	// is neither failed nor continued until someone resumes it after a fix.
+	StatusBlocked = "blocked"
 )
 
 // Script is a script version: its files by name and the file holding main.
@@ -45,8 +48,10 @@ type Run struct {
 	Error       *RunError         `json:"error,omitempty"`
 }
 
-// Done reports whether the run has ended.
-func (r *Run) Done() bool { return r.Status != StatusRunning }
+// Done reports whether the run has ended (blocked runs have not).
+func (r *Run) Done() bool {
+	return r.Status == StatusCompleted || r.Status == StatusFailed || r.Status == StatusCancelled
+}
 
 // RunError says why a run failed: the message with the root cause first, and the
 // Starlark backtrace (file:line:col of every frame).

@@ -46,6 +46,12 @@ type Step struct {
 	// step but always execute on the coordinator, never dispatched.
 	Local bool
 
+	// Timer marks a durable timer such as sleep: it returns how long the call
+	// waits. The engine completes a long timer itself, without calling Exec
+	// and without holding a goroutine or Starlark thread while it waits, and
+	// the wait survives restarts (the journaled call time fixes the wake time).
+	Timer func(args json.RawMessage) (time.Duration, error)
+
 	// Resources lists what one call consumes, for placement (rate limits, pools).
 	Resources func(args json.RawMessage) []Demand
 

@@ -42,6 +42,7 @@ func registerClock(r *builtins.Registry) {
 		Exec:     sleepExec,
 		Value:    func(json.RawMessage) (starlark.Value, error) { return starlark.None, nil },
 		Deadline: sleepDeadline,
+		Timer:    sleepDuration,
 	})
 	for _, name := range timeInline {
 		r.MustRegisterInline("time."+name, qualify("time", name, libtime.Module.Members[name]))
