@@ -227,8 +227,9 @@ func (n *Node) Wait(ctx context.Context, id string) (*Run, error) {
 	if r != nil {
 		select {
 		case <-r.done:
-			rec := r.snapshot()
-			return &rec, nil
+			if rec := r.snapshot(); rec.Done() {
+				return &rec, nil
+			} // parked or blocked: wait on the index
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 	"sync"
 	"sync/atomic"
 
@@ -32,7 +33,11 @@ type Node struct {
 	globals  starlark.StringDict
 
 	mu      sync.Mutex
-	active  map[string]*run // runs this node coordinates
+	active   map[string]*run        // runs this node coordinates
+	sleeping map[string]*time.Timer // parked runs' timers
+	// stepCancels cancels steps this node executes, by run, on cancellation.
+	stepCancels map[string]map[*int]context.CancelFunc
+	stopCancels func()
 	closing bool
 	runsWG  sync.WaitGroup
 
@@ -67,7 +72,10 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		bus:    b,
 		log:    opts.Logger.With().Str("node", opts.Name).Logger(),
 		tracer: otel.Tracer("github.com/droverhq/drover/engine"),
-		active: map[string]*run{},
+		active:   map[string]*run{},
+		sleeping: map[string]*time.Timer{},
+
+		stepCancels: map[string]map[*int]context.CancelFunc{},
 	}
 	n.env = &stepEnv{n: n}
 	n.baseCtx, n.cancelBase = context.WithCancelCause(context.Background())
@@ -76,9 +84,16 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		b.Close()
 		return nil, err
 	}
+	if n.stopCancels, err = b.Subscribe(cancelPrefix+"*", n.onCancel); err != nil {
+		b.Close()
+		return nil, err
+	}
 	if n.stopWorker, err = b.ConsumeSteps(ctx, opts.Name, n.handleStep); err != nil {
 		b.Close()
 		return nil, err
+	}
+	if !opts.NoRecovery {
+		n.recoverRuns(ctx)
 	}
 	n.log.Info().Bool("embedded", b.Embedded()).Str("nats", b.ClientURL()).Msg("node started")
 	return n, nil
@@ -101,6 +116,10 @@ func (n *Node) Close(ctx context.Context) error {
 		return nil
 	}
 	n.closing = true
+	for id, t := range n.sleeping {
+		t.Stop() // parked runs stay parked in the journal; recovery wakes them
+		delete(n.sleeping, id)
+	}
 	n.mu.Unlock()
 
 	done := make(chan struct{})
@@ -115,6 +134,7 @@ func (n *Node) Close(ctx context.Context) error {
 	n.stopWorker()
 	n.stepsWG.Wait()
 	n.stopReplies()
+	n.stopCancels()
 	n.cancelBase(errShutdown)
 	n.log.Info().Msg("node stopped")
 	return n.bus.Close()

@@ -42,6 +42,9 @@ type Options struct {
 	StepTimeout time.Duration
 	// JournalMaxAge is how long journals are kept (default 30 days).
 	JournalMaxAge time.Duration
+	// NoRecovery skips adopting this node's unfinished runs at start (ctl's
+	// read-only commands use it: they should not run anything).
+	NoRecovery bool
 	// AlwaysDispatch sends even co-located steps through the STEPS stream to the
 	// node's own worker; benchmarks and tests use it to measure that path.
 	AlwaysDispatch bool

@@ -37,6 +37,14 @@ type run struct {
 	record  Run
 	tags    int
 	pending []*bus.Pending // call entries not yet acknowledged
+
+	// Recovery: the journal the run is replayed against (nil for a new run),
+	// the step ids the script has reached, and how many came from the journal.
+	j        *journal
+	visited  map[string]bool
+	replayed int
+	// suspended is set when a durable timer parks the run.
+	suspended *suspension
 }
 
 // scope assigns step ids in one Starlark thread: "1", "2", … at the top level.
@@ -140,90 +148,45 @@ func (r *run) snapshot() Run {
 	return rec
 }
 
-// execute interprets the script and journals how the run ended.
+// execute interprets the script and journals how the run ended, or parks it
+// (durable timer), blocks it (divergence during recovery) or leaves it
+// unfinished (shutdown).
 func (r *run) execute() {
 	defer r.n.runsWG.Done()
 	ctx, span := r.n.tracer.Start(r.ctx, "run "+r.record.Script, trace.WithAttributes(
 		attribute.String("drover.run", r.id), attribute.String("drover.script", r.record.Script)))
 	r.ctx = ctx
-	result, runErr := r.interpret()
+	in := r.n.interp(r.prog)
+	in.print = func(msg string) { r.log.Info().Str("source", "print").Msg(msg) }
+	var result json.RawMessage
+	var runErr *RunError
+	if r.j != nil && r.j.cancel != nil {
+		r.cancel(errCancelled) // cancelled while no node was running it
+	} else {
+		result, runErr = in.run(r.ctx, r.id, r, r.input)
+	}
+	if runErr == nil && r.j != nil {
+		if err := r.j.unvisited(r.visited); err != nil {
+			runErr = &RunError{Code: CodeNonDeterminism, Message: err.Error()}
+		}
+	}
 	if runErr != nil {
 		span.SetStatus(codes.Error, runErr.Message)
 	}
 	span.End()
-	if errors.Is(context.Cause(r.ctx), errShutdown) {
+	switch {
+	case errors.Is(context.Cause(r.ctx), errShutdown):
 		r.log.Warn().Msg("run interrupted by shutdown; its journal is kept for recovery")
 		r.finishLocal()
-		return
+	case errors.Is(context.Cause(r.ctx), errCancelled):
+		r.end(nil, r.cancelError())
+	case r.suspended != nil:
+		r.park()
+	case runErr != nil && runErr.Code == CodeNonDeterminism && r.j != nil:
+		r.block(runErr)
+	default:
+		r.end(result, runErr)
 	}
-	r.end(result, runErr)
-}
-
-// interpret runs main(input) and returns its JSON result or the run's error.
-func (r *run) interpret() (json.RawMessage, *RunError) {
-	thread := &starlark.Thread{
-		Name:  r.id,
-		Print: func(_ *starlark.Thread, msg string) { r.log.Info().Str("source", "print").Msg(msg) },
-		Load:  r.load,
-	}
-	limit := r.n.opts.MaxExecSteps
-	thread.SetMaxExecutionSteps(limit)
-	thread.OnMaxSteps = func(th *starlark.Thread) {
-		th.Cancel(fmt.Sprintf("the script ran more than %d Starlark steps (a runaway loop?); raise the limit with --max-exec-steps if this is expected", limit))
-	}
-	thread.SetLocal(scopeKey, &scope{})
-	builtins.SetRuntime(thread, r)
-	stop := context.AfterFunc(r.ctx, func() { thread.Cancel(cancelReason(r.ctx)) })
-	defer stop()
-
-	globals, err := r.exec(thread, r.prog.script.Main)
-	if err != nil {
-		return nil, evalError(err)
-	}
-	main, ok := globals["main"].(starlark.Callable)
-	if !ok {
-		return nil, &RunError{Code: "no_main", Message: fmt.Sprintf("%s has no main function: define `def main(input):` as the entry point", r.prog.script.Main)}
-	}
-	input, err := builtins.DecodeValue(r.input)
-	if err != nil {
-		return nil, &RunError{Code: "bad_input", Message: err.Error()}
-	}
-	input.Freeze()
-	v, err := starlark.Call(thread, main, starlark.Tuple{input}, nil)
-	if err != nil {
-		return nil, evalError(err)
-	}
-	x, err := builtins.ToJSON(v)
-	if err != nil {
-		return nil, &RunError{Code: "result_not_json", Message: "main returned a value that cannot be JSON: " + strings.Replace(strings.TrimPrefix(err.Error(), builtins.ErrNotJSON.Error()+": "), "value", "the return value", 1)}
-	}
-	raw, err := builtins.Canonical(x)
-	if err != nil {
-		return nil, &RunError{Code: "result_not_json", Message: err.Error()}
-	}
-	if len(raw) > r.n.opts.PayloadLimit {
-		return nil, &RunError{Code: builtins.CodePayloadTooLarge, Message: fmt.Sprintf("payload too large: main returned %d bytes, over the payload limit of %d bytes", len(raw), r.n.opts.PayloadLimit)}
-	}
-	return raw, nil
-}
-
-// exec runs the top level of one file of the script version.
-func (r *run) exec(thread *starlark.Thread, file string) (starlark.StringDict, error) {
-	prog, ok := r.prog.progs[file]
-	if !ok {
-		return nil, fmt.Errorf("load: the script has no file %q", file)
-	}
-	g, err := prog.Init(thread, r.n.predeclared())
-	if err != nil {
-		return nil, err
-	}
-	g.Freeze()
-	return g, nil
-}
-
-// load implements load() between the files of one script version.
-func (r *run) load(thread *starlark.Thread, module string) (starlark.StringDict, error) {
-	return r.exec(thread, strings.TrimPrefix(module, "./"))
 }
 
 func cancelReason(ctx context.Context) string {
@@ -231,25 +194,6 @@ func cancelReason(ctx context.Context) string {
 		return "node shutting down"
 	}
 	return "run cancelled"
-}
-
-// evalError turns a Starlark error into the run's error: the root cause first,
-// then the backtrace with file:line:col of every frame.
-func evalError(err error) *RunError {
-	var ee *starlark.EvalError
-	if errors.As(err, &ee) {
-		re := &RunError{Message: ee.Msg, Backtrace: ee.Backtrace()}
-		var sf *StepFailure
-		if errors.As(err, &sf) {
-			re.Code = sf.Code
-			re.Message = sf.Error()
-		}
-		if strings.Contains(ee.Msg, "Starlark steps (a runaway loop?)") {
-			re.Code = "exec_limit"
-		}
-		return re
-	}
-	return &RunError{Message: err.Error()}
 }
 
 // end journals the end of the run and updates the index.
@@ -262,7 +206,7 @@ func (r *run) end(result json.RawMessage, runErr *RunError) {
 	r.record.Ended = &now
 	if runErr != nil {
 		r.record.Status, r.record.Error = StatusFailed, runErr
-		if errors.Is(context.Cause(r.ctx), errCancelled) {
+		if runErr.Code == builtins.CodeCancelled {
 			r.record.Status = StatusCancelled
 		}
 	} else {
@@ -288,7 +232,9 @@ func (r *run) end(result json.RawMessage, runErr *RunError) {
 
 func (r *run) finishLocal() {
 	r.n.mu.Lock()
-	delete(r.n.active, r.id)
+	if r.n.active[r.id] == r {
+		delete(r.n.active, r.id)
+	}
 	r.n.mu.Unlock()
 	r.cancel(nil)
 	close(r.done)

@@ -14,6 +14,7 @@ import (
 	"go.starlark.net/syntax"
 
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/starlark/builtins"
 )
 
 // fileOptions are the Starlark dialect of Drover scripts: while loops, sets,
@@ -44,18 +45,27 @@ type program struct {
 	progs  map[string]*starlark.Program // by file name
 }
 
-// compile parses and resolves every file of s against the registry's names,
-// collecting all errors rather than stopping at the first.
+// compile returns the compiled script version, cached by content hash.
 func (n *Node) compile(s Script) (*program, error) {
 	hash := s.Hash()
 	if p, ok := n.programs.Load(hash); ok {
 		return p.(*program), nil
 	}
-	if s.Main == "" || s.Files[s.Main] == "" && !hasKey(s.Files, s.Main) {
+	p, err := compileProgram(s, n.predeclared())
+	if err != nil {
+		return nil, err
+	}
+	n.programs.Store(hash, p)
+	return p, nil
+}
+
+// compileProgram parses and resolves every file of s against the predeclared
+// names, collecting all errors rather than stopping at the first.
+func compileProgram(s Script, predeclared starlark.StringDict) (*program, error) {
+	if s.Main == "" || !hasKey(s.Files, s.Main) {
 		return nil, &CompileError{Script: s.Name, Errors: []string{fmt.Sprintf("the script has no main file %q", s.Main)}}
 	}
-	predeclared := n.predeclared()
-	p := &program{script: s, hash: hash, progs: map[string]*starlark.Program{}}
+	p := &program{script: s, hash: s.Hash(), progs: map[string]*starlark.Program{}}
 	var errs []string
 	for name, src := range s.Files {
 		_, prog, err := starlark.SourceProgramOptions(fileOptions, name, src, predeclared.Has)
@@ -69,7 +79,6 @@ func (n *Node) compile(s Script) (*program, error) {
 		sort.Strings(errs)
 		return nil, &CompileError{Script: s.Name, Errors: errs}
 	}
-	n.programs.Store(hash, p)
 	return p, nil
 }
 
@@ -96,10 +105,20 @@ func (n *Node) predeclared() starlark.StringDict {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.globals == nil {
-		n.globals = n.opts.Registry.Predeclared()
-		n.globals["fail"] = starlark.Universe["fail"]
+		n.globals = globalsOf(n.opts.Registry)
 	}
 	return n.globals
+}
+
+// globalsOf returns the names scripts see: the registry's builtins plus the
+// engine's own (parallel, patched).
+func globalsOf(reg *builtins.Registry) starlark.StringDict {
+	g := reg.Predeclared()
+	g["fail"] = starlark.Universe["fail"]
+	for name, b := range engineBuiltins {
+		g[name] = b
+	}
+	return g
 }
 
 // storeScript saves the script version under its content hash (idempotent).
@@ -128,3 +147,11 @@ func (n *Node) LoadScript(ctx context.Context, hash string) (*Script, error) {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, bus.ErrNotFound) }
+
+// interp returns the interpreter of prog with this node's globals and limits.
+func (n *Node) interp(prog *program) *interp {
+	return &interp{
+		prog: prog, globals: n.predeclared(), maxSteps: n.opts.MaxExecSteps, payloadLimit: n.opts.PayloadLimit,
+		print: func(msg string) { n.log.Info().Str("source", "print").Msg(msg) },
+	}
+}

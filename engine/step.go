@@ -26,22 +26,45 @@ const (
 	hdrReply = "Drover-Reply"
 )
 
-// CallStep implements builtins.Runtime: it assigns the step id, journals the
-// call, places and executes the step, and returns the result once the journal
-// holds it.
+// CallStep implements builtins.Runtime: it assigns the step id, checks it
+// against the journal when the run is being recovered, journals the call,
+// places and executes the step, and returns the result once the journal holds it.
 func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (json.RawMessage, error) {
 	sc := thread.Local(scopeKey).(*scope)
 	id := sc.nextID()
-	if err := r.ctx.Err(); err != nil {
-		return nil, &StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodeCancelled, Message: cancelReason(r.ctx)}
-	}
 	args, err := builtins.Canonical(a)
 	if err != nil {
 		return nil, fmt.Errorf("%s: arguments are not JSON: %w", step.Name, err)
 	}
+	pos := callerPos(thread)
+	// Recovery: a step the journal already holds is answered from it.
+	var journaled *CallEntry
+	if r.j != nil {
+		call, res, err := r.j.match(id, step.Name, args, pos)
+		if err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		r.visited[id] = true
+		if res != nil {
+			r.record.Steps++
+			r.replayed++
+		}
+		r.mu.Unlock()
+		if res != nil {
+			return resultValue(step, id, res)
+		}
+		journaled = call // a call without a result: executed again, same idempotency key
+	}
+	if err := r.ctx.Err(); err != nil {
+		return nil, &StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodeCancelled, Message: cancelReason(r.ctx)}
+	}
 	if len(args) > r.n.opts.PayloadLimit {
 		return nil, &StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodePayloadTooLarge,
 			Message: fmt.Sprintf("payload too large: arguments are %d bytes, over the payload limit of %d bytes", len(args), r.n.opts.PayloadLimit)}
+	}
+	if step.Timer != nil {
+		return r.timer(step, id, args, pos, journaled)
 	}
 	dec := placement.Decision{Node: r.n.opts.Name, Reason: "co-located: side value"}
 	if !step.Local {
@@ -54,16 +77,14 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 		trace.WithAttributes(attribute.String("drover.step", id), attribute.String("drover.node", dec.Node)))
 	defer span.End()
 
-	pos := callerPos(thread)
-	call, _ := json.Marshal(CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()})
-	pend, err := r.n.bus.AppendAsync(bus.JournalSubject(r.id, "call", id), r.id+"/"+id+"/call", nil, call)
-	if err != nil {
-		return nil, err
+	attempt := 1
+	if journaled == nil {
+		if err := r.appendCall(CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}); err != nil {
+			return nil, err
+		}
+	} else {
+		attempt = 2
 	}
-	r.mu.Lock()
-	r.pending = append(r.pending, pend)
-	r.mu.Unlock()
-
 	var res ResultEntry
 	if dec.Node == r.n.opts.Name && (step.Local || !r.n.opts.AlwaysDispatch) {
 		res = r.n.execute(ctx, step, r.id, id, args)
@@ -72,12 +93,11 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 			// recovery executes it again with the same idempotency key.
 			return nil, &StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodeCancelled, Message: cancelReason(r.ctx)}
 		}
-		data, _ := json.Marshal(res)
-		if _, err := r.n.bus.Append(ctx, bus.JournalSubject(r.id, "result", id), r.id+"/"+id+"/result", nil, data); err != nil {
+		if res, err = r.n.appendResult(ctx, r.id, id, res); err != nil {
 			return nil, err
 		}
 	} else {
-		env := Envelope{Run: r.id, Step: id, Attempt: 1, Builtin: step.Name, Args: args, Key: r.id + "/" + id,
+		env := Envelope{Run: r.id, Step: id, Attempt: attempt, Builtin: step.Name, Args: args, Key: r.id + "/" + id,
 			Deadline: time.Now().Add(r.n.attemptsBudget(step, args))}
 		if step.Resources != nil {
 			env.Demand = step.Resources(args)
@@ -97,9 +117,47 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 	}
 	if res.Error != nil {
 		span.SetStatus(codes.Error, res.Error.Message)
+	}
+	return resultValue(step, id, &res)
+}
+
+// resultValue turns a result entry into what CallStep returns.
+func resultValue(step *builtins.Step, id string, res *ResultEntry) (json.RawMessage, error) {
+	if res.Error != nil {
 		return nil, &StepFailure{Builtin: step.Name, Step: id, Code: res.Error.Code, Message: res.Error.Message, Attempts: res.Attempts}
 	}
 	return res.Value, nil
+}
+
+// appendCall journals a call entry without waiting; waitPending waits for it.
+func (r *run) appendCall(c CallEntry) error {
+	data, _ := json.Marshal(c)
+	pend, err := r.n.bus.AppendAsync(bus.JournalSubject(r.id, "call", c.Step), r.id+"/"+c.Step+"/call", nil, data)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.pending = append(r.pending, pend)
+	r.mu.Unlock()
+	return nil
+}
+
+// appendResult journals a step's result. If another writer got there first
+// (a step dispatched before a crash finished late), its result stands and is
+// returned instead.
+func (n *Node) appendResult(ctx context.Context, run, step string, res ResultEntry) (ResultEntry, error) {
+	data, _ := json.Marshal(res)
+	subj := bus.JournalSubject(run, "result", step)
+	_, err := n.bus.Append(ctx, subj, run+"/"+step+"/result", nil, data)
+	if errors.Is(err, bus.ErrExists) {
+		m, err := n.bus.Entry(ctx, subj)
+		if err != nil {
+			return res, err
+		}
+		var prev ResultEntry
+		return prev, json.Unmarshal(m.Data, &prev)
+	}
+	return res, err
 }
 
 // deadline is how long one attempt of step may take.
@@ -260,6 +318,7 @@ func (n *Node) handleStep(m bus.StepMsg) {
 	ctx := telemetry.Propagator.Extract(n.baseCtx, m.Header)
 	ctx, cancel := context.WithDeadline(ctx, env.Deadline)
 	defer cancel()
+	defer n.trackStep(env.Run, cancel)()
 	var res ResultEntry
 	if step, err := n.opts.Registry.Lookup(env.Builtin); err != nil {
 		res = ResultEntry{Step: env.Step, Node: n.opts.Name, Attempts: env.Attempt, Start: time.Now().UTC(),

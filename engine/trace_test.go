@@ -120,7 +120,7 @@ func TestCloseInterruptsWithoutFailing(t *testing.T) {
 	if _, err := n.Start(ctx, StartRequest{Script: script("def main(input):\n    pass\n")}); err == nil {
 		t.Fatal("a closed node accepted a run")
 	}
-	n2 := newTestNode(t, Options{Name: "n1", DataDir: dir, Registry: reg})
+	n2 := newTestNode(t, Options{Name: "n1", DataDir: dir, Registry: reg, NoRecovery: true})
 	d, err := n2.Get(ctx, r.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,9 @@ type Run struct {
 	Started     time.Time         `json:"started"`
 	Ended       *time.Time        `json:"ended,omitempty"`
 	Steps       int               `json:"step_count"`
+	WakeAt      *time.Time        `json:"wake_at,omitempty"` // a parked run's timer
+	Expires     *time.Time        `json:"expires,omitempty"` // when retention removes it (nil: pinned)
+	Pinned      bool              `json:"pinned,omitempty"`
 	Result      json.RawMessage   `json:"result,omitempty"`
 	Error       *RunError         `json:"error,omitempty"`
 }

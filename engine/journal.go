@@ -1,0 +1,266 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/droverhq/drover/bus"
+)
+
+// JournalEntry is one journal message in a portable form: the entry kind
+// ("start", "tag", "call", "result", "patch", "cancel", "end"), its key (a step
+// id, tag sequence or patch id) and the entry as JSON.
+type JournalEntry struct {
+	Kind string          `json:"kind"`
+	Key  string          `json:"key,omitempty"`
+	Data json.RawMessage `json:"data"`
+}
+
+// CancelEntry records who cancelled a run and why (…<run>.cancel).
+type CancelEntry struct {
+	By     string    `json:"by"`
+	Reason string    `json:"reason,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// PatchEntry records the decision of a patched() call (…<run>.patch.<id>).
+type PatchEntry struct {
+	Value bool      `json:"value"`
+	Pos   string    `json:"pos,omitempty"`
+	Time  time.Time `json:"time"`
+}
+
+// VersionEntry records that a run was moved to another script version
+// (…<run>.version.<n>), by Resume.
+type VersionEntry struct {
+	Hash   string    `json:"hash"`
+	Script string    `json:"script"`
+	By     string    `json:"by,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// journal is a run's journal read into memory, for replay and recovery.
+type journal struct {
+	versions []VersionEntry
+	start   StartEntry
+	calls   map[string]*CallEntry
+	results map[string]*ResultEntry
+	tags    []TagEntry
+	patches map[string]PatchEntry
+	cancel  *CancelEntry
+	end     *EndEntry
+}
+
+// readJournal reads every entry of run id from the bus.
+func (n *Node) readJournal(ctx context.Context, id string) ([]JournalEntry, error) {
+	msgs, err := n.bus.Read(ctx, bus.JournalFilter(id))
+	if err != nil {
+		return nil, err
+	}
+	prefix := bus.JournalPrefix + id + "."
+	out := make([]JournalEntry, 0, len(msgs))
+	for _, m := range msgs {
+		kind, key, _ := strings.Cut(strings.TrimPrefix(m.Subject, prefix), ".")
+		out = append(out, JournalEntry{Kind: kind, Key: key, Data: m.Data})
+	}
+	return out, nil
+}
+
+// parseJournal builds the in-memory view of a run's entries.
+func parseJournal(entries []JournalEntry) (*journal, error) {
+	j := &journal{calls: map[string]*CallEntry{}, results: map[string]*ResultEntry{}, patches: map[string]PatchEntry{}}
+	haveStart := false
+	for i, e := range entries {
+		var err error
+		switch e.Kind {
+		case "start":
+			err = json.Unmarshal(e.Data, &j.start)
+			haveStart = true
+		case "tag":
+			var t TagEntry
+			err = json.Unmarshal(e.Data, &t)
+			j.tags = append(j.tags, t)
+		case "call":
+			c := new(CallEntry)
+			err = json.Unmarshal(e.Data, c)
+			j.calls[e.Key] = c
+		case "result":
+			r := new(ResultEntry)
+			err = json.Unmarshal(e.Data, r)
+			j.results[e.Key] = r
+		case "patch":
+			var p PatchEntry
+			err = json.Unmarshal(e.Data, &p)
+			j.patches[e.Key] = p
+		case "version":
+			var v VersionEntry
+			err = json.Unmarshal(e.Data, &v)
+			j.versions = append(j.versions, v)
+		case "cancel":
+			j.cancel = new(CancelEntry)
+			err = json.Unmarshal(e.Data, j.cancel)
+		case "end":
+			j.end = new(EndEntry)
+			err = json.Unmarshal(e.Data, j.end)
+		default:
+			err = fmt.Errorf("unknown entry kind %q", e.Kind)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("journal entry %d (%s %s) is corrupt: %w", i+1, e.Kind, e.Key, err)
+		}
+	}
+	if !haveStart {
+		return nil, fmt.Errorf("the journal has no start entry")
+	}
+	return j, nil
+}
+
+// hash is the script version the run continues on: the latest version entry's,
+// else the one it started with.
+func (j *journal) hash() string {
+	if len(j.versions) > 0 {
+		return j.versions[len(j.versions)-1].Hash
+	}
+	return j.start.Hash
+}
+
+// callIDs returns the journaled step ids in call order (numeric per level).
+func (j *journal) callIDs() []string {
+	ids := make([]string, 0, len(j.calls))
+	for id := range j.calls {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(a, b int) bool { return stepLess(ids[a], ids[b]) })
+	return ids
+}
+
+// stepLess orders hierarchical step ids ("2" < "10", "4.1.2" < "4.2.1").
+func stepLess(a, b string) bool {
+	for a != "" && b != "" {
+		x, ra, _ := strings.Cut(a, ".")
+		y, rb, _ := strings.Cut(b, ".")
+		if len(x) != len(y) {
+			return len(x) < len(y)
+		}
+		if x != y {
+			return x < y
+		}
+		a, b = ra, rb
+	}
+	return a == "" && b != ""
+}
+
+// Call is a step call as a script makes it, for divergence reports.
+type Call struct {
+	Builtin string          `json:"builtin"`
+	Args    json.RawMessage `json:"args"`
+	Pos     string          `json:"pos"`
+}
+
+// DivergenceError reports that a script, replayed against a journal, made a
+// different call than the journal holds at a step id, or more or fewer calls.
+// Journaled is nil when the journal has no call at Step; New is nil when the
+// script made no call there.
+type DivergenceError struct {
+	Step      string `json:"step"`
+	Journaled *Call  `json:"journaled,omitempty"`
+	New       *Call  `json:"new,omitempty"`
+	Missing   int    `json:"missing,omitempty"` // journaled calls the script never made
+}
+
+// Error implements error.
+func (e *DivergenceError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "non-determinism at step %s: ", e.Step)
+	switch {
+	case e.Journaled != nil && e.New != nil:
+		b.WriteString("the script now makes a different call than the journal holds")
+	case e.New != nil:
+		b.WriteString("the script now makes a call the journal does not hold (more steps than the original run)")
+	default:
+		fmt.Fprintf(&b, "the script ended without making %d journaled call(s) (fewer steps than the original run)", e.Missing)
+	}
+	if e.Journaled != nil {
+		fmt.Fprintf(&b, "\n  journaled: %s(%s) at %s", e.Journaled.Builtin, e.Journaled.Args, e.Journaled.Pos)
+	}
+	if e.New != nil {
+		fmt.Fprintf(&b, "\n  new:       %s(%s) at %s", e.New.Builtin, e.New.Args, e.New.Pos)
+	}
+	return b.String()
+}
+
+// match compares a call the script makes at step id with the journal. It
+// returns the journaled call and result (either may be nil) or a divergence.
+func (j *journal) match(id, builtin string, args json.RawMessage, pos string) (*CallEntry, *ResultEntry, error) {
+	c, ok := j.calls[id]
+	if !ok {
+		if j.end != nil {
+			return nil, nil, &DivergenceError{Step: id, New: &Call{builtin, args, pos}}
+		}
+		return nil, nil, nil
+	}
+	if c.Builtin != builtin || !bytes.Equal(c.Args, args) {
+		return nil, nil, &DivergenceError{Step: id, Journaled: &Call{c.Builtin, c.Args, c.Pos}, New: &Call{builtin, args, pos}}
+	}
+	return c, j.results[id], nil
+}
+
+// unvisited returns a divergence if the journal holds calls the script did not
+// make, given the set of step ids it did make.
+func (j *journal) unvisited(visited map[string]bool) error {
+	var missing []string
+	for _, id := range j.callIDs() {
+		if !visited[id] {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	c := j.calls[missing[0]]
+	return &DivergenceError{Step: missing[0], Journaled: &Call{c.Builtin, c.Args, c.Pos}, Missing: len(missing)}
+}
+
+// ExportFormat is the format version of portable run files.
+const ExportFormat = "drover.run/v1"
+
+// Export is a self-contained run: its record, the exact script version, and
+// every journal entry. `ctl runs export` writes one; Replay needs nothing else.
+type Export struct {
+	Format  string         `json:"format"`
+	Run     Run            `json:"run"`
+	Script  Script         `json:"script"`
+	Journal []JournalEntry `json:"journal"`
+}
+
+// ParseExport reads a portable run file, checking its format and integrity.
+func ParseExport(data []byte) (*Export, error) {
+	var probe struct {
+		Format string `json:"format"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("%w: not a Drover run file (truncated or corrupted JSON: %v)", ErrBadInput, err)
+	}
+	if probe.Format != ExportFormat {
+		if probe.Format == "" {
+			return nil, fmt.Errorf("%w: not a Drover run file (no \"format\" field; want %q)", ErrBadInput, ExportFormat)
+		}
+		return nil, fmt.Errorf("%w: run file format %q is not supported by this version (it reads %q); use a matching ctl", ErrBadInput, probe.Format, ExportFormat)
+	}
+	var e Export
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("%w: run file is corrupted: %v", ErrBadInput, err)
+	}
+	if _, err := parseJournal(e.Journal); err != nil {
+		return nil, fmt.Errorf("%w: run file %s: %v", ErrBadInput, e.Run.ID, err)
+	}
+	if e.Script.Hash() != e.Run.Hash {
+		return nil, fmt.Errorf("%w: run file %s: its script does not match the run's version hash (edited or corrupted)", ErrBadInput, e.Run.ID)
+	}
+	return &e, nil
+}
