@@ -47,13 +47,13 @@ type VersionEntry struct {
 // journal is a run's journal read into memory, for replay and recovery.
 type journal struct {
 	versions []VersionEntry
-	start   StartEntry
-	calls   map[string]*CallEntry
-	results map[string]*ResultEntry
-	tags    []TagEntry
-	patches map[string]PatchEntry
-	cancel  *CancelEntry
-	end     *EndEntry
+	start    StartEntry
+	calls    map[string]*CallEntry
+	results  map[string]*ResultEntry
+	tags     []TagEntry
+	patches  map[string]PatchEntry
+	cancel   *CancelEntry
+	end      *EndEntry
 }
 
 // readJournal reads every entry of run id from the bus.

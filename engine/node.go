@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel"
@@ -32,14 +32,14 @@ type Node struct {
 	programs sync.Map // script hash → *program
 	globals  starlark.StringDict
 
-	mu      sync.Mutex
+	mu       sync.Mutex
 	active   map[string]*run        // runs this node coordinates
 	sleeping map[string]*time.Timer // parked runs' timers
 	// stepCancels cancels steps this node executes, by run, on cancellation.
 	stepCancels map[string]map[*int]context.CancelFunc
 	stopCancels func()
-	closing bool
-	runsWG  sync.WaitGroup
+	closing     bool
+	runsWG      sync.WaitGroup
 
 	stepsWG    sync.WaitGroup // steps the worker is executing
 	stopWorker func()
@@ -68,10 +68,10 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		opts:   opts,
-		bus:    b,
-		log:    opts.Logger.With().Str("node", opts.Name).Logger(),
-		tracer: otel.Tracer("github.com/droverhq/drover/engine"),
+		opts:     opts,
+		bus:      b,
+		log:      opts.Logger.With().Str("node", opts.Name).Logger(),
+		tracer:   otel.Tracer("github.com/droverhq/drover/engine"),
 		active:   map[string]*run{},
 		sleeping: map[string]*time.Timer{},
 
