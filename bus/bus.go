@@ -52,6 +52,7 @@ type Bus struct {
 
 	mu      sync.Mutex
 	buckets map[string]*KV
+	pinned  jetstream.ObjectStore
 }
 
 // Open starts or connects to NATS and creates Drover's streams and buckets if
@@ -183,7 +184,7 @@ func (b *Bus) ensure(ctx context.Context) error {
 		Discard:              jetstream.DiscardNew,
 		DiscardNewPerSubject: true,
 		MaxAge:               b.opts.JournalMaxAge,
-		Duplicates:           2 * time.Minute,
+		Duplicates:           min(2*time.Minute, b.opts.JournalMaxAge),
 		Replicas:             b.opts.Replicas,
 		AllowDirect:          true,
 	})
@@ -214,6 +215,12 @@ func (b *Bus) ensure(ctx context.Context) error {
 			return fmt.Errorf("bus: bucket %s: %w", cfg.Bucket, err)
 		}
 		b.buckets[cfg.Bucket] = &KV{kv: kv}
+	}
+	b.pinned, err = b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: PinnedBucket, Description: "Drover runs kept past retention", Storage: jetstream.FileStorage, Replicas: b.opts.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("bus: object store %s: %w", PinnedBucket, err)
 	}
 	return nil
 }

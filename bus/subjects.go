@@ -26,6 +26,9 @@ const (
 	ScriptsBucket = "drover_scripts"
 	// DataBucket backs the kv.* builtins.
 	DataBucket = "drover_kv"
+	// PinnedBucket is an object store of runs kept past retention, each a
+	// self-contained export, with no expiry.
+	PinnedBucket = "drover_pinned"
 )
 
 // JournalSubject returns the subject of one journal entry of run: kind is

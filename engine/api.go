@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,6 +19,22 @@ type API interface {
 	Wait(ctx context.Context, id string) (*Run, error)
 	Get(ctx context.Context, id string) (*RunDetail, error)
 	List(ctx context.Context, f ListFilter) ([]Run, error)
+	Export(ctx context.Context, id string) (*Export, error)
+	Cancel(ctx context.Context, id, by, reason string) (*Run, error)
+	Resume(ctx context.Context, id string, script *Script, by string) (*Run, error)
+	Pin(ctx context.Context, id string) (*Run, error)
+}
+
+// CancelRequest is the body of POST /v1/runs/{id}/cancel.
+type CancelRequest struct {
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ResumeRequest is the body of POST /v1/runs/{id}/resume.
+type ResumeRequest struct {
+	Script *Script `json:"script,omitempty"`
+	By     string  `json:"by,omitempty"`
 }
 
 var _ API = (*Node)(nil)
@@ -46,6 +63,10 @@ const (
 //	GET  /v1/runs               list runs: ?status= &script= &attr=k=v (repeatable) &since=2h &limit=
 //	GET  /v1/runs/{id}          one run with its input and steps
 //	GET  /v1/runs/{id}/wait     wait for the end: ?timeout=30s; 202 with the record if still running
+//	GET  /v1/runs/{id}/export   the run as a portable file (Export)
+//	POST /v1/runs/{id}/cancel   cancel (body CancelRequest)
+//	POST /v1/runs/{id}/resume   resume a blocked or parked run, optionally on another version (body ResumeRequest)
+//	POST /v1/runs/{id}/pin      keep the run past retention
 //	GET  /v1/health             node name and NATS URL
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -53,6 +74,30 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/runs", n.httpList)
 	mux.HandleFunc("GET /v1/runs/{id}", n.httpGet)
 	mux.HandleFunc("GET /v1/runs/{id}/wait", n.httpWait)
+	mux.HandleFunc("GET /v1/runs/{id}/export", func(w http.ResponseWriter, r *http.Request) {
+		exp, err := n.Export(r.Context(), r.PathValue("id"))
+		reply(w, exp, err)
+	})
+	mux.HandleFunc("POST /v1/runs/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
+		var req CancelRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		run, err := n.Cancel(r.Context(), r.PathValue("id"), req.By, req.Reason)
+		reply(w, run, err)
+	})
+	mux.HandleFunc("POST /v1/runs/{id}/resume", func(w http.ResponseWriter, r *http.Request) {
+		var req ResumeRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		run, err := n.Resume(r.Context(), r.PathValue("id"), req.Script, req.By)
+		reply(w, run, err)
+	})
+	mux.HandleFunc("POST /v1/runs/{id}/pin", func(w http.ResponseWriter, r *http.Request) {
+		run, err := n.Pin(r.Context(), r.PathValue("id"))
+		reply(w, run, err)
+	})
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"node": n.opts.Name, "nats": n.bus.ClientURL()})
 	})
@@ -168,6 +213,26 @@ func (n *Node) httpGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, d)
+}
+
+// reply writes v, or err as an API error.
+func reply(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// decode reads a JSON body (an empty body leaves v as it is); on failure it
+// writes a bad_input error and returns false.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20)).Decode(v)
+	if err != nil && !errors.Is(err, io.EOF) {
+		writeErr(w, fmt.Errorf("%w: request body: %v", ErrBadInput, err))
+		return false
+	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -39,8 +39,9 @@ func (n *Node) Cancel(ctx context.Context, id, by, reason string) (*Run, error) 
 	if err := n.bus.Publish(cancelPrefix+id, nil, data); err != nil {
 		return nil, err
 	}
-	if rec.Status == StatusBlocked {
-		// Nobody runs a blocked run: adopting it ends it as cancelled.
+	if rec.Status == StatusBlocked || rec.WakeAt != nil {
+		// Nobody runs a blocked or parked run: adopting it ends it as
+		// cancelled (the end entry is write-once, so racing adopters agree).
 		if err := n.adopt(ctx, id); err != nil {
 			return nil, err
 		}

@@ -215,6 +215,7 @@ func (n *Node) Get(ctx context.Context, id string) (*RunDetail, error) {
 			}
 		}
 	}
+	sort.SliceStable(d.Steps, func(a, b int) bool { return stepLess(d.Steps[a].ID, d.Steps[b].ID) })
 	return d, nil
 }
 

@@ -22,7 +22,10 @@ type interp struct {
 	print        func(msg string)
 }
 
-const interpKey = "drover.interp"
+const (
+	interpKey = "drover.interp"
+	ctxKey    = "drover.ctx"
+)
 
 // newThread returns a thread for one line of execution (the main thread or a
 // parallel branch) whose step ids start with prefix, cancelled with ctx.
@@ -41,6 +44,7 @@ func (in *interp) newThread(ctx context.Context, name string, rt builtins.Runtim
 	}
 	thread.SetLocal(scopeKey, &scope{prefix: prefix})
 	thread.SetLocal(interpKey, in)
+	thread.SetLocal(ctxKey, ctx)
 	builtins.SetRuntime(thread, rt)
 	stop := context.AfterFunc(ctx, func() { thread.Cancel(cancelReason(ctx)) })
 	return thread, func() { stop() }
@@ -109,7 +113,11 @@ func evalError(err error) *RunError {
 	case errors.As(err, &de):
 		re.Code, re.Message = CodeNonDeterminism, de.Error()
 	case errors.As(err, &sf):
-		re.Code, re.Message = sf.Code, sf.Error()
+		re.Code = sf.Code
+		var bf *branchFailure
+		if !errors.As(err, &bf) { // a parallel branch's message already holds the cause
+			re.Message = sf.Error()
+		}
 	case strings.Contains(ee.Msg, "Starlark steps (a runaway loop?)"):
 		re.Code = "exec_limit"
 	}

@@ -159,8 +159,12 @@ func (p *replayer) patched(_ *starlark.Thread, id string) (bool, error) {
 }
 
 // Export returns run id as a self-contained, portable run.
+// A pinned run whose journal has expired is exported from its pinned copy.
 func (n *Node) Export(ctx context.Context, id string) (*Export, error) {
 	rec, err := n.record(ctx, id)
+	if errors.Is(err, ErrUnknownRun) {
+		return n.pinnedExport(ctx, id)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -169,8 +173,9 @@ func (n *Node) Export(ctx context.Context, id string) (*Export, error) {
 		return nil, err
 	}
 	if len(entries) == 0 {
-		return nil, fmt.Errorf("%w %q: its journal has expired", ErrUnknownRun, id)
+		return n.pinnedExport(ctx, id)
 	}
+	n.expires(rec)
 	script, err := n.LoadScript(ctx, rec.Hash)
 	if err != nil {
 		return nil, err

@@ -39,6 +39,7 @@ func main() {
 		payload  = fs.Int("payload-limit", 1<<20, "largest step argument, step result, input or run result, in bytes")
 		stepTO   = fs.Duration("step-timeout", 30*time.Second, "deadline of one step attempt when the builtin sets none")
 		grace    = fs.Duration("grace", 10*time.Second, "on shutdown, how long runs in flight may take to finish")
+		retain   = fs.Duration("retention", 30*24*time.Hour, "how long journals and run records are kept (ctl runs pin keeps a run longer)")
 	)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -56,7 +57,7 @@ func main() {
 	}
 	node, err := engine.NewNode(ctx, engine.Options{
 		Name: *name, DataDir: *dataDir, Listen: *listen, NATSURL: *natsURL, Logger: &log,
-		MaxExecSteps: *maxSteps, PayloadLimit: *payload, StepTimeout: *stepTO,
+		MaxExecSteps: *maxSteps, PayloadLimit: *payload, StepTimeout: *stepTO, JournalMaxAge: *retain,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "engine:", err)

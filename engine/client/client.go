@@ -81,6 +81,30 @@ func (c *Client) List(ctx context.Context, f engine.ListFilter) ([]engine.Run, e
 	return out.Runs, c.do(ctx, http.MethodGet, "/v1/runs?"+q.Encode(), nil, &out)
 }
 
+// Export implements engine.API.
+func (c *Client) Export(ctx context.Context, id string) (*engine.Export, error) {
+	var e engine.Export
+	return &e, c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id)+"/export", nil, &e)
+}
+
+// Cancel implements engine.API.
+func (c *Client) Cancel(ctx context.Context, id, by, reason string) (*engine.Run, error) {
+	var run engine.Run
+	return &run, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/cancel", engine.CancelRequest{By: by, Reason: reason}, &run)
+}
+
+// Resume implements engine.API.
+func (c *Client) Resume(ctx context.Context, id string, script *engine.Script, by string) (*engine.Run, error) {
+	var run engine.Run
+	return &run, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/resume", engine.ResumeRequest{Script: script, By: by}, &run)
+}
+
+// Pin implements engine.API.
+func (c *Client) Pin(ctx context.Context, id string) (*engine.Run, error) {
+	var run engine.Run
+	return &run, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/pin", nil, &run)
+}
+
 // do sends a request and decodes the answer into out, or the API error into
 // the engine's error values (ErrUnknownRun, ErrBadInput, *CompileError).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

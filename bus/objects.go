@@ -1,0 +1,29 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PutPinned stores data under name in the pinned-runs object store (no expiry).
+func (b *Bus) PutPinned(ctx context.Context, name string, data []byte) error {
+	if _, err := b.pinned.PutBytes(ctx, name, data); err != nil {
+		return fmt.Errorf("bus: pin %s: %w", name, err)
+	}
+	return nil
+}
+
+// GetPinned returns what PutPinned stored under name, or ErrNotFound.
+func (b *Bus) GetPinned(ctx context.Context, name string) ([]byte, error) {
+	data, err := b.pinned.GetBytes(ctx, name)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, fmt.Errorf("%w: pinned %s", ErrNotFound, name)
+		}
+		return nil, fmt.Errorf("bus: read pinned %s: %w", name, err)
+	}
+	return data, nil
+}
