@@ -191,10 +191,12 @@ func (n *Node) execute(ctx context.Context, step *builtins.Step, runID, stepID s
 	defer span.End()
 	policy := step.Policy()
 	start := time.Now()
+	sc := builtins.StepContext{Run: runID, Step: stepID, Key: runID + "/" + stepID}
 	res := ResultEntry{Step: stepID, Node: n.opts.Name, Start: start.UTC(), SpanID: span.SpanContext().SpanID().String()}
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
-		value, serr := n.attempt(ctx, step, args)
+		sc.Attempt = attempt
+		value, serr := n.attempt(builtins.WithStep(ctx, sc), step, args)
 		if serr == nil {
 			res.Value = value
 			break

@@ -118,3 +118,28 @@ type KVStore interface {
 	Put(ctx context.Context, key string, value []byte) error
 	Delete(ctx context.Context, key string) error
 }
+
+// StepContext identifies the step an Exec call performs.
+type StepContext struct {
+	Run     string
+	Step    string
+	Attempt int
+	// Key is the step's idempotency key, "<run>/<step>": the same for every
+	// attempt and for a step executed again after a crash. Integrations pass
+	// it on (http.* sends it as the Idempotency-Key header) so that the far
+	// side can de-duplicate.
+	Key string
+}
+
+type stepCtxKey struct{}
+
+// WithStep returns ctx carrying sc; the engine calls it before Exec.
+func WithStep(ctx context.Context, sc StepContext) context.Context {
+	return context.WithValue(ctx, stepCtxKey{}, sc)
+}
+
+// StepFrom returns the step an Exec call performs (zero outside the engine).
+func StepFrom(ctx context.Context) StepContext {
+	sc, _ := ctx.Value(stepCtxKey{}).(StepContext)
+	return sc
+}

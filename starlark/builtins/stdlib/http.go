@@ -294,6 +294,9 @@ func httpExec(ctx context.Context, env builtins.Env, name string, raw json.RawMe
 		}
 		req.Header.Set(k, v)
 	}
+	if key := builtins.StepFrom(ctx).Key; key != "" && req.Header.Get("Idempotency-Key") == "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	if len(c.JSON) > 0 && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
