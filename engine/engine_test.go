@@ -80,7 +80,11 @@ func newTestNode(t testing.TB, opts Options) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close(context.Background()) })
+	t.Cleanup(func() {
+		grace, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		n.Close(grace)
+	})
 	return n
 }
 

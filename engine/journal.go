@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/droverhq/drover/bus"
@@ -71,12 +73,36 @@ func (n *Node) readJournal(ctx context.Context, id string) ([]JournalEntry, erro
 	return out, nil
 }
 
-// parseJournal builds the in-memory view of a run's entries.
+// parseJournal builds the in-memory view of a run's entries. Call and result
+// entries (nearly all of a long journal) are decoded on every core at once.
 func parseJournal(entries []JournalEntry) (*journal, error) {
-	j := &journal{calls: map[string]*CallEntry{}, results: map[string]*ResultEntry{}, patches: map[string]PatchEntry{}}
+	j := &journal{calls: make(map[string]*CallEntry, len(entries)/2), results: make(map[string]*ResultEntry, len(entries)/2), patches: map[string]PatchEntry{}}
+	calls := make([]CallEntry, len(entries))
+	results := make([]ResultEntry, len(entries))
+	errs := make([]error, len(entries))
+	workers := runtime.GOMAXPROCS(0)
+	if len(entries) < 256 {
+		workers = 1
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(entries); i += workers {
+				switch entries[i].Kind {
+				case "call":
+					errs[i] = json.Unmarshal(entries[i].Data, &calls[i])
+				case "result":
+					errs[i] = json.Unmarshal(entries[i].Data, &results[i])
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	haveStart := false
 	for i, e := range entries {
-		var err error
+		err := errs[i]
 		switch e.Kind {
 		case "start":
 			err = json.Unmarshal(e.Data, &j.start)
@@ -86,13 +112,9 @@ func parseJournal(entries []JournalEntry) (*journal, error) {
 			err = json.Unmarshal(e.Data, &t)
 			j.tags = append(j.tags, t)
 		case "call":
-			c := new(CallEntry)
-			err = json.Unmarshal(e.Data, c)
-			j.calls[e.Key] = c
+			j.calls[e.Key] = &calls[i]
 		case "result":
-			r := new(ResultEntry)
-			err = json.Unmarshal(e.Data, r)
-			j.results[e.Key] = r
+			j.results[e.Key] = &results[i]
 		case "patch":
 			var p PatchEntry
 			err = json.Unmarshal(e.Data, &p)
@@ -127,16 +149,6 @@ func (j *journal) hash() string {
 		return j.versions[len(j.versions)-1].Hash
 	}
 	return j.start.Hash
-}
-
-// callIDs returns the journaled step ids in call order (numeric per level).
-func (j *journal) callIDs() []string {
-	ids := make([]string, 0, len(j.calls))
-	for id := range j.calls {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(a, b int) bool { return stepLess(ids[a], ids[b]) })
-	return ids
 }
 
 // stepLess orders hierarchical step ids ("2" < "10", "4.1.2" < "4.2.1").
@@ -196,16 +208,17 @@ func (e *DivergenceError) Error() string {
 
 // match compares a call the script makes at step id with the journal. It
 // returns the journaled call and result (either may be nil) or a divergence.
-func (j *journal) match(id, builtin string, args json.RawMessage, pos string) (*CallEntry, *ResultEntry, error) {
+// pos is called only to report a divergence.
+func (j *journal) match(id, builtin string, args json.RawMessage, pos func() string) (*CallEntry, *ResultEntry, error) {
 	c, ok := j.calls[id]
 	if !ok {
 		if j.end != nil {
-			return nil, nil, &DivergenceError{Step: id, New: &Call{builtin, args, pos}}
+			return nil, nil, &DivergenceError{Step: id, New: &Call{builtin, args, pos()}}
 		}
 		return nil, nil, nil
 	}
 	if c.Builtin != builtin || !bytes.Equal(c.Args, args) {
-		return nil, nil, &DivergenceError{Step: id, Journaled: &Call{c.Builtin, c.Args, c.Pos}, New: &Call{builtin, args, pos}}
+		return nil, nil, &DivergenceError{Step: id, Journaled: &Call{c.Builtin, c.Args, c.Pos}, New: &Call{builtin, args, pos()}}
 	}
 	return c, j.results[id], nil
 }
@@ -214,7 +227,7 @@ func (j *journal) match(id, builtin string, args json.RawMessage, pos string) (*
 // make, given the set of step ids it did make.
 func (j *journal) unvisited(visited map[string]bool) error {
 	var missing []string
-	for _, id := range j.callIDs() {
+	for id := range j.calls {
 		if !visited[id] {
 			missing = append(missing, id)
 		}
@@ -222,6 +235,7 @@ func (j *journal) unvisited(visited map[string]bool) error {
 	if len(missing) == 0 {
 		return nil
 	}
+	sort.Slice(missing, func(a, b int) bool { return stepLess(missing[a], missing[b]) })
 	c := j.calls[missing[0]]
 	return &DivergenceError{Step: missing[0], Journaled: &Call{c.Builtin, c.Args, c.Pos}, Missing: len(missing)}
 }

@@ -124,7 +124,7 @@ func (p *replayer) CallStep(thread *starlark.Thread, step *builtins.Step, a any)
 	if err != nil {
 		return nil, fmt.Errorf("%s: arguments are not JSON: %w", step.Name, err)
 	}
-	call, res, err := p.j.match(id, step.Name, args, callerPos(thread))
+	call, res, err := p.j.match(id, step.Name, args, func() string { return callerPos(thread) })
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {

@@ -40,7 +40,7 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 	// Recovery: a step the journal already holds is answered from it.
 	var journaled *CallEntry
 	if r.j != nil {
-		call, res, err := r.j.match(id, step.Name, args, pos)
+		call, res, err := r.j.match(id, step.Name, args, func() string { return pos })
 		if err != nil {
 			return nil, err
 		}

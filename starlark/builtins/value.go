@@ -91,6 +91,9 @@ type JSONMarshaler interface {
 // Canonical encodes v (a JSON-encodable Go value) as canonical JSON: object keys
 // sorted, no insignificant space, no HTML escaping.
 func Canonical(v any) (json.RawMessage, error) {
+	if out, ok := appendCanonical(make([]byte, 0, 64), v); ok {
+		return out, nil
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -170,9 +173,13 @@ func DecodeValue(raw json.RawMessage) (starlark.Value, error) {
 	if len(raw) == 0 {
 		return starlark.None, nil
 	}
-	x, err := Decode(raw)
+	d := jsonDecoder{data: raw}
+	v, err := d.value(0)
 	if err != nil {
 		return nil, err
 	}
-	return FromJSON(x)
+	if d.space(); d.i != len(raw) {
+		return nil, d.errorf("unexpected data after the JSON value")
+	}
+	return v, nil
 }
