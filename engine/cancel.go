@@ -32,16 +32,22 @@ func (n *Node) Cancel(ctx context.Context, id, by, reason string) (*Run, error) 
 	if by == "" {
 		by = "unknown"
 	}
-	data, _ := json.Marshal(CancelEntry{By: by, Reason: reason, Time: time.Now().UTC()})
+	data, _ := encodeJSON(CancelEntry{By: by, Reason: reason, Time: time.Now().UTC()})
 	if _, err := n.bus.Append(ctx, bus.JournalSubject(id, "cancel", ""), id+"/cancel", nil, data); err != nil && !errors.Is(err, bus.ErrExists) {
 		return nil, err
 	}
 	if err := n.bus.Publish(cancelPrefix+id, nil, data); err != nil {
 		return nil, err
 	}
-	if rec.Status == StatusBlocked || rec.WakeAt != nil {
-		// Nobody runs a blocked or parked run: adopting it ends it as
-		// cancelled (the end entry is write-once, so racing adopters agree).
+	n.mu.Lock()
+	_, mine := n.active[id]
+	n.mu.Unlock()
+	if !mine {
+		// The run may have no live coordinator (parked, blocked, or its node
+		// is gone). Adopting a run whose journal holds a cancel entry runs no
+		// script: it only ends it as cancelled. If a live coordinator ends it
+		// too, both write the same outcome and the write-once end entry keeps
+		// the first.
 		if err := n.adopt(ctx, id); err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/starlark/builtins"
 )
 
 // JournalEntry is one journal message in a portable form: the entry kind
@@ -217,7 +218,7 @@ func (j *journal) match(id, builtin string, args json.RawMessage, pos func() str
 		}
 		return nil, nil, nil
 	}
-	if c.Builtin != builtin || !bytes.Equal(c.Args, args) {
+	if c.Builtin != builtin || !sameJSON(c.Args, args) {
 		return nil, nil, &DivergenceError{Step: id, Journaled: &Call{c.Builtin, c.Args, c.Pos}, New: &Call{builtin, args, pos()}}
 	}
 	return c, j.results[id], nil
@@ -277,4 +278,34 @@ func ParseExport(data []byte) (*Export, error) {
 		return nil, fmt.Errorf("%w: run file %s: its script does not match the run's version hash (edited or corrupted)", ErrBadInput, e.Run.ID)
 	}
 	return &e, nil
+}
+
+// encodeJSON encodes a journal entry, envelope or export. Unlike json.Marshal
+// it leaves <, > and & alone, so canonical arguments embedded as
+// json.RawMessage keep their exact bytes (replay compares them).
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// sameJSON reports whether two JSON texts hold the same value: byte equality
+// first (canonical arguments), then equality of their canonical forms (a
+// re-indented or escaped export file).
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	x, err1 := builtins.Decode(a)
+	y, err2 := builtins.Decode(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	ca, err1 := builtins.Canonical(x)
+	cb, err2 := builtins.Canonical(y)
+	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
 }

@@ -18,7 +18,7 @@ func (n *Node) Pin(ctx context.Context, id string) (*Run, error) {
 		return nil, err
 	}
 	exp.Run.Pinned, exp.Run.Expires = true, nil
-	data, err := json.Marshal(exp)
+	data, err := encodeJSON(exp)
 	if err != nil {
 		return nil, err
 	}

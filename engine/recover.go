@@ -178,7 +178,7 @@ func (n *Node) adopt(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("engine: run %s: its script version no longer compiles: %w", id, err)
 	}
-	prev := rec.Status
+	prev, prevHash, prevCoord := rec.Status, rec.Hash, rec.Coordinator
 	rec.Status, rec.Error, rec.WakeAt, rec.Steps = StatusRunning, nil, nil, 0
 	rec.Coordinator, rec.Hash = n.opts.Name, prog.hash
 	r := &run{
@@ -202,7 +202,7 @@ func (n *Node) adopt(ctx context.Context, id string) error {
 	n.active[id] = r
 	n.runsWG.Add(1)
 	n.mu.Unlock()
-	if prev != StatusRunning || rec.Coordinator != j.start.Coordinator {
+	if prev != StatusRunning || prevCoord != rec.Coordinator || prevHash != rec.Hash {
 		n.indexRun(ctx, r.snapshot(), prev, nil)
 	}
 	r.log.Info().Int("journaled_steps", len(j.calls)).Msg("run adopted: replaying its journal")
@@ -265,7 +265,7 @@ func (n *Node) Resume(ctx context.Context, id string, script *Script, by string)
 			}
 		}
 		key := fmt.Sprint(seq)
-		data, _ := json.Marshal(VersionEntry{Hash: prog.hash, Script: script.Name, By: by, Time: time.Now().UTC()})
+		data, _ := encodeJSON(VersionEntry{Hash: prog.hash, Script: script.Name, By: by, Time: time.Now().UTC()})
 		if _, err := n.bus.Append(ctx, bus.JournalSubject(id, "version", key), id+"/version/"+key, nil, data); err != nil {
 			return nil, err
 		}
@@ -294,7 +294,7 @@ func (r *run) patched(thread *starlark.Thread, id string) (bool, error) {
 	// A run being replayed past this point took the old code path.
 	value := !(r.j != nil && len(r.visited) < len(r.j.calls))
 	r.mu.Unlock()
-	data, _ := json.Marshal(PatchEntry{Value: value, Pos: callerPos(thread), Time: time.Now().UTC()})
+	data, _ := encodeJSON(PatchEntry{Value: value, Pos: callerPos(thread), Time: time.Now().UTC()})
 	subj := bus.JournalSubject(r.id, "patch", id)
 	if _, err := r.n.bus.Append(r.ctx, subj, r.id+"/patch/"+id, nil, data); err != nil {
 		if !errors.Is(err, bus.ErrExists) {

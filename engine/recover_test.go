@@ -272,3 +272,21 @@ func TestPatched(t *testing.T) {
 		t.Fatalf("new run on v2: %s steps %d %+v", freshEnd.Status, freshEnd.Steps, freshEnd.Error)
 	}
 }
+
+// TestCancelUnownedRun: a run left unfinished by a stopped node, with nobody
+// coordinating it, is ended by cancel.
+func TestCancelUnownedRun(t *testing.T) {
+	var execs, holds atomic.Int64
+	held := make(chan struct{})
+	reg := recoveryRegistry(&execs, &holds, held)
+	dir := t.TempDir()
+	id := stopMidRun(t, dir, reg, held, recoverScript)
+	n := newTestNode(t, Options{Name: "n1", DataDir: dir, Registry: reg, NoRecovery: true})
+	if _, err := n.Cancel(context.Background(), id, "ops", "stuck"); err != nil {
+		t.Fatal(err)
+	}
+	end := waitEnd(t, n, id)
+	if end.Status != StatusCancelled || end.Error.Message != "cancelled by ops: stuck" || holds.Load() != 1 {
+		t.Fatalf("%s %+v holds %d", end.Status, end.Error, holds.Load())
+	}
+}

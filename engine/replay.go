@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,7 +101,7 @@ func Replay(ctx context.Context, exp *Export, opts ReplayOptions) (*ReplayReport
 
 func sameOutcome(end *EndEntry, result json.RawMessage, runErr *RunError) bool {
 	if runErr == nil {
-		return end.Status == StatusCompleted && bytes.Equal(end.Result, result)
+		return end.Status == StatusCompleted && sameJSON(end.Result, result)
 	}
 	return end.Status != StatusCompleted && end.Error != nil && end.Error.Message == runErr.Message
 }

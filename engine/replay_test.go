@@ -159,3 +159,27 @@ func TestAcceptedRunStartsAfterCrash(t *testing.T) {
 		t.Fatalf("%v %+v", err, end)
 	}
 }
+
+// TestReplayArgsWithHTMLCharacters: arguments holding <, > and & (any URL with
+// a query string) are journaled byte for byte, and a re-indented export file
+// still replays.
+func TestReplayArgsWithHTMLCharacters(t *testing.T) {
+	var execs atomic.Int64
+	n := newTestNode(t, Options{Registry: testRegistry(&execs)})
+	end := runScript(t, n, "def main(input):\n    return test.echo('https://api/x?a=1&b=<2>')\n", "")
+	exp, err := n.Export(context.Background(), end.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Replay(context.Background(), exp, ReplayOptions{Registry: testRegistry(&execs)}); err != nil || !rep.Matches {
+		t.Fatalf("replay: %v %+v", err, rep)
+	}
+	indented, _ := json.MarshalIndent(exp, "", "  ") // escapes & and re-indents every entry
+	exp2, err := ParseExport(indented)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Replay(context.Background(), exp2, ReplayOptions{Registry: testRegistry(&execs)}); err != nil || !rep.Matches {
+		t.Fatalf("replay of re-indented file: %v %+v", err, rep)
+	}
+}

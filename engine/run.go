@@ -115,7 +115,7 @@ func (n *Node) begin(ctx context.Context, prog *program, name string, input json
 		attrs = map[string]string{}
 	}
 	start := StartEntry{Run: id, Script: name, Hash: prog.hash, Input: input, Attrs: attrs, Coordinator: n.opts.Name, Time: now}
-	data, _ := json.Marshal(start)
+	data, _ := encodeJSON(start)
 	if _, err := n.bus.Append(ctx, bus.JournalSubject(id, "start", ""), id+"/start", nil, data); err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func (r *run) end(result json.RawMessage, runErr *RunError) {
 	}
 	end := EndEntry{Status: r.record.Status, Result: result, Error: runErr, Steps: r.record.Steps, Time: now}
 	r.mu.Unlock()
-	data, _ := json.Marshal(end)
+	data, _ := encodeJSON(end)
 	if _, err := r.n.bus.Append(ctx, bus.JournalSubject(r.id, "end", ""), r.id+"/end", nil, data); err != nil {
 		r.log.Error().Err(err).Msg("journal end of run")
 	}
@@ -270,7 +270,7 @@ func (r *run) Tag(thread *starlark.Thread, attrs map[string]string) error {
 		r.record.Attrs[k] = v
 	}
 	r.mu.Unlock()
-	data, _ := json.Marshal(TagEntry{Attrs: attrs, Pos: callerPos(thread), Time: time.Now().UTC()})
+	data, _ := encodeJSON(TagEntry{Attrs: attrs, Pos: callerPos(thread), Time: time.Now().UTC()})
 	if _, err := r.n.bus.Append(r.ctx, bus.JournalSubject(r.id, "tag", seq), r.id+"/tag/"+seq, nil, data); err != nil {
 		return err
 	}

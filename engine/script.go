@@ -123,7 +123,7 @@ func globalsOf(reg *builtins.Registry) starlark.StringDict {
 
 // storeScript saves the script version under its content hash (idempotent).
 func (n *Node) storeScript(ctx context.Context, s Script, hash string) error {
-	data, err := json.Marshal(s)
+	data, err := encodeJSON(s)
 	if err != nil {
 		return err
 	}

@@ -131,7 +131,7 @@ func resultValue(step *builtins.Step, id string, res *ResultEntry) (json.RawMess
 
 // appendCall journals a call entry without waiting; waitPending waits for it.
 func (r *run) appendCall(c CallEntry) error {
-	data, _ := json.Marshal(c)
+	data, _ := encodeJSON(c)
 	pend, err := r.n.bus.AppendAsync(bus.JournalSubject(r.id, "call", c.Step), r.id+"/"+c.Step+"/call", nil, data)
 	if err != nil {
 		return err
@@ -146,7 +146,7 @@ func (r *run) appendCall(c CallEntry) error {
 // (a step dispatched before a crash finished late), its result stands and is
 // returned instead.
 func (n *Node) appendResult(ctx context.Context, run, step string, res ResultEntry) (ResultEntry, error) {
-	data, _ := json.Marshal(res)
+	data, _ := encodeJSON(res)
 	subj := bus.JournalSubject(run, "result", step)
 	_, err := n.bus.Append(ctx, subj, run+"/"+step+"/result", nil, data)
 	if errors.Is(err, bus.ErrExists) {
@@ -263,7 +263,7 @@ func (n *Node) dispatch(ctx context.Context, node string, env Envelope) (ResultE
 	ch := make(chan ResultEntry, 1)
 	n.replies.Store(token, ch)
 	defer n.replies.Delete(token)
-	data, _ := json.Marshal(env)
+	data, _ := encodeJSON(env)
 	hdr := bus.Header{hdrReply: {n.replyPrefix + token}}
 	telemetry.Propagator.Inject(ctx, hdr)
 	pend, err := n.bus.PublishStepAsync(node, env.Key+"/a"+strconv.Itoa(env.Attempt), hdr, data)
@@ -332,7 +332,7 @@ func (n *Node) handleStep(m bus.StepMsg) {
 		m.Nak() // interrupted by shutdown: hand the step back, journal nothing
 		return
 	}
-	data, _ := json.Marshal(res)
+	data, _ := encodeJSON(res)
 	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer jcancel()
 	if _, err := n.bus.Append(jctx, bus.JournalSubject(env.Run, "result", env.Step), env.Key+"/result", nil, data); err != nil {
