@@ -1,5 +1,6 @@
-// Package cli implements ctl, Drover's command line: running a script and
-// inspecting runs, against a node's HTTP API (--server, DROVER_URL) or an
+// Package cli implements ctl, Drover's command line: running a script,
+// inspecting, replaying, exporting, cancelling, pinning and resuming runs,
+// against a node's HTTP API (--server, DROVER_URL) or an
 // embedded node started in-process on a local data dir.
 //
 // Every command works through engine.API, so both modes behave the same.
@@ -29,6 +30,9 @@ const (
 	// ExitUsage: the command line is wrong (unknown command or flag, missing or
 	// extra arguments, a bad flag value, --input that is not JSON).
 	ExitUsage = 2
+	// ExitDiverged: a replay did not reproduce the original run: the script
+	// made other calls than the journal holds, or ended differently.
+	ExitDiverged = 3
 	// ExitCancelled: the run was cancelled.
 	ExitCancelled = 4
 	// ExitInterrupted: ctl was interrupted (SIGINT, SIGTERM) before the run
@@ -110,14 +114,14 @@ func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ctl",
 		Short: "Run Drover scripts and inspect their runs",
-		Long: `ctl runs Drover scripts and inspects their runs.
+		Long: `ctl runs Drover scripts, and inspects, replays and controls their runs.
 
 With --server URL (or DROVER_URL) it talks to a running engine node. Without,
 it starts an embedded node in-process on a local data dir, so one command
 works on a fresh machine and later commands find the same runs.
 
 Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
-4 run cancelled, 130 interrupted.`,
+3 replay diverged, 4 run cancelled, 130 interrupted.`,
 		Args:              noSubcommand,
 		RunE:              helpWhenBare,
 		SilenceErrors:     true,
@@ -136,12 +140,13 @@ Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
 
 	runs := &cobra.Command{
 		Use:   "runs",
-		Short: "List, show and wait for runs",
+		Short: "List, show, wait for, export, pin and resume runs",
 		Args:  noSubcommand,
 		RunE:  helpWhenBare,
 	}
-	runs.AddCommand(a.runsLsCommand(), a.runsShowCommand(), a.runsWaitCommand())
-	root.AddCommand(a.runCommand(), runs)
+	runs.AddCommand(a.runsLsCommand(), a.runsShowCommand(), a.runsWaitCommand(),
+		a.runsExportCommand(), a.runsPinCommand(), a.runsResumeCommand())
+	root.AddCommand(a.runCommand(), a.replayCommand(), a.cancelCommand(), runs)
 	return root
 }
 

@@ -275,6 +275,12 @@ func TestUsageErrors(t *testing.T) {
 		{"ls args", []string{"runs", "ls", "x"}, `ctl runs ls: unexpected argument "x"`, "ctl runs ls"},
 		{"show without run", []string{"runs", "show"}, "ctl runs show: missing RUN", "ctl runs show"},
 		{"wait without run", []string{"runs", "wait"}, "ctl runs wait: missing RUN", "ctl runs wait"},
+		{"replay without run", []string{"replay"}, "ctl replay: missing RUN", "ctl replay"},
+		{"replay run and file", []string{"replay", "01ZZZZZZZZZZZZZZZZZZZZZZZZ", "--from", "run.json"}, `ctl replay: unexpected argument "01ZZZZZZZZZZZZZZZZZZZZZZZZ": give RUN or --from FILE, not both`, "ctl replay"},
+		{"cancel without run", []string{"cancel"}, "ctl cancel: missing RUN", "ctl cancel"},
+		{"export without run", []string{"runs", "export"}, "ctl runs export: missing RUN", "ctl runs export"},
+		{"pin two runs", []string{"runs", "pin", "a", "b"}, `ctl runs pin: unexpected argument "b" (want RUN)`, "ctl runs pin"},
+		{"resume without run", []string{"runs", "resume"}, "ctl runs resume: missing RUN", "ctl runs resume"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,10 +306,10 @@ func TestBadAttributeNameIsUsageError(t *testing.T) {
 
 func TestUnknownRun(t *testing.T) {
 	isolate(t)
-	for _, cmd := range []string{"show", "wait"} {
-		r := ctl(t, "runs", cmd, "01ZZZZZZZZZZZZZZZZZZZZZZZZ")
+	for _, cmd := range [][]string{{"runs", "show"}, {"runs", "wait"}, {"runs", "export"}, {"runs", "pin"}, {"runs", "resume"}, {"replay"}, {"cancel"}} {
+		r := ctl(t, append(cmd, "01ZZZZZZZZZZZZZZZZZZZZZZZZ")...)
 		if r.code != cli.ExitFailure || !strings.Contains(r.stderr, `unknown run "01ZZZZZZZZZZZZZZZZZZZZZZZZ"`) || strings.Contains(r.stderr, "--help") {
-			t.Errorf("runs %s:\n%v", cmd, r)
+			t.Errorf("%s:\n%v", strings.Join(cmd, " "), r)
 		}
 	}
 }
@@ -311,7 +317,8 @@ func TestUnknownRun(t *testing.T) {
 func TestHelp(t *testing.T) {
 	isolate(t)
 	for _, args := range [][]string{{}, {"--help"}, {"run", "--help"}, {"runs"}, {"runs", "--help"}, {"runs", "ls", "--help"},
-		{"runs", "show", "-h"}, {"runs", "wait", "--help"}, {"help", "run"}} {
+		{"runs", "show", "-h"}, {"runs", "wait", "--help"}, {"help", "run"}, {"replay", "--help"}, {"cancel", "-h"},
+		{"runs", "export", "--help"}, {"runs", "pin", "--help"}, {"runs", "resume", "--help"}} {
 		r := ctl(t, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") || r.stderr != "" {
 			t.Errorf("ctl %s:\n%v", strings.Join(args, " "), r)

@@ -40,8 +40,23 @@ func (a *app) serverURL() string {
 	return a.getenv("DROVER_URL")
 }
 
-// connect returns a client of the --server node, or starts an embedded node.
-func (a *app) connect(ctx context.Context) (*conn, error) {
+// nodeMode says what an embedded node does, at start, with the unfinished runs
+// it finds in its data dir. It does not matter with --server.
+type nodeMode int
+
+const (
+	// withRecovery continues them (by replay) while ctl runs, so that they can
+	// end: ctl run, ctl runs wait.
+	withRecovery nodeMode = iota
+	// noRecovery leaves them alone, so that a command reading runs executes
+	// nothing, and one acting on a named run touches no other: ls, show,
+	// export, replay, cancel, pin, resume.
+	noRecovery
+)
+
+// connect returns a client of the --server node, or starts an embedded node
+// that recovers unfinished runs or not, as mode says.
+func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 	if url := a.serverURL(); url != "" {
 		return &conn{API: client.New(url), close: func() {}}, nil
 	}
@@ -49,7 +64,7 @@ func (a *app) connect(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, failure(err)
 	}
-	n, err := engine.NewNode(ctx, engine.Options{Name: embeddedName, DataDir: dir, Logger: a.logger()})
+	n, err := engine.NewNode(ctx, engine.Options{Name: embeddedName, DataDir: dir, Logger: a.logger(), NoRecovery: mode == noRecovery})
 	if errors.Is(err, bus.ErrDataDirInUse) {
 		return nil, failure(err) // the message says what to do
 	}

@@ -20,7 +20,8 @@ const (
 	detailTime = "2006-01-02 15:04:05.000 MST"
 )
 
-// writeJSON prints raw JSON indented by two spaces; empty means null.
+// writeJSON prints raw JSON indented by two spaces, with <, > and & written
+// literally however the node escaped them; empty means null.
 func writeJSON(w io.Writer, raw json.RawMessage) error {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		raw = json.RawMessage("null")
@@ -30,7 +31,7 @@ func writeJSON(w io.Writer, raw json.RawMessage) error {
 		return failure(fmt.Errorf("the node returned a result that is not JSON: %w", err))
 	}
 	buf.WriteByte('\n')
-	_, err := w.Write(buf.Bytes())
+	_, err := w.Write(unescapeHTML(buf.Bytes()))
 	return err
 }
 
@@ -69,26 +70,38 @@ func writeRunDetail(w io.Writer, d *engine.RunDetail, loc *time.Location) error 
 		}
 	}
 	field("Run", d.ID)
-	version := d.Hash
-	if len(version) > 12 {
-		version = version[:12]
-	}
-	field("Script", fmt.Sprintf("%s (version %s)", d.Script, orDash(version)))
+	field("Script", fmt.Sprintf("%s (version %s)", d.Script, shortHash(d.Hash)))
 	field("Status", d.Status)
 	field("Coordinator", orDash(d.Coordinator))
 	field("Started", d.Started.In(loc).Format(detailTime))
-	if d.Ended != nil {
+	switch {
+	case d.Ended != nil:
 		field("Ended", fmt.Sprintf("%s (took %s)", d.Ended.In(loc).Format(detailTime), formatDuration(d.Ended.Sub(d.Started))))
-	} else {
+	case d.Status == engine.StatusBlocked:
+		field("Ended", "- (blocked)")
+	default:
 		field("Ended", "- (still running)")
+	}
+	if d.WakeAt != nil {
+		field("Wakes", d.WakeAt.In(loc).Format(detailTime)+" (parked in a durable sleep)")
+	}
+	switch {
+	case d.Pinned:
+		field("Expires", "never (pinned)")
+	case d.Expires != nil:
+		field("Expires", d.Expires.In(loc).Format(detailTime))
 	}
 	field("Input", orDash(compactJSON(d.Input)))
 	field("Attrs", orDash(formatAttrs(d.Attrs)))
 	switch {
 	case d.Error != nil:
-		field("Error", d.Error.Message)
+		// Continuation lines (a divergence's calls) line up under the first.
+		field("Error", strings.ReplaceAll(strings.TrimRight(d.Error.Message, "\n"), "\n", "\n"+strings.Repeat(" ", 14)))
 		if d.Error.Code != "" {
 			field("Code", d.Error.Code)
+		}
+		if d.Status == engine.StatusBlocked {
+			field("Hint", blockedHint(d.ID))
 		}
 		if d.Error.Backtrace != "" {
 			block("Backtrace", d.Error.Backtrace)
@@ -162,12 +175,13 @@ func formatAttrs(attrs map[string]string) string {
 	return strings.Join(pairs, ",")
 }
 
+// compactJSON is raw on one line, with <, > and & written literally.
 func compactJSON(raw json.RawMessage) string {
 	var buf bytes.Buffer
 	if json.Compact(&buf, raw) != nil {
 		return string(raw)
 	}
-	return buf.String()
+	return string(unescapeHTML(buf.Bytes()))
 }
 
 func orDash(s string) string {

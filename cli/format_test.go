@@ -88,6 +88,25 @@ func TestRunDetailGolden(t *testing.T) {
 				{ID: "1", Builtin: "sleep", Node: "n1", Start: t0.Add(2 * time.Millisecond), Outcome: "pending", Pos: "slow.star:2:10"},
 			},
 		}},
+		{"parked", engine.RunDetail{
+			Run: engine.Run{ID: "01JPC8Z3D50000000000000004", Script: "checkout", Hash: hash, Status: engine.StatusRunning, Coordinator: "n1", Started: t0,
+				WakeAt: at(time.Hour + 2*time.Millisecond), Expires: at(30 * 24 * time.Hour)},
+			Input: json.RawMessage(`{"hold":"1h"}`),
+			Steps: []engine.StepView{
+				{ID: "1", Builtin: "sleep", Node: "n1", Start: t0.Add(2 * time.Millisecond), Outcome: "pending", Pos: "checkout.star:9:10"},
+			},
+		}},
+		{"blocked", engine.RunDetail{
+			Run: engine.Run{ID: "01JPC8Z3D50000000000000005", Script: "checkout", Hash: hash, Status: engine.StatusBlocked, Coordinator: "n2", Started: t0, Pinned: true,
+				Error: &engine.RunError{Code: "non_determinism", Message: "non-determinism at step 2: the script now makes a different call than the journal holds\n" +
+					"  journaled: kv.get({\"key\":\"price/apple\"}) at checkout.star:7:18\n" +
+					"  new:       kv.get({\"key\":\"prices/apple\"}) at checkout.star:7:18"}},
+			Input: json.RawMessage(`{}`),
+			Steps: []engine.StepView{
+				{ID: "1", Builtin: "uuid", Node: "n1", Start: t0.Add(time.Millisecond), Duration: 3 * time.Microsecond, Attempts: 1, Outcome: "ok", Pos: "checkout.star:5:17"},
+				{ID: "2", Builtin: "kv.get", Node: "n1", Start: t0.Add(2 * time.Millisecond), Duration: 90 * time.Microsecond, Attempts: 1, Outcome: "ok", Pos: "checkout.star:7:18"},
+			},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

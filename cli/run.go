@@ -67,7 +67,7 @@ file of FILE's directory is part of the script, under its base name.`,
 
 // run starts req and, unless detach, waits for its end and reports it.
 func (a *app) run(ctx context.Context, req engine.StartRequest, detach bool) error {
-	c, err := a.connect(ctx)
+	c, err := a.connect(ctx, withRecovery)
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,8 @@ func (a *app) waitError(ctx context.Context, c *conn, id string, err error) erro
 }
 
 // reportEnd prints how an unsuccessful run ended on stderr and returns its exit
-// code: failed (message then backtrace) or cancelled.
+// code: failed (message then backtrace), blocked (message then what to do) or
+// cancelled.
 func (a *app) reportEnd(r *engine.Run) error {
 	switch r.Status {
 	case engine.StatusCompleted:
@@ -132,10 +133,19 @@ func (a *app) reportEnd(r *engine.Run) error {
 		msg = r.Error.Message
 	}
 	fmt.Fprintf(a.stderr, "run %s %s: %s\n", r.ID, r.Status, msg)
+	if r.Status == engine.StatusBlocked {
+		fmt.Fprintln(a.stderr, blockedHint(r.ID))
+		return silent(ExitFailure)
+	}
 	if r.Error != nil && r.Error.Backtrace != "" {
 		fmt.Fprintln(a.stderr, strings.TrimRight(r.Error.Backtrace, "\n"))
 	}
 	return silent(ExitFailure)
+}
+
+// blockedHint says how to continue a blocked run.
+func blockedHint(id string) string {
+	return "fix the script or the node and run: ctl runs resume " + id + " [--script fixed.star]"
 }
 
 // readScript reads FILE and, if it calls load(), the other *.star files of its

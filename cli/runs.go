@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -43,7 +45,7 @@ Filters combine: a run is listed when it matches all of them.`,
 				// The engine's messages start with the parameter's name, which is the flag's.
 				return usageErrorf("--%s", strings.TrimPrefix(err.Error(), engine.ErrBadInput.Error()+": "))
 			}
-			c, err := a.connect(cmd.Context())
+			c, err := a.connect(cmd.Context(), noRecovery)
 			if err != nil {
 				return err
 			}
@@ -88,7 +90,7 @@ its outcome and the script position that called it.`,
   ctl runs show 01JD4W6Q3Z8X5M2N7P9R0S1T2V --json | jq '.steps[].builtin'`,
 		Args: wantArgs("RUN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect(cmd.Context())
+			c, err := a.connect(cmd.Context(), noRecovery)
 			if err != nil {
 				return err
 			}
@@ -112,19 +114,24 @@ func (a *app) runsWaitCommand() *cobra.Command {
 		Use:   "wait RUN",
 		Short: "Wait for a run to end",
 		Long: `Wait until the run ends, then print "run <RUN> <status>". A failed run's
-error and backtrace go to stderr.
+error and backtrace go to stderr. A run that is blocked (its recovery found
+that the script no longer matches its journal) is reported as such: it does
+not end until it is resumed.
 
-Exit code: 0 completed, 1 failed, 4 cancelled.`,
+An embedded node continues the unfinished runs of its data dir (runs that an
+earlier ctl left behind), so that the run can end while ctl waits.
+
+Exit code: 0 completed, 1 failed or blocked, 4 cancelled.`,
 		Example: `  ctl runs wait 01JD4W6Q3Z8X5M2N7P9R0S1T2V && echo done`,
 		Args:    wantArgs("RUN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := a.connect(ctx)
+			c, err := a.connect(ctx, withRecovery)
 			if err != nil {
 				return err
 			}
 			defer c.close()
-			end, err := c.Wait(ctx, args[0])
+			end, err := a.waitSettled(ctx, c, args[0])
 			if err != nil {
 				if ctx.Err() != nil {
 					fmt.Fprintln(a.stderr, "ctl: interrupted")
@@ -139,4 +146,47 @@ Exit code: 0 completed, 1 failed, 4 cancelled.`,
 			return a.reportEnd(end)
 		},
 	}
+}
+
+func (a *app) runsExportCommand() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "export RUN",
+		Short: "Write a run as a portable file, for ctl replay --from",
+		Long: `Write a run as a self-contained JSON file: its record, the exact script
+version it ran, and every journal entry (one per line). ctl replay --from FILE
+replays it anywhere, without a node; the file is checked when it is read (its
+format version, and that the script matches the run's version hash).
+
+The file goes to stdout, or to FILE with -o. It holds the run's input and every
+step's arguments and results: treat it like the data it contains.`,
+		Example: `  ctl runs export 01JD4W6Q3Z8X5M2N7P9R0S1T2V > run.json
+  ctl runs export 01JD4W6Q3Z8X5M2N7P9R0S1T2V -o run.json && ctl replay --from run.json`,
+		Args: wantArgs("RUN"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.connect(cmd.Context(), noRecovery)
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			exp, err := c.Export(cmd.Context(), args[0])
+			if err != nil {
+				return failure(err)
+			}
+			if out == "" || out == "-" {
+				return writeExport(a.stdout, exp)
+			}
+			var buf bytes.Buffer
+			if err := writeExport(&buf, exp); err != nil {
+				return failure(err)
+			}
+			if err := os.WriteFile(out, buf.Bytes(), 0o600); err != nil {
+				return failure(err)
+			}
+			fmt.Fprintf(a.stderr, "run %s exported to %s (%d journal entries)\n", exp.Run.ID, out, len(exp.Journal))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write to `FILE` instead of stdout")
+	return cmd
 }

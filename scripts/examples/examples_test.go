@@ -19,8 +19,9 @@ import (
 // inputs gives each example the input it needs; {{server}} is replaced by the
 // URL of a local HTTP server standing in for the outside world.
 var inputs = map[string]string{
-	"hello.star": `{"who": "acme"}`,
-	"fetch.star": `{"url": "{{server}}/v1/health"}`,
+	"hello.star":    `{"who": "acme"}`,
+	"fetch.star":    `{"url": "{{server}}/v1/health"}`,
+	"checkout.star": `{"customer": "acme", "skus": ["apple", "fig", "pear"], "coupon": "WELCOME10"}`,
 }
 
 func TestExamples(t *testing.T) {
