@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,19 @@ type Options struct {
 	// Empty means no listener: only the in-process connection. Port 0 or -1
 	// picks a free port.
 	Listen string
-	// Replicas for streams and buckets (default 1).
+	// ClusterListen is where the embedded server accepts routes from other
+	// nodes' servers (host:port; port 0 picks a free one). Empty means the
+	// server is not clustered, unless Peers is set (then 127.0.0.1:0).
+	ClusterListen string
+	// Peers are route URLs of other nodes' embedded servers
+	// (nats://host:port of their ClusterListen): the servers form one NATS and
+	// JetStream cluster. A star around one seed is enough; routes gossip.
+	Peers []string
+	// ClusterName names the cluster (default "drover").
+	ClusterName string
+	// Replicas for streams and buckets. Zero means 3 when the cluster has 3 or
+	// more servers (this node and its peers, or an external cluster's size),
+	// else 1.
 	Replicas int
 	// JournalMaxAge is how long journals are kept (default 30 days).
 	JournalMaxAge time.Duration
@@ -58,9 +71,7 @@ type Bus struct {
 // Open starts or connects to NATS and creates Drover's streams and buckets if
 // they do not exist yet.
 func Open(ctx context.Context, opts Options) (*Bus, error) {
-	if opts.Replicas <= 0 {
-		opts.Replicas = 1
-	}
+
 	if opts.JournalMaxAge <= 0 {
 		opts.JournalMaxAge = DefaultJournalMaxAge
 	}
@@ -83,11 +94,61 @@ func Open(ctx context.Context, opts Options) (*Bus, error) {
 		b.Close()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
-	if err := b.ensure(ctx); err != nil {
+	if b.opts.Replicas <= 0 {
+		b.opts.Replicas = 1
+		if b.clusterSize() >= 3 {
+			b.opts.Replicas = 3
+		}
+	}
+	// A clustered JetStream answers only once its meta group has a leader:
+	// retry until then, within ctx.
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = b.ensure(actx)
+		cancel()
+		if err == nil || !b.clustered() || ctx.Err() != nil {
+			break
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	if err != nil {
 		b.Close()
 		return nil, err
 	}
 	return b, nil
+}
+
+// clustered reports whether the bus is part of a multi-server NATS.
+func (b *Bus) clustered() bool {
+	return len(b.opts.Peers) > 0 || b.opts.ClusterListen != "" || (b.ns == nil && len(b.nc.DiscoveredServers()) > 0)
+}
+
+// clusterSize is the number of servers known at start: this node and its
+// peers, or the servers an external NATS advertises.
+func (b *Bus) clusterSize() int {
+	if b.ns != nil {
+		return 1 + len(b.opts.Peers)
+	}
+	return len(b.nc.Servers())
+}
+
+// Replicas is the replication factor of Drover's streams and buckets.
+func (b *Bus) Replicas() int { return b.opts.Replicas }
+
+// ClusterURL is the route URL other nodes pass in Peers to join this node's
+// embedded server, or "" when it is not clustered.
+func (b *Bus) ClusterURL() string {
+	if b.ns == nil {
+		return ""
+	}
+	if a := b.ns.ClusterAddr(); a != nil {
+		return "nats://" + a.String()
+	}
+	return ""
 }
 
 func (b *Bus) startEmbedded() error {
@@ -114,8 +175,24 @@ func (b *Bus) startEmbedded() error {
 		NoSigs:     true,
 		NoLog:      true,
 		MaxPayload: b.opts.MaxPayload,
-		DontListen: b.opts.Listen == "",
 	}
+	if len(b.opts.Peers) > 0 && b.opts.ClusterListen == "" {
+		b.opts.ClusterListen = "127.0.0.1:0"
+	}
+	if b.opts.ClusterListen != "" && b.opts.Listen == "" {
+		// nats-server starts routing only after its client accept loop, so
+		// a clustered server needs a client listener.
+		b.opts.Listen = "127.0.0.1:0"
+	}
+	if b.opts.ClusterListen != "" {
+		host, port, err := splitAddr("cluster", b.opts.ClusterListen)
+		if err != nil {
+			return err
+		}
+		so.Cluster = server.ClusterOpts{Name: cmp.Or(b.opts.ClusterName, "drover"), Host: host, Port: port}
+		so.Routes = server.RoutesFromStr(strings.Join(b.opts.Peers, ","))
+	}
+	so.DontListen = b.opts.Listen == ""
 	if b.opts.Listen != "" {
 		host, port, err := net.SplitHostPort(b.opts.Listen)
 		if err != nil {
@@ -143,6 +220,22 @@ func (b *Bus) startEmbedded() error {
 		return fmt.Errorf("bus: in-process connection: %w", err)
 	}
 	return nil
+}
+
+// splitAddr parses host:port for an option named what; port 0 means any.
+func splitAddr(what, addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("bus: %s address %q: %w (want host:port, e.g. 127.0.0.1:6322)", what, addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", 0, fmt.Errorf("bus: %s port %q is not a number", what, port)
+	}
+	if p == 0 {
+		p = server.RANDOM_PORT
+	}
+	return host, p, nil
 }
 
 func serverName(name string) string {

@@ -1,0 +1,79 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// freePorts returns n loopback ports that were free a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var ls []net.Listener
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// TestEmbeddedCluster joins three embedded servers with routes: streams get
+// three replicas, and an entry appended through one node is read back through
+// another, write-once as on one node.
+func TestEmbeddedCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ports := freePorts(t, 3)
+	buses := make([]*Bus, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range buses {
+		var peers []string
+		for j, p := range ports {
+			if j != i {
+				peers = append(peers, fmt.Sprintf("nats://127.0.0.1:%d", p))
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buses[i], errs[i] = Open(ctx, Options{Name: fmt.Sprintf("c%d", i+1), DataDir: t.TempDir(),
+				ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]), Peers: peers})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i+1, err)
+		}
+		defer buses[i].Close()
+	}
+	if r := buses[0].Replicas(); r != 3 {
+		t.Fatalf("replicas = %d, want 3", r)
+	}
+	run := fmt.Sprintf("C%d", time.Now().UnixNano())
+	if _, err := buses[0].Append(ctx, JournalSubject(run, "result", "1"), run+"/1", nil, []byte(`"x"`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buses[2].Append(ctx, JournalSubject(run, "result", "1"), run+"/1b", nil, []byte(`"y"`)); err == nil {
+		t.Fatal("a second node overwrote a journal entry")
+	}
+	msgs, err := buses[1].Read(ctx, JournalFilter(run))
+	if err != nil || len(msgs) != 1 || string(msgs[0].Data) != `"x"` {
+		t.Fatalf("read through another node: %v %v", msgs, err)
+	}
+	if buses[1].ClusterURL() == "" {
+		t.Fatal("no cluster URL")
+	}
+}
