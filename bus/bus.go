@@ -301,6 +301,7 @@ func (b *Bus) ensure(ctx context.Context) error {
 		{Bucket: RunsBucket, Description: "Drover runs index", History: 1, Storage: jetstream.FileStorage, TTL: b.opts.JournalMaxAge},
 		{Bucket: ScriptsBucket, Description: "Drover script sources by content hash", History: 1, Storage: jetstream.FileStorage},
 		{Bucket: DataBucket, Description: "kv.* builtins", History: 1, Storage: jetstream.FileStorage},
+		{Bucket: NodesBucket, Description: "Drover node heartbeats", History: 1, Storage: jetstream.MemoryStorage, TTL: NodesTTL},
 	} {
 		cfg.Replicas = b.opts.Replicas
 		kv, err := b.js.CreateOrUpdateKeyValue(ctx, cfg)

@@ -26,6 +26,9 @@ const (
 	ScriptsBucket = "drover_scripts"
 	// DataBucket backs the kv.* builtins.
 	DataBucket = "drover_kv"
+	// NodesBucket holds each live node's heartbeat (its meter reading), put
+	// about once a second; entries expire after NodesTTL.
+	NodesBucket = "drover_nodes"
 	// PinnedBucket is an object store of runs kept past retention, each a
 	// self-contained export, with no expiry.
 	PinnedBucket = "drover_pinned"
@@ -71,6 +74,8 @@ func ValidToken(s string) bool {
 
 // Defaults for stream limits.
 const (
+	// NodesTTL is how long a node's heartbeat outlives it in the bucket.
+	NodesTTL = 10 * time.Second
 	DefaultJournalMaxAge = 30 * 24 * time.Hour
 	stepsMaxAge          = time.Hour
 )

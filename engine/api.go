@@ -23,6 +23,7 @@ type API interface {
 	Cancel(ctx context.Context, id, by, reason string) (*Run, error)
 	Resume(ctx context.Context, id string, script *Script, by string) (*Run, error)
 	Pin(ctx context.Context, id string) (*Run, error)
+	Nodes(ctx context.Context) ([]NodeInfo, error)
 }
 
 // CancelRequest is the body of POST /v1/runs/{id}/cancel.
@@ -67,6 +68,7 @@ const (
 //	POST /v1/runs/{id}/cancel   cancel (body CancelRequest)
 //	POST /v1/runs/{id}/resume   resume a blocked or parked run, optionally on another version (body ResumeRequest)
 //	POST /v1/runs/{id}/pin      keep the run past retention
+//	GET  /v1/nodes              live nodes with their meters
 //	GET  /v1/health             node name and NATS URL
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -97,6 +99,10 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/runs/{id}/pin", func(w http.ResponseWriter, r *http.Request) {
 		run, err := n.Pin(r.Context(), r.PathValue("id"))
 		reply(w, run, err)
+	})
+	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
+		nodes, err := n.Nodes(r.Context())
+		reply(w, map[string]any{"nodes": nodes}, err)
 	})
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"node": n.opts.Name, "nats": n.bus.ClientURL()})

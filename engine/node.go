@@ -51,6 +51,12 @@ type Node struct {
 
 	baseCtx    context.Context
 	cancelBase context.CancelCauseFunc
+
+	started     time.Time
+	nodesMu     sync.Mutex
+	nodes       map[string]NodeInfo // live nodes from their heartbeats
+	lostMu      sync.Mutex
+	lostWaiters map[string][]chan struct{} // closed when that node is lost
 }
 
 // NewNode starts a node: it opens the bus (embedded NATS by default), creates
@@ -62,6 +68,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	}
 	b, err := bus.Open(ctx, bus.Options{
 		Name: opts.Name, DataDir: opts.DataDir, URL: opts.NATSURL, Listen: opts.Listen,
+		ClusterListen: opts.ClusterListen, Peers: opts.Peers, Replicas: opts.Replicas,
 		JournalMaxAge: opts.JournalMaxAge,
 	})
 	if err != nil {
@@ -76,7 +83,11 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		sleeping: map[string]*time.Timer{},
 
 		stepCancels: map[string]map[*int]context.CancelFunc{},
+		started:     time.Now().UTC(),
+		nodes:       map[string]NodeInfo{},
+		lostWaiters: map[string][]chan struct{}{},
 	}
+	n.meter.Node = opts.Name
 	n.env = &stepEnv{n: n}
 	n.baseCtx, n.cancelBase = context.WithCancelCause(context.Background())
 	n.replyPrefix = "drover.reply." + opts.Name + "." + strconv.FormatInt(int64(newNonce()), 36) + "."
@@ -95,12 +106,17 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	if !opts.NoRecovery {
 		n.recoverRuns(ctx)
 	}
+	go n.heartbeat(n.baseCtx)
+	go n.watchNodes(n.baseCtx)
 	n.log.Info().Bool("embedded", b.Embedded()).Str("nats", b.ClientURL()).Msg("node started")
 	return n, nil
 }
 
 // Name is the node's name.
 func (n *Node) Name() string { return n.opts.Name }
+
+// ClusterURL is the route URL other nodes pass in --peers ("" if not clustered).
+func (n *Node) ClusterURL() string { return n.bus.ClusterURL() }
 
 // NATSURL is where NATS clients reach this node's bus ("" if in-process only).
 func (n *Node) NATSURL() string { return n.bus.ClientURL() }

@@ -23,6 +23,15 @@ type Options struct {
 	// Listen is where the embedded NATS accepts clients (host:port); empty
 	// means no listener.
 	Listen string
+	// ClusterListen and Peers join the embedded NATS servers of several nodes
+	// into one cluster (see bus.Options); Replicas overrides the replication
+	// of streams and buckets (0: 3 from 3 nodes, else 1).
+	ClusterListen string
+	Peers         []string
+	Replicas      int
+	// AdvertiseHTTP is the URL of this node's HTTP API, published in its
+	// heartbeat (cmd/engine sets it once it listens).
+	AdvertiseHTTP string
 	// Registry holds the builtins scripts can call (default builtins.Default).
 	Registry *builtins.Registry
 	// Placement chooses the node of each step (default placement.Local).

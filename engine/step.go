@@ -102,7 +102,7 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 		if step.Resources != nil {
 			env.Demand = step.Resources(args)
 		}
-		if res, err = r.n.dispatch(ctx, dec.Node, env); err != nil {
+		if res, err = r.dispatchUntilDone(ctx, step, dec, env); err != nil {
 			return nil, err
 		}
 	}
@@ -120,6 +120,37 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 	}
 	return resultValue(step, id, &res)
 }
+
+// dispatchUntilDone dispatches a step and, if the executing node is lost
+// before answering, places it again (attempt + 1, same idempotency key) unless
+// the lost node had journaled its result already.
+func (r *run) dispatchUntilDone(ctx context.Context, step *builtins.Step, dec placement.Decision, env Envelope) (ResultEntry, error) {
+	for {
+		res, err := r.n.dispatch(ctx, dec.Node, env)
+		if !errors.Is(err, errNodeLost) {
+			return res, err
+		}
+		if m, err := r.n.bus.Entry(ctx, bus.JournalSubject(r.id, "result", env.Step)); err == nil {
+			var prev ResultEntry
+			if json.Unmarshal(m.Data, &prev) == nil {
+				return prev, nil
+			}
+		}
+		lost := dec.Node
+		if dec, err = r.n.opts.Placement.Place(ctx, placement.Request{Run: r.id, Step: env.Step, Builtin: step.Name, Coordinator: r.n.opts.Name}); err != nil {
+			return ResultEntry{}, &StepFailure{Builtin: step.Name, Step: env.Step, Code: "placement", Message: err.Error()}
+		}
+		env.Attempt++
+		r.log.Warn().Str("step", env.Step).Str("lost", lost).Str("node", dec.Node).Int("attempt", env.Attempt).Msg("executing node lost; step placed again")
+		if dec.Node == r.n.opts.Name && !r.n.opts.AlwaysDispatch {
+			return r.n.appendResult(ctx, r.id, env.Step, r.n.execute(ctx, step, r.id, env.Step, env.Args))
+		}
+	}
+}
+
+// errNodeLost reports that the node executing a dispatched step stopped
+// heartbeating before it answered.
+var errNodeLost = errors.New("engine: executing node lost")
 
 // resultValue turns a result entry into what CallStep returns.
 func resultValue(step *builtins.Step, id string, res *ResultEntry) (json.RawMessage, error) {
@@ -272,9 +303,15 @@ func (n *Node) dispatch(ctx context.Context, node string, env Envelope) (ResultE
 	}
 	wait := time.NewTimer(time.Until(env.Deadline) + 5*time.Second)
 	defer wait.Stop()
+	var lost <-chan struct{}
+	if node != n.opts.Name {
+		lost = n.lostSignal(node)
+	}
 	select {
 	case res := <-ch:
 		return res, nil
+	case <-lost:
+		return ResultEntry{}, errNodeLost
 	case err := <-pend.Err():
 		return ResultEntry{}, err
 	case <-wait.C:

@@ -1,19 +1,43 @@
-// Package meter measures a node: in-flight steps per builtin, and (as the
-// cluster grows) CPU, memory and the free units of custom resources. Placement
-// reads what meters publish.
+// Package meter measures a node: CPU, cores, memory, the steps it executes
+// per builtin, and its custom resources — rate limits (TokenBucket) and
+// concurrency pools (Pool) declared in node configuration (ParseResource) and
+// enforced by the worker (Resources). A node publishes its Reading about once
+// a second; placement reads what every node published.
 package meter
 
 import (
 	"runtime"
 	"sort"
 	"sync"
+	"time"
 )
 
-// Meter counts the steps a node is executing. The zero value is ready to use.
+// Meter counts the steps a node is executing and reads the node's meters.
+// The zero value is ready to use; set the exported fields before first use.
 type Meter struct {
+	// Node names the node in readings.
+	Node string
+	// Resources are the node's custom resources (nil: none).
+	Resources *Resources
+	// Host measures CPU and memory (nil: a Sampler of this machine).
+	Host interface{ Sample() Host }
+	// Now is the clock stamped on readings (default time.Now).
+	Now func() time.Time
+
 	mu       sync.Mutex
 	inFlight map[string]int
 	done     map[string]uint64
+	placed   uint64
+	sampler  Sampler
+}
+
+// Placed records that this node, as a run's coordinator, placed a step
+// (anywhere). Coordinators compare their placement rates to estimate how
+// much of a node's load since its last reading came from the others.
+func (m *Meter) Placed() {
+	m.mu.Lock()
+	m.placed++
+	m.mu.Unlock()
 }
 
 // Begin records that a step of builtin started; call the returned func when it ends.
@@ -32,22 +56,71 @@ func (m *Meter) Begin(builtin string) (end func()) {
 	}
 }
 
-// Reading is a snapshot of a node's meter.
+// Reading is a snapshot of a node's meters: what it publishes about once a
+// second, and what placement reads.
 type Reading struct {
-	InFlight     map[string]int    `json:"in_flight"`
-	Completed    map[string]uint64 `json:"completed"`
-	HeapBytes    uint64            `json:"heap_bytes"`
-	Goroutines   int               `json:"goroutines"`
-	InFlightSum  int               `json:"in_flight_total"`
-	BuiltinNames []string          `json:"-"`
+	// Node is the node's name and Time when it was measured.
+	Node string    `json:"node"`
+	Time time.Time `json:"time"`
+	// Cores is the number of cores the node may use; CPU is their
+	// utilisation since the previous reading (0..1).
+	Cores int     `json:"cores"`
+	CPU   float64 `json:"cpu"`
+	// Runnable is the number of tasks ready to use a core when measured,
+	// running or waiting for one: unlike CPU, it shows how far a node is
+	// over-committed.
+	Runnable float64 `json:"runnable"`
+	// MemUsed and MemTotal are bytes in use and available (0: unknown).
+	MemUsed  uint64 `json:"mem_used"`
+	MemTotal uint64 `json:"mem_total"`
+	// InFlight is the number of steps executing per builtin; InFlightSum
+	// their total.
+	InFlight    map[string]int `json:"in_flight"`
+	InFlightSum int            `json:"in_flight_total"`
+	// Completed counts the steps executed per builtin since the node started.
+	Completed map[string]uint64 `json:"completed"`
+	// Placed counts the steps this node placed as a coordinator since it
+	// started.
+	Placed uint64 `json:"placed"`
+	// Resources is the state of each custom resource, by name.
+	Resources map[string]ResourceState `json:"resources,omitempty"`
+	// Waiting is the number of steps waiting for resource units.
+	Waiting int `json:"waiting"`
+	// HeapBytes and Goroutines describe the node's own process.
+	HeapBytes  uint64 `json:"heap_bytes"`
+	Goroutines int    `json:"goroutines"`
+	// BuiltinNames lists the builtins in Completed, sorted.
+	BuiltinNames []string `json:"-"`
 }
 
-// Read returns the current reading.
+// Load is a node's load as simple policies see it: the larger of its CPU
+// utilisation and its executing steps per core.
+func (r *Reading) Load() float64 {
+	l := r.CPU
+	if c := max(r.Cores, 1); float64(r.InFlightSum)/float64(c) > l {
+		l = float64(r.InFlightSum) / float64(c)
+	}
+	return l
+}
+
+// Read returns the current reading: host, steps and resources.
 func (m *Meter) Read() Reading {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	r := Reading{InFlight: map[string]int{}, Completed: map[string]uint64{}, HeapBytes: ms.HeapAlloc, Goroutines: runtime.NumGoroutine()}
+	var h Host
+	if m.Host != nil {
+		h = m.Host.Sample()
+	} else {
+		h = m.sampler.Sample()
+	}
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	r := Reading{Node: m.Node, Time: now(), Cores: h.Cores, CPU: h.CPU, Runnable: h.Runnable, MemUsed: h.MemUsed, MemTotal: h.MemTotal,
+		InFlight: map[string]int{}, Completed: map[string]uint64{}, HeapBytes: ms.HeapAlloc, Goroutines: runtime.NumGoroutine()}
 	m.mu.Lock()
+	r.Placed = m.placed
 	for k, v := range m.inFlight {
 		if v > 0 {
 			r.InFlight[k] = v
@@ -60,5 +133,11 @@ func (m *Meter) Read() Reading {
 	}
 	m.mu.Unlock()
 	sort.Strings(r.BuiltinNames)
+	if m.Resources != nil {
+		r.Resources = m.Resources.States()
+		for _, st := range r.Resources {
+			r.Waiting += st.Waiting
+		}
+	}
 	return r
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,17 +30,20 @@ func main() {
 	fs := flag.NewFlagSet("engine", flag.ContinueOnError)
 	host, _ := os.Hostname()
 	var (
-		name     = fs.String("name", host, "node name (letters, digits, - and _)")
-		dataDir  = fs.String("data-dir", "drover-data", "directory of the embedded NATS store")
-		listen   = fs.String("listen", "127.0.0.1:4322", "address where the embedded NATS accepts clients (\"\" for none)")
-		natsURL  = fs.String("nats", "", "external NATS URL; when set no server is embedded")
-		httpAddr = fs.String("http", "127.0.0.1:8080", "address of the HTTP JSON API")
-		logLevel = fs.String("log-level", "info", "debug, info, warn or error")
-		maxSteps = fs.Uint64("max-exec-steps", 10_000_000, "Starlark computation limit per run (runaway-loop guard)")
-		payload  = fs.Int("payload-limit", 1<<20, "largest step argument, step result, input or run result, in bytes")
-		stepTO   = fs.Duration("step-timeout", 30*time.Second, "deadline of one step attempt when the builtin sets none")
-		grace    = fs.Duration("grace", 10*time.Second, "on shutdown, how long runs in flight may take to finish")
-		retain   = fs.Duration("retention", 30*24*time.Hour, "how long journals and run records are kept (ctl runs pin keeps a run longer)")
+		name        = fs.String("name", host, "node name (letters, digits, - and _)")
+		dataDir     = fs.String("data-dir", "drover-data", "directory of the embedded NATS store")
+		listen      = fs.String("listen", "127.0.0.1:4322", "address where the embedded NATS accepts clients (\"\" for none)")
+		natsURL     = fs.String("nats", "", "external NATS URL; when set no server is embedded")
+		httpAddr    = fs.String("http", "127.0.0.1:8080", "address of the HTTP JSON API")
+		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		maxSteps    = fs.Uint64("max-exec-steps", 10_000_000, "Starlark computation limit per run (runaway-loop guard)")
+		payload     = fs.Int("payload-limit", 1<<20, "largest step argument, step result, input or run result, in bytes")
+		stepTO      = fs.Duration("step-timeout", 30*time.Second, "deadline of one step attempt when the builtin sets none")
+		grace       = fs.Duration("grace", 10*time.Second, "on shutdown, how long runs in flight may take to finish")
+		clusterAddr = fs.String("cluster", "", "address where the embedded NATS accepts routes from other nodes (host:port; set with --peers)")
+		peers       = fs.String("peers", "", "comma-separated route URLs of other nodes' --cluster addresses (nats://host:port,...)")
+		replicas    = fs.Int("replicas", 0, "replicas of streams and buckets (0: 3 when 3 or more nodes, else 1)")
+		retain      = fs.Duration("retention", 30*24*time.Hour, "how long journals and run records are kept (ctl runs pin keeps a run longer)")
 	)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -55,23 +59,24 @@ func main() {
 	if err != nil {
 		log.Fatal().Err(err).Msg("tracing setup")
 	}
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "engine: --http %s: %v\n", *httpAddr, err)
+		os.Exit(1)
+	}
 	node, err := engine.NewNode(ctx, engine.Options{
 		Name: *name, DataDir: *dataDir, Listen: *listen, NATSURL: *natsURL, Logger: &log,
-		MaxExecSteps: *maxSteps, PayloadLimit: *payload, StepTimeout: *stepTO, JournalMaxAge: *retain,
+		ClusterListen: *clusterAddr, Peers: splitList(*peers), Replicas: *replicas,
+		AdvertiseHTTP: "http://" + ln.Addr().String(),
+		MaxExecSteps:  *maxSteps, PayloadLimit: *payload, StepTimeout: *stepTO, JournalMaxAge: *retain,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "engine:", err)
 		os.Exit(1)
 	}
-	ln, err := net.Listen("tcp", *httpAddr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "engine: --http %s: %v\n", *httpAddr, err)
-		node.Close(context.Background())
-		os.Exit(1)
-	}
 	srv := &http.Server{Handler: node.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	log.Info().Str("http", "http://"+ln.Addr().String()).Str("nats", node.NATSURL()).Msg("serving")
+	log.Info().Str("http", "http://"+ln.Addr().String()).Str("nats", node.NATSURL()).Str("cluster", node.ClusterURL()).Msg("serving")
 
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
@@ -80,4 +85,14 @@ func main() {
 	srv.Shutdown(sctx)
 	node.Close(sctx)
 	shutdownTracing(context.Background())
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

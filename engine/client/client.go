@@ -105,6 +105,14 @@ func (c *Client) Pin(ctx context.Context, id string) (*engine.Run, error) {
 	return &run, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/pin", nil, &run)
 }
 
+// Nodes implements engine.API.
+func (c *Client) Nodes(ctx context.Context) ([]engine.NodeInfo, error) {
+	var out struct {
+		Nodes []engine.NodeInfo `json:"nodes"`
+	}
+	return out.Nodes, c.do(ctx, http.MethodGet, "/v1/nodes", nil, &out)
+}
+
 // do sends a request and decodes the answer into out, or the API error into
 // the engine's error values (ErrUnknownRun, ErrBadInput, *CompileError).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

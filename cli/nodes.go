@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) nodesCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "nodes",
+		Short: "Show the cluster's nodes and their live meters",
+		Long: `List every live node with what it last published (about once a second):
+cores and CPU use, memory, steps in flight, and the free units of each custom
+resource (rate limits, pools). A node that stops publishing for 3 s is dropped.`,
+		Example: `  ctl nodes
+  DROVER_URL=http://127.0.0.1:8080 ctl nodes --json`,
+		Args: wantArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.connect(cmd.Context(), noRecovery)
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			nodes, err := c.Nodes(cmd.Context())
+			if err != nil {
+				return failure(err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(nodes)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tCORES\tCPU\tMEM\tIN FLIGHT\tRESOURCES\tSEEN\tHTTP")
+			for _, n := range nodes {
+				r := n.Reading
+				var res []string
+				for name, v := range r.Resources {
+					res = append(res, fmt.Sprintf("%s=%g/%g", name, v.Free, v.Capacity))
+				}
+				sort.Strings(res)
+				mem := "-"
+				if r.MemTotal > 0 {
+					mem = fmt.Sprintf("%.0f%% of %.1fG", 100*float64(r.MemUsed)/float64(r.MemTotal), float64(r.MemTotal)/(1<<30))
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%.0f%%\t%s\t%d\t%s\t%s ago\t%s\n", n.Name, r.Cores, 100*r.CPU, mem, r.InFlightSum,
+					orDash(strings.Join(res, " ")), n.Age.Round(time.Millisecond), orDash(n.HTTP))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the nodes as JSON")
+	return cmd
+}

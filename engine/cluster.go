@@ -1,0 +1,163 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/meter"
+)
+
+// Membership timings: a node publishes its heartbeat every heartbeatEvery and
+// is dropped by the others when none arrived for nodeTimeout.
+const (
+	heartbeatEvery = time.Second
+	nodeTimeout    = 3 * time.Second
+)
+
+// NodeInfo is one node as the cluster sees it: its addresses and its latest
+// meter reading, published about once a second.
+type NodeInfo struct {
+	Name    string        `json:"name"`
+	HTTP    string        `json:"http,omitempty"`
+	NATS    string        `json:"nats,omitempty"`
+	Cluster string        `json:"cluster,omitempty"`
+	Started time.Time     `json:"started"`
+	Reading meter.Reading `json:"reading"`
+	// Seen is when this node last received the heartbeat; Age its age.
+	Seen time.Time     `json:"seen"`
+	Age  time.Duration `json:"age_ns"`
+}
+
+// heartbeat publishes this node's NodeInfo until ctx ends.
+func (n *Node) heartbeat(ctx context.Context) {
+	kv := n.bus.Bucket(bus.NodesBucket)
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		info := NodeInfo{Name: n.opts.Name, HTTP: n.opts.AdvertiseHTTP, NATS: n.bus.ClientURL(), Cluster: n.bus.ClusterURL(), Started: n.started, Reading: n.meter.Read()}
+		data, _ := encodeJSON(info)
+		pctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
+		if _, err := kv.Put(pctx, "n."+bus.EncodeKey(n.opts.Name), data); err != nil && ctx.Err() == nil {
+			n.log.Warn().Err(err).Msg("heartbeat")
+		}
+		cancel()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// watchNodes keeps the snapshot of live nodes from the heartbeats bucket and
+// drops a node whose heartbeat is older than nodeTimeout.
+func (n *Node) watchNodes(ctx context.Context) {
+	updates, err := n.bus.Bucket(bus.NodesBucket).Watch(ctx, "n.>")
+	if err != nil {
+		n.log.Error().Err(err).Msg("watch nodes")
+		return
+	}
+	check := time.NewTicker(nodeTimeout / 6)
+	defer check.Stop()
+	for {
+		select {
+		case e, ok := <-updates:
+			if !ok {
+				return
+			}
+			var info NodeInfo
+			if e.Value == nil || json.Unmarshal(e.Value, &info) != nil || info.Name == "" {
+				continue
+			}
+			info.Seen = time.Now()
+			n.nodesMu.Lock()
+			_, known := n.nodes[info.Name]
+			n.nodes[info.Name] = info
+			n.nodesMu.Unlock()
+			if !known {
+				n.log.Info().Str("peer", info.Name).Msg("node joined")
+			}
+		case <-check.C:
+			var lost []string
+			n.nodesMu.Lock()
+			for name, info := range n.nodes {
+				if name != n.opts.Name && time.Since(info.Seen) > nodeTimeout {
+					delete(n.nodes, name)
+					lost = append(lost, name)
+				}
+			}
+			n.nodesMu.Unlock()
+			for _, name := range lost {
+				n.log.Warn().Str("peer", name).Dur("silent", nodeTimeout).Msg("node lost: no heartbeat")
+				n.nodeLost(name)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Nodes returns the live nodes, by name.
+func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
+	n.nodesMu.Lock()
+	out := make([]NodeInfo, 0, len(n.nodes))
+	for _, info := range n.nodes {
+		info.Age = time.Since(info.Seen)
+		out = append(out, info)
+	}
+	n.nodesMu.Unlock()
+	if len(out) == 0 { // before the first heartbeat arrives: this node alone
+		out = append(out, NodeInfo{Name: n.opts.Name, HTTP: n.opts.AdvertiseHTTP, NATS: n.bus.ClientURL(), Cluster: n.bus.ClusterURL(), Started: n.started, Reading: n.meter.Read(), Seen: time.Now()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// nodeLost is called when a peer stops heartbeating. Runs it coordinated and
+// steps dispatched to it are taken over (see adoptOrphans and redispatch).
+func (n *Node) nodeLost(name string) {
+	n.lostMu.Lock()
+	for _, ch := range n.lostWaiters[name] {
+		close(ch)
+	}
+	delete(n.lostWaiters, name)
+	n.lostMu.Unlock()
+	go n.adoptOrphans(name)
+}
+
+// lostSignal returns a channel closed when node is declared lost.
+func (n *Node) lostSignal(node string) <-chan struct{} {
+	n.lostMu.Lock()
+	defer n.lostMu.Unlock()
+	ch := make(chan struct{})
+	n.lostWaiters[node] = append(n.lostWaiters[node], ch)
+	return ch
+}
+
+// adoptOrphans takes over the unfinished runs a lost node coordinated. Every
+// surviving node tries; a claim key (create-only) lets exactly one adopt each.
+func (n *Node) adoptOrphans(dead string) {
+	ctx, cancel := context.WithTimeout(n.baseCtx, time.Minute)
+	defer cancel()
+	runs, err := n.List(ctx, ListFilter{Status: StatusRunning, Limit: 1 << 30})
+	if err != nil {
+		n.log.Error().Err(err).Msg("list runs of lost node")
+		return
+	}
+	claims := n.bus.Bucket(bus.NodesBucket)
+	for _, rec := range runs {
+		if rec.Coordinator != dead {
+			continue
+		}
+		if _, err := claims.Create(ctx, "claim."+rec.ID+"."+bus.EncodeKey(dead), []byte(n.opts.Name)); err != nil {
+			continue // another node claimed it
+		}
+		n.log.Info().Str("run", rec.ID).Str("from", dead).Msg("adopting run of lost node")
+		if err := n.adopt(ctx, rec.ID); err != nil {
+			n.log.Error().Err(err).Str("run", rec.ID).Msg("adopt run of lost node")
+		}
+	}
+}

@@ -1,0 +1,149 @@
+package placement
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/droverhq/drover/meter"
+)
+
+// NodeState is a node's latest reading and when this coordinator received
+// it. Seen, on the coordinator's clock, is what reservations and liveness are
+// measured against, so clock skew between nodes does not matter.
+type NodeState struct {
+	meter.Reading
+	Seen time.Time
+	// Placing is the rate (steps per second) at which the node placed steps
+	// as a coordinator between its two latest readings.
+	Placing float64
+}
+
+// A View is what policies read: the latest reading of every live node. The
+// engine keeps one per coordinator from the watched meter bucket (MemView);
+// policies never reach the network.
+type View interface {
+	// Nodes returns the live nodes sorted by name. The slice and the readings
+	// are shared: callers must not modify them.
+	Nodes() []NodeState
+}
+
+// MemView is an in-memory View: the engine (or a simulator) puts every reading
+// it receives and deletes nodes whose heartbeat expired. Nodes not seen for
+// TTL are left out even before they are deleted. Writers pay for the sorted
+// snapshot, so that Nodes, on every placement, is cheap. It is safe for
+// concurrent use.
+type MemView struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.Mutex
+	all     []NodeState // every node put, sorted by name; copied on write
+	live    []NodeState // the nodes of all seen within TTL; nil when stale
+	expires time.Time   // when the oldest node in live expires
+	changed chan struct{}
+}
+
+// NewMemView returns an empty view whose nodes expire TTL after their latest
+// reading (0: never). now is the clock (nil: time.Now).
+func NewMemView(ttl time.Duration, now func() time.Time) *MemView {
+	if now == nil {
+		now = time.Now
+	}
+	return &MemView{ttl: ttl, now: now}
+}
+
+func (v *MemView) find(node string) (int, bool) {
+	return slices.BinarySearchFunc(v.all, node, func(n NodeState, name string) int { return strings.Compare(n.Node, name) })
+}
+
+// Put records a node's reading, received now.
+func (v *MemView) Put(r meter.Reading) {
+	st := NodeState{Reading: r, Seen: v.now()}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	i, ok := v.find(r.Node)
+	if ok {
+		prev := v.all[i]
+		if dt := r.Time.Sub(prev.Time).Seconds(); dt > 0 && r.Placed >= prev.Placed {
+			st.Placing = float64(r.Placed-prev.Placed) / dt
+		} else {
+			st.Placing = prev.Placing
+		}
+	}
+	all := make([]NodeState, 0, len(v.all)+1)
+	if ok {
+		all = append(append(append(all, v.all[:i]...), st), v.all[i+1:]...)
+	} else {
+		all = append(append(append(all, v.all[:i]...), st), v.all[i:]...)
+	}
+	v.all, v.live = all, nil
+	v.notifyLocked()
+}
+
+// Delete drops a node (its heartbeat expired, or it left).
+func (v *MemView) Delete(node string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if i, ok := v.find(node); ok {
+		v.all, v.live = slices.Delete(slices.Clone(v.all), i, i+1), nil
+		v.notifyLocked()
+	}
+}
+
+func (v *MemView) notifyLocked() {
+	if v.changed != nil {
+		close(v.changed)
+		v.changed = nil
+	}
+}
+
+// Changed returns a channel closed at the next Put or Delete; a policy
+// waiting for a node uses it to look again as soon as a reading arrives.
+func (v *MemView) Changed() <-chan struct{} {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.changed == nil {
+		v.changed = make(chan struct{})
+	}
+	return v.changed
+}
+
+// Nodes implements View.
+func (v *MemView) Nodes() []NodeState {
+	now := v.now()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ttl <= 0 {
+		return v.all
+	}
+	if v.live != nil && now.Before(v.expires) {
+		return v.live
+	}
+	expired := false
+	var oldest time.Time
+	for _, n := range v.all {
+		if now.Sub(n.Seen) >= v.ttl {
+			expired = true
+			continue
+		}
+		if oldest.IsZero() || n.Seen.Before(oldest) {
+			oldest = n.Seen
+		}
+	}
+	live := v.all
+	if expired {
+		live = make([]NodeState, 0, len(v.all))
+		for _, n := range v.all {
+			if now.Sub(n.Seen) < v.ttl {
+				live = append(live, n)
+			}
+		}
+	}
+	if live == nil {
+		live = []NodeState{} // non-nil: the cache is valid
+	}
+	v.live, v.expires = live, oldest.Add(v.ttl)
+	return live
+}
