@@ -75,7 +75,7 @@ func ValidToken(s string) bool {
 // Defaults for stream limits.
 const (
 	// NodesTTL is how long a node's heartbeat outlives it in the bucket.
-	NodesTTL = 10 * time.Second
+	NodesTTL             = 10 * time.Second
 	DefaultJournalMaxAge = 30 * 24 * time.Hour
 	stepsMaxAge          = time.Hour
 )
