@@ -1,10 +1,17 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -12,13 +19,40 @@ import (
 // [-/_=.a-zA-Z0-9]; callers encode anything else (see EncodeKey).
 type KV struct {
 	kv jetstream.KeyValue
+	b  *Bus // set by Bucket
+
+	mu     sync.Mutex
+	stream jetstream.Stream // the bucket's stream, looked up on first use
 }
 
 // Bucket returns one of Drover's buckets (RunsBucket, ScriptsBucket, DataBucket).
 func (b *Bus) Bucket(name string) *KV {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buckets[name]
+	k := b.buckets[name]
+	if k != nil && k.b == nil {
+		k.b = b
+	}
+	return k
+}
+
+// streamName is the name of the stream that holds the bucket.
+func (k *KV) streamName() string { return "KV_" + k.kv.Bucket() }
+
+// subject is the stream subject of key.
+func (k *KV) subject(key string) string { return "$KV." + k.kv.Bucket() + "." + key }
+
+func (k *KV) getStream(ctx context.Context) (jetstream.Stream, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stream == nil {
+		s, err := k.b.js.Stream(ctx, k.streamName())
+		if err != nil {
+			return nil, err
+		}
+		k.stream = s
+	}
+	return k.stream, nil
 }
 
 // Get returns the value of key and its revision, or ErrNotFound.
@@ -67,6 +101,7 @@ type Entry struct {
 	Key      string
 	Value    []byte
 	Revision uint64
+	Time     time.Time // when the value was written (by the NATS server's clock)
 }
 
 // Values returns the current value of every key matching filter (NATS subject
@@ -85,7 +120,7 @@ func (k *KV) Values(ctx context.Context, filter string) ([]Entry, error) {
 			if !ok || e == nil { // nil marks the end of the initial values
 				return out, nil
 			}
-			out = append(out, Entry{Key: e.Key(), Value: e.Value(), Revision: e.Revision()})
+			out = append(out, Entry{Key: e.Key(), Value: e.Value(), Revision: e.Revision(), Time: e.Created()})
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -162,7 +197,7 @@ func (k *KV) Watch(ctx context.Context, key string) (<-chan Entry, error) {
 				if e == nil {
 					continue
 				}
-				ent := Entry{Key: e.Key(), Revision: e.Revision()}
+				ent := Entry{Key: e.Key(), Revision: e.Revision(), Time: e.Created()}
 				if e.Operation() == jetstream.KeyValuePut {
 					ent.Value = e.Value()
 				}
@@ -178,3 +213,365 @@ func (k *KV) Watch(ctx context.Context, key string) (<-chan Entry, error) {
 	}()
 	return out, nil
 }
+
+// PendingPut is a Put started by PutAsync.
+type PendingPut struct {
+	key string
+	fut jetstream.PubAckFuture
+}
+
+// PutAsync starts storing value under key without waiting for the server: call
+// Wait before relying on it. Start a group of puts, then wait for each, to pay
+// one round trip for all. Puts from one Bus are stored in the order started.
+func (k *KV) PutAsync(key string, value []byte) (*PendingPut, error) {
+	if !validKey(key) {
+		return nil, fmt.Errorf("bus: put %s: %w", key, jetstream.ErrInvalidKey)
+	}
+	// No headers (as Put): they would be stored with the value, and make
+	// every direct get of it slower.
+	fut, err := k.b.js.PublishMsgAsync(&nats.Msg{Subject: k.subject(key), Data: value})
+	if err != nil {
+		return nil, k.putErr(key, err)
+	}
+	return &PendingPut{key: key, fut: fut}, nil
+}
+
+// Wait blocks until the put is stored and returns the key's new revision.
+func (p *PendingPut) Wait(ctx context.Context) (uint64, error) {
+	select {
+	case ack := <-p.fut.Ok():
+		return ack.Sequence, nil
+	case err := <-p.fut.Err():
+		return 0, fmt.Errorf("bus: put %s: %w", p.key, err)
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (k *KV) putErr(key string, err error) error {
+	if isClosed(err) {
+		return fmt.Errorf("%w: put %s", ErrClosed, key)
+	}
+	return fmt.Errorf("bus: put %s: %w", key, err)
+}
+
+// validKey reports whether key is a valid key: tokens of [-/_=a-zA-Z0-9]
+// separated by single dots.
+func validKey(key string) bool {
+	if key == "" || key[0] == '.' || key[len(key)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if c == '.' {
+			if key[i-1] == '.' {
+				return false
+			}
+			continue
+		}
+		if !keyByteOK(c) && c != '/' && c != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// Remove erases key and its history without leaving a delete marker, so that
+// the key no longer shows in StoredKeys (Delete leaves a marker, which does).
+// Watchers are not told. It is a no-op if the key does not exist.
+func (k *KV) Remove(ctx context.Context, key string) error {
+	s, err := k.getStream(ctx)
+	if err == nil {
+		err = s.Purge(ctx, jetstream.WithPurgeSubject(k.subject(key)))
+	}
+	if err != nil {
+		return fmt.Errorf("bus: remove %s: %w", key, err)
+	}
+	return nil
+}
+
+// StoredKeys returns every key matching filter that holds a message: a value,
+// or the marker that Delete leaves (Remove leaves none). Unlike Keys it reads no
+// entries but the bucket's subject index, in one request, so it stays fast for
+// tens of thousands of keys. The order is unspecified.
+func (k *KV) StoredKeys(ctx context.Context, filter string) ([]string, error) {
+	s, err := k.getStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bus: keys %s: %w", filter, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(k.subject(filter)))
+	if err != nil {
+		return nil, fmt.Errorf("bus: keys %s: %w", filter, err)
+	}
+	prefix := k.subject("")
+	out := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		out = append(out, strings.TrimPrefix(subj, prefix))
+	}
+	return out, nil
+}
+
+// Window is the newest part of a bucket's history, as read by Newest (or
+// NewestKeys) and Widen: the revisions from some point up to the last when it
+// was read. It is not safe for concurrent use.
+type Window struct {
+	// Entries holds the value of each key last written in the window, oldest
+	// first. Deleted keys are left out.
+	Entries []Entry
+	// Since is when the window begins: every key written at or after Since
+	// (by the NATS server's clock), up to when the window was read, is in
+	// Entries. It is zero when the window is the whole bucket.
+	Since time.Time
+	// All reports whether the window is the whole bucket.
+	All bool
+	// Total is the number of messages (keys, and delete markers) in the bucket.
+	Total uint64
+
+	kv          *KV
+	filter      string      // NewestKeys: only keys matching filter, without values
+	first, last uint64      // revisions read: first..last
+	msgs        []storedMsg // every message read, by revision
+}
+
+// Newest reads the keys written within the bucket's newest n revisions, with
+// one direct get per revision, pipelined. It costs a few microseconds per
+// revision, whatever the number of keys before them (a consumer would first
+// count every key in the bucket).
+func (k *KV) Newest(ctx context.Context, n uint64) (*Window, error) {
+	w := &Window{kv: k}
+	if err := w.Widen(ctx, n); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// NewestKeys is Newest for the keys matching filter, without their values
+// (Entry.Value is nil): the server skips the other revisions, so that reading
+// costs little per revision but a few microseconds per key read, and starting
+// costs a fraction of a microsecond per key matching filter in the bucket.
+func (k *KV) NewestKeys(ctx context.Context, filter string, n uint64) (*Window, error) {
+	w := &Window{kv: k, filter: filter}
+	if err := w.Widen(ctx, n); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// Widen adds to the window the n revisions before it, and those written since
+// it was read (where keys rewritten meanwhile have moved).
+func (w *Window) Widen(ctx context.Context, n uint64) error {
+	k := w.kv
+	fail := func(err error) error { return fmt.Errorf("bus: read %d revisions of %s: %w", n, k.kv.Bucket(), err) }
+	s, err := k.getStream(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	st := info.State
+	if w.first == 0 { // new
+		w.first, w.last = st.LastSeq+1, st.LastSeq
+	}
+	oldest := max(st.FirstSeq, 1)
+	first := max(oldest, w.first-min(n, w.first))
+	if w.filter != "" {
+		// One pass from the new start to the end.
+		if w.msgs, err = k.readFiltered(ctx, w.filter, first); err != nil {
+			return fail(err)
+		}
+		w.first = first
+	} else {
+		if first < w.first {
+			older, err := k.readSeqs(ctx, first, w.first-1)
+			if err != nil {
+				return fail(err)
+			}
+			w.msgs, w.first = append(w.msgs, older...), first
+		}
+		// Keys rewritten since the window was read (perhaps while it was) have
+		// moved past its end: read what was written since, a few rounds if
+		// writes go on.
+		for round := 0; round < 3; round++ {
+			if info, err = s.Info(ctx); err != nil {
+				return fail(err)
+			}
+			if st = info.State; st.LastSeq <= w.last {
+				break
+			}
+			newer, err := k.readSeqs(ctx, w.last+1, st.LastSeq)
+			if err != nil {
+				return fail(err)
+			}
+			w.msgs, w.last = append(w.msgs, newer...), st.LastSeq
+		}
+		slices.SortFunc(w.msgs, func(a, b storedMsg) int { return cmp.Compare(a.Revision, b.Revision) })
+	}
+	w.Total, w.All, w.Since = st.Msgs, w.first <= oldest, time.Time{}
+	if !w.All {
+		switch {
+		case w.filter == "" && len(w.msgs) > 0:
+			w.Since = w.msgs[0].Time
+		default:
+			if w.Since, err = k.timeAt(ctx, w.first); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	latest := make(map[string]uint64, len(w.msgs))
+	for _, m := range w.msgs {
+		latest[m.Key] = m.Revision
+	}
+	w.Entries = make([]Entry, 0, len(latest))
+	for _, m := range w.msgs {
+		if latest[m.Key] == m.Revision && !m.deleted {
+			w.Entries = append(w.Entries, m.Entry)
+		}
+	}
+	return nil
+}
+
+// storedMsg is one message of a bucket's stream.
+type storedMsg struct {
+	Entry
+	deleted bool // a delete or purge marker
+}
+
+// readSeqs reads the bucket's messages with sequences from..to (some may be
+// gone) by direct gets, keeping up to 512 requests in flight.
+func (k *KV) readSeqs(ctx context.Context, from, to uint64) ([]storedMsg, error) {
+	if to < from {
+		return nil, nil
+	}
+	const inFlight = 512
+	replies := make(chan *nats.Msg, inFlight)
+	inbox := k.b.nc.NewInbox()
+	sub, err := k.b.nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	api := "$JS.API.DIRECT.GET." + k.streamName()
+	prefix := k.subject("")
+	out := make([]storedMsg, 0, to-from+1)
+	next, pending := from, 0
+	for next <= to || pending > 0 {
+		for next <= to && pending < inFlight {
+			req := append(strconv.AppendUint([]byte(`{"seq":`), next, 10), '}')
+			if err := k.b.nc.PublishRequest(api, inbox, req); err != nil {
+				return nil, err
+			}
+			next++
+			pending++
+		}
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		pending--
+		switch status := m.Header.Get("Status"); status {
+		case "":
+		case "404": // removed
+			continue
+		default:
+			return nil, fmt.Errorf("direct get: status %s %s (is allow_direct set on stream %s?)", status, m.Header.Get("Description"), k.streamName())
+		}
+		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("direct get: sequence %q: %w", m.Header.Get(jetstream.SequenceHeader), err)
+		}
+		ts, err := time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
+		if err != nil {
+			return nil, fmt.Errorf("direct get: time stamp: %w", err)
+		}
+		out = append(out, storedMsg{
+			Entry:   Entry{Key: strings.TrimPrefix(m.Header.Get(jetstream.SubjectHeader), prefix), Value: m.Data, Revision: seq, Time: ts},
+			deleted: m.Header.Get(kvOperationHdr) != "",
+		})
+	}
+	return out, nil
+}
+
+// readFiltered reads, without values, the bucket's messages from sequence from
+// on whose keys match filter, with an ephemeral consumer. (Unlike readSeqs it
+// pays a count of the keys matching filter, when the consumer is created.)
+func (k *KV) readFiltered(ctx context.Context, filter string, from uint64) ([]storedMsg, error) {
+	cons, err := k.b.js.CreateConsumer(ctx, k.streamName(), jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       from,
+		FilterSubject:     k.subject(filter),
+		HeadersOnly:       true,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+		Replicas:          1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		k.b.js.DeleteConsumer(dctx, k.streamName(), cons.CachedInfo().Name)
+		cancel()
+	}()
+	prefix := k.subject("")
+	pending := cons.CachedInfo().NumPending
+	out := make([]storedMsg, 0, pending)
+	for pending > 0 {
+		// A no-wait pull ends at the end of the stream, even when messages
+		// counted as pending were removed since.
+		batch, err := cons.FetchNoWait(int(min(pending, 4096)))
+		if err != nil {
+			return nil, err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, storedMsg{
+				Entry:   Entry{Key: strings.TrimPrefix(m.Subject(), prefix), Revision: md.Sequence.Stream, Time: md.Timestamp},
+				deleted: m.Headers().Get(kvOperationHdr) != "",
+			})
+			pending = md.NumPending
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+			return nil, err
+		}
+		if got == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// timeAt returns when the first message from sequence seq on was written, or
+// now if there is none.
+func (k *KV) timeAt(ctx context.Context, seq uint64) (time.Time, error) {
+	req := fmt.Sprintf(`{"seq":%d,"next_by_subj":%q}`, seq, k.subject(">"))
+	m, err := k.b.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+k.streamName(), []byte(req))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("direct get: %w", err)
+	}
+	switch status := m.Header.Get("Status"); status {
+	case "":
+	case "404":
+		return time.Now(), nil
+	default:
+		return time.Time{}, fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
+	}
+	return time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
+}
+
+// kvOperationHdr marks delete and purge markers in a bucket's stream.
+const kvOperationHdr = "KV-Operation"

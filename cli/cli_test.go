@@ -268,7 +268,7 @@ func TestUsageErrors(t *testing.T) {
 		{"detach without server", []string{"run", "--detach", "testdata/echo.star"}, "ctl run: --detach needs a server", "ctl run"},
 		{"unknown command", []string{"rnu"}, `ctl: unknown command "rnu"; did you mean run or runs?`, "ctl"},
 		{"unknown runs command", []string{"runs", "delete"}, `ctl runs: unknown command "delete"`, "ctl runs"},
-		{"bad status", []string{"runs", "ls", "--status", "done"}, `ctl runs ls: --status "done": want running, completed, failed or cancelled`, "ctl runs ls"},
+		{"bad status", []string{"runs", "ls", "--status", "done"}, `ctl runs ls: --status "done": want running, completed, failed, cancelled or blocked`, "ctl runs ls"},
 		{"bad since", []string{"runs", "ls", "--since", "1d"}, `ctl runs ls: --since "1d": want a duration`, "ctl runs ls"},
 		{"bad limit", []string{"runs", "ls", "--limit", "0"}, `ctl runs ls: --limit "0": want a positive number`, "ctl runs ls"},
 		{"limit not a number", []string{"runs", "ls", "--limit", "ten"}, `ctl runs ls: invalid argument "ten" for "--limit"`, "ctl runs ls"},

@@ -68,7 +68,7 @@ Filters combine: a run is listed when it matches all of them.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&status, "status", "", "only runs with this `STATUS`: running, completed, failed or cancelled")
+	fl.StringVar(&status, "status", "", "only runs with this `STATUS`: running, completed, failed, cancelled or blocked")
 	fl.StringVar(&script, "script", "", "only runs of the script named `NAME`")
 	fl.StringArrayVar(&attrs, "attr", nil, "only runs with this attribute, `name=value` (repeatable; all must match)")
 	fl.StringVar(&since, "since", "", "only runs started within this `DURATION`, such as 30m or 2h")

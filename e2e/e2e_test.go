@@ -179,8 +179,8 @@ func TestEngineServerAndCleanShutdown(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("engine did not stop within 20s of SIGTERM\n%s", eng.logs)
 	}
-	if !strings.Contains(eng.logs.String(), "journal is kept for recovery") {
-		t.Errorf("shutdown did not say the run was kept:\n%s", eng.logs)
+	if !strings.Contains(eng.logs.String(), "run parked until its timer fires") {
+		t.Errorf("the sleeping run was not parked:\n%s", eng.logs)
 	}
 	eng2 := startEngine(t, dir)
 	env = []string{"DROVER_URL=" + eng2.url}

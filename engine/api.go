@@ -205,9 +205,9 @@ func ParseListQuery(q map[string][]string) (ListFilter, error) {
 		f.Limit = l
 	}
 	switch f.Status {
-	case "", StatusRunning, StatusCompleted, StatusFailed, StatusCancelled:
+	case "", StatusRunning, StatusCompleted, StatusFailed, StatusCancelled, StatusBlocked:
 	default:
-		return f, fmt.Errorf("%w: status %q: want running, completed, failed or cancelled", ErrBadInput, f.Status)
+		return f, fmt.Errorf("%w: status %q: want running, completed, failed, cancelled or blocked", ErrBadInput, f.Status)
 	}
 	return f, nil
 }

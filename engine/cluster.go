@@ -37,7 +37,7 @@ func (n *Node) heartbeat(ctx context.Context) {
 	t := time.NewTicker(heartbeatEvery)
 	defer t.Stop()
 	for {
-		info := NodeInfo{Name: n.opts.Name, HTTP: n.opts.AdvertiseHTTP, NATS: n.bus.ClientURL(), Cluster: n.bus.ClusterURL(), Started: n.started, Reading: n.meter.Read()}
+		info := n.selfInfo(n.publishReading())
 		data, _ := encodeJSON(info)
 		pctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
 		if _, err := kv.Put(pctx, "n."+bus.EncodeKey(n.opts.Name), data); err != nil && ctx.Err() == nil {
@@ -77,6 +77,9 @@ func (n *Node) watchNodes(ctx context.Context) {
 			_, known := n.nodes[info.Name]
 			n.nodes[info.Name] = info
 			n.nodesMu.Unlock()
+			if n.view != nil && info.Name != n.opts.Name {
+				n.view.Put(info.Reading)
+			}
 			if !known {
 				n.log.Info().Str("peer", info.Name).Msg("node joined")
 			}
@@ -91,6 +94,9 @@ func (n *Node) watchNodes(ctx context.Context) {
 			}
 			n.nodesMu.Unlock()
 			for _, name := range lost {
+				if n.view != nil {
+					n.view.Delete(name)
+				}
 				n.log.Warn().Str("peer", name).Dur("silent", nodeTimeout).Msg("node lost: no heartbeat")
 				n.nodeLost(name)
 			}
@@ -98,6 +104,21 @@ func (n *Node) watchNodes(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// publishReading reads the meter (once per heartbeat: CPU is measured between
+// reads), keeps the reading for Nodes, and feeds this node's placement view.
+func (n *Node) publishReading() meter.Reading {
+	r := n.meter.Read()
+	n.lastReading.Store(&r)
+	if n.view != nil {
+		n.view.Put(r)
+	}
+	return r
+}
+
+func (n *Node) selfInfo(r meter.Reading) NodeInfo {
+	return NodeInfo{Name: n.opts.Name, HTTP: n.opts.AdvertiseHTTP, NATS: n.bus.ClientURL(), Cluster: n.bus.ClusterURL(), Started: n.started, Reading: r}
 }
 
 // Nodes returns the live nodes, by name.
@@ -110,7 +131,9 @@ func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	}
 	n.nodesMu.Unlock()
 	if len(out) == 0 { // before the first heartbeat arrives: this node alone
-		out = append(out, NodeInfo{Name: n.opts.Name, HTTP: n.opts.AdvertiseHTTP, NATS: n.bus.ClientURL(), Cluster: n.bus.ClusterURL(), Started: n.started, Reading: n.meter.Read(), Seen: time.Now()})
+		info := n.selfInfo(*n.lastReading.Load())
+		info.Seen = time.Now()
+		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -131,7 +131,7 @@ def main(input):
 			if len(d.Steps) != 3 || d.Steps[0].ID != "1" || d.Steps[2].Builtin != "test.flaky" || d.Steps[2].Attempts != 3 || d.Steps[1].Outcome != "ok" || d.Steps[0].Node != "n1" {
 				t.Fatalf("steps = %+v", d.Steps)
 			}
-			if !strings.HasSuffix(d.Steps[1].Pos, "t.star:4:18") || string(d.Input) != `{"n":41}` {
+			if !strings.HasSuffix(d.Steps[1].Pos, "t.star:4:18") || string(d.Input) != `{"n":41}` || d.Expires == nil || d.Expires.Sub(d.Started) != 30*24*time.Hour {
 				t.Fatalf("pos %q input %s", d.Steps[1].Pos, d.Input)
 			}
 		})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/meter"
+	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
@@ -52,6 +53,8 @@ type Node struct {
 	baseCtx    context.Context
 	cancelBase context.CancelCauseFunc
 
+	view        *placement.MemView // live nodes' readings, when placement is Adaptive
+	lastReading atomic.Pointer[meter.Reading]
 	started     time.Time
 	nodesMu     sync.Mutex
 	nodes       map[string]NodeInfo // live nodes from their heartbeats
@@ -88,6 +91,20 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		lostWaiters: map[string][]chan struct{}{},
 	}
 	n.meter.Node = opts.Name
+	specs, err := meter.ParseResources(opts.Resources)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if n.meter.Resources, err = meter.NewResources(specs, meter.ResourcesOptions{}); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if n.opts.Placement == nil {
+		n.view = placement.NewMemView(nodeTimeout, nil)
+		n.opts.Placement = placement.NewAdaptive(n.view, placement.Options{})
+	}
+	n.publishReading()
 	n.env = &stepEnv{n: n}
 	n.baseCtx, n.cancelBase = context.WithCancelCause(context.Background())
 	n.replyPrefix = "drover.reply." + opts.Name + "." + strconv.FormatInt(int64(newNonce()), 36) + "."

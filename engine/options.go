@@ -34,8 +34,12 @@ type Options struct {
 	AdvertiseHTTP string
 	// Registry holds the builtins scripts can call (default builtins.Default).
 	Registry *builtins.Registry
-	// Placement chooses the node of each step (default placement.Local).
+	// Placement chooses the node of each step. Nil means the production
+	// policy (placement.Adaptive) over the live nodes' meters.
 	Placement placement.Policy
+	// Resources declares this node's custom resources (rate limits, pools),
+	// in meter.ParseResource syntax, e.g. "github_api=5000/h,host=api.github.com".
+	Resources []string
 	// Logger receives the node's structured logs (default: none).
 	Logger *zerolog.Logger
 	// HTTPClient is used by http.* steps (default: a pooled client).
@@ -68,9 +72,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Registry == nil {
 		o.Registry = builtins.Default
-	}
-	if o.Placement == nil {
-		o.Placement = placement.Local{}
 	}
 	if o.Logger == nil {
 		nop := zerolog.Nop()

@@ -42,4 +42,11 @@ func TestRetentionAndPin(t *testing.T) {
 	if err != nil || !rep.Matches || string(rep.Result) != `"kept"` {
 		t.Fatalf("replay of pinned run: %v %+v", err, rep)
 	}
+	d, err := n.Get(ctx, kept.ID)
+	if err != nil || !d.Pinned || d.Expires != nil || len(d.Steps) != 1 || string(d.Result) != `"kept"` {
+		t.Fatalf("show of pinned run after retention: %v %+v", err, d)
+	}
+	if _, err := n.Get(ctx, gone.ID); !errors.Is(err, ErrUnknownRun) {
+		t.Fatalf("expired run: %v", err)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/telemetry"
@@ -66,9 +67,10 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 	if step.Timer != nil {
 		return r.timer(step, id, args, pos, journaled)
 	}
+	demands := r.n.demands(step, args)
 	dec := placement.Decision{Node: r.n.opts.Name, Reason: "co-located: side value"}
 	if !step.Local {
-		if dec, err = r.n.opts.Placement.Place(r.ctx, placement.Request{Run: r.id, Step: id, Builtin: step.Name, Coordinator: r.n.opts.Name}); err != nil {
+		if dec, err = r.n.place(r.ctx, placement.Request{Run: r.id, Step: id, Builtin: step.Name, Coordinator: r.n.opts.Name, Demands: demands}); err != nil {
 			return nil, &StepFailure{Builtin: step.Name, Step: id, Code: "placement", Message: err.Error()}
 		}
 	}
@@ -87,7 +89,7 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 	}
 	var res ResultEntry
 	if dec.Node == r.n.opts.Name && (step.Local || !r.n.opts.AlwaysDispatch) {
-		res = r.n.execute(ctx, step, r.id, id, args)
+		res = r.n.execute(ctx, step, r.id, id, args, demands)
 		if res.Error != nil && errors.Is(context.Cause(r.ctx), errShutdown) {
 			// Interrupted by shutdown: leave the call without a result so that
 			// recovery executes it again with the same idempotency key.
@@ -98,10 +100,7 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 		}
 	} else {
 		env := Envelope{Run: r.id, Step: id, Attempt: attempt, Builtin: step.Name, Args: args, Key: r.id + "/" + id,
-			Deadline: time.Now().Add(r.n.attemptsBudget(step, args))}
-		if step.Resources != nil {
-			env.Demand = step.Resources(args)
-		}
+			Deadline: time.Now().Add(r.n.attemptsBudget(step, args)), Demand: demands}
 		if res, err = r.dispatchUntilDone(ctx, step, dec, env); err != nil {
 			return nil, err
 		}
@@ -112,6 +111,9 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 	r.mu.Lock()
 	r.record.Steps++
 	r.mu.Unlock()
+	if obs, ok := r.n.opts.Placement.(observer); ok {
+		obs.Observe(step.Name, res.Duration, -1, -1)
+	}
 	if e := r.log.Debug(); e.Enabled() {
 		e.Str("step", id).Str("builtin", step.Name).Str("exec_node", res.Node).Dur("took", res.Duration).Bool("ok", res.Error == nil).Msg("step")
 	}
@@ -137,15 +139,40 @@ func (r *run) dispatchUntilDone(ctx context.Context, step *builtins.Step, dec pl
 			}
 		}
 		lost := dec.Node
-		if dec, err = r.n.opts.Placement.Place(ctx, placement.Request{Run: r.id, Step: env.Step, Builtin: step.Name, Coordinator: r.n.opts.Name}); err != nil {
+		if dec, err = r.n.place(ctx, placement.Request{Run: r.id, Step: env.Step, Builtin: step.Name, Coordinator: r.n.opts.Name, Demands: env.Demand}); err != nil {
 			return ResultEntry{}, &StepFailure{Builtin: step.Name, Step: env.Step, Code: "placement", Message: err.Error()}
 		}
 		env.Attempt++
 		r.log.Warn().Str("step", env.Step).Str("lost", lost).Str("node", dec.Node).Int("attempt", env.Attempt).Msg("executing node lost; step placed again")
 		if dec.Node == r.n.opts.Name && !r.n.opts.AlwaysDispatch {
-			return r.n.appendResult(ctx, r.id, env.Step, r.n.execute(ctx, step, r.id, env.Step, env.Args))
+			return r.n.appendResult(ctx, r.id, env.Step, r.n.execute(ctx, step, r.id, env.Step, env.Args, env.Demand))
 		}
 	}
+}
+
+// observer is a placement policy that learns from completed steps.
+type observer interface {
+	Observe(builtin string, wall, cpu time.Duration, mem int64)
+}
+
+// place asks the placement policy for a node and counts the decision in this
+// node's meter (coordinators compare their placement rates).
+func (n *Node) place(ctx context.Context, req placement.Request) (placement.Decision, error) {
+	n.meter.Placed()
+	return n.opts.Placement.Place(ctx, req)
+}
+
+// demands are the resource units one call of step consumes: what the
+// integration declares in code, plus units bound in this node's configuration
+// (e.g. github_api for http.* calls to api.github.com).
+func (n *Node) demands(step *builtins.Step, args json.RawMessage) []meter.Demand {
+	var declared []meter.Demand
+	if step.Resources != nil {
+		for _, d := range step.Resources(args) {
+			declared = append(declared, meter.Demand(d))
+		}
+	}
+	return n.meter.Resources.Demands(step.Name, args, declared)
 }
 
 // errNodeLost reports that the node executing a dispatched step stopped
@@ -216,7 +243,9 @@ func (n *Node) attemptsBudget(step *builtins.Step, args json.RawMessage) time.Du
 
 // execute performs a step on this node, retrying retryable failures per the
 // step's policy, and returns its result entry (not yet journaled).
-func (n *Node) execute(ctx context.Context, step *builtins.Step, runID, stepID string, args json.RawMessage) ResultEntry {
+// Demanded resource units are taken before each attempt (waiting, bounded by
+// ctx, rather than overrunning a limit) and pool units given back after it.
+func (n *Node) execute(ctx context.Context, step *builtins.Step, runID, stepID string, args json.RawMessage, demands []meter.Demand) ResultEntry {
 	ctx, span := n.tracer.Start(telemetry.WithIDs(ctx, telemetry.TraceID(runID), telemetry.SpanID(runID, stepID, "exec")),
 		"exec "+step.Name, trace.WithAttributes(attribute.String("drover.step", stepID)))
 	defer span.End()
@@ -227,7 +256,12 @@ func (n *Node) execute(ctx context.Context, step *builtins.Step, runID, stepID s
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
 		sc.Attempt = attempt
+		if err := n.meter.Resources.Wait(ctx, demands); err != nil {
+			res.Error = builtins.Errorf("resource", "%s: %v", step.Name, err)
+			break
+		}
 		value, serr := n.attempt(builtins.WithStep(ctx, sc), step, args)
+		n.meter.Resources.Release(demands)
 		if serr == nil {
 			res.Value = value
 			break
@@ -363,7 +397,7 @@ func (n *Node) handleStep(m bus.StepMsg) {
 		res = ResultEntry{Step: env.Step, Node: n.opts.Name, Attempts: env.Attempt, Start: time.Now().UTC(),
 			Error: builtins.Errorf(builtins.CodeInternal, "node %s has no builtin %s (is it running an older build?)", n.opts.Name, env.Builtin)}
 	} else {
-		res = n.execute(ctx, step, env.Run, env.Step, env.Args)
+		res = n.execute(ctx, step, env.Run, env.Step, env.Args, env.Demand)
 	}
 	if res.Error != nil && errors.Is(context.Cause(n.baseCtx), errShutdown) {
 		m.Nak() // interrupted by shutdown: hand the step back, journal nothing

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
@@ -50,6 +51,10 @@ type Run struct {
 	Result      json.RawMessage   `json:"result,omitempty"`
 	Error       *RunError         `json:"error,omitempty"`
 }
+
+// Stopped reports whether the run has ended or is blocked: either way it makes
+// no progress until someone acts.
+func (r *Run) Stopped() bool { return r.Done() || r.Status == StatusBlocked }
 
 // Done reports whether the run has ended (blocked runs have not).
 func (r *Run) Done() bool {
@@ -160,12 +165,12 @@ type EndEntry struct {
 
 // Envelope is what travels on the STEPS stream to the executing node.
 type Envelope struct {
-	Run      string            `json:"run"`
-	Step     string            `json:"step"`
-	Attempt  int               `json:"attempt"`
-	Builtin  string            `json:"builtin"`
-	Args     json.RawMessage   `json:"args"`
-	Deadline time.Time         `json:"deadline"`
-	Key      string            `json:"key"` // idempotency key <run>/<step>
-	Demand   []builtins.Demand `json:"demand,omitempty"`
+	Run      string          `json:"run"`
+	Step     string          `json:"step"`
+	Attempt  int             `json:"attempt"`
+	Builtin  string          `json:"builtin"`
+	Args     json.RawMessage `json:"args"`
+	Deadline time.Time       `json:"deadline"`
+	Key      string          `json:"key"` // idempotency key <run>/<step>
+	Demand   []meter.Demand  `json:"demand,omitempty"`
 }

@@ -45,7 +45,7 @@ func (c *Client) Wait(ctx context.Context, id string) (*engine.Run, error) {
 		if err := c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id)+"/wait?timeout=25s", nil, &run); err != nil {
 			return nil, err
 		}
-		if run.Done() {
+		if run.Stopped() {
 			return &run, nil
 		}
 	}
