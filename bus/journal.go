@@ -15,7 +15,11 @@ import (
 // msgID de-duplicates retried publishes of the same entry. Writing a different
 // entry to a subject that already holds one fails with ErrExists.
 func (b *Bus) Append(ctx context.Context, subject, msgID string, hdr Header, data []byte) (uint64, error) {
-	ack, err := b.js.PublishMsg(ctx, b.msg(subject, hdr, data), jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JournalStream))
+	var ack *jetstream.PubAck
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		ack, err = b.js.PublishMsg(ctx, b.msg(subject, hdr, data), append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JournalStream))...)
+		return err
+	})
 	if err != nil {
 		return 0, b.appendErr(subject, err)
 	}
@@ -32,7 +36,7 @@ type Pending struct {
 // AppendAsync starts a journal append without waiting for its acknowledgement;
 // call Wait before relying on it. Appends from one Bus are stored in order.
 func (b *Bus) AppendAsync(subject, msgID string, hdr Header, data []byte) (*Pending, error) {
-	fut, err := b.js.PublishMsgAsync(b.msg(subject, hdr, data), jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JournalStream))
+	fut, err := b.js.PublishMsgAsync(b.msg(subject, hdr, data), append(asyncRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JournalStream))...)
 	if err != nil {
 		return nil, b.appendErr(subject, err)
 	}
@@ -79,7 +83,11 @@ func (b *Bus) msg(subject string, hdr Header, data []byte) *nats.Msg {
 
 // Entry returns the journal entry stored at subject, or ErrNotFound.
 func (b *Bus) Entry(ctx context.Context, subject string) (Msg, error) {
-	raw, err := b.journal.GetLastMsgForSubject(ctx, subject)
+	var raw *jetstream.RawStreamMsg
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		raw, err = b.journal.GetLastMsgForSubject(ctx, subject)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return Msg{}, fmt.Errorf("%w: %s", ErrNotFound, subject)
@@ -92,7 +100,11 @@ func (b *Bus) Entry(ctx context.Context, subject string) (Msg, error) {
 // Read returns every journal entry matching filter (e.g. JournalFilter(run)) in
 // the order they were written.
 func (b *Bus) Read(ctx context.Context, filter string) ([]Msg, error) {
-	info, err := b.journal.Info(ctx, jetstream.WithSubjectFilter(filter))
+	var info *jetstream.StreamInfo
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		info, err = b.journal.Info(ctx, jetstream.WithSubjectFilter(filter))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: read %s: %w", filter, err)
 	}
@@ -103,9 +115,13 @@ func (b *Bus) Read(ctx context.Context, filter string) ([]Msg, error) {
 	if total == 0 {
 		return nil, nil
 	}
-	cons, err := b.js.OrderedConsumer(ctx, JournalStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	var cons jetstream.Consumer
+	err = retry(ctx, func(ctx context.Context) (err error) {
+		cons, err = b.js.OrderedConsumer(ctx, JournalStream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{filter},
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: read %s: %w", filter, err)

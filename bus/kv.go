@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,7 +58,11 @@ func (k *KV) getStream(ctx context.Context) (jetstream.Stream, error) {
 
 // Get returns the value of key and its revision, or ErrNotFound.
 func (k *KV) Get(ctx context.Context, key string) ([]byte, uint64, error) {
-	e, err := k.kv.Get(ctx, key)
+	var e jetstream.KeyValueEntry
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		e, err = k.kv.Get(ctx, key)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return nil, 0, fmt.Errorf("%w: key %s", ErrNotFound, key)
@@ -69,7 +74,11 @@ func (k *KV) Get(ctx context.Context, key string) ([]byte, uint64, error) {
 
 // Put stores value under key and returns the new revision.
 func (k *KV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
-	rev, err := k.kv.Put(ctx, key, value)
+	var rev uint64
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		rev, err = k.kv.Put(ctx, key, value)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("bus: put %s: %w", key, err)
 	}
@@ -77,8 +86,14 @@ func (k *KV) Put(ctx context.Context, key string, value []byte) (uint64, error) 
 }
 
 // Create stores value under key only if key does not exist; otherwise ErrExists.
+// (A create retried after a lost answer reports ErrExists for its own write:
+// callers that must know compare the stored value with theirs.)
 func (k *KV) Create(ctx context.Context, key string, value []byte) (uint64, error) {
-	rev, err := k.kv.Create(ctx, key, value)
+	var rev uint64
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		rev, err = k.kv.Create(ctx, key, value)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return 0, fmt.Errorf("%w: key %s", ErrExists, key)
@@ -90,7 +105,8 @@ func (k *KV) Create(ctx context.Context, key string, value []byte) (uint64, erro
 
 // Delete removes key (a no-op if it does not exist).
 func (k *KV) Delete(ctx context.Context, key string) error {
-	if err := k.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	err := retry(ctx, func(ctx context.Context) error { return k.kv.Delete(ctx, key) })
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("bus: delete %s: %w", key, err)
 	}
 	return nil
@@ -229,7 +245,7 @@ func (k *KV) PutAsync(key string, value []byte) (*PendingPut, error) {
 	}
 	// No headers (as Put): they would be stored with the value, and make
 	// every direct get of it slower.
-	fut, err := k.b.js.PublishMsgAsync(&nats.Msg{Subject: k.subject(key), Data: value})
+	fut, err := k.b.js.PublishMsgAsync(&nats.Msg{Subject: k.subject(key), Data: value}, asyncRetry...)
 	if err != nil {
 		return nil, k.putErr(key, err)
 	}
@@ -299,7 +315,11 @@ func (k *KV) StoredKeys(ctx context.Context, filter string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: keys %s: %w", filter, err)
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(k.subject(filter)))
+	var info *jetstream.StreamInfo
+	err = retry(ctx, func(ctx context.Context) (err error) {
+		info, err = s.Info(ctx, jetstream.WithSubjectFilter(k.subject(filter)))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: keys %s: %w", filter, err)
 	}
@@ -440,14 +460,48 @@ type storedMsg struct {
 
 // readSeqs reads the bucket's messages with sequences from..to (some may be
 // gone) by direct gets, keeping up to 512 requests in flight.
-func (k *KV) readSeqs(ctx context.Context, from, to uint64) ([]storedMsg, error) {
+func (k *KV) readSeqs(ctx context.Context, from, to uint64) (out []storedMsg, err error) {
+	err = retry(ctx, func(ctx context.Context) (err error) {
+		out, err = k.readSeqsOnce(ctx, from, to)
+		return err
+	})
+	return out, err
+}
+
+// readSeqsOnce is one try of readSeqs; a reply lost while a server dies makes
+// it wait until ctx ends, and readSeqs tries again.
+// leaderGets reads the given sequences through the stream leader (the
+// regular message-get API), for when no replica answers direct gets.
+func (k *KV) leaderGets(ctx context.Context, seqs map[uint64]bool, prefix string) ([]storedMsg, error) {
+	st, err := k.getStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []storedMsg
+	for seq := range seqs {
+		m, err := st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, storedMsg{
+			Entry:   Entry{Key: strings.TrimPrefix(m.Subject, prefix), Value: m.Data, Revision: m.Sequence, Time: m.Time},
+			deleted: m.Header.Get(kvOperationHdr) != "",
+		})
+	}
+	return out, nil
+}
+
+func (k *KV) readSeqsOnce(ctx context.Context, from, to uint64) ([]storedMsg, error) {
 	if to < from {
 		return nil, nil
 	}
 	const inFlight = 512
 	replies := make(chan *nats.Msg, inFlight)
-	inbox := k.b.nc.NewInbox()
-	sub, err := k.b.nc.ChanSubscribe(inbox, replies)
+	inbox := k.b.nc.NewInbox() + "."
+	sub, err := k.b.nc.ChanSubscribe(inbox+"*", replies)
 	if err != nil {
 		return nil, err
 	}
@@ -459,34 +513,73 @@ func (k *KV) readSeqs(ctx context.Context, from, to uint64) ([]storedMsg, error)
 	}
 	api := "$JS.API.DIRECT.GET." + k.streamName()
 	prefix := k.subject("")
+	// Each request has its own reply subject, inbox.<seq>, so every answer,
+	// including a 404 without headers, says which sequence it is for.
+	request := func(seq uint64) error {
+		req := append(strconv.AppendUint([]byte(`{"seq":`), seq, 10), '}')
+		return k.b.nc.PublishRequest(api, inbox+strconv.FormatUint(seq, 10), req)
+	}
 	out := make([]storedMsg, 0, to-from+1)
-	next, pending := from, 0
-	for next <= to || pending > 0 {
-		for next <= to && pending < inFlight {
-			req := append(strconv.AppendUint([]byte(`{"seq":`), next, 10), '}')
-			if err := k.b.nc.PublishRequest(api, inbox, req); err != nil {
+	// A server under load may drop a direct get: requests unanswered after a
+	// quiet spell are sent again (replies are matched by sequence, so a late
+	// duplicate is ignored).
+	outstanding := map[uint64]bool{}
+	resent := 0
+	next := from
+	quiet := time.NewTimer(250 * time.Millisecond)
+	defer quiet.Stop()
+	for next <= to || len(outstanding) > 0 {
+		for next <= to && len(outstanding) < inFlight {
+			if err := request(next); err != nil {
 				return nil, err
 			}
+			outstanding[next] = true
 			next++
-			pending++
 		}
 		var m *nats.Msg
 		select {
 		case m = <-replies:
+		case <-quiet.C:
+			resent++
+			if resent > 3 {
+				// No replica answers direct gets (followers catching up after
+				// a leader change stop serving them): ask the stream leader.
+				msgs, err := k.leaderGets(ctx, outstanding, prefix)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, msgs...)
+				clear(outstanding)
+				continue
+			}
+			for seq := range outstanding {
+				if err := request(seq); err != nil {
+					return nil, err
+				}
+			}
+			quiet.Reset(250 * time.Millisecond)
+			continue
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		pending--
+		if !quiet.Stop() {
+			select {
+			case <-quiet.C:
+			default:
+			}
+		}
+		quiet.Reset(250 * time.Millisecond)
+		seq, err := strconv.ParseUint(strings.TrimPrefix(m.Subject, inbox), 10, 64)
+		if err != nil || !outstanding[seq] {
+			continue // a duplicate answer to a re-sent request
+		}
+		delete(outstanding, seq)
 		switch status := m.Header.Get("Status"); status {
 		case "":
 		case "404": // removed
 			continue
 		default:
 			return nil, fmt.Errorf("direct get: status %s %s (is allow_direct set on stream %s?)", status, m.Header.Get("Description"), k.streamName())
-		}
-		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("direct get: sequence %q: %w", m.Header.Get(jetstream.SequenceHeader), err)
 		}
 		ts, err := time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
 		if err != nil {
@@ -497,13 +590,23 @@ func (k *KV) readSeqs(ctx context.Context, from, to uint64) ([]storedMsg, error)
 			deleted: m.Header.Get(kvOperationHdr) != "",
 		})
 	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Revision < out[b].Revision })
 	return out, nil
 }
 
 // readFiltered reads, without values, the bucket's messages from sequence from
 // on whose keys match filter, with an ephemeral consumer. (Unlike readSeqs it
 // pays a count of the keys matching filter, when the consumer is created.)
-func (k *KV) readFiltered(ctx context.Context, filter string, from uint64) ([]storedMsg, error) {
+func (k *KV) readFiltered(ctx context.Context, filter string, from uint64) (out []storedMsg, err error) {
+	err = retry(ctx, func(ctx context.Context) (err error) {
+		out, err = k.readFilteredOnce(ctx, filter, from)
+		return err
+	})
+	return out, err
+}
+
+// readFilteredOnce is one try of readFiltered.
+func (k *KV) readFilteredOnce(ctx context.Context, filter string, from uint64) ([]storedMsg, error) {
 	cons, err := k.b.js.CreateConsumer(ctx, k.streamName(), jetstream.ConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       from,

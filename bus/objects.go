@@ -10,7 +10,7 @@ import (
 
 // PutPinned stores data under name in the pinned-runs object store (no expiry).
 func (b *Bus) PutPinned(ctx context.Context, name string, data []byte) error {
-	if _, err := b.pinned.PutBytes(ctx, name, data); err != nil {
+	if err := retry(ctx, func(ctx context.Context) error { _, err := b.pinned.PutBytes(ctx, name, data); return err }); err != nil {
 		return fmt.Errorf("bus: pin %s: %w", name, err)
 	}
 	return nil
@@ -18,7 +18,11 @@ func (b *Bus) PutPinned(ctx context.Context, name string, data []byte) error {
 
 // GetPinned returns what PutPinned stored under name, or ErrNotFound.
 func (b *Bus) GetPinned(ctx context.Context, name string) ([]byte, error) {
-	data, err := b.pinned.GetBytes(ctx, name)
+	var data []byte
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		data, err = b.pinned.GetBytes(ctx, name)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			return nil, fmt.Errorf("%w: pinned %s", ErrNotFound, name)

@@ -12,7 +12,9 @@ import (
 // PublishStep sends a step envelope to node's subject on the STEPS stream and
 // waits for the stream to store it. msgID de-duplicates a retried publish.
 func (b *Bus) PublishStep(ctx context.Context, node, msgID string, hdr Header, data []byte) error {
-	_, err := b.js.PublishMsg(ctx, b.msg(StepSubject(node), hdr, data), jetstream.WithMsgID(msgID), jetstream.WithExpectStream(StepsStream))
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	_, err := b.js.PublishMsg(ctx, b.msg(StepSubject(node), hdr, data), append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(StepsStream))...)
 	if err != nil {
 		return fmt.Errorf("bus: dispatch step to %s: %w", node, err)
 	}
@@ -23,7 +25,7 @@ func (b *Bus) PublishStep(ctx context.Context, node, msgID string, hdr Header, d
 // acknowledgement: the caller waits for the worker's answer and watches
 // Pending.Err for a failed publish.
 func (b *Bus) PublishStepAsync(node, msgID string, hdr Header, data []byte) (*Pending, error) {
-	fut, err := b.js.PublishMsgAsync(b.msg(StepSubject(node), hdr, data), jetstream.WithMsgID(msgID), jetstream.WithExpectStream(StepsStream))
+	fut, err := b.js.PublishMsgAsync(b.msg(StepSubject(node), hdr, data), append(asyncRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(StepsStream))...)
 	if err != nil {
 		return nil, fmt.Errorf("bus: dispatch step to %s: %w", node, err)
 	}

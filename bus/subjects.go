@@ -26,8 +26,8 @@ const (
 	ScriptsBucket = "drover_scripts"
 	// DataBucket backs the kv.* builtins.
 	DataBucket = "drover_kv"
-	// NodesBucket holds each live node's heartbeat (its meter reading), put
-	// about once a second; entries expire after NodesTTL.
+	// NodesBucket holds claims: which node adopts each run of a lost node.
+	// Entries expire after NodesTTL.
 	NodesBucket = "drover_nodes"
 	// PinnedBucket is an object store of runs kept past retention, each a
 	// self-contained export, with no expiry.
@@ -74,7 +74,7 @@ func ValidToken(s string) bool {
 
 // Defaults for stream limits.
 const (
-	// NodesTTL is how long a node's heartbeat outlives it in the bucket.
+	// NodesTTL is how long a claim is kept.
 	NodesTTL             = 10 * time.Second
 	DefaultJournalMaxAge = 30 * 24 * time.Hour
 	stepsMaxAge          = time.Hour

@@ -72,6 +72,7 @@ func TestClusterNodes(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
 	}
+	waitNodes(t, ctx, procs[0].url, 3)
 	out, errOut, code := ctl(t, []string{"DROVER_URL=" + procs[0].url}, "nodes")
 	if code != 0 || strings.Count(out, "http://127.0.0.1:") != 3 {
 		t.Fatalf("ctl nodes: exit %d\n%s\n%s", code, out, errOut)

@@ -31,19 +31,20 @@ type NodeInfo struct {
 	Age  time.Duration `json:"age_ns"`
 }
 
+// heartbeatPrefix is the core NATS subject of heartbeats: drover.nodes.<name>.
+// Heartbeats are plain messages, not a replicated bucket, so that a
+// JetStream leader election after a crash cannot silence healthy nodes.
+const heartbeatPrefix = "drover.nodes."
+
 // heartbeat publishes this node's NodeInfo until ctx ends.
 func (n *Node) heartbeat(ctx context.Context) {
-	kv := n.bus.Bucket(bus.NodesBucket)
 	t := time.NewTicker(heartbeatEvery)
 	defer t.Stop()
 	for {
-		info := n.selfInfo(n.publishReading())
-		data, _ := encodeJSON(info)
-		pctx, cancel := context.WithTimeout(ctx, heartbeatEvery)
-		if _, err := kv.Put(pctx, "n."+bus.EncodeKey(n.opts.Name), data); err != nil && ctx.Err() == nil {
+		data, _ := encodeJSON(n.selfInfo(n.publishReading()))
+		if err := n.bus.Publish(heartbeatPrefix+n.opts.Name, nil, data); err != nil && ctx.Err() == nil {
 			n.log.Warn().Err(err).Msg("heartbeat")
 		}
-		cancel()
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -52,37 +53,35 @@ func (n *Node) heartbeat(ctx context.Context) {
 	}
 }
 
-// watchNodes keeps the snapshot of live nodes from the heartbeats bucket and
-// drops a node whose heartbeat is older than nodeTimeout.
+// watchNodes keeps the snapshot of live nodes from their heartbeats and drops
+// a node whose last heartbeat is older than nodeTimeout.
 func (n *Node) watchNodes(ctx context.Context) {
-	updates, err := n.bus.Bucket(bus.NodesBucket).Watch(ctx, "n.>")
+	stop, err := n.bus.Subscribe(heartbeatPrefix+"*", func(m bus.Msg) {
+		var info NodeInfo
+		if json.Unmarshal(m.Data, &info) != nil || info.Name == "" {
+			return
+		}
+		info.Seen = time.Now()
+		n.nodesMu.Lock()
+		_, known := n.nodes[info.Name]
+		n.nodes[info.Name] = info
+		n.nodesMu.Unlock()
+		if n.view != nil && info.Name != n.opts.Name {
+			n.view.Put(info.Reading)
+		}
+		if !known {
+			n.log.Info().Str("peer", info.Name).Msg("node joined")
+		}
+	})
 	if err != nil {
 		n.log.Error().Err(err).Msg("watch nodes")
 		return
 	}
-	check := time.NewTicker(nodeTimeout / 6)
+	defer stop()
+	check := time.NewTicker(nodeTimeout / 12)
 	defer check.Stop()
 	for {
 		select {
-		case e, ok := <-updates:
-			if !ok {
-				return
-			}
-			var info NodeInfo
-			if e.Value == nil || json.Unmarshal(e.Value, &info) != nil || info.Name == "" {
-				continue
-			}
-			info.Seen = time.Now()
-			n.nodesMu.Lock()
-			_, known := n.nodes[info.Name]
-			n.nodes[info.Name] = info
-			n.nodesMu.Unlock()
-			if n.view != nil && info.Name != n.opts.Name {
-				n.view.Put(info.Reading)
-			}
-			if !known {
-				n.log.Info().Str("peer", info.Name).Msg("node joined")
-			}
 		case <-check.C:
 			var lost []string
 			n.nodesMu.Lock()
@@ -165,18 +164,32 @@ func (n *Node) lostSignal(node string) <-chan struct{} {
 func (n *Node) adoptOrphans(dead string) {
 	ctx, cancel := context.WithTimeout(n.baseCtx, time.Minute)
 	defer cancel()
-	runs, err := n.List(ctx, ListFilter{Status: StatusRunning, Limit: 1 << 30})
-	if err != nil {
-		n.log.Error().Err(err).Msg("list runs of lost node")
-		return
+	var runs []Run
+	for { // the cluster may be electing stream leaders after the loss
+		var err error
+		if runs, err = n.List(ctx, ListFilter{Status: StatusRunning, Limit: 1 << 30}); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			n.log.Error().Err(err).Str("lost", dead).Msg("list runs of lost node")
+			return
+		}
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
 	}
 	claims := n.bus.Bucket(bus.NodesBucket)
 	for _, rec := range runs {
 		if rec.Coordinator != dead {
 			continue
 		}
-		if _, err := claims.Create(ctx, "claim."+rec.ID+"."+bus.EncodeKey(dead), []byte(n.opts.Name)); err != nil {
-			continue // another node claimed it
+		key := "claim." + rec.ID + "." + bus.EncodeKey(dead)
+		if _, err := claims.Create(ctx, key, []byte(n.opts.Name)); err != nil {
+			if v, _, gerr := claims.Get(ctx, key); gerr != nil || string(v) != n.opts.Name {
+				continue // another node claimed it
+			}
 		}
 		n.log.Info().Str("run", rec.ID).Str("from", dead).Msg("adopting run of lost node")
 		if err := n.adopt(ctx, rec.ID); err != nil {

@@ -13,6 +13,9 @@ var (
 	ErrBadInput = errors.New("engine: bad input")
 	// ErrClosed is returned when the node is shutting down.
 	ErrClosed = errors.New("engine: node is shutting down")
+	// errJournal marks a failure to write the journal (after the bus's own
+	// retries): the run is interrupted and adopted again, never failed for it.
+	errJournal = errors.New("engine: journal unavailable")
 	// errShutdown is the cancellation cause of runs interrupted by Close: they are
 	// left unfinished in the journal, for recovery, instead of being failed.
 	errShutdown = errors.New("engine: node shut down")

@@ -122,6 +122,19 @@ func (n *Node) schedule(id, step string, until time.Time) {
 	})
 }
 
+// readoptLater adopts run id again after a pause, when the journal may be
+// writable again (a JetStream leader election ends within seconds).
+func (n *Node) readoptLater(id string) {
+	time.AfterFunc(2*time.Second, func() {
+		ctx, cancel := context.WithTimeout(n.baseCtx, time.Minute)
+		defer cancel()
+		if err := n.adopt(ctx, id); err != nil && !errors.Is(err, ErrClosed) {
+			n.log.Error().Err(err).Str("run", id).Msg("re-adopt interrupted run")
+			n.readoptLater(id)
+		}
+	})
+}
+
 // block stops a recovered run whose script no longer matches its journal: it
 // is neither failed nor continued, and can be resumed after a fix.
 func (r *run) block(runErr *RunError) {

@@ -75,6 +75,8 @@ func BenchmarkAdopt1000(b *testing.B) {
 		}
 		<-live
 		b.StopTimer()
-		n2.Close(context.Background())
+		grace2, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		n2.Close(grace2) // the run is held in its step: interrupt it
+		cancel2()
 	}
 }

@@ -45,6 +45,8 @@ type run struct {
 	replayed int
 	// suspended is set when a durable timer parks the run.
 	suspended *suspension
+	// journalErr is set when the journal could not be written.
+	journalErr error
 }
 
 // scope assigns step ids in one Starlark thread: "1", "2", … at the top level.
@@ -178,6 +180,10 @@ func (r *run) execute() {
 	case errors.Is(context.Cause(r.ctx), errShutdown):
 		r.log.Warn().Msg("run interrupted by shutdown; its journal is kept for recovery")
 		r.finishLocal()
+	case errors.Is(context.Cause(r.ctx), errJournal):
+		r.log.Error().Err(r.journalErr).Msg("journal unavailable: run interrupted; it will be adopted again")
+		r.finishLocal()
+		r.n.readoptLater(r.id)
 	case errors.Is(context.Cause(r.ctx), errCancelled):
 		r.end(nil, r.cancelError())
 	case r.suspended != nil:

@@ -82,7 +82,7 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 	attempt := 1
 	if journaled == nil {
 		if err := r.appendCall(CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}); err != nil {
-			return nil, err
+			return nil, r.journalFailed(err)
 		}
 	} else {
 		attempt = 2
@@ -96,17 +96,20 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 			return nil, &StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodeCancelled, Message: cancelReason(r.ctx)}
 		}
 		if res, err = r.n.appendResult(ctx, r.id, id, res); err != nil {
-			return nil, err
+			return nil, r.journalFailed(err)
 		}
 	} else {
 		env := Envelope{Run: r.id, Step: id, Attempt: attempt, Builtin: step.Name, Args: args, Key: r.id + "/" + id,
 			Deadline: time.Now().Add(r.n.attemptsBudget(step, args)), Demand: demands}
 		if res, err = r.dispatchUntilDone(ctx, step, dec, env); err != nil {
+			if errors.Is(err, bus.ErrClosed) || !errors.As(err, new(*StepFailure)) {
+				return nil, r.journalFailed(err)
+			}
 			return nil, err
 		}
 	}
 	if err := r.waitPending(ctx); err != nil {
-		return nil, err
+		return nil, r.journalFailed(err)
 	}
 	r.mu.Lock()
 	r.record.Steps++
@@ -178,6 +181,18 @@ func (n *Node) demands(step *builtins.Step, args json.RawMessage) []meter.Demand
 // errNodeLost reports that the node executing a dispatched step stopped
 // heartbeating before it answered.
 var errNodeLost = errors.New("engine: executing node lost")
+
+// journalFailed records that the run could not write its journal: the run is
+// then interrupted, not failed, and adopted again (see execute).
+func (r *run) journalFailed(err error) error {
+	r.mu.Lock()
+	if r.journalErr == nil {
+		r.journalErr = err
+	}
+	r.mu.Unlock()
+	r.cancel(errJournal)
+	return fmt.Errorf("%w: %v", errJournal, err)
+}
 
 // resultValue turns a result entry into what CallStep returns.
 func resultValue(step *builtins.Step, id string, res *ResultEntry) (json.RawMessage, error) {

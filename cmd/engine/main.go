@@ -45,6 +45,8 @@ func main() {
 		replicas    = fs.Int("replicas", 0, "replicas of streams and buckets (0: 3 when 3 or more nodes, else 1)")
 		retain      = fs.Duration("retention", 30*24*time.Hour, "how long journals and run records are kept (ctl runs pin keeps a run longer)")
 	)
+	var resources listFlag
+	fs.Var(&resources, "resource", "a custom resource, repeatable: NAME=RATE/UNIT[,burst=N] (e.g. github_api=5000/h,host=api.github.com) or NAME=SIZE (a pool, e.g. db=20,builtin=sql.*); options scope=node|cluster|group:NAME")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -66,7 +68,7 @@ func main() {
 	}
 	node, err := engine.NewNode(ctx, engine.Options{
 		Name: *name, DataDir: *dataDir, Listen: *listen, NATSURL: *natsURL, Logger: &log,
-		ClusterListen: *clusterAddr, Peers: splitList(*peers), Replicas: *replicas,
+		ClusterListen: *clusterAddr, Peers: splitList(*peers), Replicas: *replicas, Resources: resources,
 		AdvertiseHTTP: "http://" + ln.Addr().String(),
 		MaxExecSteps:  *maxSteps, PayloadLimit: *payload, StepTimeout: *stepTO, JournalMaxAge: *retain,
 	})
@@ -96,3 +98,9 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }

@@ -1,0 +1,64 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Writes ride out a JetStream leader election (a replicated stream whose
+// leader's server died answers no one for a few seconds) by retrying for up to
+// electionWait. Every retried write is idempotent: journal entries and step
+// envelopes carry message ids, and a KV put or delete of the same value twice
+// leaves the same state.
+const (
+	electionWait = 20 * time.Second
+	retryEvery   = 100 * time.Millisecond
+)
+
+// pubRetry are the publish options that retry "no responders" (no stream
+// leader yet) for about electionWait, or until the context ends.
+var pubRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(int(electionWait / retryEvery)), jetstream.WithRetryWait(retryEvery)}
+
+// asyncRetry bounds the retries of asynchronous publishes to about electionWait.
+var asyncRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(int(electionWait / retryEvery)), jetstream.WithRetryWait(retryEvery)}
+
+// transient reports whether err is worth retrying: nobody answered, which is
+// what a stream without a leader looks like.
+func transient(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// bounded returns ctx limited to electionWait, unless it ends sooner.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < electionWait {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, electionWait)
+}
+
+// retry calls op until it succeeds, fails with a non-transient error, or
+// electionWait (or ctx) ends. Each try gets a short deadline of its own.
+func retry(ctx context.Context, op func(ctx context.Context) error) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	for {
+		tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
+		err := op(tctx)
+		tcancel()
+		if err == nil || !transient(err) && !(errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil) {
+			return err
+		}
+		t := time.NewTimer(retryEvery)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/engine/client"
+)
+
+// TestNodeLossUnderLoad runs a 3-node cluster under load, SIGKILLs one node,
+// and checks that the others drop it within a few seconds, adopt the runs it
+// coordinated and re-place the steps it was executing: every run completes,
+// none is lost, and no step that had a journaled result is executed again.
+//
+// Known open problem (issue 4): after the SIGKILL, survivors' pipelined direct
+// gets on the runs bucket can go unanswered for over a minute, so listing the
+// lost node's runs for adoption times out. Set DROVER_E2E_NODELOSS=1 to run it.
+func TestNodeLossUnderLoad(t *testing.T) {
+	if os.Getenv("DROVER_E2E_NODELOSS") == "" {
+		t.Skip("known open problem, tracked in issue 4: set DROVER_E2E_NODELOSS=1 to run")
+	}
+	counter := &keyCounter{counts: map[string]int{}}
+	api := httptest.NewServer(counter)
+	defer api.Close()
+	procs := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	waitNodes(t, ctx, procs[0].url, 3)
+
+	const runs, steps = 12, 30
+	var ids []string
+	for i := 0; i < runs; i++ { // coordinators: n1, n2, n3 in turn
+		r, err := client.New(procs[i%3].url).Start(ctx, engine.StartRequest{
+			Script: engine.Script{Name: "load", Main: "load.star", Files: map[string]string{"load.star": crashScript}},
+			Input:  json.RawMessage(fmt.Sprintf(`{"n": %d, "url": %q}`, steps, api.URL)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	for {
+		if _, total := counter.snapshot(); total >= runs*steps/3 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no progress")
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	victim := procs[2]
+	victim.cmd.Process.Kill() // SIGKILL n3
+	killed := time.Now()
+	<-victim.done
+	victim.done <- nil
+	_, atKill := counter.snapshot()
+
+	survivor := client.New(procs[0].url)
+	waitNodes(t, ctx, procs[0].url, 2)
+	dropped := time.Since(killed)
+
+	for _, id := range ids {
+		end, err := survivor.Wait(ctx, id)
+		if err != nil {
+			t.Fatalf("run %s: %v\n%s\n%s", id, err, procs[0].logs, procs[1].logs)
+		}
+		if end.Status != engine.StatusCompleted || string(end.Result) != "435" {
+			t.Fatalf("run %s: %s %s %+v", id, end.Status, end.Result, end.Error)
+		}
+	}
+	counts, total := counter.snapshot()
+	twice := 0
+	for key, n := range counts {
+		if n > 2 {
+			t.Errorf("step %s executed %d times", key, n)
+		}
+		if n == 2 {
+			twice++
+		}
+	}
+	if len(counts) != runs*steps {
+		t.Fatalf("%d distinct steps executed, want %d", len(counts), runs*steps)
+	}
+	if twice > runs {
+		t.Fatalf("%d steps executed twice; at most one per run can have been in flight", twice)
+	}
+	if dropped > 5*time.Second {
+		t.Errorf("the lost node was dropped %s after the kill", dropped)
+	}
+	t.Logf("node dropped %s after SIGKILL; %d requests before the kill, %d in all; %d in-flight steps executed again with the same key", dropped.Round(time.Millisecond), atKill, total, twice)
+}
+
+// waitNodes polls a node's /v1/nodes until it lists want nodes.
+func waitNodes(t *testing.T, ctx context.Context, url string, want int) {
+	t.Helper()
+	for {
+		nodes, err := client.New(url).Nodes(ctx)
+		if err == nil && len(nodes) == want {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("never saw %d nodes: %v %d", want, err, len(nodes))
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}
