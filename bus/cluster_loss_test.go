@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 )
@@ -13,30 +12,7 @@ import (
 func TestClusterSurvivesNodeLoss(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	ports := freePorts(t, 3)
-	buses := make([]*Bus, 3)
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i := range buses {
-		var peers []string
-		for j, p := range ports {
-			if j != i {
-				peers = append(peers, fmt.Sprintf("nats://127.0.0.1:%d", p))
-			}
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buses[i], errs[i] = Open(ctx, Options{Name: fmt.Sprintf("c%d", i+1), DataDir: t.TempDir(),
-				ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]), Peers: peers})
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("node %d: %v", i+1, err)
-		}
-	}
+	buses := openCluster(t, ctx, 3)
 	defer buses[0].Close()
 	defer buses[1].Close()
 	kv := buses[0].Bucket(RunsBucket)

@@ -28,15 +28,12 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// TestEmbeddedCluster joins three embedded servers with routes: streams get
-// three replicas, and an entry appended through one node is read back through
-// another, write-once as on one node.
-func TestEmbeddedCluster(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	ports := freePorts(t, 3)
-	buses := make([]*Bus, 3)
-	errs := make([]error, 3)
+// openCluster opens n embedded buses whose servers route to each other.
+func openCluster(t *testing.T, ctx context.Context, n int) []*Bus {
+	t.Helper()
+	ports := freePorts(t, n)
+	buses := make([]*Bus, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range buses {
 		var peers []string
@@ -57,7 +54,19 @@ func TestEmbeddedCluster(t *testing.T) {
 		if err != nil {
 			t.Fatalf("node %d: %v", i+1, err)
 		}
-		defer buses[i].Close()
+	}
+	return buses
+}
+
+// TestEmbeddedCluster joins three embedded servers with routes: streams get
+// three replicas, and an entry appended through one node is read back through
+// another, write-once as on one node.
+func TestEmbeddedCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	buses := openCluster(t, ctx, 3)
+	for _, b := range buses {
+		defer b.Close()
 	}
 	if r := buses[0].Replicas(); r != 3 {
 		t.Fatalf("replicas = %d, want 3", r)

@@ -31,6 +31,29 @@ func (k *keyCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `{"i": %s}`, r.URL.Query().Get("i"))
 }
 
+// check asserts that want distinct steps were executed, none more than twice,
+// and at most maxAgain twice (steps in flight at a kill, re-executed with the
+// same idempotency key). It returns how many ran twice and the request count.
+func (k *keyCounter) check(t *testing.T, want, maxAgain int) (again, total int) {
+	t.Helper()
+	counts, total := k.snapshot()
+	for key, n := range counts {
+		if n > 2 {
+			t.Errorf("step %s executed %d times", key, n)
+		}
+		if n == 2 {
+			again++
+		}
+	}
+	if len(counts) != want {
+		t.Fatalf("%d distinct steps executed, want %d", len(counts), want)
+	}
+	if again > maxAgain { // at most one step per run can have been in flight
+		t.Fatalf("%d steps executed twice; at most %d were in flight", again, maxAgain)
+	}
+	return again, total
+}
+
 func (k *keyCounter) snapshot() (map[string]int, int) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -102,21 +125,6 @@ func TestSIGKILLLosesNoRun(t *testing.T) {
 			t.Fatalf("run %s after recovery: %s %s %+v", id, end.Status, end.Result, end.Error)
 		}
 	}
-	counts, total := counter.snapshot()
-	again := 0
-	for key, n := range counts {
-		if n > 2 {
-			t.Errorf("step %s executed %d times", key, n)
-		}
-		if n == 2 {
-			again++
-		}
-	}
-	if len(counts) != runs*steps {
-		t.Fatalf("%d distinct steps executed, want %d", len(counts), runs*steps)
-	}
-	if again > runs { // at most the one step each run had in flight at the kill
-		t.Fatalf("%d steps executed twice; at most %d were in flight", again, runs)
-	}
+	again, total := counter.check(t, runs*steps, runs)
 	t.Logf("%d requests before the kill, %d in all; %d in-flight steps executed again with the same key", atKill, total, again)
 }

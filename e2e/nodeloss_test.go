@@ -74,22 +74,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 			t.Fatalf("run %s: %s %s %+v", id, end.Status, end.Result, end.Error)
 		}
 	}
-	counts, total := counter.snapshot()
-	twice := 0
-	for key, n := range counts {
-		if n > 2 {
-			t.Errorf("step %s executed %d times", key, n)
-		}
-		if n == 2 {
-			twice++
-		}
-	}
-	if len(counts) != runs*steps {
-		t.Fatalf("%d distinct steps executed, want %d", len(counts), runs*steps)
-	}
-	if twice > runs {
-		t.Fatalf("%d steps executed twice; at most one per run can have been in flight", twice)
-	}
+	twice, total := counter.check(t, runs*steps, runs)
 	if dropped > 5*time.Second {
 		t.Errorf("the lost node was dropped %s after the kill", dropped)
 	}

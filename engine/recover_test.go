@@ -154,15 +154,7 @@ func pollStatus(t *testing.T, n *Node, id, status string) *Run {
 func TestDurableSleep(t *testing.T) {
 	var execs atomic.Int64
 	reg := testRegistry(&execs)
-	reg.MustRegister(&builtins.Step{Name: "sleep", Timer: func(args json.RawMessage) (time.Duration, error) {
-		var d string
-		json.Unmarshal(args, &d)
-		return time.ParseDuration(d)
-	}, Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-		var d string
-		err := starlark.UnpackArgs(b.Name(), args, kwargs, "d", &d)
-		return d, err
-	}, Exec: func(context.Context, builtins.Env, json.RawMessage) (any, error) { return nil, nil }})
+	reg.MustRegister(sleepStep())
 	dir := t.TempDir()
 	n, err := NewNode(context.Background(), Options{Name: "n1", DataDir: dir, Registry: reg})
 	if err != nil {
@@ -239,15 +231,7 @@ func TestCancel(t *testing.T) {
 func TestPatched(t *testing.T) {
 	var execs atomic.Int64
 	reg := testRegistry(&execs)
-	reg.MustRegister(&builtins.Step{Name: "sleep", Timer: func(args json.RawMessage) (time.Duration, error) {
-		var d string
-		json.Unmarshal(args, &d)
-		return time.ParseDuration(d)
-	}, Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-		var d string
-		err := starlark.UnpackArgs(b.Name(), args, kwargs, "d", &d)
-		return d, err
-	}, Exec: func(context.Context, builtins.Env, json.RawMessage) (any, error) { return nil, nil }})
+	reg.MustRegister(sleepStep())
 	n := newTestNode(t, Options{Registry: reg})
 	v1 := "def main(input):\n    test.echo(1)\n    sleep('1500ms')\n    return 'v1'\n"
 	v2 := "def main(input):\n    test.echo(1)\n    if patched('extra-echo'):\n        test.echo('new')\n    sleep('1500ms')\n    return 'v2'\n"
@@ -289,4 +273,17 @@ func TestCancelUnownedRun(t *testing.T) {
 	if end.Status != StatusCancelled || end.Error.Message != "cancelled by ops: stuck" || holds.Load() != 1 {
 		t.Fatalf("%s %+v holds %d", end.Status, end.Error, holds.Load())
 	}
+}
+
+// sleepStep is a durable timer like stdlib's sleep: sleep("2s").
+func sleepStep() *builtins.Step {
+	return &builtins.Step{Name: "sleep", Timer: func(args json.RawMessage) (time.Duration, error) {
+		var d string
+		json.Unmarshal(args, &d)
+		return time.ParseDuration(d)
+	}, Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
+		var d string
+		err := starlark.UnpackArgs(b.Name(), args, kwargs, "d", &d)
+		return d, err
+	}, Exec: func(context.Context, builtins.Env, json.RawMessage) (any, error) { return nil, nil }}
 }
