@@ -100,6 +100,17 @@ func (b *Bus) Entry(ctx context.Context, subject string) (Msg, error) {
 // Read returns every journal entry matching filter (e.g. JournalFilter(run)) in
 // the order they were written.
 func (b *Bus) Read(ctx context.Context, filter string) ([]Msg, error) {
+	var out []Msg
+	err := retryEach(ctx, 15*time.Second, func(ctx context.Context) (err error) {
+		out, err = b.readOnce(ctx, filter)
+		return err
+	})
+	return out, err
+}
+
+// readOnce is one try of Read: an ordered consumer whose stream leader moves
+// fails with no responders, and Read tries again.
+func (b *Bus) readOnce(ctx context.Context, filter string) ([]Msg, error) {
 	var info *jetstream.StreamInfo
 	err := retry(ctx, func(ctx context.Context) (err error) {
 		info, err = b.journal.Info(ctx, jetstream.WithSubjectFilter(filter))

@@ -499,7 +499,7 @@ func (k *KV) readSeqsOnce(ctx context.Context, from, to uint64) ([]storedMsg, er
 		return nil, nil
 	}
 	const inFlight = 512
-	replies := make(chan *nats.Msg, inFlight)
+	replies := make(chan *nats.Msg, 8*inFlight) // room for duplicate answers to re-sent requests
 	inbox := k.b.nc.NewInbox() + "."
 	sub, err := k.b.nc.ChanSubscribe(inbox+"*", replies)
 	if err != nil {

@@ -44,10 +44,15 @@ func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 // retry calls op until it succeeds, fails with a non-transient error, or
 // electionWait (or ctx) ends. Each try gets a short deadline of its own.
 func retry(ctx context.Context, op func(ctx context.Context) error) error {
+	return retryEach(ctx, 2*time.Second, op)
+}
+
+// retryEach is retry with attempts of the given length.
+func retryEach(ctx context.Context, attempt time.Duration, op func(ctx context.Context) error) error {
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	for {
-		tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
+		tctx, tcancel := context.WithTimeout(ctx, attempt)
 		err := op(tctx)
 		tcancel()
 		if err == nil || !transient(err) && !(errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil) {

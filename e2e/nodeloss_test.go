@@ -18,12 +18,12 @@ import (
 // coordinated and re-place the steps it was executing: every run completes,
 // none is lost, and no step that had a journaled result is executed again.
 //
-// Known open problem (issue 4): after the SIGKILL, survivors' pipelined direct
-// gets on the runs bucket can go unanswered for over a minute, so listing the
-// lost node's runs for adoption times out. Set DROVER_E2E_NODELOSS=1 to run it.
+// It takes 20 to 70 s (JetStream leader elections after the kill) and is kept
+// out of the default run until it has proven stable over many runs (issue 4):
+// set DROVER_E2E_NODELOSS=1 to run it.
 func TestNodeLossUnderLoad(t *testing.T) {
 	if os.Getenv("DROVER_E2E_NODELOSS") == "" {
-		t.Skip("known open problem, tracked in issue 4: set DROVER_E2E_NODELOSS=1 to run")
+		t.Skip("slow; not yet proven stable (issue 4): set DROVER_E2E_NODELOSS=1 to run")
 	}
 	counter := &keyCounter{counts: map[string]int{}}
 	api := httptest.NewServer(counter)

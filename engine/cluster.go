@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/droverhq/drover/bus"
@@ -152,9 +154,17 @@ func (n *Node) nodeLost(name string) {
 
 // lostSignal returns a channel closed when node is declared lost.
 func (n *Node) lostSignal(node string) <-chan struct{} {
+	ch := make(chan struct{})
+	n.nodesMu.Lock()
+	_, live := n.nodes[node]
+	known := len(n.nodes)
+	n.nodesMu.Unlock()
+	if !live && known > 0 { // already dropped (or never seen in a cluster)
+		close(ch)
+		return ch
+	}
 	n.lostMu.Lock()
 	defer n.lostMu.Unlock()
-	ch := make(chan struct{})
 	n.lostWaiters[node] = append(n.lostWaiters[node], ch)
 	return ch
 }
@@ -167,7 +177,7 @@ func (n *Node) adoptOrphans(dead string) {
 	var runs []Run
 	for { // the cluster may be electing stream leaders after the loss
 		var err error
-		if runs, err = n.List(ctx, ListFilter{Status: StatusRunning, Limit: 1 << 30}); err == nil {
+		if runs, err = n.runningRuns(ctx); err == nil {
 			break
 		}
 		if ctx.Err() != nil {
@@ -196,4 +206,30 @@ func (n *Node) adoptOrphans(dead string) {
 			n.log.Error().Err(err).Str("run", rec.ID).Msg("adopt run of lost node")
 		}
 	}
+}
+
+// runningRuns returns every run the index says is running, from its status
+// keys (read through the stream leader) and records: no windowed scan, which
+// depends on replicas answering direct gets right after a node loss.
+func (n *Node) runningRuns(ctx context.Context) ([]Run, error) {
+	kv := n.bus.Bucket(bus.RunsBucket)
+	keys, err := kv.StoredKeys(ctx, statusKey(StatusRunning, "*"))
+	if err != nil {
+		return nil, err
+	}
+	var runs []Run
+	for _, key := range keys {
+		id := key[strings.LastIndexByte(key, '.')+1:]
+		rec, err := n.record(ctx, id)
+		if err != nil {
+			if errors.Is(err, ErrUnknownRun) {
+				continue
+			}
+			return nil, err
+		}
+		if rec.Status == StatusRunning {
+			runs = append(runs, *rec)
+		}
+	}
+	return runs, nil
 }

@@ -356,25 +356,39 @@ func (n *Node) dispatch(ctx context.Context, node string, env Envelope) (ResultE
 	if node != n.opts.Name {
 		lost = n.lostSignal(node)
 	}
-	select {
-	case res := <-ch:
-		return res, nil
-	case <-lost:
-		return ResultEntry{}, errNodeLost
-	case err := <-pend.Err():
-		return ResultEntry{}, err
-	case <-wait.C:
-		// The notification may be lost while the result is journaled: look.
-		if m, err := n.bus.Entry(ctx, bus.JournalSubject(env.Run, "result", env.Step)); err == nil {
-			var res ResultEntry
-			if json.Unmarshal(m.Data, &res) == nil {
-				return res, nil
+	// The worker's notification is a core message and can be lost (a route
+	// reconnecting): look in the journal now and then as well.
+	look := time.NewTicker(2 * time.Second)
+	defer look.Stop()
+	for {
+		select {
+		case res := <-ch:
+			return res, nil
+		case <-look.C:
+			if m, err := n.bus.Entry(ctx, bus.JournalSubject(env.Run, "result", env.Step)); err == nil {
+				var res ResultEntry
+				if json.Unmarshal(m.Data, &res) == nil {
+					return res, nil
+				}
 			}
+			continue
+		case <-lost:
+			return ResultEntry{}, errNodeLost
+		case err := <-pend.Err():
+			return ResultEntry{}, err
+		case <-wait.C:
+			// The notification may be lost while the result is journaled: look.
+			if m, err := n.bus.Entry(ctx, bus.JournalSubject(env.Run, "result", env.Step)); err == nil {
+				var res ResultEntry
+				if json.Unmarshal(m.Data, &res) == nil {
+					return res, nil
+				}
+			}
+			return ResultEntry{Step: env.Step, Node: node, Attempts: env.Attempt,
+				Error: builtins.Errorf(builtins.CodeTimeout, "%s: node %s returned no result by the step's deadline", env.Builtin, node)}, nil
+		case <-ctx.Done():
+			return ResultEntry{}, &StepFailure{Builtin: env.Builtin, Step: env.Step, Code: builtins.CodeCancelled, Message: cancelReason(ctx)}
 		}
-		return ResultEntry{Step: env.Step, Node: node, Attempts: env.Attempt,
-			Error: builtins.Errorf(builtins.CodeTimeout, "%s: node %s returned no result by the step's deadline", env.Builtin, node)}, nil
-	case <-ctx.Done():
-		return ResultEntry{}, &StepFailure{Builtin: env.Builtin, Step: env.Step, Code: builtins.CodeCancelled, Message: cancelReason(ctx)}
 	}
 }
 
