@@ -47,8 +47,21 @@ func retry(ctx context.Context, op func(ctx context.Context) error) error {
 	return retryEach(ctx, 2*time.Second, op)
 }
 
-// retryEach is retry with attempts of the given length.
+// retryEach is retry with attempts of the given length. The first try runs on
+// the caller's context with no extra timers: retrying is the slow path.
 func retryEach(ctx context.Context, attempt time.Duration, op func(ctx context.Context) error) error {
+	if _, ok := ctx.Deadline(); ok {
+		if err := op(ctx); err == nil || !transient(err) {
+			return err
+		}
+	} else {
+		tctx, tcancel := context.WithTimeout(ctx, attempt)
+		err := op(tctx)
+		tcancel()
+		if err == nil || !transient(err) && !(errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil) {
+			return err
+		}
+	}
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	for {
