@@ -166,10 +166,7 @@ blocked again; 4 (embedded) the run was cancelled.`,
 			var ce *engine.CompileError
 			switch {
 			case errors.As(err, &ce):
-				for _, line := range ce.Errors {
-					fmt.Fprintln(a.stderr, line)
-				}
-				return silent(ExitFailure)
+				return a.compileFailure(ce)
 			case err != nil:
 				return failure(errors.New(plainMessage(err)))
 			}

@@ -83,10 +83,7 @@ the run ended otherwise than the original.`,
 			var de *engine.DivergenceError
 			switch {
 			case errors.As(err, &ce):
-				for _, line := range ce.Errors {
-					fmt.Fprintln(a.stderr, line)
-				}
-				return silent(ExitFailure)
+				return a.compileFailure(ce)
 			case errors.As(err, &de) && rep != nil:
 				if asJSON {
 					if err := writeValue(a.stdout, rep); err != nil {

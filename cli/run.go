@@ -76,10 +76,7 @@ func (a *app) run(ctx context.Context, req engine.StartRequest, detach bool) err
 	var ce *engine.CompileError
 	switch {
 	case errors.As(err, &ce):
-		for _, line := range ce.Errors {
-			fmt.Fprintln(a.stderr, line)
-		}
-		return silent(ExitFailure)
+		return a.compileFailure(ce)
 	case errors.Is(err, engine.ErrBadInput):
 		return &exitError{code: ExitUsage, err: err}
 	case err != nil:
@@ -219,4 +216,13 @@ func parseAttrs(pairs []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// compileFailure prints every compile error, one file:line:col: message per
+// line as a compiler does, and exits 1.
+func (a *app) compileFailure(ce *engine.CompileError) error {
+	for _, line := range ce.Errors {
+		fmt.Fprintln(a.stderr, line)
+	}
+	return silent(ExitFailure)
 }
