@@ -302,6 +302,7 @@ func (b *Bus) ensure(ctx context.Context) error {
 		{Bucket: ScriptsBucket, Description: "Drover script sources by content hash", History: 1, Storage: jetstream.FileStorage},
 		{Bucket: DataBucket, Description: "kv.* builtins", History: 1, Storage: jetstream.FileStorage},
 		{Bucket: NodesBucket, Description: "Drover node heartbeats", History: 1, Storage: jetstream.MemoryStorage, TTL: NodesTTL},
+		{Bucket: LimitsBucket, Description: "Drover shared resource limits", History: 1, Storage: jetstream.MemoryStorage},
 	} {
 		cfg.Replicas = b.opts.Replicas
 		kv, err := b.js.CreateOrUpdateKeyValue(ctx, cfg)

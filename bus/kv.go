@@ -103,6 +103,26 @@ func (k *KV) Create(ctx context.Context, key string, value []byte) (uint64, erro
 	return rev, nil
 }
 
+// Update stores value under key only if the key's latest revision is last
+// (compare-and-set); otherwise ErrConflict. A retried update whose first try
+// was applied but unanswered also reports ErrConflict: callers that must know
+// mark their writes and read the key back.
+func (k *KV) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
+	var rev uint64
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		rev, err = k.kv.Update(ctx, key, value, last)
+		return err
+	})
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+			return 0, fmt.Errorf("%w: key %s", ErrConflict, key)
+		}
+		return 0, fmt.Errorf("bus: update %s: %w", key, err)
+	}
+	return rev, nil
+}
+
 // Delete removes key (a no-op if it does not exist).
 func (k *KV) Delete(ctx context.Context, key string) error {
 	err := retry(ctx, func(ctx context.Context) error { return k.kv.Delete(ctx, key) })

@@ -29,6 +29,11 @@ const (
 	// NodesBucket holds claims: which node adopts each run of a lost node.
 	// Entries expire after NodesTTL.
 	NodesBucket = "drover_nodes"
+	// LimitsBucket holds the state of cluster- and group-scoped custom
+	// resources (token buckets and pools shared by several nodes), one key
+	// per resource, changed by compare-and-set. It is in memory: a cluster
+	// restarted as a whole starts with full buckets and empty pools.
+	LimitsBucket = "drover_limits"
 	// PinnedBucket is an object store of runs kept past retention, each a
 	// self-contained export, with no expiry.
 	PinnedBucket = "drover_pinned"

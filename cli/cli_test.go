@@ -133,7 +133,8 @@ func TestRunAndInspect(t *testing.T) {
 		steps := []struct{ id, builtin, pos string }{{"1", "time.now", "hello.star:4:"}, {"2", "kv.put", "hello.star:5:"}, {"3", "kv.get", "hello.star:6:"}}
 		for _, s := range steps {
 			f := strings.Fields(lineWith(r.stdout, " "+s.builtin+" "))
-			if len(f) != 7 || f[0] != s.id || f[2] != "local" || !strings.HasPrefix(f[3], "+") || f[5] != "ok" || !strings.HasPrefix(f[6], s.pos) {
+			if len(f) < 8 || f[0] != s.id || f[2] != "local" || !strings.HasPrefix(f[3], "+") || f[5] != "ok" || !strings.HasPrefix(f[6], s.pos) ||
+				!strings.HasPrefix(f[7], "co-located") && !strings.HasPrefix(f[7], "drover:") {
 				t.Errorf("step %s row %q", s.id, f)
 			}
 		}

@@ -119,13 +119,13 @@ func writeRunDetail(w io.Writer, d *engine.RunDetail, loc *time.Location) error 
 		return nil
 	}
 	tw := newTable(w)
-	row(tw, "STEP", "BUILTIN", "NODE", "START", "DURATION", "OUTCOME", "POS")
+	row(tw, "STEP", "BUILTIN", "NODE", "START", "DURATION", "OUTCOME", "POS", "PLACED BECAUSE")
 	for _, s := range d.Steps {
 		dur := "-"
 		if s.Outcome != "pending" {
 			dur = formatDuration(s.Duration)
 		}
-		row(tw, s.ID, s.Builtin, orDash(s.Node), formatOffset(s.Start.Sub(d.Started)), dur, formatOutcome(s), orDash(s.Pos))
+		row(tw, s.ID, s.Builtin, orDash(s.Node), formatOffset(s.Start.Sub(d.Started)), dur, formatOutcome(s), orDash(s.Pos), orDash(s.Reason))
 	}
 	return tw.Flush()
 }

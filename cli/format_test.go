@@ -68,8 +68,8 @@ func TestRunDetailGolden(t *testing.T) {
 				Result: json.RawMessage(`{"greeting":"hello acme","remembered":true}`)},
 			Input: json.RawMessage(`{"customer":"acme"}`),
 			Steps: []engine.StepView{
-				{ID: "1", Builtin: "time.now", Node: "local", Start: t0.Add(1125 * time.Microsecond), Duration: 4 * time.Microsecond, Attempts: 1, Outcome: "ok", Pos: "hello.star:4:19"},
-				{ID: "2", Builtin: "http.get", Node: "n2", Start: t0.Add(1326 * time.Microsecond), Duration: 1234567 * time.Microsecond, Attempts: 3, Outcome: "ok", Pos: "hello.star:5:19"},
+				{ID: "1", Builtin: "time.now", Node: "local", Start: t0.Add(1125 * time.Microsecond), Duration: 4 * time.Microsecond, Attempts: 1, Outcome: "ok", Pos: "hello.star:4:19", Reason: "co-located: side value"},
+				{ID: "2", Builtin: "http.get", Node: "n2", Start: t0.Add(1326 * time.Microsecond), Duration: 1234567 * time.Microsecond, Attempts: 3, Outcome: "ok", Pos: "hello.star:5:19", Reason: "drover: n2 (load 0.31) over n3 (0.70); n1 lacks github_api"},
 				{ID: "3.1", Builtin: "kv.get", Node: "n1", Start: t0.Add(1236 * time.Millisecond), Duration: 60 * time.Microsecond, Attempts: 1, Outcome: "error", Pos: "hello.star:6:18",
 					Error: &builtins.StepError{Code: "transport", Message: "kv.get: bucket\nunavailable"}},
 			},

@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/engine"
 	"github.com/droverhq/drover/engine/client"
 )
 
@@ -31,6 +34,12 @@ func freePorts(t *testing.T, n int) []int {
 // each other, and returns them once each serves its API.
 func startCluster(t *testing.T, n int, extra ...string) []*engineProc {
 	t.Helper()
+	return startClusterWith(t, n, func(int) []string { return extra })
+}
+
+// startClusterWith is startCluster with extra flags for node i (0-based).
+func startClusterWith(t *testing.T, n int, extra func(i int) []string) []*engineProc {
+	t.Helper()
 	ports := freePorts(t, n)
 	procs := make([]*engineProc, n)
 	var wg sync.WaitGroup
@@ -41,7 +50,7 @@ func startCluster(t *testing.T, n int, extra ...string) []*engineProc {
 				peers = append(peers, fmt.Sprintf("nats://127.0.0.1:%d", p))
 			}
 		}
-		args := append([]string{"--name", fmt.Sprintf("n%d", i+1), "--cluster", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--peers", strings.Join(peers, ",")}, extra...)
+		args := append([]string{"--name", fmt.Sprintf("n%d", i+1), "--cluster", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--peers", strings.Join(peers, ",")}, extra(i)...)
 		dir := t.TempDir()
 		wg.Add(1)
 		go func() {
@@ -78,4 +87,99 @@ func TestClusterNodes(t *testing.T) {
 		t.Fatalf("ctl nodes: exit %d\n%s\n%s", code, out, errOut)
 	}
 	t.Log("\n" + out)
+}
+
+// spreadScript calls an API 12 times at once, then posts 3 reports.
+const spreadScript = `
+def call(url, i):
+    return lambda: http.get(url + "/step?i=%d" % i).json["i"]
+
+def main(input):
+    calls = parallel([call(input["url"], i) for i in range(12)])
+    reports = [http.post(input["url"] + "/report?i=%d" % i, json={"calls": calls}).json["i"] for i in range(3)]
+    return {"calls": len(calls), "reports": len(reports)}
+`
+
+// TestStepsFollowResources: steps are placed by custom resources. Every node
+// may call the API 4 times a second (a limit per source IP), so 12 calls
+// started at once spread over the three nodes instead of queueing on one;
+// only n3 declares the reports resource, so every report is posted from n3. Each
+// step's node and the reason for it are in the run's record.
+func TestStepsFollowResources(t *testing.T) {
+	counter := &keyCounter{counts: map[string]int{}}
+	api := httptest.NewServer(counter)
+	defer api.Close()
+	procs := startClusterWith(t, 3, func(i int) []string {
+		args := []string{"--resource", "partner=4/s,burst=4,builtin=http.get,host=127.0.0.1"}
+		if i == 2 {
+			args = append(args, "--resource", "reports=100/s,builtin=http.post")
+		}
+		return args
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	waitNodes(t, ctx, procs[0].url, 3)
+	c := client.New(procs[0].url)
+	waitResources(t, ctx, c, 3)
+	r, err := c.Start(ctx, engine.StartRequest{
+		Script: engine.Script{Name: "spread", Main: "spread.star", Files: map[string]string{"spread.star": spreadScript}},
+		Input:  json.RawMessage(fmt.Sprintf(`{"url": %q}`, api.URL)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, err := c.Wait(ctx, r.ID)
+	if err != nil || end.Status != engine.StatusCompleted {
+		t.Fatalf("run: %v %+v", err, end)
+	}
+	d, err := c.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for _, s := range d.Steps {
+		if s.Node == "" || s.Reason == "" {
+			t.Fatalf("step %s has no node or reason: %+v", s.ID, s)
+		}
+		switch s.Builtin {
+		case "http.get":
+			calls[s.Node]++
+		case "http.post":
+			if s.Node != "n3" {
+				t.Fatalf("step %s posted a report from %s, which lacks the reports resource (reason %q)", s.ID, s.Node, s.Reason)
+			}
+		}
+	}
+	for _, node := range []string{"n1", "n2", "n3"} {
+		if calls[node] == 0 || calls[node] > 6 {
+			t.Fatalf("API calls by node = %v, want them spread over n1, n2 and n3 by the per-node limit", calls)
+		}
+	}
+	out, _, code := ctl(t, []string{"DROVER_URL=" + procs[1].url}, "runs", "show", r.ID)
+	if code != 0 || !strings.Contains(out, "n3") || !strings.Contains(out, "lacks reports") {
+		t.Fatalf("ctl runs show: exit %d\n%s", code, out)
+	}
+	t.Logf("API calls by node: %v\n%s", calls, out)
+}
+
+// waitResources polls until every one of n nodes' readings carries its
+// custom resources, so that placement sees them.
+func waitResources(t *testing.T, ctx context.Context, c *client.Client, n int) {
+	t.Helper()
+	for {
+		nodes, err := c.Nodes(ctx)
+		ready := 0
+		for _, nd := range nodes {
+			if len(nd.Reading.Resources) > 0 {
+				ready++
+			}
+		}
+		if err == nil && ready == n {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("resources never showed on %d nodes: %v", n, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -68,8 +69,11 @@ func (n *Node) watchNodes(ctx context.Context) {
 		_, known := n.nodes[info.Name]
 		n.nodes[info.Name] = info
 		n.nodesMu.Unlock()
-		if n.view != nil && info.Name != n.opts.Name {
-			n.view.Put(info.Reading)
+		if info.Name != n.opts.Name {
+			if n.view != nil {
+				n.view.Put(info.Reading)
+			}
+			n.notePeerBindings(info.Reading)
 		}
 		if !known {
 			n.log.Info().Str("peer", info.Name).Msg("node joined")
@@ -232,4 +236,29 @@ func (n *Node) runningRuns(ctx context.Context) ([]Run, error) {
 		}
 	}
 	return runs, nil
+}
+
+// notePeerBindings keeps the bindings of resources that peers declare and
+// this node does not, so that this node, coordinating, counts them in a
+// step's demands (see demands). Bindings are only added: a resource no live
+// node declares does not limit placement.
+func (n *Node) notePeerBindings(r meter.Reading) {
+	for name, st := range r.Resources {
+		if len(st.Builtins) == 0 || n.meter.Resources.Limiter(name) != nil {
+			continue
+		}
+		spec := meter.ResourceSpec{Name: name, Kind: st.Kind, Scope: st.Scope, Builtins: st.Builtins, Hosts: st.Hosts}
+		n.peerMu.Lock()
+		known := slices.ContainsFunc(n.peerSpecs, func(s meter.ResourceSpec) bool {
+			return s.Name == name && slices.Equal(s.Builtins, spec.Builtins) && slices.Equal(s.Hosts, spec.Hosts)
+		})
+		if !known {
+			specs := slices.DeleteFunc(slices.Clone(n.peerSpecs), func(s meter.ResourceSpec) bool { return s.Name == name })
+			specs = append(specs, spec)
+			n.peerSpecs = specs
+			n.peerBindings.Store(&specs) // a new slice each time: readers hold theirs
+
+		}
+		n.peerMu.Unlock()
+	}
 }

@@ -55,11 +55,17 @@ type Node struct {
 
 	view        *placement.MemView // live nodes' readings, when placement is Adaptive
 	lastReading atomic.Pointer[meter.Reading]
-	started     time.Time
-	nodesMu     sync.Mutex
-	nodes       map[string]NodeInfo // live nodes from their heartbeats
-	lostMu      sync.Mutex
-	lostWaiters map[string][]chan struct{} // closed when that node is lost
+
+	// peerSpecs are the bindings of resources only peers declare (see
+	// notePeerBindings); peerBindings publishes them to demands without a lock.
+	peerMu       sync.Mutex
+	peerSpecs    []meter.ResourceSpec
+	peerBindings atomic.Pointer[[]meter.ResourceSpec]
+	started      time.Time
+	nodesMu      sync.Mutex
+	nodes        map[string]NodeInfo // live nodes from their heartbeats
+	lostMu       sync.Mutex
+	lostWaiters  map[string][]chan struct{} // closed when that node is lost
 }
 
 // NewNode starts a node: it opens the bus (embedded NATS by default), creates
@@ -96,7 +102,8 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		b.Close()
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	if n.meter.Resources, err = meter.NewResources(specs, meter.ResourcesOptions{}); err != nil {
+	n.baseCtx, n.cancelBase = context.WithCancelCause(context.Background())
+	if n.meter.Resources, err = meter.NewResources(specs, meter.ResourcesOptions{Shared: n.sharedLimit}); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -106,7 +113,6 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	}
 	n.publishReading()
 	n.env = &stepEnv{n: n}
-	n.baseCtx, n.cancelBase = context.WithCancelCause(context.Background())
 	n.replyPrefix = "drover.reply." + opts.Name + "." + strconv.FormatInt(int64(newNonce()), 36) + "."
 	if n.stopReplies, err = b.Subscribe(n.replyPrefix+"*", n.onReply); err != nil {
 		b.Close()

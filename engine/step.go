@@ -167,7 +167,7 @@ func (n *Node) place(ctx context.Context, req placement.Request) (placement.Deci
 
 // demands are the resource units one call of step consumes: what the
 // integration declares in code, plus units bound in this node's configuration
-// (e.g. github_api for http.* calls to api.github.com).
+// (e.g. github_api for http.* calls to api.github.com) and in its peers'.
 func (n *Node) demands(step *builtins.Step, args json.RawMessage) []meter.Demand {
 	var declared []meter.Demand
 	if step.Resources != nil {
@@ -175,7 +175,11 @@ func (n *Node) demands(step *builtins.Step, args json.RawMessage) []meter.Demand
 			declared = append(declared, meter.Demand(d))
 		}
 	}
-	return n.meter.Resources.Demands(step.Name, args, declared)
+	out := n.meter.Resources.Demands(step.Name, args, declared)
+	if peers := n.peerBindings.Load(); peers != nil {
+		out = meter.Bind(*peers, step.Name, args, out)
+	}
+	return out
 }
 
 // errNodeLost reports that the node executing a dispatched step stopped

@@ -114,23 +114,47 @@ func (r *Resources) Limiter(name string) Limiter {
 // matches the call and that it does not already declare.
 func (r *Resources) Demands(builtin string, args json.RawMessage, declared []Demand) []Demand {
 	out := slices.Clone(declared)
-	host, hostRead := "", false
+	b := binder{builtin: builtin, args: args}
 	for _, res := range r.list {
-		s := res.getSpec()
-		if !s.matchesBuiltin(builtin) || slices.ContainsFunc(out, func(d Demand) bool { return d.Resource == s.Name }) {
-			continue
-		}
-		if len(s.Hosts) > 0 {
-			if !hostRead {
-				host, hostRead = urlHost(args), true
-			}
-			if !s.matchesHost(host) {
-				continue
-			}
-		}
-		out = append(out, Demand{Resource: s.Name, Amount: 1})
+		out = b.bind(res.getSpec(), out)
 	}
 	return out
+}
+
+// Bind returns declared plus one unit of every resource in specs whose
+// binding matches a call of builtin with args and that declared lacks. A
+// coordinator binds the resources other nodes declare this way, so that a
+// step is placed by a resource its own node does not have.
+func Bind(specs []ResourceSpec, builtin string, args json.RawMessage, declared []Demand) []Demand {
+	b := binder{builtin: builtin, args: args}
+	for _, s := range specs {
+		declared = b.bind(s, declared)
+	}
+	return declared
+}
+
+// binder matches one call against resource bindings, reading the call's
+// host at most once.
+type binder struct {
+	builtin  string
+	args     json.RawMessage
+	host     string
+	hostRead bool
+}
+
+func (b *binder) bind(s ResourceSpec, out []Demand) []Demand {
+	if !s.matchesBuiltin(b.builtin) || slices.ContainsFunc(out, func(d Demand) bool { return d.Resource == s.Name }) {
+		return out
+	}
+	if len(s.Hosts) > 0 {
+		if !b.hostRead {
+			b.host, b.hostRead = urlHost(b.args), true
+		}
+		if !s.matchesHost(b.host) {
+			return out
+		}
+	}
+	return append(out, Demand{Resource: s.Name, Amount: 1})
 }
 
 // Take takes every demanded unit or none. When it cannot, it returns the first
@@ -293,6 +317,10 @@ type ResourceState struct {
 	Capacity float64 `json:"capacity"`       // a bucket's burst or a pool's size
 	Rate     float64 `json:"rate,omitempty"` // a bucket's refill, units per second
 	Waiting  int     `json:"waiting"`        // steps on this node waiting for units
+	// Builtins and Hosts are the resource's bindings (see ResourceSpec), so
+	// that coordinators without the resource still count it in demands.
+	Builtins []string `json:"builtins,omitempty"`
+	Hosts    []string `json:"hosts,omitempty"`
 }
 
 // States returns the state of every resource, by name.
@@ -301,7 +329,8 @@ func (r *Resources) States() map[string]ResourceState {
 	out := make(map[string]ResourceState, len(r.list))
 	for _, res := range r.list {
 		s := res.getSpec()
-		st := ResourceState{Kind: s.Kind, Scope: s.Scope, Free: res.lim.Free(now), Capacity: s.Capacity(), Waiting: int(res.waiting.Load())}
+		st := ResourceState{Kind: s.Kind, Scope: s.Scope, Free: res.lim.Free(now), Capacity: s.Capacity(), Waiting: int(res.waiting.Load()),
+			Builtins: s.Builtins, Hosts: s.Hosts}
 		switch lim := res.lim.(type) {
 		case *TokenBucket:
 			st.Rate, st.Capacity = lim.Limit()

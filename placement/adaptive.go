@@ -963,9 +963,9 @@ func (a *Adaptive) reason(req Request, nodes []NodeState, best int, waited time.
 			b = append(b, in.why...)
 		}
 	}
-	if waited > 0 {
+	if waited = waited.Round(time.Millisecond); waited > 0 {
 		b = append(b, "; waited "...)
-		b = append(b, waited.Round(time.Millisecond).String()...)
+		b = append(b, waited.String()...)
 	}
 	s.buf = b
 	return string(b)

@@ -1,0 +1,332 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/meter"
+)
+
+// Shared limits: a cluster- or group-scoped custom resource is one record in
+// the limits bucket (bus.LimitsBucket), changed by compare-and-set, so that
+// every node of its scope draws from the same bucket or pool. A take is one
+// round trip to the bucket's stream leader when nobody else changed the
+// record since this node last saw it, two otherwise.
+const (
+	// limitOpTimeout bounds one operation on the record. A take that cannot
+	// reach the record fails closed: the step waits and tries again.
+	limitOpTimeout = 2 * time.Second
+	// limitUnreachableWait is how long a take that could not reach the
+	// record tells the step to wait before trying again.
+	limitUnreachableWait = 100 * time.Millisecond
+	// limitFreeFresh is how old the cached record may be when a reading asks
+	// how many units are free.
+	limitFreeFresh = 500 * time.Millisecond
+	// limitHoldGrace is how long a pool holding of a node this node does not
+	// see heartbeating survives: long enough for a node that has just started
+	// to be seen.
+	limitHoldGrace = 2 * nodeTimeout
+	// limitCASAttempts bounds the compare-and-set loop under contention.
+	limitCASAttempts = 16
+)
+
+// limitState is the record of one shared resource.
+type limitState struct {
+	// Tokens and At (unix ns) are a token bucket's level and when it was
+	// last refilled.
+	Tokens float64 `json:"tokens,omitempty"`
+	At     int64   `json:"at,omitempty"`
+	// Held is a pool's units, by the node holding them.
+	Held map[string]holding `json:"held,omitempty"`
+}
+
+// holding is what one node holds of a shared pool.
+type holding struct {
+	Units int    `json:"units"`
+	Boot  uint64 `json:"boot"` // the holder's incarnation: a restarted node's old units are void
+	Op    uint64 `json:"op"`   // the holder's last write, to tell whether an unanswered write landed
+	At    int64  `json:"at"`   // unix ns of that write
+}
+
+func (s limitState) clone() limitState {
+	out := s
+	if s.Held != nil {
+		out.Held = make(map[string]holding, len(s.Held))
+		for k, v := range s.Held {
+			out.Held[k] = v
+		}
+	}
+	return out
+}
+
+// sharedLimiter implements meter.Limiter for one shared resource.
+type sharedLimiter struct {
+	n    *Node
+	kv   *bus.KV
+	key  string
+	spec meter.ResourceSpec
+	boot uint64
+
+	mu      sync.Mutex // serialises this node's writes and guards the fields below
+	state   limitState
+	rev     uint64 // revision of state; 0 when the record does not exist yet
+	fetched time.Time
+	op      uint64
+
+	warned atomic.Int64 // unix ns of the last warning
+}
+
+// sharedLimit returns the limiter of a shared resource, backed by the limits
+// bucket (see meter.ResourcesOptions.Shared).
+func (n *Node) sharedLimit(spec meter.ResourceSpec) meter.Limiter {
+	kv := n.bus.Bucket(bus.LimitsBucket)
+	if kv == nil {
+		return nil
+	}
+	key := "cluster." + spec.Name
+	if g := spec.Scope.Group(); g != "" {
+		key = "group." + g + "." + spec.Name
+	}
+	return &sharedLimiter{n: n, kv: kv, key: key, spec: spec, boot: newNonce()}
+}
+
+var _ meter.Limiter = (*sharedLimiter)(nil)
+
+// Take implements meter.Limiter.
+func (l *sharedLimiter) Take(amount float64, now time.Time) (bool, time.Duration) {
+	var wait time.Duration
+	var ok bool
+	err := l.change(now, func(s *limitState) bool {
+		if l.spec.Kind == meter.KindPool {
+			units := poolUnits(amount)
+			if units > l.spec.Size {
+				ok, wait = false, -1
+				return false
+			}
+			if l.poolUsed(s, now)+units > l.spec.Size {
+				ok, wait = false, 0
+				return false
+			}
+			l.hold(s, units, now)
+			ok = true
+			return true
+		}
+		l.refill(s, now)
+		if s.Tokens+1e-9 >= amount {
+			s.Tokens -= amount
+			ok = true
+			return true
+		}
+		if amount > l.spec.Burst+1e-9 || l.spec.Rate <= 0 {
+			ok, wait = false, -1
+			return false
+		}
+		ok, wait = false, time.Duration(math.Ceil((amount-s.Tokens)/l.spec.Rate*1e9))+1
+		return false
+	})
+	if err != nil {
+		l.warn(err, "take")
+		return false, limitUnreachableWait
+	}
+	return ok, wait
+}
+
+// Put implements meter.Limiter.
+func (l *sharedLimiter) Put(amount float64, now time.Time) {
+	err := l.change(now, func(s *limitState) bool {
+		if l.spec.Kind == meter.KindPool {
+			l.hold(s, -poolUnits(amount), now)
+			return true
+		}
+		l.refill(s, now)
+		s.Tokens = math.Min(l.spec.Burst, s.Tokens+amount)
+		return true
+	})
+	if err != nil {
+		// The units stay taken until this node is seen lost or restarts:
+		// safe (it under-uses the limit), never over it.
+		l.warn(err, "release")
+	}
+}
+
+// Free implements meter.Limiter: the free units in the record, read again
+// when the copy this node holds is older than limitFreeFresh.
+func (l *sharedLimiter) Free(now time.Time) float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if time.Since(l.fetched) > limitFreeFresh {
+		if err := l.fetch(); err != nil {
+			l.warn(err, "read")
+		}
+	}
+	s := l.state.clone()
+	if l.spec.Kind == meter.KindPool {
+		return float64(max(l.spec.Size-l.poolUsed(&s, now), 0))
+	}
+	l.refill(&s, now)
+	return s.Tokens
+}
+
+// change applies fn to the record by compare-and-set, starting from this
+// node's copy and reading the record again on conflict. fn reports whether
+// it changed the state; a refusal (false) is trusted only on a fresh read,
+// so a stale copy never denies units another node has given back.
+func (l *sharedLimiter) change(now time.Time, fn func(*limitState) bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fresh := false
+	for attempt := 0; attempt < limitCASAttempts; attempt++ {
+		if l.fetched.IsZero() {
+			if err := l.fetch(); err != nil {
+				return err
+			}
+			fresh = true
+		}
+		s := l.state.clone()
+		if !fn(&s) {
+			if fresh {
+				return nil
+			}
+			if err := l.fetch(); err != nil {
+				return err
+			}
+			fresh = true
+			continue
+		}
+		l.op++
+		if s.Held != nil {
+			if h, ok := s.Held[l.n.opts.Name]; ok {
+				h.Op = l.op
+				s.Held[l.n.opts.Name] = h
+			}
+		}
+		data, _ := json.Marshal(s)
+		rev, err := l.write(data)
+		switch {
+		case err == nil:
+			l.state, l.rev, l.fetched = s, rev, time.Now()
+			return nil
+		case errors.Is(err, bus.ErrConflict) || errors.Is(err, bus.ErrExists):
+			if ferr := l.fetch(); ferr != nil {
+				return ferr
+			}
+			if h, ok := l.state.Held[l.n.opts.Name]; ok && h.Op == l.op && h.Boot == l.boot {
+				return nil // the write landed; only its answer was lost
+			}
+			fresh = true
+		default:
+			l.fetched = time.Time{}
+			return err
+		}
+	}
+	return errors.New("engine: shared resource " + l.spec.Name + ": too much contention, try again")
+}
+
+func (l *sharedLimiter) write(data []byte) (uint64, error) {
+	ctx, cancel := context.WithTimeout(l.n.baseCtx, limitOpTimeout)
+	defer cancel()
+	if l.rev == 0 {
+		return l.kv.Create(ctx, l.key, data)
+	}
+	return l.kv.Update(ctx, l.key, data, l.rev)
+}
+
+// fetch reads the record into this node's copy; a missing record is a full
+// bucket or an empty pool.
+func (l *sharedLimiter) fetch() error {
+	ctx, cancel := context.WithTimeout(l.n.baseCtx, limitOpTimeout)
+	defer cancel()
+	data, rev, err := l.kv.Get(ctx, l.key)
+	switch {
+	case errors.Is(err, bus.ErrNotFound):
+		l.state, l.rev = limitState{Tokens: l.spec.Burst, At: time.Now().UnixNano()}, 0
+	case err != nil:
+		return err
+	default:
+		var s limitState
+		if err := json.Unmarshal(data, &s); err != nil {
+			return errors.New("engine: shared resource " + l.spec.Name + ": unreadable record: " + err.Error())
+		}
+		l.state, l.rev = s, rev
+	}
+	l.fetched = time.Now()
+	return nil
+}
+
+// refill adds the tokens earned since the record's last refill, up to the
+// burst this node declares.
+func (l *sharedLimiter) refill(s *limitState, now time.Time) {
+	t := now.UnixNano()
+	if s.At == 0 {
+		s.Tokens, s.At = l.spec.Burst, t
+		return
+	}
+	if dt := t - s.At; dt > 0 {
+		s.Tokens = math.Min(l.spec.Burst, s.Tokens+l.spec.Rate*float64(dt)/1e9)
+		s.At = t
+	}
+	s.Tokens = math.Min(s.Tokens, l.spec.Burst)
+}
+
+// poolUsed sums the units held, dropping holdings that are void: this node's
+// from an earlier incarnation, and those of nodes no longer heartbeating.
+func (l *sharedLimiter) poolUsed(s *limitState, now time.Time) int {
+	used := 0
+	for node, h := range s.Held {
+		switch {
+		case node == l.n.opts.Name && h.Boot != l.boot:
+			delete(s.Held, node)
+		case node != l.n.opts.Name && !l.n.isLive(node) && now.Sub(time.Unix(0, h.At)) > limitHoldGrace:
+			delete(s.Held, node)
+		default:
+			used += h.Units
+		}
+	}
+	return used
+}
+
+// hold adds units (negative to release) to this node's holding.
+func (l *sharedLimiter) hold(s *limitState, units int, now time.Time) {
+	if s.Held == nil {
+		s.Held = map[string]holding{}
+	}
+	h := s.Held[l.n.opts.Name]
+	if h.Boot != l.boot {
+		h = holding{Boot: l.boot}
+	}
+	h.Units = max(h.Units+units, 0)
+	h.At = now.UnixNano()
+	s.Held[l.n.opts.Name] = h
+}
+
+// warn logs a failure to reach the record, at most every 10 s.
+func (l *sharedLimiter) warn(err error, what string) {
+	now := time.Now().UnixNano()
+	last := l.warned.Load()
+	if l.n.baseCtx.Err() != nil || now-last < int64(10*time.Second) || !l.warned.CompareAndSwap(last, now) {
+		return
+	}
+	l.n.log.Warn().Err(err).Str("resource", l.spec.Name).Str("scope", string(l.spec.Scope)).
+		Msg("shared resource " + what + " failed; steps that need it wait (retry in " + strconv.Itoa(int(limitUnreachableWait/time.Millisecond)) + " ms)")
+}
+
+// poolUnits rounds a demand up to whole units, as meter.Pool does.
+func poolUnits(n float64) int { return int(math.Ceil(n - 1e-9)) }
+
+// isLive reports whether node is this node or one whose heartbeats arrive.
+func (n *Node) isLive(node string) bool {
+	if node == n.opts.Name {
+		return true
+	}
+	n.nodesMu.Lock()
+	defer n.nodesMu.Unlock()
+	_, ok := n.nodes[node]
+	return ok
+}
