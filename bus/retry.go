@@ -48,9 +48,12 @@ func retry(ctx context.Context, op func(ctx context.Context) error) error {
 }
 
 // retryEach is retry with attempts of the given length. The first try runs on
-// the caller's context with no extra timers: retrying is the slow path.
+// the caller's context, with no extra timer, when that ends within an attempt
+// anyway. Otherwise every try gets its own deadline: a request to a stream
+// whose leader has died is never answered, and must not wait out a caller's
+// long deadline.
 func retryEach(ctx context.Context, attempt time.Duration, op func(ctx context.Context) error) error {
-	if _, ok := ctx.Deadline(); ok {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= attempt {
 		if err := op(ctx); err == nil || !transient(err) {
 			return err
 		}

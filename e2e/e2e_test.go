@@ -108,6 +108,7 @@ func startEngine(t *testing.T, dataDir string, args ...string) *engineProc {
 	t.Helper()
 	args = append([]string{"--name", "n1", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(filepath.Join(binDir, "engine"), args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan engines if the test binary dies
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 	for _, id := range ids {
 		end, err := survivor.Wait(ctx, id)
 		if err != nil {
-			t.Fatalf("run %s: %v\n%s\n%s", id, err, procs[0].logs, procs[1].logs)
+			t.Fatalf("run %s: %v\nn1:\n%s\nn2:\n%s\nn3 (killed):\n%s", id, err, procs[0].logs, procs[1].logs, victim.logs)
 		}
 		if end.Status != engine.StatusCompleted || string(end.Result) != "435" {
 			t.Fatalf("run %s: %s %s %+v", id, end.Status, end.Result, end.Error)
