@@ -89,7 +89,7 @@ func Open(ctx context.Context, opts Options) (*Bus, error) {
 		b.Close()
 		return nil, err
 	}
-	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(asyncAckTimeout))
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)

@@ -26,11 +26,14 @@ func (b *Bus) Append(ctx context.Context, subject, msgID string, hdr Header, dat
 	return ack.Sequence, nil
 }
 
-// Pending is an asynchronous journal append.
+// Pending is an asynchronous journal append or step dispatch.
 type Pending struct {
 	b       *Bus
 	subject string
 	fut     jetstream.PubAckFuture
+	// resend publishes the message again, synchronously, with the same
+	// message id (the stream drops it if the first publish was stored).
+	resend func(ctx context.Context) error
 }
 
 // AppendAsync starts a journal append without waiting for its acknowledgement;
@@ -40,22 +43,39 @@ func (b *Bus) AppendAsync(subject, msgID string, hdr Header, data []byte) (*Pend
 	if err != nil {
 		return nil, b.appendErr(subject, err)
 	}
-	return &Pending{b: b, subject: subject, fut: fut}, nil
+	return &Pending{b: b, subject: subject, fut: fut, resend: func(ctx context.Context) error {
+		_, err := b.Append(ctx, subject, msgID, hdr, data)
+		return err
+	}}, nil
 }
 
 // Err delivers the error of a failed publish; nothing is sent on success.
 func (p *Pending) Err() <-chan error { return p.fut.Err() }
 
-// Wait blocks until the append is acknowledged or fails.
+// Wait blocks until the append is acknowledged or fails. An acknowledgement
+// that does not come (the stream's leader died with it) is not waited for
+// forever: after asyncAckTimeout the entry is published again, synchronously
+// and with retries, under the same message id.
 func (p *Pending) Wait(ctx context.Context) error {
 	select {
 	case <-p.fut.Ok():
 		return nil
 	case err := <-p.fut.Err():
-		return p.b.appendErr(p.subject, err)
+		return p.Resend(ctx, err)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Resend handles err, the failure of the asynchronous publish: when nobody
+// answered (a timeout, no responders) it publishes the message again,
+// synchronously and with retries, under the same message id; otherwise it
+// returns err.
+func (p *Pending) Resend(ctx context.Context, err error) error {
+	if errors.Is(err, jetstream.ErrAsyncPublishTimeout) || transient(err) {
+		return p.resend(ctx)
+	}
+	return p.b.appendErr(p.subject, err)
 }
 
 func (b *Bus) appendErr(subject string, err error) error {
@@ -162,4 +182,71 @@ func (b *Bus) readOnce(ctx context.Context, filter string) ([]Msg, error) {
 			return out, ctx.Err()
 		}
 	}
+}
+
+// Follow calls fn with every journal entry matching filter (e.g.
+// JournalFilter(run)) in the order they were written: first the entries
+// already stored, then each new one as it is appended. It returns nil as soon
+// as fn returns false, ctx.Err() when ctx ends, and ErrClosed when the bus
+// closes. fn runs on the caller's goroutine; the consumer Follow reads through
+// is deleted before it returns.
+func (b *Bus) Follow(ctx context.Context, filter string, fn func(Msg) bool) error {
+	var cons jetstream.Consumer
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		cons, err = b.js.OrderedConsumer(ctx, JournalStream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{filter},
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+		})
+		return err
+	})
+	if err != nil {
+		if isClosed(err) {
+			return fmt.Errorf("%w: follow %s", ErrClosed, filter)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("bus: follow %s: %w", filter, err)
+	}
+	defer b.deleteConsumer(cons)
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("bus: follow %s: %w", filter, err)
+	}
+	defer it.Stop()
+	// Stop also interrupts the ordered consumer's own re-creation after a
+	// missed heartbeat, which does not watch ctx.
+	defer context.AfterFunc(ctx, it.Stop)()
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case isClosed(err), errors.Is(err, jetstream.ErrConnectionClosed), b.nc.IsClosed():
+				return fmt.Errorf("%w: follow %s", ErrClosed, filter)
+			}
+			return fmt.Errorf("bus: follow %s: %w", filter, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("bus: follow %s: %w", filter, err)
+		}
+		if !fn(Msg{Subject: m.Subject(), Header: Header(m.Headers()), Data: m.Data(), Seq: md.Sequence.Stream}) {
+			return nil
+		}
+	}
+}
+
+// deleteConsumer removes an ordered consumer from the journal stream at once
+// rather than leaving it to its inactivity threshold. It is best effort: the
+// threshold still removes a consumer whose deletion failed.
+func (b *Bus) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil || b.nc.IsClosed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b.js.DeleteConsumer(ctx, JournalStream, info.Name)
 }

@@ -15,8 +15,12 @@ import (
 // envelopes carry message ids, and a KV put or delete of the same value twice
 // leaves the same state.
 const (
-	electionWait = 20 * time.Second
-	retryEvery   = 100 * time.Millisecond
+	// asyncAckTimeout bounds the wait for an asynchronous publish's
+	// acknowledgement, which is lost if the stream's leader dies with it;
+	// Pending then publishes again (see Pending.Wait).
+	asyncAckTimeout = 5 * time.Second
+	electionWait    = 20 * time.Second
+	retryEvery      = 100 * time.Millisecond
 )
 
 // pubRetry are the publish options that retry "no responders" (no stream

@@ -29,7 +29,9 @@ func (b *Bus) PublishStepAsync(node, msgID string, hdr Header, data []byte) (*Pe
 	if err != nil {
 		return nil, fmt.Errorf("bus: dispatch step to %s: %w", node, err)
 	}
-	return &Pending{b: b, subject: StepSubject(node), fut: fut}, nil
+	return &Pending{b: b, subject: StepSubject(node), fut: fut, resend: func(ctx context.Context) error {
+		return b.PublishStep(ctx, node, msgID, hdr, data)
+	}}, nil
 }
 
 // StepMsg is one step envelope delivered to a worker. Ack it once the result is
@@ -67,7 +69,11 @@ func (b *Bus) ConsumeSteps(ctx context.Context, node string, handle func(StepMsg
 			seq = md.Sequence.Stream
 		}
 		go handle(StepMsg{Msg: Msg{Subject: m.Subject(), Header: Header(m.Headers()), Data: m.Data(), Seq: seq}, m: m})
-	}, jetstream.PullMaxMessages(512))
+	}, jetstream.PullMaxMessages(512),
+		// Short pulls with frequent heartbeats: when the consumer's leader dies
+		// with a node, the worker notices in seconds and pulls from the new
+		// leader (the defaults, 30 s pulls, stall it for half a minute or more).
+		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("bus: consume steps for %s: %w", node, err)
 	}

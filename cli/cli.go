@@ -146,7 +146,8 @@ Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
 	}
 	runs.AddCommand(a.runsLsCommand(), a.runsShowCommand(), a.runsWaitCommand(),
 		a.runsExportCommand(), a.runsPinCommand(), a.runsResumeCommand())
-	root.AddCommand(a.runCommand(), a.replayCommand(), a.cancelCommand(), a.nodesCommand(), runs)
+	root.AddCommand(a.runCommand(), a.deployCommand(), a.rollbackCommand(), a.scriptsCommand(),
+		a.replayCommand(), a.cancelCommand(), a.nodesCommand(), runs)
 	return root
 }
 

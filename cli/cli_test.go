@@ -264,7 +264,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag before the command", []string{"--bogus", "runs", "ls"}, "ctl: unknown flag: --bogus", "ctl"},
 		{"unknown flag after the command", []string{"runs", "ls", "--bogus"}, "ctl runs ls: unknown flag: --bogus", "ctl runs ls"},
 		{"missing file", []string{"run"}, "ctl run: missing FILE.star", "ctl run"},
-		{"extra arg", []string{"run", "a.star", "b.star"}, `ctl run: unexpected argument "b.star" (want FILE.star)`, "ctl run"},
+		{"extra arg", []string{"run", "a.star", "b.star"}, `ctl run: unexpected argument "b.star" (want FILE.star|NAME)`, "ctl run"},
 		{"bad attr", []string{"run", "testdata/echo.star", "--attr", "noequals"}, `ctl run: --attr "noequals": want name=value`, "ctl run"},
 		{"detach without server", []string{"run", "--detach", "testdata/echo.star"}, "ctl run: --detach needs a server", "ctl run"},
 		{"unknown command", []string{"rnu"}, `ctl: unknown command "rnu"; did you mean run or runs?`, "ctl"},

@@ -23,9 +23,10 @@ func (a *app) runCommand() *cobra.Command {
 		name   string
 	)
 	cmd := &cobra.Command{
-		Use:   "run FILE.star",
+		Use:   "run FILE.star | NAME",
 		Short: "Run a script and print its result",
-		Long: `Run FILE.star's main(input) and wait for its end.
+		Long: `Run FILE.star's main(input), or the live version of the deployed script
+NAME (see ctl deploy), and wait for its end.
 
 The run id goes to stderr. When the run completes, its result is printed on
 stdout as JSON; when it fails, the error and the Starlark backtrace go to
@@ -34,10 +35,11 @@ stderr and ctl exits 1 (4 if the run was cancelled).
 The script is FILE alone, unless its source calls load(): then every *.star
 file of FILE's directory is part of the script, under its base name.`,
 		Example: `  ctl run hello.star
+  ctl run checkout --input '{"customer":"acme"}'     # the deployed version
   ctl run checkout.star --input '{"customer":"acme","skus":["a","b"]}' --attr env=dev
   ctl run checkout.star --input @order.json
   ctl --server http://127.0.0.1:8080 run checkout.star --detach`,
-		Args: wantArgs("FILE.star"),
+		Args: wantArgs("FILE.star|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := readInput(input, a.stdin)
 			if err != nil {
@@ -50,8 +52,10 @@ file of FILE's directory is part of the script, under its base name.`,
 			if detach && a.serverURL() == "" {
 				return usageErrorf("--detach needs a server: an embedded node stops when ctl exits, and its runs with it; start an `engine` node and pass --server URL or set DROVER_URL")
 			}
-			script, err := readScript(args[0], name)
-			if err != nil {
+			var script engine.Script
+			if deployedName(args[0]) {
+				script = engine.Script{Name: args[0]}
+			} else if script, err = readScript(args[0], name); err != nil {
 				return err
 			}
 			return a.run(cmd.Context(), engine.StartRequest{Script: script, Input: in, Attrs: at}, detach)
@@ -143,6 +147,16 @@ func (a *app) reportEnd(r *engine.Run) error {
 // blockedHint says how to continue a blocked run.
 func blockedHint(id string) string {
 	return "fix the script or the node and run: ctl runs resume " + id + " [--script fixed.star]"
+}
+
+// deployedName reports whether ctl run's argument names a deployed script
+// rather than a file: no .star suffix, no path separator, and no such file.
+func deployedName(arg string) bool {
+	if strings.HasSuffix(arg, ".star") || strings.ContainsRune(arg, os.PathSeparator) {
+		return false
+	}
+	_, err := os.Stat(arg)
+	return err != nil
 }
 
 // readScript reads FILE and, if it calls load(), the other *.star files of its

@@ -28,7 +28,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 	counter := &keyCounter{counts: map[string]int{}}
 	api := httptest.NewServer(counter)
 	defer api.Close()
-	procs := startCluster(t, 3)
+	procs := startCluster(t, 3, "--log-level", "debug") // debug: every step, in the logs printed on failure
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	waitNodes(t, ctx, procs[0].url, 3)

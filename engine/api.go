@@ -24,6 +24,15 @@ type API interface {
 	Resume(ctx context.Context, id string, script *Script, by string) (*Run, error)
 	Pin(ctx context.Context, id string) (*Run, error)
 	Nodes(ctx context.Context) ([]NodeInfo, error)
+	// Events calls fn with each journal entry of a run, then live ones,
+	// until the run's end or fn returns false (GET /v1/runs/{id}/events).
+	Events(ctx context.Context, id string, fn func(Event) bool) error
+
+	Deploy(ctx context.Context, req DeployRequest) (*Deployment, error)
+	Rollback(ctx context.Context, name string, version int, by string) (*Deployment, error)
+	Scripts(ctx context.Context) ([]Deployment, error)
+	History(ctx context.Context, name string) ([]Deployment, error)
+	ScriptSource(ctx context.Context, name string) (*ScriptVersion, error)
 }
 
 // CancelRequest is the body of POST /v1/runs/{id}/cancel.
@@ -46,6 +55,13 @@ type ErrorBody struct {
 		Code    string   `json:"code"`
 		Message string   `json:"message"`
 		Errors  []string `json:"errors,omitempty"` // compile errors, one per problem
+		// Run is the run concerned (script failures and timeouts of POST /v1/run/{name}).
+		Run string `json:"run,omitempty"`
+		// Position is where a script failed, file:line:col (innermost frame).
+		Position  string `json:"position,omitempty"`
+		Backtrace string `json:"backtrace,omitempty"`
+		// Divergent lists the runs a refused deploy no longer replays.
+		Divergent []DivergentRun `json:"divergent,omitempty"`
 	} `json:"error"`
 }
 
@@ -56,6 +72,16 @@ const (
 	CodeCompileError = "compile_error"
 	CodeShuttingDown = "shutting_down"
 	CodeInternal     = "internal"
+	// CodeUnknownScript: no script of that name was deployed (404).
+	CodeUnknownScript = "unknown_script"
+	// CodeTooLarge: the request body is over the limit (413).
+	CodeTooLarge = "too_large"
+	// CodeScriptFailed: the run failed (500), with its message and position.
+	CodeScriptFailed = "script_failed"
+	// CodeTimeout: the run did not end in time (504); it goes on.
+	CodeTimeout = "timeout"
+	// CodeReplayDivergence: a deploy refused by --check-replay (409).
+	CodeReplayDivergence = "replay_divergence"
 )
 
 // Handler returns the node's HTTP JSON API:
@@ -65,9 +91,16 @@ const (
 //	GET  /v1/runs/{id}          one run with its input and steps
 //	GET  /v1/runs/{id}/wait     wait for the end: ?timeout=30s; 202 with the record if still running
 //	GET  /v1/runs/{id}/export   the run as a portable file (Export)
+//	GET  /v1/runs/{id}/events   the run's journal as Server-Sent Events, live until its end
 //	POST /v1/runs/{id}/cancel   cancel (body CancelRequest)
 //	POST /v1/runs/{id}/resume   resume a blocked or parked run, optionally on another version (body ResumeRequest)
 //	POST /v1/runs/{id}/pin      keep the run past retention
+//	POST /v1/run/{name}         run the deployed script name: the body is the input (see trigger.go)
+//	GET  /v1/scripts            the live version of every deployed script
+//	POST /v1/scripts/{name}     deploy a version (body DeployRequest)
+//	GET  /v1/scripts/{name}     the live version with its sources
+//	GET  /v1/scripts/{name}/history  every version, oldest first
+//	POST /v1/scripts/{name}/rollback make an earlier version live (body RollbackRequest)
 //	GET  /v1/nodes              live nodes with their meters
 //	GET  /v1/health             node name and NATS URL
 func (n *Node) Handler() http.Handler {
@@ -76,6 +109,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/runs", n.httpList)
 	mux.HandleFunc("GET /v1/runs/{id}", n.httpGet)
 	mux.HandleFunc("GET /v1/runs/{id}/wait", n.httpWait)
+	mux.HandleFunc("GET /v1/runs/{id}/events", n.httpEvents)
 	mux.HandleFunc("GET /v1/runs/{id}/export", func(w http.ResponseWriter, r *http.Request) {
 		exp, err := n.Export(r.Context(), r.PathValue("id"))
 		reply(w, exp, err)
@@ -100,6 +134,7 @@ func (n *Node) Handler() http.Handler {
 		run, err := n.Pin(r.Context(), r.PathValue("id"))
 		reply(w, run, err)
 	})
+	n.scriptRoutes(mux)
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
 		nodes, err := n.Nodes(r.Context())
 		reply(w, map[string]any{"nodes": nodes}, err)
@@ -254,11 +289,16 @@ func writeErr(w http.ResponseWriter, err error) {
 	body.Error.Message = err.Error()
 	status := http.StatusInternalServerError
 	var ce *CompileError
+	var rc *ReplayCheckError
 	switch {
+	case errors.As(err, &rc):
+		status, body.Error.Code, body.Error.Divergent = http.StatusConflict, CodeReplayDivergence, rc.Divergent
 	case errors.As(err, &ce):
 		status, body.Error.Code, body.Error.Errors = http.StatusUnprocessableEntity, CodeCompileError, ce.Errors
 	case errors.Is(err, ErrUnknownRun):
 		status, body.Error.Code = http.StatusNotFound, CodeUnknownRun
+	case errors.Is(err, ErrUnknownScript):
+		status, body.Error.Code = http.StatusNotFound, CodeUnknownScript
 	case errors.Is(err, ErrBadInput):
 		status, body.Error.Code = http.StatusBadRequest, CodeBadInput
 	case errors.Is(err, ErrClosed):

@@ -13,7 +13,7 @@ import (
 
 // startCluster3 starts three nodes in this process, each with its own
 // embedded NATS server, routed to the others over loopback: streams and
-// buckets get three replicas. Node i places its steps with policy(i).
+// buckets get three replicas. Node i gets opts(i).
 func startCluster3(tb testing.TB, opts func(i int) Options) []*Node {
 	tb.Helper()
 	var ports []int
@@ -22,8 +22,8 @@ func startCluster3(tb testing.TB, opts func(i int) Options) []*Node {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		defer l.Close()
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		l.Close()
 	}
 	nodes := make([]*Node, 3)
 	var wg sync.WaitGroup

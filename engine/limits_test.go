@@ -13,14 +13,16 @@ import (
 )
 
 // sharedNodes starts three nodes on one embedded NATS server, each declaring
-// resources.
+// resources, with the test steps and a durable sleep.
 func sharedNodes(t *testing.T, resources ...string) []*Node {
 	t.Helper()
 	var execs atomic.Int64
-	first := newTestNode(t, Options{Name: "n1", Listen: "127.0.0.1:-1", Registry: testRegistry(&execs), Resources: resources, NoRecovery: true})
+	reg := testRegistry(&execs)
+	reg.MustRegister(sleepStep())
+	first := newTestNode(t, Options{Name: "n1", Listen: "127.0.0.1:-1", Registry: reg, Resources: resources, NoRecovery: true})
 	nodes := []*Node{first}
 	for _, name := range []string{"n2", "n3"} {
-		nodes = append(nodes, newTestNode(t, Options{Name: name, NATSURL: first.NATSURL(), Registry: testRegistry(&execs), Resources: resources, NoRecovery: true}))
+		nodes = append(nodes, newTestNode(t, Options{Name: name, NATSURL: first.NATSURL(), Registry: reg, Resources: resources, NoRecovery: true}))
 	}
 	return nodes
 }

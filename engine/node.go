@@ -31,6 +31,8 @@ type Node struct {
 	env    *stepEnv
 
 	programs sync.Map // script hash → *program
+	stored   sync.Map // script hashes known to be in the scripts bucket
+	deps     deployments
 	globals  starlark.StringDict
 
 	mu       sync.Mutex
@@ -58,6 +60,10 @@ type Node struct {
 
 	// peerSpecs are the bindings of resources only peers declare (see
 	// notePeerBindings); peerBindings publishes them to demands without a lock.
+	// streamsCtx ends open event streams (CloseStreams).
+	streamsCtx  context.Context
+	stopStreams context.CancelFunc
+
 	peerMu       sync.Mutex
 	peerSpecs    []meter.ResourceSpec
 	peerBindings atomic.Pointer[[]meter.ResourceSpec]
@@ -74,6 +80,11 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	opts = opts.withDefaults()
 	if !bus.ValidToken(opts.Name) {
 		return nil, fmt.Errorf("engine: node name %q must be non-empty with no dots, spaces or wildcards", opts.Name)
+	}
+	for header, attr := range opts.HeaderAttrs {
+		if err := checkAttrKey(attr); err != nil {
+			return nil, fmt.Errorf("engine: header %s: %w", header, err)
+		}
 	}
 	b, err := bus.Open(ctx, bus.Options{
 		Name: opts.Name, DataDir: opts.DataDir, URL: opts.NATSURL, Listen: opts.Listen,
@@ -103,6 +114,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	n.baseCtx, n.cancelBase = context.WithCancelCause(context.Background())
+	n.streamsCtx, n.stopStreams = context.WithCancel(context.Background())
 	if n.meter.Resources, err = meter.NewResources(specs, meter.ResourcesOptions{Shared: n.sharedLimit}); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("engine: %w", err)
@@ -130,6 +142,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		n.recoverRuns(ctx)
 	}
 	go n.heartbeat(n.baseCtx)
+	go n.watchDeployments(n.baseCtx)
 	go n.watchNodes(n.baseCtx)
 	n.log.Info().Bool("embedded", b.Embedded()).Str("nats", b.ClientURL()).Msg("node started")
 	return n, nil
@@ -170,6 +183,7 @@ func (n *Node) Close(ctx context.Context) error {
 		n.cancelBase(errShutdown)
 		<-done
 	}
+	n.stopStreams()
 	n.stopWorker()
 	n.stepsWG.Wait()
 	n.stopReplies()

@@ -55,6 +55,12 @@ type Options struct {
 	StepTimeout time.Duration
 	// JournalMaxAge is how long journals are kept (default 30 days).
 	JournalMaxAge time.Duration
+	// HeaderAttrs maps request headers of POST /v1/run/{name} to run
+	// attributes, e.g. {"X-Customer-Id": "customer"}.
+	HeaderAttrs map[string]string
+	// TriggerTimeout is how long POST /v1/run/{name} waits for the run's end
+	// before answering 504 (default 30s; ?timeout= overrides it).
+	TriggerTimeout time.Duration
 	// NoRecovery skips adopting this node's unfinished runs at start (ctl's
 	// read-only commands use it: they should not run anything).
 	NoRecovery bool
@@ -90,6 +96,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StepTimeout <= 0 {
 		o.StepTimeout = 30 * time.Second
+	}
+	if o.TriggerTimeout <= 0 {
+		o.TriggerTimeout = 30 * time.Second
 	}
 	return o
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/starlark/builtins"
-	"github.com/droverhq/drover/telemetry"
 )
 
 // suspendAfter is the shortest timer that parks a run instead of waiting in
@@ -205,7 +204,7 @@ func (n *Node) adopt(ctx context.Context, id string) error {
 	r.tags = len(j.tags)
 	base, cancel := context.WithCancelCause(n.baseCtx)
 	r.cancel = cancel
-	r.ctx = telemetry.WithIDs(base, telemetry.TraceID(id), telemetry.SpanID(id, "", "run"))
+	r.ctx = runTraceContext(base, id, j.start.TraceParent)
 	n.mu.Lock()
 	if _, ok := n.active[id]; ok || n.closing {
 		n.mu.Unlock()

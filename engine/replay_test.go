@@ -145,7 +145,7 @@ func TestAcceptedRunStartsAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.runsWG.Add(1)
-	r, err := n.begin(context.Background(), prog, "t", json.RawMessage(`"accepted"`), nil)
+	r, err := n.begin(context.Background(), prog, "t", json.RawMessage(`"accepted"`), nil, 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}

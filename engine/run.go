@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.starlark.net/starlark"
 
@@ -66,10 +67,26 @@ func (s *scope) nextID() string {
 // the background (use Wait for its end). A script that does not compile, or
 // input that is not JSON, is refused before anything is journaled.
 func (n *Node) Start(ctx context.Context, req StartRequest) (*Run, error) {
-	prog, err := n.compile(req.Script)
-	if err != nil {
-		return nil, err
+	var prog *program
+	version := 0
+	if len(req.Script.Files) == 0 && req.Script.Main == "" && req.Script.Name != "" {
+		ls, err := n.deployed(ctx, req.Script.Name)
+		if err != nil {
+			return nil, err
+		}
+		prog, version = ls.prog, ls.dep.Version
+	} else {
+		var err error
+		if prog, err = n.compile(req.Script); err != nil {
+			return nil, err
+		}
 	}
+	return n.startProgram(ctx, prog, version, req)
+}
+
+// startProgram starts a run of prog, a compiled version of req.Script (the
+// deployed version when version > 0).
+func (n *Node) startProgram(ctx context.Context, prog *program, version int, req StartRequest) (*Run, error) {
 	input := req.Input
 	if len(strings.TrimSpace(string(input))) == 0 {
 		input = json.RawMessage("null")
@@ -96,7 +113,7 @@ func (n *Node) Start(ctx context.Context, req StartRequest) (*Run, error) {
 	}
 	n.runsWG.Add(1)
 	n.mu.Unlock()
-	r, err := n.begin(ctx, prog, req.Script.Name, input, req.Attrs)
+	r, err := n.begin(ctx, prog, req.Script.Name, input, req.Attrs, version, req.TraceParent)
 	if err != nil {
 		n.runsWG.Done()
 		return nil, err
@@ -107,7 +124,7 @@ func (n *Node) Start(ctx context.Context, req StartRequest) (*Run, error) {
 }
 
 // begin journals the start of a new run and indexes it.
-func (n *Node) begin(ctx context.Context, prog *program, name string, input json.RawMessage, attrs map[string]string) (*run, error) {
+func (n *Node) begin(ctx context.Context, prog *program, name string, input json.RawMessage, attrs map[string]string, version int, traceParent string) (*run, error) {
 	if err := n.storeScript(ctx, prog.script, prog.hash); err != nil {
 		return nil, err
 	}
@@ -116,7 +133,7 @@ func (n *Node) begin(ctx context.Context, prog *program, name string, input json
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
-	start := StartEntry{Run: id, Script: name, Hash: prog.hash, Input: input, Attrs: attrs, Coordinator: n.opts.Name, Time: now}
+	start := StartEntry{Run: id, Script: name, Hash: prog.hash, Input: input, Attrs: attrs, Coordinator: n.opts.Name, Time: now, TraceParent: traceParent, Version: version}
 	data, _ := encodeJSON(start)
 	if _, err := n.bus.Append(ctx, bus.JournalSubject(id, "start", ""), id+"/start", nil, data); err != nil {
 		return nil, err
@@ -128,7 +145,7 @@ func (n *Node) begin(ctx context.Context, prog *program, name string, input json
 	}
 	base, cancel := context.WithCancelCause(n.baseCtx)
 	r.cancel = cancel
-	r.ctx = telemetry.WithIDs(base, telemetry.TraceID(id), telemetry.SpanID(id, "", "run"))
+	r.ctx = runTraceContext(base, id, traceParent)
 	if err := n.indexRun(ctx, r.snapshot(), "", attrs); err != nil {
 		return nil, err
 	}
@@ -310,4 +327,17 @@ func checkAttrKey(k string) error {
 		}
 	}
 	return nil
+}
+
+// runTraceContext returns the context of a run's span: its ids derived from
+// the run id, and its parent the incoming W3C traceparent when there is a
+// valid one (the run then joins the caller's trace).
+func runTraceContext(ctx context.Context, run, traceParent string) context.Context {
+	if traceParent != "" {
+		carrier := propagation.MapCarrier{"traceparent": traceParent}
+		if sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, carrier)); sc.IsValid() {
+			return telemetry.WithIDs(trace.ContextWithRemoteSpanContext(ctx, sc), sc.TraceID(), telemetry.SpanID(run, "", "run"))
+		}
+	}
+	return telemetry.WithIDs(ctx, telemetry.TraceID(run), telemetry.SpanID(run, "", "run"))
 }

@@ -123,6 +123,9 @@ func globalsOf(reg *builtins.Registry) starlark.StringDict {
 
 // storeScript saves the script version under its content hash (idempotent).
 func (n *Node) storeScript(ctx context.Context, s Script, hash string) error {
+	if _, ok := n.stored.Load(hash); ok {
+		return nil
+	}
 	data, err := encodeJSON(s)
 	if err != nil {
 		return err
@@ -130,6 +133,7 @@ func (n *Node) storeScript(ctx context.Context, s Script, hash string) error {
 	if _, err := n.bus.Bucket(bus.ScriptsBucket).Create(ctx, "sha256."+hash, data); err != nil && !errors.Is(err, bus.ErrExists) {
 		return fmt.Errorf("engine: store script %s: %w", s.Name, err)
 	}
+	n.stored.Store(hash, true)
 	return nil
 }
 

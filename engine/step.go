@@ -379,7 +379,9 @@ func (n *Node) dispatch(ctx context.Context, node string, env Envelope) (ResultE
 		case <-lost:
 			return ResultEntry{}, errNodeLost
 		case err := <-pend.Err():
-			return ResultEntry{}, err
+			if err := pend.Resend(ctx, err); err != nil {
+				return ResultEntry{}, err
+			}
 		case <-wait.C:
 			// The notification may be lost while the result is journaled: look.
 			if m, err := n.bus.Entry(ctx, bus.JournalSubject(env.Run, "result", env.Step)); err == nil {

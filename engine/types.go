@@ -29,9 +29,14 @@ type Script struct {
 
 // StartRequest asks for a new run.
 type StartRequest struct {
+	// Script is the script to run: a bundle of files, or only a Name to run
+	// the live version of a deployed script (see Deploy).
 	Script Script            `json:"script"`
 	Input  json.RawMessage   `json:"input,omitempty"` // JSON; empty means null
 	Attrs  map[string]string `json:"attrs,omitempty"`
+	// TraceParent is an incoming W3C traceparent: the run's span becomes its
+	// child. Empty starts a trace of the run's own.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Run is a run's record in the runs index.
@@ -121,6 +126,10 @@ type StartEntry struct {
 	Attrs       map[string]string `json:"attrs,omitempty"`
 	Coordinator string            `json:"coordinator"`
 	Time        time.Time         `json:"time"`
+	// TraceParent is the W3C traceparent the run was started with, if any.
+	TraceParent string `json:"traceparent,omitempty"`
+	// Version is the deployed version the run started on (0: not deployed).
+	Version int `json:"version,omitempty"`
 }
 
 // TagEntry records a tag() call (subject …<run>.tag.<n>).

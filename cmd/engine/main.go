@@ -44,7 +44,10 @@ func main() {
 		peers       = fs.String("peers", "", "comma-separated route URLs of other nodes' --cluster addresses (nats://host:port,...)")
 		replicas    = fs.Int("replicas", 0, "replicas of streams and buckets (0: 3 when 3 or more nodes, else 1)")
 		retain      = fs.Duration("retention", 30*24*time.Hour, "how long journals and run records are kept (ctl runs pin keeps a run longer)")
+		triggerTO   = fs.Duration("trigger-timeout", 30*time.Second, "how long POST /v1/run/NAME waits for the run's end before answering 504 (?timeout= overrides)")
 	)
+	var attrHeaders listFlag
+	fs.Var(&attrHeaders, "attr-header", "a request header of POST /v1/run/NAME that becomes a run attribute, repeatable: HEADER=ATTR (e.g. X-Customer-Id=customer)")
 	var resources listFlag
 	fs.Var(&resources, "resource", "a custom resource, repeatable: NAME=RATE/UNIT[,burst=N] (e.g. github_api=5000/h,host=api.github.com) or NAME=SIZE (a pool, e.g. db=20,builtin=sql.*); options scope=node|cluster|group:NAME")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -52,6 +55,15 @@ func main() {
 			os.Exit(0)
 		}
 		os.Exit(2)
+	}
+	headerAttrs := map[string]string{}
+	for _, spec := range attrHeaders {
+		header, attr, ok := strings.Cut(spec, "=")
+		if !ok || strings.TrimSpace(header) == "" || strings.TrimSpace(attr) == "" {
+			fmt.Fprintf(os.Stderr, "engine: --attr-header %q: write HEADER=ATTR, e.g. X-Customer-Id=customer\n", spec)
+			os.Exit(2)
+		}
+		headerAttrs[strings.TrimSpace(header)] = strings.TrimSpace(attr)
 	}
 	log := telemetry.NewLogger(os.Stderr, *logLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -71,12 +83,14 @@ func main() {
 		ClusterListen: *clusterAddr, Peers: splitList(*peers), Replicas: *replicas, Resources: resources,
 		AdvertiseHTTP: "http://" + ln.Addr().String(),
 		MaxExecSteps:  *maxSteps, PayloadLimit: *payload, StepTimeout: *stepTO, JournalMaxAge: *retain,
+		HeaderAttrs: headerAttrs, TriggerTimeout: *triggerTO,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "engine:", err)
 		os.Exit(1)
 	}
 	srv := &http.Server{Handler: node.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(node.CloseStreams) // Shutdown waits for open event streams
 	go srv.Serve(ln)
 	log.Info().Str("http", "http://"+ln.Addr().String()).Str("nats", node.NATSURL()).Str("cluster", node.ClusterURL()).Msg("serving")
 

@@ -4,13 +4,16 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/droverhq/drover/engine"
@@ -113,6 +116,107 @@ func (c *Client) Nodes(ctx context.Context) ([]engine.NodeInfo, error) {
 	return out.Nodes, c.do(ctx, http.MethodGet, "/v1/nodes", nil, &out)
 }
 
+// Events calls fn with every journal entry of run id, in the order it was
+// written, as GET /v1/runs/{id}/events streams them: first the entries
+// already journaled, then each new one as it is written. It returns nil after
+// the run's end entry, when fn returns false or when the node ends the stream;
+// ctx.Err() when ctx ends; the engine's error values (ErrUnknownRun, ErrClosed
+// when the node shuts down) otherwise.
+func (c *Client) Events(ctx context.Context, id string, fn func(engine.Event) bool) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/runs/"+url.PathEscape(id)+"/events", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("drover node at %s: %w (is `engine` running there? check --server / DROVER_URL)", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		var eb engine.ErrorBody
+		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
+			return fmt.Errorf("drover node at %s: HTTP %d: %s", c.base, resp.StatusCode, bytes.TrimSpace(data))
+		}
+		return apiError(eb)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		return fmt.Errorf("drover node at %s: events of run %s: got Content-Type %q, want text/event-stream (a node older than this client?)", c.base, id, ct)
+	}
+	if err := readEvents(resp.Body, fn); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("drover node at %s: events of run %s: %w", c.base, id, err)
+	}
+	return nil
+}
+
+// readEvents parses a text/event-stream body (the WHATWG format: fields id,
+// event and data, comment lines starting with a colon, a blank line ending an
+// event) and calls fn with each event until the end entry, fn returns false
+// or the body ends.
+func readEvents(body io.Reader, fn func(engine.Event) bool) error {
+	r := bufio.NewReader(body)
+	var ev engine.Event
+	var data []byte
+	seen, hasData := false, false
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			if errors.Is(err, io.EOF) && line == "" {
+				return nil // the node ended the response
+			}
+			return err
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if line == "" {
+			if !seen {
+				continue
+			}
+			if ev.Kind == "error" {
+				var eb engine.ErrorBody
+				if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
+					return fmt.Errorf("the node ended the stream: %s", data)
+				}
+				return apiError(eb)
+			}
+			ev.Data = data
+			if !fn(ev) || ev.Kind == "end" {
+				return nil
+			}
+			ev, data, seen, hasData = engine.Event{}, nil, false, false
+			continue
+		}
+		if line[0] == ':' {
+			continue // a comment: the keep-alive
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		seen = true
+		switch field {
+		case "id":
+			if ev.ID, err = strconv.ParseUint(value, 10, 64); err != nil {
+				return fmt.Errorf("event id %q is not a number", value)
+			}
+		case "event":
+			ev.Kind = value
+		case "data":
+			if hasData {
+				data = append(data, '\n')
+			}
+			data, hasData = append(data, value...), true
+		}
+	}
+}
+
 // do sends a request and decodes the answer into out, or the API error into
 // the engine's error values (ErrUnknownRun, ErrBadInput, *CompileError).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -159,6 +263,10 @@ func apiError(eb engine.ErrorBody) error {
 		return wrap(engine.ErrBadInput, msg)
 	case engine.CodeShuttingDown:
 		return wrap(engine.ErrClosed, msg)
+	case engine.CodeUnknownScript:
+		return wrap(engine.ErrUnknownScript, msg)
+	case engine.CodeReplayDivergence:
+		return wrap(engine.ErrReplayDiverged, msg)
 	}
 	return fmt.Errorf("%s", msg)
 }
