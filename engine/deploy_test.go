@@ -10,12 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"go.opentelemetry.io/otel"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-
-	"github.com/droverhq/drover/telemetry"
 )
 
 func bundle(name string, files map[string]string) DeployRequest {
@@ -203,11 +197,7 @@ func TestHotReloadAcrossNodes(t *testing.T) {
 }
 
 func TestHTTPTrigger(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithIDGenerator(telemetry.IDGenerator{}), sdktrace.WithSpanProcessor(rec))
-	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(tp)
-	defer otel.SetTracerProvider(prev)
+	rec := recordSpans(t)
 
 	var execs atomic.Int64
 	reg := testRegistry(&execs)

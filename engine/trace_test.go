@@ -21,11 +21,7 @@ import (
 // NATS headers (the worker's exec span is a child of the coordinator's call
 // span) and that span ids derive from run and step ids.
 func TestTraceSpans(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithIDGenerator(telemetry.IDGenerator{}), sdktrace.WithSpanProcessor(rec))
-	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(tp)
-	defer otel.SetTracerProvider(prev)
+	rec := recordSpans(t)
 
 	var execs atomic.Int64
 	reg := testRegistry(&execs)
@@ -128,4 +124,15 @@ func TestCloseInterruptsWithoutFailing(t *testing.T) {
 	if d.Status != StatusRunning || len(d.Steps) != 2 || d.Steps[0].Outcome != "ok" || d.Steps[1].Outcome != "pending" {
 		t.Fatalf("after shutdown: status %s steps %+v", d.Status, d.Steps)
 	}
+}
+
+// recordSpans installs a tracer provider that records spans, with Drover's
+// derived ids, until the test ends.
+func recordSpans(t *testing.T) *tracetest.SpanRecorder {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithIDGenerator(telemetry.IDGenerator{}), sdktrace.WithSpanProcessor(rec))
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	return rec
 }
