@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -175,6 +176,8 @@ func (b *Bus) startEmbedded() error {
 		NoSigs:     true,
 		NoLog:      true,
 		MaxPayload: b.opts.MaxPayload,
+		// The tag pins this node's step inbox to its own server (ensureSteps).
+		Tags: jwt.TagList{nodeTag(serverName(b.opts.Name))},
 	}
 	if len(b.opts.Peers) > 0 && b.opts.ClusterListen == "" {
 		b.opts.ClusterListen = "127.0.0.1:0"
@@ -284,18 +287,8 @@ func (b *Bus) ensure(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bus: journal stream: %w", err)
 	}
-	_, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StepsStream,
-		Description: "Drover step envelopes, one subject per executing node",
-		Subjects:    []string{StepsPrefix + ">"},
-		Storage:     jetstream.MemoryStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      stepsMaxAge,
-		Duplicates:  time.Minute,
-		Replicas:    b.opts.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("bus: steps stream: %w", err)
+	if err := b.ensureSteps(ctx); err != nil {
+		return err
 	}
 	for _, cfg := range []jetstream.KeyValueConfig{
 		{Bucket: RunsBucket, Description: "Drover runs index", History: 1, Storage: jetstream.FileStorage, TTL: b.opts.JournalMaxAge},

@@ -10,7 +10,7 @@ import (
 )
 
 // freePorts returns n loopback ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	var ls []net.Listener
@@ -29,7 +29,7 @@ func freePorts(t *testing.T, n int) []int {
 }
 
 // openCluster opens n embedded buses whose servers route to each other.
-func openCluster(t *testing.T, ctx context.Context, n int) []*Bus {
+func openCluster(t testing.TB, ctx context.Context, n int) []*Bus {
 	t.Helper()
 	ports := freePorts(t, n)
 	buses := make([]*Bus, n)
@@ -84,5 +84,16 @@ func TestEmbeddedCluster(t *testing.T) {
 	}
 	if buses[1].ClusterURL() == "" {
 		t.Fatal("no cluster URL")
+	}
+	// Each node's step inbox has one replica, on the node's own server.
+	for _, b := range buses {
+		s, err := buses[0].js.Stream(ctx, b.stepsStream(b.opts.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil || info.Config.Replicas != 1 || info.Cluster == nil || info.Cluster.Leader != b.opts.Name {
+			t.Fatalf("inbox of %s: %+v %v", b.opts.Name, info, err)
+		}
 	}
 }

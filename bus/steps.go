@@ -2,7 +2,9 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,7 +16,7 @@ import (
 func (b *Bus) PublishStep(ctx context.Context, node, msgID string, hdr Header, data []byte) error {
 	ctx, cancel := bounded(ctx)
 	defer cancel()
-	_, err := b.js.PublishMsg(ctx, b.msg(StepSubject(node), hdr, data), append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(StepsStream))...)
+	_, err := b.js.PublishMsg(ctx, b.msg(StepSubject(node), hdr, data), append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(b.stepsStream(node)))...)
 	if err != nil {
 		return fmt.Errorf("bus: dispatch step to %s: %w", node, err)
 	}
@@ -25,7 +27,7 @@ func (b *Bus) PublishStep(ctx context.Context, node, msgID string, hdr Header, d
 // acknowledgement: the caller waits for the worker's answer and watches
 // Pending.Err for a failed publish.
 func (b *Bus) PublishStepAsync(node, msgID string, hdr Header, data []byte) (*Pending, error) {
-	fut, err := b.js.PublishMsgAsync(b.msg(StepSubject(node), hdr, data), append(asyncRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(StepsStream))...)
+	fut, err := b.js.PublishMsgAsync(b.msg(StepSubject(node), hdr, data), append(asyncRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(b.stepsStream(node)))...)
 	if err != nil {
 		return nil, fmt.Errorf("bus: dispatch step to %s: %w", node, err)
 	}
@@ -51,7 +53,10 @@ func (s StepMsg) Nak() { s.m.Nak() }
 // goroutine, until stop is called. The durable consumer remembers what was
 // acknowledged across restarts.
 func (b *Bus) ConsumeSteps(ctx context.Context, node string, handle func(StepMsg)) (stop func(), err error) {
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, StepsStream, jetstream.ConsumerConfig{
+	if err := b.ensureInbox(ctx, node); err != nil {
+		return nil, err
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stepsStream(node), jetstream.ConsumerConfig{
 		Durable:       "worker_" + node,
 		FilterSubject: StepSubject(node),
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -102,3 +107,60 @@ func (b *Bus) Subscribe(subject string, handle func(Msg)) (unsubscribe func(), e
 
 // NewInbox returns a unique subject for replies.
 func (b *Bus) NewInbox() string { return b.nc.NewInbox() }
+
+// Step inboxes. Every node has a stream of its own, DROVER_STEPS_<node>, on
+// drover.steps.<node>. With an embedded server it has one replica, on the
+// node's own server (pinned there by a server tag): dispatching a step is one
+// hop and one local write, with no replication, and a node that restarts finds
+// the envelopes it had not acknowledged. Losing the node loses its inbox,
+// which is harmless: the coordinator places the step again (attempt + 1) when
+// the node is dropped, and the journal, not the inbox, is the source of truth.
+// Against an external NATS, whose servers carry no such tags, the inbox gets
+// the configured replicas instead.
+
+// stepsStream is the stream holding node's step envelopes.
+func (b *Bus) stepsStream(node string) string { return StepsStream + "_" + node }
+
+// nodeTag is the server tag of an embedded node's server.
+func nodeTag(node string) string { return "drover-node:" + strings.ToLower(node) }
+
+// ensureSteps removes the stream all nodes shared in earlier versions, whose
+// subjects would overlap the inboxes (it was in memory: nothing is lost with
+// it), and creates this node's inbox.
+func (b *Bus) ensureSteps(ctx context.Context) error {
+	if err := b.js.DeleteStream(ctx, StepsStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("bus: remove the shared steps stream: %w", err)
+	}
+	return b.ensureInbox(ctx, serverName(b.opts.Name))
+}
+
+// ensureInbox creates node's step inbox if it does not exist.
+func (b *Bus) ensureInbox(ctx context.Context, node string) error {
+	cfg := jetstream.StreamConfig{
+		Name:        b.stepsStream(node),
+		Description: "Drover step envelopes for node " + node,
+		Subjects:    []string{StepSubject(node)},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      stepsMaxAge,
+		Duplicates:  time.Minute,
+		Replicas:    b.opts.Replicas,
+	}
+	if b.ns != nil && node == serverName(b.opts.Name) {
+		cfg.Replicas = 1
+		cfg.Placement = &jetstream.Placement{Tags: []string{nodeTag(node)}}
+	}
+	if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("bus: steps stream %s: %w", cfg.Name, err)
+	}
+	return nil
+}
+
+// RemoveInbox deletes node's step inbox, with any envelope still in it: for a
+// node retired for good (a node that starts again creates it again).
+func (b *Bus) RemoveInbox(ctx context.Context, node string) error {
+	if err := b.js.DeleteStream(ctx, b.stepsStream(node)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("bus: remove the step inbox of %s: %w", node, err)
+	}
+	return nil
+}

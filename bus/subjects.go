@@ -13,9 +13,9 @@ const (
 	// JournalPrefix is the subject prefix of journal entries: drover.journal.<run>.<kind>[.<step>].
 	JournalPrefix = "drover.journal."
 
-	// StepsStream carries step envelopes to the node that executes them, on
-	// drover.steps.<node>. It is a memory, limits-retention stream: the journal,
-	// not this stream, is the source of truth.
+	// StepsStream prefixes the names of the step inboxes: each node's is
+	// StepsStream_<node>, on drover.steps.<node> (see ensureSteps). The
+	// journal, not these streams, is the source of truth.
 	StepsStream = "DROVER_STEPS"
 	// StepsPrefix is the subject prefix of step envelopes.
 	StepsPrefix = "drover.steps."

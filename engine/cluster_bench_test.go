@@ -56,8 +56,8 @@ func startCluster3(tb testing.TB, opts func(i int) Options) []*Node {
 
 // BenchmarkCluster3Step measures one no-op step in a live 3-node cluster on
 // loopback, journals replicated three times: n1 coordinates, and the step is
-// either co-located on n1 or dispatched to n2 (through the R3 steps stream,
-// result journaled by n2 and read back by n1). Like BenchmarkStep, "seq"
+// either co-located on n1 or dispatched to n2 (through n2's step inbox on its
+// own server, result journaled by n2, n1 notified). Like BenchmarkStep, "seq"
 // reports p50/p99 per step and "64runs" steps/s.
 func BenchmarkCluster3Step(b *testing.B) {
 	lat := &latencies{}

@@ -79,6 +79,7 @@ func TestExternalNATS(t *testing.T) {
 		t.Fatalf("external NATS at %s: %v (start nats-server -js there, or set DROVER_TEST_NATS)", url, err)
 	}
 	defer n.Close(context.Background())
+	defer n.bus.RemoveInbox(context.Background(), n.Name()) // the shared server outlives the test
 	end := runScript(t, n, "def main(input):\n    return test.echo(input)\n", `{"via":"external"}`)
 	if end.Status != StatusCompleted || string(end.Result) != `{"via":"external"}` {
 		t.Fatalf("run %+v %s", end.Error, end.Result)
