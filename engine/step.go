@@ -451,10 +451,10 @@ func (n *Node) handleStep(m bus.StepMsg) {
 			data = prev.Data
 		}
 	}
-	m.Ack()
 	if reply := m.Header.Get(hdrReply); reply != "" {
-		n.bus.Publish(reply, nil, data)
+		n.bus.Publish(reply, nil, data) // first: the coordinator waits for it
 	}
+	m.Ack()
 }
 
 func newNonce() uint64 {
