@@ -140,11 +140,11 @@ Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
 
 	runs := &cobra.Command{
 		Use:   "runs",
-		Short: "List, show, wait for, export, pin and resume runs",
+		Short: "List, show, wait for, watch, export, pin and resume runs",
 		Args:  noSubcommand,
 		RunE:  helpWhenBare,
 	}
-	runs.AddCommand(a.runsLsCommand(), a.runsShowCommand(), a.runsWaitCommand(),
+	runs.AddCommand(a.runsLsCommand(), a.runsShowCommand(), a.runsWaitCommand(), a.runsWatchCommand(),
 		a.runsExportCommand(), a.runsPinCommand(), a.runsResumeCommand())
 	root.AddCommand(a.runCommand(), a.deployCommand(), a.rollbackCommand(), a.scriptsCommand(),
 		a.replayCommand(), a.cancelCommand(), a.nodesCommand(), runs)

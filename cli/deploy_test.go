@@ -114,3 +114,23 @@ func TestDeployCycle(t *testing.T) {
 		}
 	}
 }
+
+// TestRunsWatch prints a finished run's journal, one line per entry, and
+// exits once the end entry is printed.
+func TestRunsWatch(t *testing.T) {
+	isolate(t)
+	id := runID(t, ctl(t, "run", "testdata/hello.star", "--input", `{"customer":"acme"}`))
+	r := ctl(t, "runs", "watch", id)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != cli.ExitOK || len(lines) < 4 || !strings.HasPrefix(lines[0], "+0s") || !strings.Contains(lines[0], "start   script hello") ||
+		!strings.Contains(lines[len(lines)-1], "end     completed") || !strings.Contains(r.stdout, "kv.put ok in") || !strings.Contains(r.stdout, "co-located") {
+		t.Fatalf("watch:\n%v", r)
+	}
+	r = ctl(t, "runs", "watch", id, "--json")
+	if r.code != cli.ExitOK || !strings.HasPrefix(r.stdout, `{"id":`) || strings.Count(r.stdout, "\n") != len(lines) {
+		t.Fatalf("watch --json:\n%v", r)
+	}
+	if r := ctl(t, "runs", "watch", "NOPE"); r.code != cli.ExitFailure || !strings.Contains(r.stderr, `unknown run "NOPE"`) {
+		t.Fatalf("unknown run:\n%v", r)
+	}
+}

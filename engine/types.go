@@ -172,7 +172,7 @@ type EndEntry struct {
 	Time   time.Time       `json:"time"`
 }
 
-// Envelope is what travels on the STEPS stream to the executing node.
+// Envelope is what travels through the step inbox of the executing node.
 type Envelope struct {
 	Run      string          `json:"run"`
 	Step     string          `json:"step"`
