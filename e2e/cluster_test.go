@@ -42,6 +42,7 @@ func startClusterWith(t *testing.T, n int, extra func(i int) []string) []*engine
 	t.Helper()
 	ports := freePorts(t, n)
 	procs := make([]*engineProc, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range procs {
 		var peers []string
@@ -55,10 +56,15 @@ func startClusterWith(t *testing.T, n int, extra func(i int) []string) []*engine
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			procs[i] = startEngine(t, dir, args...)
+			procs[i], errs[i] = launchEngine(t, dir, args...)
 		}()
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	return procs
 }
 

@@ -107,8 +107,7 @@ func TestSIGKILLLosesNoRun(t *testing.T) {
 		time.Sleep(time.Millisecond) // polling interval
 	}
 	eng.cmd.Process.Kill() // SIGKILL
-	<-eng.done
-	eng.done <- nil
+	eng.wait()
 	_, atKill := counter.snapshot()
 	if atKill >= runs*steps {
 		t.Fatalf("every step was done before the kill (%d requests): the test proves nothing", atKill)

@@ -7,12 +7,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -100,46 +102,87 @@ func TestReadmeEmbedded(t *testing.T) {
 type engineProc struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *bytes.Buffer
-	done chan error
+	logs *syncBuffer
+	// exited is closed when the process has exited; err is then its exit.
+	exited chan struct{}
+	err    error
 }
 
+// wait waits for the process to exit and returns how it exited.
+func (p *engineProc) wait() error {
+	<-p.exited
+	return p.err
+}
+
+// syncBuffer is a bytes.Buffer safe for the log reader and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startEngine starts an engine process on dataDir and returns it once it
+// serves its API. It must be called from the test's goroutine.
 func startEngine(t *testing.T, dataDir string, args ...string) *engineProc {
 	t.Helper()
+	p, err := launchEngine(t, dataDir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// launchEngine is startEngine for any goroutine: it returns an error rather
+// than failing the test. The process is killed when the test ends.
+func launchEngine(t testing.TB, dataDir string, args ...string) (*engineProc, error) {
 	args = append([]string{"--name", "n1", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(filepath.Join(binDir, "engine"), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan engines if the test binary dies
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	p := &engineProc{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	p := &engineProc{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
 	urlCh := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		httpRe := regexp.MustCompile(`"http":"(http://[^"]+)"`)
 		for sc.Scan() {
 			line := sc.Text()
-			p.logs.WriteString(line + "\n")
+			p.logs.Write([]byte(line + "\n"))
 			if m := httpRe.FindStringSubmatch(line); m != nil {
-				urlCh <- m[1]
+				select {
+				case urlCh <- m[1]:
+				default:
+				}
 			}
 		}
 		io.Copy(io.Discard, stderr)
 	}()
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.exited })
 	select {
 	case p.url = <-urlCh:
-	case err := <-p.done:
-		t.Fatalf("engine exited before serving: %v\n%s", err, p.logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("engine did not serve within 30s\n%s", p.logs)
+		return p, nil
+	case <-p.exited:
+		return nil, fmt.Errorf("engine %v exited before serving: %v\n%s", args, p.err, p.logs)
+	case <-time.After(60 * time.Second): // a cluster's JetStream may take a while on a loaded machine
+		return nil, fmt.Errorf("engine %v did not serve within 60s\n%s", args, p.logs)
 	}
-	return p
 }
 
 // TestEngineServerAndCleanShutdown drives a real engine process with ctl
@@ -172,11 +215,10 @@ func TestEngineServerAndCleanShutdown(t *testing.T) {
 	}
 	eng.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-eng.done:
-		if err != nil {
-			t.Fatalf("engine exit after SIGTERM: %v\n%s", err, eng.logs)
+	case <-eng.exited:
+		if eng.err != nil {
+			t.Fatalf("engine exit after SIGTERM: %v\n%s", eng.err, eng.logs)
 		}
-		eng.done <- nil
 	case <-time.After(20 * time.Second):
 		t.Fatalf("engine did not stop within 20s of SIGTERM\n%s", eng.logs)
 	}

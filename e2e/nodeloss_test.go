@@ -51,8 +51,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 	victim := procs[2]
 	victim.cmd.Process.Kill() // SIGKILL n3
 	killed := time.Now()
-	<-victim.done
-	victim.done <- nil
+	victim.wait()
 	_, atKill := counter.snapshot()
 
 	survivor := client.New(procs[0].url)

@@ -41,8 +41,7 @@ func TestReplayCancelAgainstEngine(t *testing.T) {
 		t.Fatalf("export: %d %s", code, errOut)
 	}
 	eng.cmd.Process.Kill() // no node from here on
-	<-eng.done
-	eng.done <- nil
+	eng.wait()
 	noNode := []string{"DROVER_URL=http://127.0.0.1:1", "DROVER_DATA=" + t.TempDir()}
 	if replayed, errOut, code = ctl(t, noNode, "replay", "--from", file); code != 0 || replayed != out || hits.Load() != 1 {
 		t.Fatalf("replay --from: exit %d\n%s\n%s", code, replayed, errOut)
