@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"os"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -107,11 +106,6 @@ func (r *run) CallStep(thread *starlark.Thread, step *builtins.Step, a any) (jso
 				return nil, r.journalFailed(err)
 			}
 			return nil, err
-		}
-		if os.Getenv("HACK2") != "" {
-			if res, err = r.n.appendResult(ctx, r.id, id, res); err != nil {
-				return nil, r.journalFailed(err)
-			}
 		}
 	}
 	if err := r.waitPending(ctx); err != nil {
@@ -445,9 +439,6 @@ func (n *Node) handleStep(m bus.StepMsg) {
 		return
 	}
 	data, _ := encodeJSON(res)
-	if reply := m.Header.Get(hdrReply); reply != "" && os.Getenv("HACK2") != "" {
-		n.bus.Publish(reply, nil, data)
-	}
 	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer jcancel()
 	if _, err := n.bus.Append(jctx, bus.JournalSubject(env.Run, "result", env.Step), env.Key+"/result", nil, data); err != nil {
