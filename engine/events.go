@@ -33,9 +33,6 @@ type Event struct {
 	Data json.RawMessage `json:"data"`
 }
 
-// eventsKeepAlive is how long an event stream may stay silent before the
-// handler sends a comment, so that proxies keep the connection open.
-const eventsKeepAlive = 15 * time.Second
 
 // Events calls fn with every journal entry of run id in the order it was
 // written: first the entries already journaled, then each new one as it is
@@ -217,7 +214,7 @@ func (n *Node) httpEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		})
 	}()
-	idle := time.NewTimer(eventsKeepAlive)
+	idle := time.NewTimer(n.opts.EventsKeepAlive)
 	defer idle.Stop()
 	for {
 		var err error
@@ -243,7 +240,7 @@ func (n *Node) httpEvents(w http.ResponseWriter, r *http.Request) {
 			<-done
 			return
 		}
-		idle.Reset(eventsKeepAlive)
+		idle.Reset(n.opts.EventsKeepAlive)
 	}
 }
 

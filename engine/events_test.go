@@ -163,6 +163,8 @@ func readSSE(t *testing.T, resp *http.Response) <-chan sseEvent {
 			}
 			line = strings.TrimSuffix(line, "\n")
 			switch {
+			case line == "" && len(fields) == 0:
+				// a blank line after only comments dispatches nothing
 			case line == "":
 				ev.fields = strings.Join(fields, " ")
 				out <- ev
@@ -529,5 +531,39 @@ func TestEventsPinnedRun(t *testing.T) {
 	}
 	if got := all(t, readSSE(t, openEvents(t, srv, kept.ID, "2"))); kinds(got) != "result.1 end" {
 		t.Fatalf("pinned copy after Last-Event-ID 2: %q", kinds(got))
+	}
+}
+
+// TestEventsKeepAlive: a stream with nothing to say sends a comment line every
+// EventsKeepAlive, and the events still come after it.
+func TestEventsKeepAlive(t *testing.T) {
+	n, srv, held, release := eventsNode(t, engine.Options{EventsKeepAlive: 20 * time.Millisecond})
+	run := startRun(t, n, "def main(input):\n    return test.hold()\n")
+	waitHeld(t, held)
+	events := readSSE(t, openEvents(t, srv, run.ID, ""))
+	for _, want := range []string{"start", "call"} {
+		if ev := nextEvent(t, events); ev.kind != want {
+			t.Fatalf("got %s, want %s", ev.kind, want)
+		}
+	}
+	comments := 0
+	deadline := time.After(10 * time.Second)
+	for comments < 2 {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("the stream closed while the run was held")
+			}
+			if !ev.comment || !strings.Contains(ev.raw, "keep-alive") {
+				t.Fatalf("got %q, want a keep-alive comment", ev.raw)
+			}
+			comments++
+		case <-deadline:
+			t.Fatalf("%d keep-alive comments within 10s", comments)
+		}
+	}
+	close(release)
+	if ev := nextEvent(t, events); ev.kind != "result" {
+		t.Fatalf("after the keep-alives: %s", ev.kind)
 	}
 }

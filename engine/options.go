@@ -61,6 +61,10 @@ type Options struct {
 	// TriggerTimeout is how long POST /v1/run/{name} waits for the run's end
 	// before answering 504 (default 30s; ?timeout= overrides it).
 	TriggerTimeout time.Duration
+	// EventsKeepAlive is how long a run's event stream may stay silent before
+	// the node sends a comment line, so that proxies keep the connection
+	// open (default 15s).
+	EventsKeepAlive time.Duration
 	// NoRecovery skips adopting this node's unfinished runs at start (ctl's
 	// read-only commands use it: they should not run anything).
 	NoRecovery bool
@@ -96,6 +100,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StepTimeout <= 0 {
 		o.StepTimeout = 30 * time.Second
+	}
+	if o.EventsKeepAlive <= 0 {
+		o.EventsKeepAlive = 15 * time.Second
 	}
 	if o.TriggerTimeout <= 0 {
 		o.TriggerTimeout = 30 * time.Second
