@@ -33,7 +33,6 @@ type Event struct {
 	Data json.RawMessage `json:"data"`
 }
 
-
 // Events calls fn with every journal entry of run id in the order it was
 // written: first the entries already journaled, then each new one as it is
 // written. It returns nil after the run's end entry or as soon as fn returns
