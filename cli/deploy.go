@@ -1,11 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -56,7 +56,7 @@ flight finish on the version they started with.`,
 				return err
 			}
 			defer c.close()
-			dep, err := c.Deploy(cmd.Context(), engine.DeployRequest{Script: script, By: whoami(by), CheckReplay: checkReplay})
+			dep, err := c.Deploy(cmd.Context(), engine.DeployRequest{Script: script, By: cmp.Or(by, a.whoami()), CheckReplay: checkReplay})
 			var ce *engine.CompileError
 			switch {
 			case errors.As(err, &ce):
@@ -83,7 +83,7 @@ flight finish on the version they started with.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&main, "main", "", "the bundle's main `FILE` (default main.star, else NAME.star, else the only file)")
-	f.StringVar(&by, "by", "", "who deploys, for the history (default $USER)")
+	f.StringVar(&by, "by", "", "who deploys, for the history (default $USER@host)")
 	f.IntVar(&checkReplay, "check-replay", 0, "replay the latest `N` finished runs of NAME against the new version first; refuse the deploy if any diverges")
 	f.BoolVar(&asJSON, "json", false, "print the deployment as JSON")
 	return cmd
@@ -119,7 +119,7 @@ version (the history only grows); runs in flight keep their version.`,
 				return err
 			}
 			defer c.close()
-			dep, err := c.Rollback(cmd.Context(), args[0], version, whoami(by))
+			dep, err := c.Rollback(cmd.Context(), args[0], version, cmp.Or(by, a.whoami()))
 			if err != nil {
 				return scriptFailure(err)
 			}
@@ -127,7 +127,7 @@ version (the history only grows); runs in flight keep their version.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&by, "by", "", "who rolls back, for the history (default $USER)")
+	cmd.Flags().StringVar(&by, "by", "", "who rolls back, for the history (default $USER@host)")
 	return cmd
 }
 
@@ -224,20 +224,6 @@ func scriptFailure(err error) error {
 		return &exitError{code: ExitUsage, err: err}
 	}
 	return failure(err)
-}
-
-// whoami is --by, else the user's name.
-func whoami(by string) string {
-	if by != "" {
-		return by
-	}
-	if u := os.Getenv("USER"); u != "" {
-		return u
-	}
-	if u, err := user.Current(); err == nil {
-		return u.Username
-	}
-	return ""
 }
 
 // readBundle reads a .star file, or every *.star file under a folder, as the

@@ -105,7 +105,7 @@ func (l *sharedLimiter) Take(amount float64, now time.Time) (bool, time.Duration
 	var ok bool
 	err := l.change(now, func(s *limitState) bool {
 		if l.spec.Kind == meter.KindPool {
-			units := poolUnits(amount)
+			units := meter.PoolUnits(amount)
 			if units > l.spec.Size {
 				ok, wait = false, -1
 				return false
@@ -142,7 +142,7 @@ func (l *sharedLimiter) Take(amount float64, now time.Time) (bool, time.Duration
 func (l *sharedLimiter) Put(amount float64, now time.Time) {
 	err := l.change(now, func(s *limitState) bool {
 		if l.spec.Kind == meter.KindPool {
-			l.hold(s, -poolUnits(amount), now)
+			l.hold(s, -meter.PoolUnits(amount), now)
 			return true
 		}
 		l.refill(s, now)
@@ -316,9 +316,6 @@ func (l *sharedLimiter) warn(err error, what string) {
 	l.n.log.Warn().Err(err).Str("resource", l.spec.Name).Str("scope", string(l.spec.Scope)).
 		Msg("shared resource " + what + " failed; steps that need it wait (retry in " + strconv.Itoa(int(limitUnreachableWait/time.Millisecond)) + " ms)")
 }
-
-// poolUnits rounds a demand up to whole units, as meter.Pool does.
-func poolUnits(n float64) int { return int(math.Ceil(n - 1e-9)) }
 
 // isLive reports whether node is this node or one whose heartbeats arrive.
 func (n *Node) isLive(node string) bool {

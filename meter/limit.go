@@ -202,12 +202,12 @@ func (p *Pool) Resize(size int) {
 	p.mu.Unlock()
 }
 
-// poolUnits rounds a demand up to whole units.
-func poolUnits(n float64) int { return int(math.Ceil(n - eps)) }
+// PoolUnits rounds a demand up to the whole units a pool gives.
+func PoolUnits(n float64) int { return int(math.Ceil(n - eps)) }
 
 // Take implements Limiter: TryAcquire of n rounded up to whole units.
 func (p *Pool) Take(n float64, _ time.Time) (ok bool, wait time.Duration) {
-	u := poolUnits(n)
+	u := PoolUnits(n)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.used+u <= p.size {
@@ -221,7 +221,7 @@ func (p *Pool) Take(n float64, _ time.Time) (ok bool, wait time.Duration) {
 }
 
 // Put implements Limiter: Release of n rounded up to whole units.
-func (p *Pool) Put(n float64, _ time.Time) { p.Release(poolUnits(n)) }
+func (p *Pool) Put(n float64, _ time.Time) { p.Release(PoolUnits(n)) }
 
 // Free implements Limiter: the free units.
 func (p *Pool) Free(time.Time) float64 { return float64(p.Available()) }
