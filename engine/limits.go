@@ -74,11 +74,18 @@ type sharedLimiter struct {
 	spec meter.ResourceSpec
 	boot uint64
 
-	mu      sync.Mutex // serialises this node's writes and guards the fields below
+	mu      sync.Mutex // serialises this node's reads and writes of the record, and guards the fields below
 	state   limitState
 	rev     uint64 // revision of state; 0 when the record does not exist yet
 	fetched time.Time
 	op      uint64
+
+	// snap is a copy of state for Free, which must not wait for mu (held
+	// across network round trips).
+	snapMu     sync.Mutex
+	snap       limitState
+	snapAt     time.Time
+	refreshing atomic.Bool
 
 	warned atomic.Int64 // unix ns of the last warning
 }
@@ -156,22 +163,40 @@ func (l *sharedLimiter) Put(amount float64, now time.Time) {
 	}
 }
 
-// Free implements meter.Limiter: the free units in the record, read again
-// when the copy this node holds is older than limitFreeFresh.
+// Free implements meter.Limiter: the free units in this node's latest copy
+// of the record. It never waits on the network (the heartbeat calls it): a
+// copy older than limitFreeFresh is refreshed in the background, for the
+// next call.
 func (l *sharedLimiter) Free(now time.Time) float64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if time.Since(l.fetched) > limitFreeFresh {
-		if err := l.fetch(); err != nil {
-			l.warn(err, "read")
-		}
+	l.snapMu.Lock()
+	s, fetched := l.snap.clone(), l.snapAt
+	l.snapMu.Unlock()
+	if time.Since(fetched) > limitFreeFresh && l.refreshing.CompareAndSwap(false, true) {
+		go func() {
+			defer l.refreshing.Store(false)
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if err := l.fetch(); err != nil {
+				l.warn(err, "read")
+			}
+		}()
 	}
-	s := l.state.clone()
+	if fetched.IsZero() {
+		return l.spec.Capacity() // nothing read yet: an untouched record is full
+	}
 	if l.spec.Kind == meter.KindPool {
 		return float64(max(l.spec.Size-l.poolUsed(&s, now), 0))
 	}
 	l.refill(&s, now)
 	return s.Tokens
+}
+
+// keep records the state read or written at revision rev as this node's copy.
+func (l *sharedLimiter) keep(s limitState, rev uint64) {
+	l.state, l.rev, l.fetched = s, rev, time.Now()
+	l.snapMu.Lock()
+	l.snap, l.snapAt = s.clone(), l.fetched
+	l.snapMu.Unlock()
 }
 
 // change applies fn to the record by compare-and-set, starting from this
@@ -211,7 +236,7 @@ func (l *sharedLimiter) change(now time.Time, fn func(*limitState) bool) error {
 		rev, err := l.write(data)
 		switch {
 		case err == nil:
-			l.state, l.rev, l.fetched = s, rev, time.Now()
+			l.keep(s, rev)
 			return nil
 		case errors.Is(err, bus.ErrConflict) || errors.Is(err, bus.ErrExists):
 			if ferr := l.fetch(); ferr != nil {
@@ -246,7 +271,7 @@ func (l *sharedLimiter) fetch() error {
 	data, rev, err := l.kv.Get(ctx, l.key)
 	switch {
 	case errors.Is(err, bus.ErrNotFound):
-		l.state, l.rev = limitState{Tokens: l.spec.Burst, At: time.Now().UnixNano()}, 0
+		l.keep(limitState{Tokens: l.spec.Burst, At: time.Now().UnixNano()}, 0)
 	case err != nil:
 		return err
 	default:
@@ -254,9 +279,8 @@ func (l *sharedLimiter) fetch() error {
 		if err := json.Unmarshal(data, &s); err != nil {
 			return errors.New("engine: shared resource " + l.spec.Name + ": unreadable record: " + err.Error())
 		}
-		l.state, l.rev = s, rev
+		l.keep(s, rev)
 	}
-	l.fetched = time.Now()
 	return nil
 }
 
