@@ -19,7 +19,7 @@ import (
 // ("sha256.<hash>" in the scripts bucket, shared with ad-hoc runs); the name's
 // pointer "live.<name>" says which version new runs use, and moves by
 // compare-and-set, for the whole bundle at once. Every deploy and rollback
-// also writes "hist.<name>.<version>", create-only, so the history is
+// then writes "hist.<name>.<version>", create-only, so the history is
 // append-only. Every node watches the pointers and keeps each name's live
 // version compiled, so a deploy reaches new runs on every node without a
 // restart; a run keeps the version it started with to its end.
@@ -166,8 +166,11 @@ func (n *Node) Deploy(ctx context.Context, req DeployRequest) (*Deployment, erro
 	return n.publish(ctx, dep, prog)
 }
 
-// publish moves the name's pointer to dep (the next version number) by
-// compare-and-set, after writing its history entry.
+// publish moves the name's pointer to dep, numbered after the live version,
+// by compare-and-set, then writes dep's history entry. The pointer decides
+// the version numbers, so two deploys racing for a name get consecutive
+// versions; a history entry missing because its deploy stopped between the
+// two writes is written by the next deploy of the name.
 func (n *Node) publish(ctx context.Context, dep Deployment, prog *program) (*Deployment, error) {
 	kv := n.bus.Bucket(bus.ScriptsBucket)
 	for attempt := 0; ; attempt++ {
@@ -181,12 +184,12 @@ func (n *Node) publish(ctx context.Context, dep Deployment, prog *program) (*Dep
 			if err := json.Unmarshal(data, &prev); err != nil {
 				return nil, fmt.Errorf("engine: live pointer of %s is corrupt: %w", dep.Name, err)
 			}
+			if err := n.writeHistory(ctx, prev.Name, prev.Version, data); err != nil {
+				return nil, err
+			}
 		}
 		dep.Version, dep.At = prev.Version+1, time.Now().UTC()
 		val, _ := encodeJSON(dep)
-		if _, err := kv.Create(ctx, histKey(dep.Name, dep.Version), val); err != nil && !errors.Is(err, bus.ErrExists) {
-			return nil, err
-		}
 		if rev == 0 {
 			_, err = kv.Create(ctx, liveKey(dep.Name), val)
 		} else {
@@ -194,6 +197,9 @@ func (n *Node) publish(ctx context.Context, dep Deployment, prog *program) (*Dep
 		}
 		switch {
 		case err == nil:
+			if err := n.writeHistory(ctx, dep.Name, dep.Version, val); err != nil {
+				return nil, err
+			}
 			n.setLive(&liveScript{dep: dep, prog: prog})
 			n.log.Info().Str("script", dep.Name).Int("version", dep.Version).Str("hash", dep.Hash[:12]).Str("by", dep.By).Str("note", dep.Note).Msg("deployed")
 			return &dep, nil
@@ -203,6 +209,15 @@ func (n *Node) publish(ctx context.Context, dep Deployment, prog *program) (*Dep
 			return nil, fmt.Errorf("engine: deploy %s: %w", dep.Name, err)
 		}
 	}
+}
+
+// writeHistory writes a version's history entry unless it is there already.
+func (n *Node) writeHistory(ctx context.Context, name string, version int, data []byte) error {
+	_, err := n.bus.Bucket(bus.ScriptsBucket).Create(ctx, histKey(name, version), data)
+	if err != nil && !errors.Is(err, bus.ErrExists) {
+		return fmt.Errorf("engine: history of %s: %w", name, err)
+	}
+	return nil
 }
 
 // checkReplay replays the latest max finished runs of s.Name against s.

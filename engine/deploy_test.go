@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -311,5 +313,46 @@ def main(input):
 	resp, body = post("/v1/scripts/greet", `{"script": {"main": "main.star", "files": {"main.star": "def main(:\n"}}}`, nil)
 	if e := errCode(body); resp.StatusCode != 422 || e.Error.Code != CodeCompileError || len(e.Error.Errors) == 0 {
 		t.Fatalf("broken deploy: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestConcurrentDeploys: deploys racing for one name through three nodes get
+// consecutive versions, and each version's history entry is the deployment
+// that the pointer held.
+func TestConcurrentDeploys(t *testing.T) {
+	nodes := sharedNodes(t)
+	ctx := context.Background()
+	const each = 4
+	var wg sync.WaitGroup
+	hashes := make(chan string, 3*each)
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				src := fmt.Sprintf("def main(input):\n    return %d\n", i*100+j)
+				d, err := n.Deploy(ctx, bundle("race", map[string]string{"main.star": src}))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				hashes <- fmt.Sprint(d.Version, " ", d.Hash)
+			}
+		}()
+	}
+	wg.Wait()
+	close(hashes)
+	want := map[string]bool{}
+	for h := range hashes {
+		want[h] = true
+	}
+	hist, err := nodes[0].History(ctx, "race")
+	if err != nil || len(hist) != 3*each {
+		t.Fatalf("history: %d entries, %v", len(hist), err)
+	}
+	for i, d := range hist {
+		if d.Version != i+1 || !want[fmt.Sprint(d.Version, " ", d.Hash)] {
+			t.Fatalf("history entry %d is %d %s, which no deploy returned", i, d.Version, d.Hash)
+		}
 	}
 }
