@@ -78,19 +78,41 @@ func definesMain(f *syntax.File) bool {
 // module's name.
 func checkModuleCalls(f *syntax.File, predeclared starlark.StringDict) []string {
 	shadowed := map[string]bool{}
+	bind := func(e syntax.Expr) {
+		syntax.Walk(e, func(n syntax.Node) bool {
+			if id, ok := n.(*syntax.Ident); ok {
+				shadowed[id.Name] = true
+			}
+			return true
+		})
+	}
+	params := func(ps []syntax.Expr) {
+		for _, p := range ps {
+			switch p := p.(type) {
+			case *syntax.BinaryExpr: // name=default
+				bind(p.X)
+			case *syntax.UnaryExpr: // *args, **kwargs
+				if p.X != nil {
+					bind(p.X)
+				}
+			default:
+				bind(p)
+			}
+		}
+	}
 	syntax.Walk(f, func(n syntax.Node) bool {
 		switch st := n.(type) {
 		case *syntax.DefStmt:
 			shadowed[st.Name.Name] = true
-			for _, p := range st.Params {
-				if id, ok := p.(*syntax.Ident); ok {
-					shadowed[id.Name] = true
-				}
-			}
+			params(st.Params)
+		case *syntax.LambdaExpr:
+			params(st.Params)
 		case *syntax.AssignStmt:
-			if id, ok := st.LHS.(*syntax.Ident); ok {
-				shadowed[id.Name] = true
-			}
+			bind(st.LHS)
+		case *syntax.ForStmt:
+			bind(st.Vars)
+		case *syntax.ForClause:
+			bind(st.Vars)
 		case *syntax.LoadStmt:
 			for _, id := range st.To {
 				shadowed[id.Name] = true

@@ -356,3 +356,23 @@ func TestConcurrentDeploys(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployCheckKnowsLocalNames: a local name that shadows a module (a loop
+// variable, a parameter, a comprehension variable, an assignment) is not
+// checked as the module.
+func TestDeployCheckKnowsLocalNames(t *testing.T) {
+	var execs atomic.Int64
+	n := newTestNode(t, Options{Registry: testRegistry(&execs)})
+	for name, body := range map[string]string{
+		"parameter":     "def f(x, test = None):\n    return test.anything\ndef main(input):\n    return f(1)\n",
+		"varargs":       "def f(*test):\n    return test.anything\ndef main(input):\n    return f(1)\n",
+		"comprehension": "def main(input):\n    return [test.whatever for test in input]\n",
+		"loop":          "def main(input):\n    for test in input:\n        return test.other\n",
+		"lambda":        "def main(input):\n    return (lambda test: test.again)(input)\n",
+		"tuple assign":  "def main(input):\n    test, x = input[0], 1\n    return test.field\n",
+	} {
+		if _, err := n.Deploy(context.Background(), bundle("locals", map[string]string{"main.star": body})); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
