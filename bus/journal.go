@@ -151,6 +151,12 @@ func (b *Bus) readOnce(ctx context.Context, filter string) ([]Msg, error) {
 		cons, err = b.js.OrderedConsumer(ctx, JournalStream, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{filter},
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
+			// The consumer is (re)created inside Fetch, retried without
+			// regard to any context, forever by default: bound it, and
+			// fetch under ctx (fetchCtx), so that a read during a leader
+			// election fails over to the caller's retries instead of
+			// hanging.
+			MaxResetAttempts: 3,
 		})
 		return err
 	})
@@ -159,7 +165,7 @@ func (b *Bus) readOnce(ctx context.Context, filter string) ([]Msg, error) {
 	}
 	out := make([]Msg, 0, total)
 	for {
-		batch, err := cons.Fetch(total, jetstream.FetchMaxWait(2*time.Second))
+		batch, err := fetchCtx(ctx, cons, total)
 		if err != nil {
 			return nil, fmt.Errorf("bus: read %s: %w", filter, err)
 		}
@@ -181,6 +187,27 @@ func (b *Bus) readOnce(ctx context.Context, filter string) ([]Msg, error) {
 		if n == 0 || ctx.Err() != nil {
 			return out, ctx.Err()
 		}
+	}
+}
+
+// fetchCtx is cons.Fetch(n) that returns when ctx ends: an ordered
+// consumer's Fetch re-creates its consumer first, which does not watch any
+// context. An abandoned Fetch ends on its own (MaxResetAttempts).
+func fetchCtx(ctx context.Context, cons jetstream.Consumer, n int) (jetstream.MessageBatch, error) {
+	type fetched struct {
+		batch jetstream.MessageBatch
+		err   error
+	}
+	ch := make(chan fetched, 1)
+	go func() {
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(2*time.Second))
+		ch <- fetched{batch, err}
+	}()
+	select {
+	case f := <-ch:
+		return f.batch, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 
