@@ -179,7 +179,7 @@ func (n *Node) lostSignal(node string) <-chan struct{} {
 // adoptOrphans takes over the unfinished runs a lost node coordinated. Every
 // surviving node tries; a claim key (create-only) lets exactly one adopt each.
 func (n *Node) adoptOrphans(dead string) {
-	ctx, cancel := context.WithTimeout(n.baseCtx, time.Minute)
+	ctx, cancel := context.WithTimeout(n.baseCtx, 2*time.Minute)
 	defer cancel()
 	var runs []Run
 	for { // the cluster may be electing stream leaders after the loss
@@ -209,8 +209,22 @@ func (n *Node) adoptOrphans(dead string) {
 			}
 		}
 		n.log.Info().Str("run", rec.ID).Str("from", dead).Msg("adopting run of lost node")
-		if err := n.adopt(ctx, rec.ID); err != nil {
-			n.log.Error().Err(err).Str("run", rec.ID).Msg("adopt run of lost node")
+		for { // this node holds the claim: nobody else will adopt the run
+			err := n.adopt(ctx, rec.ID)
+			if err == nil || errors.Is(err, ErrClosed) {
+				break
+			}
+			if ctx.Err() != nil {
+				n.log.Error().Err(err).Str("run", rec.ID).Msg("adopt run of lost node; it stays unfinished until a node restarts or ctl runs resume")
+				break
+			}
+			n.log.Warn().Err(err).Str("run", rec.ID).Msg("adopt run of lost node; trying again")
+			t := time.NewTimer(time.Second)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
 		}
 	}
 }
