@@ -147,3 +147,14 @@ func (v *MemView) Nodes() []NodeState {
 	v.live, v.expires = live, oldest.Add(v.ttl)
 	return live
 }
+
+func indexOf(nodes []NodeState, name string) int {
+	if name == "" {
+		return -1
+	}
+	i, ok := slices.BinarySearchFunc(nodes, name, func(n NodeState, name string) int { return strings.Compare(n.Node, name) })
+	if !ok {
+		return -1
+	}
+	return i
+}
