@@ -2,7 +2,6 @@ package placement
 
 import (
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 )
@@ -113,6 +112,10 @@ func (o Options) withDefaults() Options {
 // can or MaxWait passes, then fails with a *NoNodeError wrapping ErrNoNode.
 // TryPlace is the same decision without the wait, for callers (such as the
 // simulator) that keep their own clock. Adaptive is safe for concurrent use.
+//
+// TryPlace (adaptive.go) runs the stages in that order, each in its own file:
+// predict.go (1), feasible.go (2), score.go (3 and 4), reserve.go (5); the
+// wait is in queue.go, the texts of reasons and errors in reason.go.
 type Adaptive struct {
 	view     View
 	opts     Options
@@ -174,65 +177,11 @@ func (a *Adaptive) TryPlace(req Request, since time.Time) (Decision, *Queued, er
 	}
 	a.collectDemands(req.Demands, nodes)
 
-	// Memory constrains only if the step fits some node at all: a profile
-	// that fits nowhere is more likely wrong than every node too small.
-	memHard := false
-	if pred.mem > 0 {
-		for i := range nodes {
-			if u := a.usable(&nodes[i]); u > 0 && u >= pred.mem {
-				memHard = true
-				break
-			}
-		}
-	}
-
-	s.elig, s.cum, s.inelig = s.elig[:0], s.cum[:0], s.inelig[:0]
-	s.ok = slices.Grow(s.ok[:0], len(nodes))[:len(nodes)]
-	s.press = slices.Grow(s.press[:0], len(nodes))[:len(nodes)]
-	total := 0.0
-	for i := range nodes {
-		in, press, ok := a.check(&nodes[i], i, now, pred, memHard)
-		s.ok[i], s.press[i] = ok, press
-		if !ok {
-			s.inelig = append(s.inelig, in)
-			continue
-		}
-		total += float64(max(nodes[i].Cores, 1))
-		s.elig = append(s.elig, i)
-		s.cum = append(s.cum, total)
-	}
+	total := a.feasible(nodes, now, pred)
 	if len(s.elig) == 0 {
 		return a.queued(req, nodes, now, since)
 	}
-
-	// Candidates: sampled by cores, plus the coordinator and the data's node.
-	s.cand = s.cand[:0]
-	add := func(i int, onlyIfFree bool) {
-		if i < 0 || !s.ok[i] || slices.ContainsFunc(s.cand, func(c candidate) bool { return c.node == i }) {
-			return
-		}
-		sc, load, mem := a.score(&nodes[i], i, now, pred, req)
-		if onlyIfFree && load > 1 {
-			return
-		}
-		s.cand = append(s.cand, candidate{node: i, score: sc, load: load, mem: mem})
-	}
-	a.sample(total, min(a.opts.Choices, len(s.elig)), add)
-	// The coordinator joins the sampled nodes only while it has a free core
-	// for the step: it is asked about far more often than its share of the
-	// cluster's cores, so a busy small coordinator would otherwise draw work
-	// on stale readings. The node holding the step's data always joins.
-	add(indexOf(nodes, req.Coordinator), true)
-	add(indexOf(nodes, req.Prefer), false)
-	if len(s.cand) == 0 { // cannot happen: sample adds at least one
-		add(s.elig[0], false)
-	}
-	best := 0
-	for i, c := range s.cand {
-		if c.score < s.cand[best].score {
-			best = i
-		}
-	}
+	best := a.choose(req, nodes, now, pred, total)
 	chosen := s.cand[best]
 	n := &nodes[chosen.node]
 	a.reserve(n, now, pred, chosen.load)

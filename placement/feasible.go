@@ -55,6 +55,42 @@ func (a *Adaptive) collectDemands(demands []meter.Demand, nodes []NodeState) {
 	}
 }
 
+// feasible sorts the nodes into those that can take the step, in s.elig
+// with their cumulative cores in s.cum for sampling, and those that cannot,
+// in s.inelig with why and when they might; s.ok and s.press (the pressure
+// of nearly empty buckets) are by node. It returns the eligible nodes' cores.
+func (a *Adaptive) feasible(nodes []NodeState, now time.Time, pred prediction) float64 {
+	s := &a.s
+	// Memory constrains only if the step fits some node at all: a profile
+	// that fits nowhere is more likely wrong than every node too small.
+	memHard := false
+	if pred.mem > 0 {
+		for i := range nodes {
+			if u := a.usable(&nodes[i]); u > 0 && u >= pred.mem {
+				memHard = true
+				break
+			}
+		}
+	}
+
+	s.elig, s.cum, s.inelig = s.elig[:0], s.cum[:0], s.inelig[:0]
+	s.ok = slices.Grow(s.ok[:0], len(nodes))[:len(nodes)]
+	s.press = slices.Grow(s.press[:0], len(nodes))[:len(nodes)]
+	total := 0.0
+	for i := range nodes {
+		in, press, ok := a.check(&nodes[i], i, now, pred, memHard)
+		s.ok[i], s.press[i] = ok, press
+		if !ok {
+			s.inelig = append(s.inelig, in)
+			continue
+		}
+		total += float64(max(nodes[i].Cores, 1))
+		s.elig = append(s.elig, i)
+		s.cum = append(s.cum, total)
+	}
+	return total
+}
+
 type inelig struct {
 	node     int
 	why      string // "lacks", "exhausted", "too small", "memory"

@@ -13,6 +13,41 @@ type candidate struct {
 	mem         float64 // predicted memory use with the step, when high enough to count
 }
 
+// choose gathers the candidates in s.cand, scored, and returns the index of
+// the best: the eligible nodes sampled by cores (total is theirs), plus the
+// coordinator and the node holding the step's data.
+func (a *Adaptive) choose(req Request, nodes []NodeState, now time.Time, pred prediction, total float64) int {
+	s := &a.s
+	s.cand = s.cand[:0]
+	add := func(i int, onlyIfFree bool) {
+		if i < 0 || !s.ok[i] || slices.ContainsFunc(s.cand, func(c candidate) bool { return c.node == i }) {
+			return
+		}
+		sc, load, mem := a.score(&nodes[i], i, now, pred, req)
+		if onlyIfFree && load > 1 {
+			return
+		}
+		s.cand = append(s.cand, candidate{node: i, score: sc, load: load, mem: mem})
+	}
+	a.sample(total, min(a.opts.Choices, len(s.elig)), add)
+	// The coordinator joins the sampled nodes only while it has a free core
+	// for the step: it is asked about far more often than its share of the
+	// cluster's cores, so a busy small coordinator would otherwise draw work
+	// on stale readings. The node holding the step's data always joins.
+	add(indexOf(nodes, req.Coordinator), true)
+	add(indexOf(nodes, req.Prefer), false)
+	if len(s.cand) == 0 { // cannot happen: sample adds at least one
+		add(s.elig[0], false)
+	}
+	best := 0
+	for i, c := range s.cand {
+		if c.score < s.cand[best].score {
+			best = i
+		}
+	}
+	return best
+}
+
 // sample calls add with k distinct eligible nodes drawn with probability
 // proportional to their cores.
 func (a *Adaptive) sample(total float64, k int, add func(int, bool)) {
