@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,9 +112,5 @@ func (p *Profiles) Get(builtin string) (Profile, bool) {
 func (p *Profiles) All() map[string]Profile {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	out := make(map[string]Profile, len(p.m))
-	for k, v := range p.m {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(p.m)
 }

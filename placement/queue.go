@@ -2,6 +2,7 @@ package placement
 
 import (
 	"context"
+	"maps"
 	"time"
 )
 
@@ -72,11 +73,7 @@ func (a *Adaptive) requeue(from, to string) {
 func (a *Adaptive) Waiting() map[string]int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make(map[string]int, len(a.queue))
-	for k, v := range a.queue {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(a.queue)
 }
 
 // queued builds the answer when no node can take the step.

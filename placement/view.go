@@ -54,8 +54,23 @@ func NewMemView(ttl time.Duration, now func() time.Time) *MemView {
 	return &MemView{ttl: ttl, now: now}
 }
 
-func (v *MemView) find(node string) (int, bool) {
-	return slices.BinarySearchFunc(v.all, node, func(n NodeState, name string) int { return strings.Compare(n.Node, name) })
+// findNode returns where node name is, or would be, in nodes sorted by name
+// (as View.Nodes returns them), and whether it is there.
+func findNode(nodes []NodeState, name string) (int, bool) {
+	return slices.BinarySearchFunc(nodes, name, func(n NodeState, name string) int { return strings.Compare(n.Node, name) })
+}
+
+// indexOf returns the index of node name in nodes sorted by name, or -1
+// when it is not there or name is empty.
+func indexOf(nodes []NodeState, name string) int {
+	if name == "" {
+		return -1
+	}
+	i, ok := findNode(nodes, name)
+	if !ok {
+		return -1
+	}
+	return i
 }
 
 // Put records a node's reading, received now.
@@ -63,7 +78,7 @@ func (v *MemView) Put(r meter.Reading) {
 	st := NodeState{Reading: r, Seen: v.now()}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	i, ok := v.find(r.Node)
+	i, ok := findNode(v.all, r.Node)
 	if ok {
 		prev := v.all[i]
 		if dt := r.Time.Sub(prev.Time).Seconds(); dt > 0 && r.Placed >= prev.Placed {
@@ -86,7 +101,7 @@ func (v *MemView) Put(r meter.Reading) {
 func (v *MemView) Delete(node string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if i, ok := v.find(node); ok {
+	if i, ok := findNode(v.all, node); ok {
 		v.all, v.live = slices.Delete(slices.Clone(v.all), i, i+1), nil
 		v.notifyLocked()
 	}
@@ -146,15 +161,4 @@ func (v *MemView) Nodes() []NodeState {
 	}
 	v.live, v.expires = live, oldest.Add(v.ttl)
 	return live
-}
-
-func indexOf(nodes []NodeState, name string) int {
-	if name == "" {
-		return -1
-	}
-	i, ok := slices.BinarySearchFunc(nodes, name, func(n NodeState, name string) int { return strings.Compare(n.Node, name) })
-	if !ok {
-		return -1
-	}
-	return i
 }
