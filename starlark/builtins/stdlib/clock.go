@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/droverhq/drover/starlark/builtins"
@@ -16,10 +15,6 @@ import (
 // engine's timeout for the step never cuts the sleep short.
 const SleepGrace = 10 * time.Second
 
-// timeInline lists the members of go.starlark.net/lib/time that scripts get as
-// inline builtins. Its now is replaced by the time.now step, which is journaled.
-var timeInline = []string{"from_timestamp", "is_valid_timezone", "parse_duration", "parse_time", "time"}
-
 // timeConstants are the duration constants of lib/time, also inline.
 var timeConstants = []string{"nanosecond", "microsecond", "millisecond", "second", "minute", "hour"}
 
@@ -28,7 +23,7 @@ func registerClock(r *builtins.Registry) {
 		Name:  "time.now",
 		Doc:   "the current time (journaled, so a replay sees the same time)",
 		Local: true,
-		Args:  noArgs,
+		Args:  builtins.NoArgs,
 		Exec: func(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
 			return map[string]any{"unix_nano": time.Now().UnixNano()}, nil
 		},
@@ -44,17 +39,12 @@ func registerClock(r *builtins.Registry) {
 		Deadline: sleepDeadline,
 		Timer:    sleepDuration,
 	})
-	for _, name := range timeInline {
-		r.MustRegisterInline("time."+name, qualify("time", name, libtime.Module.Members[name]))
+	for name, fn := range timeHelpers {
+		r.MustRegisterInline("time."+name, starlark.NewBuiltin("time."+name, fn))
 	}
 	for _, name := range timeConstants {
 		r.MustRegisterInline("time."+name, libtime.Module.Members[name])
 	}
-}
-
-// noArgs is the Args of a step that takes no arguments; it journals null.
-func noArgs(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-	return nil, unpackArgs(b.Name(), args, kwargs)
 }
 
 func nowValue(raw json.RawMessage) (starlark.Value, error) {
@@ -69,7 +59,7 @@ func nowValue(raw json.RawMessage) (starlark.Value, error) {
 
 func sleepArgs(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
 	var d builtins.Duration
-	if err := unpackArgs(b.Name(), args, kwargs, "duration", &d); err != nil {
+	if err := builtins.UnpackArgs(b.Name(), args, kwargs, "duration", &d); err != nil {
 		return nil, err
 	}
 	return map[string]any{"duration": d.String()}, nil
@@ -115,22 +105,94 @@ func sleepExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any,
 	}
 }
 
-// qualify returns a builtin that calls fn (a lib/time builtin named name) under
-// the qualified name module.name, so its errors name what the script wrote.
-// Times it returns are converted to UTC: a script must not see the node's zone.
-func qualify(module, name string, fn starlark.Value) *starlark.Builtin {
-	inner := fn.(*starlark.Builtin)
-	full := module + "." + name
-	return starlark.NewBuiltin(full, func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		v, err := inner.CallInternal(thread, args, kwargs)
-		if err != nil {
-			msg := strings.TrimPrefix(err.Error(), name+": ")
-			msg = quotedParam.ReplaceAllString(msg, "for parameter $1: ")
-			return nil, fmt.Errorf("%s: %s", full, msg)
+// timeHelpers are the inline time.* builtins. They are those of
+// go.starlark.net/lib/time (whose now is replaced by the journaled time.now
+// step), written again here because lib/time names its errors after the bare
+// function ("parse_time: ...") and keyword parameters in quotes: these parse
+// their arguments under the qualified name with builtins.UnpackArgs. The
+// positional-only ones keep starlark.UnpackPositionalArgs, whose messages name
+// the parameter by position ("for parameter 1") in either case.
+var timeHelpers = map[string]func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error){
+	"from_timestamp":    fromTimestamp,
+	"is_valid_timezone": isValidTimezone,
+	"parse_duration":    parseDuration,
+	"parse_time":        parseTime,
+	"time":              newTime,
+}
+
+// parseDuration implements time.parse_duration(d).
+func parseDuration(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var d libtime.Duration
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// isValidTimezone implements time.is_valid_timezone(name).
+func isValidTimezone(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &name); err != nil {
+		return nil, err
+	}
+	_, err := time.LoadLocation(name)
+	return starlark.Bool(err == nil), nil
+}
+
+// parseTime implements time.parse_time(x, format=RFC 3339, location="UTC").
+func parseTime(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	x, format, location := "", time.RFC3339, "UTC"
+	if err := builtins.UnpackArgs(b.Name(), args, kwargs, "x", &x, "format?", &format, "location?", &location); err != nil {
+		return nil, err
+	}
+	var (
+		t   time.Time
+		err error
+	)
+	if location == "UTC" {
+		t, err = time.Parse(format, x)
+	} else {
+		var loc *time.Location
+		if loc, err = time.LoadLocation(location); err == nil {
+			t, err = time.ParseInLocation(format, x, loc)
 		}
-		if t, ok := v.(libtime.Time); ok && name == "from_timestamp" {
-			v = libtime.Time(time.Time(t).UTC())
-		}
-		return v, nil
-	})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return libtime.Time(t), nil
+}
+
+// fromTimestamp implements time.from_timestamp(sec, nsec=0); the time is in
+// UTC, not in the node's zone.
+func fromTimestamp(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var sec, nsec int64
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &sec, &nsec); err != nil {
+		return nil, err
+	}
+	return libtime.Time(time.Unix(sec, nsec).UTC()), nil
+}
+
+// newTime implements time.time(year=, month=, day=, hour=, minute=, second=,
+// nanosecond=, location="UTC"), keyword arguments only.
+func newTime(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		year, month, day, hour, min, sec, nsec int
+		location                               string
+	)
+	if err := builtins.UnpackArgs(b.Name(), args, kwargs,
+		"year?", &year, "month?", &month, "day?", &day,
+		"hour?", &hour, "minute?", &min, "second?", &sec, "nanosecond?", &nsec,
+		"location?", &location,
+	); err != nil {
+		return nil, err
+	}
+	if len(args) > 0 {
+		return nil, fmt.Errorf("%s: unexpected positional arguments", b.Name())
+	}
+	loc, err := time.LoadLocation(location)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return libtime.Time(time.Date(year, time.Month(month), day, hour, min, sec, nsec, loc)), nil
 }

@@ -20,12 +20,12 @@ func registerEmit(r *builtins.Registry) {
 				subject subjectArg
 				payload starlark.Value
 			)
-			if err := unpackArgs(b.Name(), args, kwargs, "subject", &subject, "payload", &payload); err != nil {
+			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "subject", &subject, "payload", &payload); err != nil {
 				return nil, err
 			}
 			v, err := builtins.ToJSON(payload)
 			if err != nil {
-				return nil, fmt.Errorf("%s: for parameter payload: %v", b.Name(), err)
+				return nil, &builtins.ArgError{Func: b.Name(), Param: "payload", Err: err}
 			}
 			return map[string]any{"subject": string(subject), "payload": v}, nil
 		},
@@ -95,11 +95,7 @@ func emitExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, 
 		payload = []byte("null")
 	}
 	if err := env.Publish(ctx, c.Subject, payload); err != nil {
-		what := fmt.Sprintf("emit %s", c.Subject)
-		if se := ctxError(ctx, what); se != nil {
-			return nil, se
-		}
-		return nil, builtins.Retryable(builtins.CodeTransport, "%s: %v", what, err)
+		return nil, builtins.TransportError(ctx, "emit "+c.Subject, err)
 	}
 	return nil, nil
 }

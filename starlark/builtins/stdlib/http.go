@@ -87,20 +87,20 @@ func httpArgs(fn, method string, withBody bool, args starlark.Tuple, kwargs []st
 		pairs = append(pairs, "body??", &body, "json?", &jsonArg)
 	}
 	pairs = append(pairs, "headers??", &headers, "timeout?", &timeout)
-	if err := unpackArgs(fn, args, kwargs, pairs...); err != nil {
+	if err := builtins.UnpackArgs(fn, args, kwargs, pairs...); err != nil {
 		return nil, err
 	}
 
 	method = strings.ToUpper(method)
 	if !isHTTPMethod(method) {
-		return nil, fmt.Errorf("%s: for parameter method: %s is not a supported method (want one of %s)",
-			fn, starlark.String(method).String(), strings.Join(httpMethods, ", "))
+		return nil, &builtins.ArgError{Func: fn, Param: "method", Err: fmt.Errorf("%s is not a supported method (want one of %s)",
+			starlark.String(method).String(), strings.Join(httpMethods, ", "))}
 	}
 	if err := checkURL(rawURL); err != nil {
-		return nil, fmt.Errorf("%s: for parameter url: %v", fn, err)
+		return nil, &builtins.ArgError{Func: fn, Param: "url", Err: err}
 	}
 	if timeout <= 0 {
-		return nil, fmt.Errorf("%s: for parameter timeout: want a duration > 0, e.g. \"10s\"", fn)
+		return nil, &builtins.ArgError{Func: fn, Param: "timeout", Err: errors.New(`want a duration > 0, e.g. "10s"`)}
 	}
 
 	call := map[string]any{
@@ -128,7 +128,7 @@ func httpArgs(fn, method string, withBody bool, args starlark.Tuple, kwargs []st
 		}
 		v, err := builtins.ToJSON(jsonArg)
 		if err != nil {
-			return nil, fmt.Errorf("%s: for parameter json: %v", fn, err)
+			return nil, &builtins.ArgError{Func: fn, Param: "json", Err: err}
 		}
 		call["json"] = v
 	}

@@ -20,7 +20,7 @@ func registerKV(r *builtins.Registry) {
 		Doc:  "the JSON value stored under a key, or None",
 		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
 			var key kvKey
-			if err := unpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
+			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
 				return nil, err
 			}
 			return map[string]any{"key": string(key)}, nil
@@ -35,12 +35,12 @@ func registerKV(r *builtins.Registry) {
 				key   kvKey
 				value starlark.Value
 			)
-			if err := unpackArgs(b.Name(), args, kwargs, "key", &key, "value", &value); err != nil {
+			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "key", &key, "value", &value); err != nil {
 				return nil, err
 			}
 			v, err := builtins.ToJSON(value)
 			if err != nil {
-				return nil, fmt.Errorf("%s: for parameter value: %v", b.Name(), err)
+				return nil, &builtins.ArgError{Func: b.Name(), Param: "value", Err: err}
 			}
 			return map[string]any{"key": string(key), "value": v}, nil
 		},
@@ -51,7 +51,7 @@ func registerKV(r *builtins.Registry) {
 		Doc:  "remove a key; removing a missing key is not an error",
 		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
 			var key kvKey
-			if err := unpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
+			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
 				return nil, err
 			}
 			return map[string]any{"key": string(key)}, nil
@@ -117,15 +117,6 @@ func decodeKV(name string, env builtins.Env, raw json.RawMessage) (kvCall, built
 	return c, store, nil
 }
 
-// kvError classifies a failure of the store: ctx ending as timeout or
-// cancellation, anything else as a retryable transport failure.
-func kvError(ctx context.Context, what string, err error) *builtins.StepError {
-	if se := ctxError(ctx, what); se != nil {
-		return se
-	}
-	return builtins.Retryable(builtins.CodeTransport, "%s: %v", what, err)
-}
-
 func kvGetExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
 	c, store, err := decodeKV("kv.get", env, raw)
 	if err != nil {
@@ -134,7 +125,7 @@ func kvGetExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any,
 	what := fmt.Sprintf("kv.get %q", c.Key)
 	val, found, err := store.Get(ctx, c.Key)
 	if err != nil {
-		return nil, kvError(ctx, what, err)
+		return nil, builtins.TransportError(ctx, what, err)
 	}
 	if !found {
 		return nil, nil
@@ -155,7 +146,7 @@ func kvPutExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any,
 		val = []byte("null")
 	}
 	if err := store.Put(ctx, c.Key, val); err != nil {
-		return nil, kvError(ctx, fmt.Sprintf("kv.put %q", c.Key), err)
+		return nil, builtins.TransportError(ctx, fmt.Sprintf("kv.put %q", c.Key), err)
 	}
 	return nil, nil
 }
@@ -166,7 +157,7 @@ func kvDeleteExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (a
 		return nil, err
 	}
 	if err := store.Delete(ctx, c.Key); err != nil {
-		return nil, kvError(ctx, fmt.Sprintf("kv.delete %q", c.Key), err)
+		return nil, builtins.TransportError(ctx, fmt.Sprintf("kv.delete %q", c.Key), err)
 	}
 	return nil, nil
 }

@@ -32,7 +32,7 @@ func registerLog(r *builtins.Registry) {
 func logBuiltin(level zerolog.Level) func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
 	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		var msg string
-		if err := unpackArgs(b.Name(), args, nil, "msg", &msg); err != nil {
+		if err := builtins.UnpackArgs(b.Name(), args, nil, "msg", &msg); err != nil {
 			return nil, err
 		}
 		type field struct {

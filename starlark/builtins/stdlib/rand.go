@@ -23,7 +23,7 @@ func registerRand(r *builtins.Registry) {
 		Name:  "uuid",
 		Doc:   "a random UUID (version 4), journaled",
 		Local: true,
-		Args:  noArgs,
+		Args:  builtins.NoArgs,
 		Exec: func(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
 			u, err := newUUID()
 			if err != nil {
@@ -36,11 +36,11 @@ func registerRand(r *builtins.Registry) {
 
 func randIntArgs(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
 	var n starlark.Int
-	if err := unpackArgs(b.Name(), args, kwargs, "n", &n); err != nil {
+	if err := builtins.UnpackArgs(b.Name(), args, kwargs, "n", &n); err != nil {
 		return nil, err
 	}
 	if n.Sign() <= 0 {
-		return nil, fmt.Errorf("%s: for parameter n: got %s, want an int > 0", b.Name(), n)
+		return nil, &builtins.ArgError{Func: b.Name(), Param: "n", Err: fmt.Errorf("got %s, want an int > 0", n)}
 	}
 	return map[string]any{"n": json.Number(n.String())}, nil
 }

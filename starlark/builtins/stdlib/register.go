@@ -27,14 +27,7 @@
 // docs/scripts.md is the script-facing reference.
 package stdlib
 
-import (
-	"context"
-	"errors"
-	"regexp"
-
-	"github.com/droverhq/drover/starlark/builtins"
-	"go.starlark.net/starlark"
-)
+import "github.com/droverhq/drover/starlark/builtins"
 
 func init() { Register(builtins.Default) }
 
@@ -49,32 +42,4 @@ func Register(r *builtins.Registry) {
 	registerLog(r)
 	registerTag(r)
 	registerJSON(r)
-}
-
-// quotedParam matches the form starlark.UnpackArgs uses for a parameter given by
-// keyword (`for parameter "timeout":`); positional ones come out unquoted.
-var quotedParam = regexp.MustCompile(`for parameter "([A-Za-z_][A-Za-z0-9_]*)": `)
-
-// unpackArgs is starlark.UnpackArgs with one message for a bad parameter however
-// it was passed: `http.get: for parameter timeout: got int, want string`.
-func unpackArgs(fn string, args starlark.Tuple, kwargs []starlark.Tuple, pairs ...any) error {
-	err := starlark.UnpackArgs(fn, args, kwargs, pairs...)
-	if err == nil {
-		return nil
-	}
-	return errors.New(quotedParam.ReplaceAllString(err.Error(), "for parameter $1: "))
-}
-
-// ctxError returns the StepError for a call of what that stopped because ctx
-// ended, or nil while ctx is live. A passed deadline is a retryable timeout; a
-// cancellation (the run was cancelled) is final.
-func ctxError(ctx context.Context, what string) *builtins.StepError {
-	switch ctx.Err() {
-	case nil:
-		return nil
-	case context.DeadlineExceeded:
-		return builtins.Retryable(builtins.CodeTimeout, "%s: timed out", what)
-	default:
-		return builtins.Errorf(builtins.CodeCancelled, "%s: cancelled", what)
-	}
 }
