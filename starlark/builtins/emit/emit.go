@@ -1,4 +1,16 @@
-package stdlib
+// Package emit implements the emit step builtin of Script API v0:
+//
+//	emit(subject, payload) -> None
+//
+// It publishes payload, as canonical JSON, on the message bus subject through
+// the executing node (builtins.Env.Publish). A subject is dot-separated
+// non-empty tokens without whitespace or wildcards, outside the spaces
+// reserved for the engine ("drover.") and the bus ("$"). A failed publish is a
+// retryable transport error.
+//
+// Its init registers the builtin into builtins.Default; Register adds it to
+// another registry.
+package emit
 
 import (
 	"context"
@@ -11,7 +23,11 @@ import (
 	"go.starlark.net/starlark"
 )
 
-func registerEmit(r *builtins.Registry) {
+func init() { Register(builtins.Default) }
+
+// Register adds emit to r. Like Registry.MustRegister it panics if the name
+// is taken.
+func Register(r *builtins.Registry) {
 	r.MustRegister(&builtins.Step{
 		Name: "emit",
 		Doc:  "publish a JSON payload on a subject",
@@ -29,7 +45,7 @@ func registerEmit(r *builtins.Registry) {
 			}
 			return map[string]any{"subject": string(subject), "payload": v}, nil
 		},
-		Exec: emitExec,
+		Exec: exec,
 	})
 }
 
@@ -79,7 +95,7 @@ func checkSubject(s string) error {
 	return nil
 }
 
-func emitExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+func exec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
 	var c struct {
 		Subject string          `json:"subject"`
 		Payload json.RawMessage `json:"payload"`

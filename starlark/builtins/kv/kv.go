@@ -1,4 +1,18 @@
-package stdlib
+// Package kv implements the kv.* step builtins of Script API v0, over the
+// cluster-wide key/value store of the node that executes the call
+// (builtins.Env.KV):
+//
+//	kv.get(key) -> value or None
+//	kv.put(key, value) -> None
+//	kv.delete(key) -> None
+//
+// Values are stored as canonical JSON. A key is a non-empty string of at most
+// MaxKeyLen bytes of printable UTF-8 without whitespace. A store that cannot be
+// reached fails the step with a retryable transport error.
+//
+// Its init registers the builtins into builtins.Default; Register adds them to
+// another registry.
+package kv
 
 import (
 	"context"
@@ -14,25 +28,29 @@ import (
 // MaxKeyLen is the longest key kv.* accept, in bytes.
 const MaxKeyLen = 512
 
-func registerKV(r *builtins.Registry) {
+func init() { Register(builtins.Default) }
+
+// Register adds kv.get, kv.put and kv.delete to r. Like Registry.MustRegister
+// it panics if one of the names is taken.
+func Register(r *builtins.Registry) {
 	r.MustRegister(&builtins.Step{
 		Name: "kv.get",
 		Doc:  "the JSON value stored under a key, or None",
 		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-			var key kvKey
+			var key keyArg
 			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
 				return nil, err
 			}
 			return map[string]any{"key": string(key)}, nil
 		},
-		Exec: kvGetExec,
+		Exec: getExec,
 	})
 	r.MustRegister(&builtins.Step{
 		Name: "kv.put",
 		Doc:  "store a JSON value under a key",
 		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
 			var (
-				key   kvKey
+				key   keyArg
 				value starlark.Value
 			)
 			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "key", &key, "value", &value); err != nil {
@@ -44,27 +62,27 @@ func registerKV(r *builtins.Registry) {
 			}
 			return map[string]any{"key": string(key), "value": v}, nil
 		},
-		Exec: kvPutExec,
+		Exec: putExec,
 	})
 	r.MustRegister(&builtins.Step{
 		Name: "kv.delete",
 		Doc:  "remove a key; removing a missing key is not an error",
 		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-			var key kvKey
+			var key keyArg
 			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
 				return nil, err
 			}
 			return map[string]any{"key": string(key)}, nil
 		},
-		Exec: kvDeleteExec,
+		Exec: deleteExec,
 	})
 }
 
-// kvKey unpacks a key: a non-empty string of at most MaxKeyLen bytes of
+// keyArg unpacks a key: a non-empty string of at most MaxKeyLen bytes of
 // printable UTF-8 without whitespace.
-type kvKey string
+type keyArg string
 
-func (k *kvKey) Unpack(v starlark.Value) error {
+func (k *keyArg) Unpack(v starlark.Value) error {
 	s, ok := v.(starlark.String)
 	if !ok {
 		return fmt.Errorf("got %s, want string", v.Type())
@@ -72,7 +90,7 @@ func (k *kvKey) Unpack(v starlark.Value) error {
 	if err := checkKey(string(s)); err != nil {
 		return err
 	}
-	*k = kvKey(s)
+	*k = keyArg(s)
 	return nil
 }
 
@@ -97,13 +115,13 @@ func checkKey(s string) error {
 	return nil
 }
 
-type kvCall struct {
+type call struct {
 	Key   string          `json:"key"`
 	Value json.RawMessage `json:"value"`
 }
 
-func decodeKV(name string, env builtins.Env, raw json.RawMessage) (kvCall, builtins.KVStore, error) {
-	var c kvCall
+func decode(name string, env builtins.Env, raw json.RawMessage) (call, builtins.KVStore, error) {
+	var c call
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return c, nil, builtins.Errorf(builtins.CodeBadArgs, "%s: bad arguments: %v", name, err)
 	}
@@ -117,8 +135,8 @@ func decodeKV(name string, env builtins.Env, raw json.RawMessage) (kvCall, built
 	return c, store, nil
 }
 
-func kvGetExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
-	c, store, err := decodeKV("kv.get", env, raw)
+func getExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+	c, store, err := decode("kv.get", env, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -136,8 +154,8 @@ func kvGetExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any,
 	return json.RawMessage(val), nil
 }
 
-func kvPutExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
-	c, store, err := decodeKV("kv.put", env, raw)
+func putExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+	c, store, err := decode("kv.put", env, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -151,8 +169,8 @@ func kvPutExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any,
 	return nil, nil
 }
 
-func kvDeleteExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
-	c, store, err := decodeKV("kv.delete", env, raw)
+func deleteExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+	c, store, err := decode("kv.delete", env, raw)
 	if err != nil {
 		return nil, err
 	}
