@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -293,6 +295,28 @@ func TestCheckBadCall(t *testing.T) {
 			report := strings.Join(rec.failures, "\n")
 			if tt.wantFailure == "" && report != "" || !strings.Contains(report, tt.wantFailure) {
 				t.Errorf("CheckBadCall reported %q, want %q", report, tt.wantFailure)
+			}
+		})
+	}
+}
+
+func TestNewRegistry(t *testing.T) {
+	add := func(name string) func(*builtins.Registry) {
+		return func(r *builtins.Registry) { r.MustRegisterInline(name, starlark.None) }
+	}
+	tests := []struct {
+		name     string
+		register []func(*builtins.Registry)
+		want     []string
+	}{
+		{"empty", nil, nil},
+		{"each function adds", []func(*builtins.Registry){add("a"), add("b")}, []string{"a", "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pre := builtinstest.NewRegistry(tt.register...).Predeclared()
+			if got := slices.Sorted(maps.Keys(pre)); !slices.Equal(got, tt.want) {
+				t.Errorf("predeclared %v, want %v", got, tt.want)
 			}
 		})
 	}

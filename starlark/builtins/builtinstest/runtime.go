@@ -8,8 +8,7 @@
 // settable *http.Client, and the canonical result goes back through Value.
 // It records each call, the tags set and the lines written through log.*.
 //
-//	r := builtins.NewRegistry()
-//	kv.Register(r)
+//	r := builtinstest.NewRegistry(kv.Register)
 //	rt := builtinstest.NewRuntime()
 //	v, err := rt.Eval(r, `kv.get("k")`, nil)
 //	// rt.Calls()[0].Args == `{"key":"k"}`
@@ -171,6 +170,16 @@ func (rt *Runtime) Tags() map[string]string {
 // Logs returns the lines written so far through the Logger (log.* in a
 // script), each a JSON object with "level", "message" and the fields.
 func (rt *Runtime) Logs() []string { return rt.logs.lines() }
+
+// NewRegistry returns a new registry holding the builtins that the register
+// functions add, such as kv.Register: an isolated set for one test.
+func NewRegistry(register ...func(*builtins.Registry)) *builtins.Registry {
+	r := builtins.NewRegistry()
+	for _, add := range register {
+		add(r)
+	}
+	return r
+}
 
 // Run executes src as the file Snippet with the builtins of r and the extra
 // predeclared names (which may be nil), on a thread carrying rt, and returns

@@ -10,15 +10,9 @@ import (
 	"github.com/droverhq/drover/starlark/builtins/emit"
 )
 
-func registry() *builtins.Registry {
-	r := builtins.NewRegistry()
-	emit.Register(r)
-	return r
-}
-
 func TestEmit(t *testing.T) {
 	rt := builtinstest.NewRuntime()
-	globals, err := rt.Run(registry(), `got = emit("orders.created", {"id": 7, "items": ["a"], "at": None})
+	globals, err := rt.Run(builtinstest.NewRegistry(emit.Register), `got = emit("orders.created", {"id": 7, "items": ["a"], "at": None})
 emit(subject="orders.empty", payload=None)`, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +35,7 @@ emit(subject="orders.empty", payload=None)`, nil)
 func TestEmitPublishFails(t *testing.T) {
 	rt := builtinstest.NewRuntime()
 	rt.Env.FailPublish(errors.New("nats: connection closed"))
-	_, err := rt.Run(registry(), `emit("orders.created", 1)`, nil)
+	_, err := rt.Run(builtinstest.NewRegistry(emit.Register), `emit("orders.created", 1)`, nil)
 	if !errors.Is(err, &builtins.StepError{Code: builtins.CodeTransport}) {
 		t.Fatalf("error = %v, want a transport StepError", err)
 	}
@@ -75,7 +69,7 @@ func TestBadArguments(t *testing.T) {
 		{"emit missing payload", `emit("a")`, `emit: missing argument for payload`},
 		{"emit payload not json", `emit("a", [1, float("nan")])`, `emit: for parameter payload: builtins: value is not JSON: value[1] is NaN, which JSON cannot hold`},
 	}
-	r := registry()
+	r := builtinstest.NewRegistry(emit.Register)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { builtinstest.CheckBadCall(t, r, tt.src, tt.wantErr) })
 	}

@@ -17,14 +17,6 @@ import (
 	"go.starlark.net/starlark"
 )
 
-// registry holds http.* and json.* (to encode responses).
-func registry() *builtins.Registry {
-	r := builtins.NewRegistry()
-	http.Register(r)
-	starjson.Register(r)
-	return r
-}
-
 // newServer starts a test HTTP server; /slow blocks until the client gives up.
 func newServer(t *testing.T) *httptest.Server {
 	t.Helper()
@@ -148,7 +140,7 @@ got = json.decode(json.encode(r))["status"], json.encode(r) == json.encode(json.
 			want: `["body", "headers", "json", "status"]`,
 		},
 	}
-	r := registry()
+	r := builtinstest.NewRegistry(http.Register, starjson.Register)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			globals, err := builtinstest.NewRuntime().Run(r, tt.src, starlark.StringDict{"URL": starlark.String(srv.URL)})
@@ -165,7 +157,8 @@ got = json.decode(json.encode(r))["status"], json.encode(r) == json.encode(json.
 func TestHTTPJournal(t *testing.T) {
 	srv := newServer(t)
 	rt := builtinstest.NewRuntime()
-	globals, err := rt.Run(registry(), `got = [http.get(URL + "/binary", headers={"X-B": "2", "X-A": "1"}), http.post(URL + "/echo", json={"z": 1, "a": 2}, timeout="2s")]`,
+	r := builtinstest.NewRegistry(http.Register)
+	globals, err := rt.Run(r, `got = [http.get(URL + "/binary", headers={"X-B": "2", "X-A": "1"}), http.post(URL + "/echo", json={"z": 1, "a": 2}, timeout="2s")]`,
 		starlark.StringDict{"URL": starlark.String(srv.URL)})
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +189,7 @@ func TestHTTPJournal(t *testing.T) {
 }
 
 func TestHTTPDeadline(t *testing.T) {
-	r := registry()
+	r := builtinstest.NewRegistry(http.Register)
 	for _, name := range []string{"http.get", "http.post", "http.request"} {
 		s, err := r.Lookup(name)
 		if err != nil {
@@ -222,6 +215,7 @@ func TestHTTPFailures(t *testing.T) {
 	}
 	closed := "http://" + ln.Addr().String()
 	ln.Close()
+	r := builtinstest.NewRegistry(http.Register)
 
 	tests := []struct {
 		name          string
@@ -264,7 +258,7 @@ func TestHTTPFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := builtinstest.NewRuntime().Run(registry(), tt.src, starlark.StringDict{
+			_, err := builtinstest.NewRuntime().Run(r, tt.src, starlark.StringDict{
 				"URL":    starlark.String(srv.URL),
 				"CLOSED": starlark.String(closed),
 			})
@@ -327,7 +321,7 @@ func TestBadArguments(t *testing.T) {
 		{"http.request bad method", `http.request("FETCH", "http://x")`, `http.request: for parameter method: "FETCH" is not a supported method (want one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)`},
 		{"http.request method type", `http.request(1, "http://x")`, `http.request: for parameter method: got int, want string`},
 	}
-	r := registry()
+	r := builtinstest.NewRegistry(http.Register)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { builtinstest.CheckBadCall(t, r, tt.src, tt.wantErr) })
 	}

@@ -3,14 +3,12 @@ package json_test
 import (
 	"testing"
 
-	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/starlark/builtins/builtinstest"
 	"github.com/droverhq/drover/starlark/builtins/json"
 )
 
 func TestJSON(t *testing.T) {
-	r := builtins.NewRegistry()
-	json.Register(r)
+	r := builtinstest.NewRegistry(json.Register)
 	tests := []struct {
 		name string
 		src  string

@@ -36,13 +36,7 @@ func Register(r *builtins.Registry) {
 	r.MustRegister(&builtins.Step{
 		Name: "kv.get",
 		Doc:  "the JSON value stored under a key, or None",
-		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-			var key keyArg
-			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
-				return nil, err
-			}
-			return map[string]any{"key": string(key)}, nil
-		},
+		Args: keyArgs,
 		Exec: getExec,
 	})
 	r.MustRegister(&builtins.Step{
@@ -67,15 +61,18 @@ func Register(r *builtins.Registry) {
 	r.MustRegister(&builtins.Step{
 		Name: "kv.delete",
 		Doc:  "remove a key; removing a missing key is not an error",
-		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-			var key keyArg
-			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
-				return nil, err
-			}
-			return map[string]any{"key": string(key)}, nil
-		},
+		Args: keyArgs,
 		Exec: deleteExec,
 	})
+}
+
+// keyArgs is the Args of kv.get and kv.delete, which take only a key.
+func keyArgs(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
+	var key keyArg
+	if err := builtins.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
+		return nil, err
+	}
+	return map[string]any{"key": string(key)}, nil
 }
 
 // keyArg unpacks a key: a non-empty string of at most MaxKeyLen bytes of

@@ -11,15 +11,9 @@ import (
 	"github.com/droverhq/drover/starlark/builtins/kv"
 )
 
-func registry() *builtins.Registry {
-	r := builtins.NewRegistry()
-	kv.Register(r)
-	return r
-}
-
 func TestKV(t *testing.T) {
 	rt := builtinstest.NewRuntime()
-	globals, err := rt.Run(registry(), `
+	globals, err := rt.Run(builtinstest.NewRegistry(kv.Register), `
 kv.put("user/1", {"name": "ada", "n": 1, "tags": ["x", None], "f": 1.5})
 a = kv.get("user/1")
 b = kv.get("missing")
@@ -40,7 +34,7 @@ got = (a, b, c, kv.get("flag"))
 	}
 
 	rt = builtinstest.NewRuntime()
-	if _, err := rt.Eval(registry(), `kv.put("k", {"z": [1, {"b": 2, "a": "<&>"}], "a": None})`, nil); err != nil {
+	if _, err := rt.Eval(builtinstest.NewRegistry(kv.Register), `kv.put("k", {"z": [1, {"b": 2, "a": "<&>"}], "a": None})`, nil); err != nil {
 		t.Fatal(err)
 	}
 	if v, _, _ := rt.Env.Store.Get(context.Background(), "k"); string(v) != `{"a":null,"z":[1,{"a":"<&>","b":2}]}` {
@@ -107,7 +101,7 @@ func TestKVFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rt := builtinstest.NewRuntime()
 			tt.setup(rt.Env)
-			_, err := rt.Run(registry(), tt.src, nil)
+			_, err := rt.Run(builtinstest.NewRegistry(kv.Register), tt.src, nil)
 			if !errors.Is(err, &builtins.StepError{Code: tt.wantCode}) {
 				t.Fatalf("error = %v, want code %s", err, tt.wantCode)
 			}
@@ -140,7 +134,7 @@ func TestBadArguments(t *testing.T) {
 		{"kv.put missing value", `kv.put("k")`, `kv.put: missing argument for value`},
 		{"kv.put not json", `kv.put("k", {1: 2})`, `kv.put: for parameter value: builtins: value is not JSON: value has a key of type int; JSON object keys must be strings`},
 	}
-	r := registry()
+	r := builtinstest.NewRegistry(kv.Register)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { builtinstest.CheckBadCall(t, r, tt.src, tt.wantErr) })
 	}

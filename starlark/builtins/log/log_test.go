@@ -5,20 +5,13 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/starlark/builtins/builtinstest"
 	"github.com/droverhq/drover/starlark/builtins/log"
 )
 
-func registry() *builtins.Registry {
-	r := builtins.NewRegistry()
-	log.Register(r)
-	return r
-}
-
 func TestLog(t *testing.T) {
 	rt := builtinstest.NewRuntime()
-	_, err := rt.Run(registry(), `
+	_, err := rt.Run(builtinstest.NewRegistry(log.Register), `
 log.debug("starting")
 log.info("charged", amount=42, customer={"id": "c1", "vip": True}, ratio=0.5)
 log.warn("slow", ms=1200)
@@ -65,7 +58,7 @@ func TestBadArguments(t *testing.T) {
 		{"log field not json", `log.debug("m", f=len)`, `log.debug: for field f: builtins: value is not JSON: value is a builtin_function_or_method, which has no JSON form`},
 		{"log reserved field", `log.info("m", level="x")`, `log.info: field level is reserved for the log line itself; choose another name`},
 	}
-	r := registry()
+	r := builtinstest.NewRegistry(log.Register)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { builtinstest.CheckBadCall(t, r, tt.src, tt.wantErr) })
 	}

@@ -4,21 +4,14 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/starlark/builtins/builtinstest"
 	"github.com/droverhq/drover/starlark/builtins/rand"
 	"go.starlark.net/starlark"
 )
 
-func registry() *builtins.Registry {
-	r := builtins.NewRegistry()
-	rand.Register(r)
-	return r
-}
-
 func TestRandInt(t *testing.T) {
 	rt := builtinstest.NewRuntime()
-	globals, err := rt.Run(registry(), `
+	globals, err := rt.Run(builtinstest.NewRegistry(rand.Register), `
 small = [rand.int(3) for _ in range(200)]
 one = rand.int(1)
 big = rand.int(10 * 1000 * 1000 * 1000 * 1000 * 1000 * 1000 * 1000)
@@ -44,7 +37,7 @@ var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-
 
 func TestUUID(t *testing.T) {
 	rt := builtinstest.NewRuntime()
-	globals, err := rt.Run(registry(), `got = [uuid() for _ in range(20)]`, nil)
+	globals, err := rt.Run(builtinstest.NewRegistry(rand.Register), `got = [uuid() for _ in range(20)]`, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +74,7 @@ func TestBadArguments(t *testing.T) {
 		{"rand.int missing", `rand.int()`, `rand.int: missing argument for n`},
 		{"uuid args", `uuid(1)`, `uuid: got 1 arguments, want at most 0`},
 	}
-	r := registry()
+	r := builtinstest.NewRegistry(rand.Register)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { builtinstest.CheckBadCall(t, r, tt.src, tt.wantErr) })
 	}

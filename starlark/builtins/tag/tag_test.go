@@ -5,20 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/starlark/builtins/builtinstest"
 	"github.com/droverhq/drover/starlark/builtins/tag"
 )
 
-func registry() *builtins.Registry {
-	r := builtins.NewRegistry()
-	tag.Register(r)
-	return r
-}
-
 func TestTag(t *testing.T) {
 	rt := builtinstest.NewRuntime()
-	globals, err := rt.Run(registry(), `got = tag(customer="acme", attempt=3, vip=True)
+	globals, err := rt.Run(builtinstest.NewRegistry(tag.Register), `got = tag(customer="acme", attempt=3, vip=True)
 tag(region="eu")`, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +42,7 @@ func TestBadArguments(t *testing.T) {
 		{"tag long name", `tag(**{"a" * 65: "v"})`, `tag: attribute name ` + strings.Repeat("a", 65) + ` is 65 bytes long, over the limit of 64`},
 		{"tag long value", `tag(x="v" * 257)`, `tag: for attribute x: the value is 257 bytes long, over the limit of 256`},
 	}
-	r := registry()
+	r := builtinstest.NewRegistry(tag.Register)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { builtinstest.CheckBadCall(t, r, tt.src, tt.wantErr) })
 	}

@@ -14,16 +14,10 @@ import (
 	"go.starlark.net/starlark"
 )
 
-func registry() *builtins.Registry {
-	r := builtins.NewRegistry()
-	time.Register(r)
-	return r
-}
-
 func TestTimeNow(t *testing.T) {
 	rt := builtinstest.NewRuntime()
 	before := stdtime.Now().UnixNano()
-	globals, err := rt.Run(registry(), `t = time.now()
+	globals, err := rt.Run(builtinstest.NewRegistry(time.Register), `t = time.now()
 got = (type(t), t.unix_nano, (t + time.second - t) == time.parse_duration("1s"), str(t).endswith(" UTC"))`, nil)
 	after := stdtime.Now().UnixNano()
 	if err != nil {
@@ -61,7 +55,7 @@ func TestTimeInline(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rt := builtinstest.NewRuntime()
-			got, err := rt.Eval(registry(), tt.src, nil)
+			got, err := rt.Eval(builtinstest.NewRegistry(time.Register), tt.src, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +71,7 @@ func TestTimeInline(t *testing.T) {
 
 func TestSleep(t *testing.T) {
 	rt := builtinstest.NewRuntime()
-	r := registry()
+	r := builtinstest.NewRegistry(time.Register)
 	if got, err := rt.Eval(r, `sleep("1ms")`, nil); err != nil || got != starlark.None {
 		t.Fatalf("sleep returned %v, %v; want None", got, err)
 	}
@@ -148,7 +142,7 @@ func TestBadArguments(t *testing.T) {
 		{"time.time type", `time.time(month="May")`, `time.time: for parameter month: got string, want int`},
 		{"time.time zone", `time.time(location="Nowhere/Special")`, `time.time: unknown time zone Nowhere/Special`},
 	}
-	r := registry()
+	r := builtinstest.NewRegistry(time.Register)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { builtinstest.CheckBadCall(t, r, tt.src, tt.wantErr) })
 	}
