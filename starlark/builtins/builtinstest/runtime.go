@@ -217,6 +217,7 @@ type logSink struct {
 	buf bytes.Buffer
 }
 
+// Write implements io.Writer for the logger.
 func (s *logSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -53,6 +53,7 @@ func Register(r *builtins.Registry) {
 // whitespace or wildcards, outside the reserved "drover." and "$" spaces.
 type subjectArg string
 
+// Unpack implements starlark.Unpacker.
 func (s *subjectArg) Unpack(v starlark.Value) error {
 	str, ok := v.(starlark.String)
 	if !ok {

@@ -190,6 +190,7 @@ func checkURL(s string) error {
 // headersArg unpacks headers=: a dict of header names to string values.
 type headersArg map[string]string
 
+// Unpack implements starlark.Unpacker.
 func (h *headersArg) Unpack(v starlark.Value) error {
 	d, ok := v.(starlark.IterableMapping)
 	if !ok {
@@ -247,6 +248,7 @@ type bodyArg struct {
 	set bool
 }
 
+// Unpack implements starlark.Unpacker.
 func (b *bodyArg) Unpack(v starlark.Value) error {
 	switch x := v.(type) {
 	case starlark.String:

@@ -79,6 +79,7 @@ func keyArgs(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) 
 // printable UTF-8 without whitespace.
 type keyArg string
 
+// Unpack implements starlark.Unpacker.
 func (k *keyArg) Unpack(v starlark.Value) error {
 	s, ok := v.(starlark.String)
 	if !ok {
