@@ -18,7 +18,7 @@ import (
 	"github.com/droverhq/drover/engine"
 	"github.com/droverhq/drover/engine/client"
 	"github.com/droverhq/drover/starlark/builtins"
-	"github.com/droverhq/drover/starlark/builtins/stdlib"
+	allbuiltins "github.com/droverhq/drover/starlark/builtins/all"
 )
 
 // These tests are in package engine_test so that they can use engine/client.
@@ -28,7 +28,7 @@ import (
 // returns "released" once release is closed.
 func eventsRegistry(held chan<- struct{}, release <-chan struct{}) *builtins.Registry {
 	r := builtins.NewRegistry()
-	stdlib.Register(r)
+	allbuiltins.Register(r)
 	r.MustRegister(&builtins.Step{
 		Name: "test.echo",
 		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {

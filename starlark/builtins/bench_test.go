@@ -32,7 +32,7 @@ func BenchmarkBuiltinCallOverhead(b *testing.B) {
 		Args: func(bi *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
 			var url string
 			var timeout Duration
-			if err := starlark.UnpackArgs(bi.Name(), args, kwargs, "url", &url, "timeout?", &timeout); err != nil {
+			if err := UnpackArgs(bi.Name(), args, kwargs, "url", &url, "timeout?", &timeout); err != nil {
 				return nil, err
 			}
 			return map[string]any{"url": url, "timeout": timeout.String()}, nil

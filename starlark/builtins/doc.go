@@ -13,8 +13,17 @@
 // Inline builtins (json.*, log.*, tag, parallel) are plain *starlark.Builtin values;
 // they run in the script's thread and are not steps.
 //
-// Integrations register their steps into a Registry, usually the Default one from an
-// init function:
+// Builtins parse their arguments with UnpackArgs, which reports a bad one as an
+// *ArgError naming the builtin and the parameter however it was passed
+// (`http.get: for parameter timeout: got int, want string`).
 //
-//	func init() { builtins.Default.MustRegister(&builtins.Step{Name: "slack.post", ...}) }
+// Each module lives in its own package below this one (http, kv, time, rand,
+// emit, log, json, tag), with a Register function and an init that registers
+// into Default; package all gathers them. An integration does the same:
+//
+//	func init() { Register(builtins.Default) }
+//
+//	func Register(r *builtins.Registry) { r.MustRegister(&builtins.Step{Name: "slack.post", ...}) }
+//
+// Package builtinstest runs builtins in tests without an engine.
 package builtins

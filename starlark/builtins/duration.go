@@ -11,10 +11,10 @@ import (
 // Duration is a non-negative length of time that a script passes to a builtin,
 // written as a string such as "250ms", "2s", "10m" or "1h30m" (the syntax of
 // time.ParseDuration). A time.duration value (e.g. time.second * 5) is also
-// accepted. Use it as an argument of starlark.UnpackArgs:
+// accepted. Use it as an argument of UnpackArgs:
 //
 //	timeout := builtins.Duration(30 * time.Second)
-//	err := starlark.UnpackArgs(b.Name(), args, kwargs, "timeout?", &timeout)
+//	err := builtins.UnpackArgs(b.Name(), args, kwargs, "timeout?", &timeout)
 //
 // which reports `http.get: for parameter timeout: "2x" is not a duration (want
 // e.g. "250ms", "2s", "10m")`.

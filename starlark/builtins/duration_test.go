@@ -51,13 +51,26 @@ func TestDurationUnpack(t *testing.T) {
 }
 
 func TestDurationInUnpackArgs(t *testing.T) {
-	timeout := Duration(30 * time.Second)
-	err := starlark.UnpackArgs("http.get", starlark.Tuple{starlark.String("2x")}, nil, "timeout?", &timeout)
-	want := `http.get: for parameter timeout: "2x" is not a duration (want e.g. "250ms", "2s", "10m")`
-	if err == nil || err.Error() != want {
-		t.Fatalf("error = %v, want %s", err, want)
+	bad := starlark.String("2x")
+	tests := []struct {
+		name    string
+		args    starlark.Tuple
+		kwargs  []starlark.Tuple
+		wantErr string
+	}{
+		{"positional", starlark.Tuple{bad}, nil, `http.get: for parameter timeout: "2x" is not a duration (want e.g. "250ms", "2s", "10m")`},
+		{"keyword", nil, []starlark.Tuple{{starlark.String("timeout"), bad}}, `http.get: for parameter timeout: "2x" is not a duration (want e.g. "250ms", "2s", "10m")`},
 	}
-	if timeout.String() != "30s" {
-		t.Fatalf("default changed to %s after a failed unpack", timeout)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			timeout := Duration(30 * time.Second)
+			err := UnpackArgs("http.get", tt.args, tt.kwargs, "timeout?", &timeout)
+			if err == nil || err.Error() != tt.wantErr {
+				t.Fatalf("error = %v, want %s", err, tt.wantErr)
+			}
+			if timeout.String() != "30s" {
+				t.Fatalf("default changed to %s after a failed unpack", timeout)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -63,4 +64,19 @@ func AsStepError(err error) *StepError {
 		return se
 	}
 	return &StepError{Code: CodeInternal, Message: err.Error()}
+}
+
+// TransportError is the StepError of a call, described by what (e.g.
+// `kv.get "k"`), whose request to a service failed with err: a retryable
+// CodeTimeout if ctx's deadline passed, a final CodeCancelled if ctx was
+// cancelled (the run was), and otherwise a retryable CodeTransport.
+func TransportError(ctx context.Context, what string, err error) *StepError {
+	switch ctxErr := ctx.Err(); {
+	case ctxErr == nil:
+		return Retryable(CodeTransport, "%s: %v", what, err)
+	case errors.Is(ctxErr, context.DeadlineExceeded):
+		return Retryable(CodeTimeout, "%s: timed out", what)
+	default:
+		return Errorf(CodeCancelled, "%s: cancelled", what)
+	}
 }

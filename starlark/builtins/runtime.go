@@ -40,12 +40,12 @@ func (s *Step) Builtin() *starlark.Builtin {
 		if err != nil {
 			return nil, err
 		}
-		var a any
-		if s.Args != nil {
-			if a, err = s.Args(b, args, kwargs); err != nil {
-				return nil, err
-			}
-		} else if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		argsOf := s.Args
+		if argsOf == nil {
+			argsOf = NoArgs
+		}
+		a, err := argsOf(b, args, kwargs)
+		if err != nil {
 			return nil, err
 		}
 		res, err := rt.CallStep(thread, s, a)

@@ -19,7 +19,7 @@ type Step struct {
 	// Args converts the script's arguments into a JSON-encodable value (maps,
 	// slices, strings, json.Number, bools, nil). It runs on the coordinator and
 	// must be deterministic. Errors should name the builtin and the argument;
-	// starlark.UnpackArgs already does.
+	// UnpackArgs and ArgError do. Nil means the step takes no arguments (NoArgs).
 	Args func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error)
 
 	// Exec performs the effect. It runs on the node that placement chose, possibly

@@ -1,4 +1,22 @@
-package stdlib
+// Package http implements the http.* step builtins of Script API v0:
+//
+//	http.get(url, headers=None, timeout="30s") -> http.response
+//	http.post(url, body=None, json=None, headers=None, timeout="30s") -> http.response
+//	http.request(method, url, body=None, json=None, headers=None, timeout="30s") -> http.response
+//
+// Each call is one placed step: it may execute on any node, through that
+// node's HTTP client, and sends the step's idempotency key as the
+// Idempotency-Key header. The response (a *Response) has status, headers,
+// body and json; an HTTP error status is a normal response, while a failed
+// round trip fails the step (retryable unless it was a certificate failure).
+//
+// The package is named after the script module it implements; code that also
+// needs the standard library's net/http imports it under another name, as
+// this package does (nethttp).
+//
+// Its init registers the builtins into builtins.Default; Register adds them to
+// another registry.
+package http
 
 import (
 	"bytes"
@@ -11,9 +29,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	nethttp "net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,44 +40,48 @@ import (
 )
 
 const (
-	// DefaultHTTPTimeout bounds one attempt of http.* when the call gives no timeout=.
-	DefaultHTTPTimeout = 30 * time.Second
+	// DefaultTimeout bounds one attempt of http.* when the call gives no timeout=.
+	DefaultTimeout = 30 * time.Second
 	// MaxResponseBody is the most http.* reads of a response body (64 MiB); a
 	// longer body fails the step with builtins.CodePayloadTooLarge.
 	MaxResponseBody = 64 << 20
 )
 
-// httpMethods are the methods http.request accepts.
-var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+// methods are the methods http.request accepts.
+var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
-func registerHTTP(r *builtins.Registry) {
-	r.MustRegister(httpStep("http.get", http.MethodGet, false,
+func init() { Register(builtins.Default) }
+
+// Register adds http.get, http.post and http.request to r. Like
+// Registry.MustRegister it panics if one of the names is taken.
+func Register(r *builtins.Registry) {
+	r.MustRegister(newStep("http.get", nethttp.MethodGet, false,
 		"GET a URL; returns a response with status, headers, body and json"))
-	r.MustRegister(httpStep("http.post", http.MethodPost, true,
+	r.MustRegister(newStep("http.post", nethttp.MethodPost, true,
 		"POST a body or a JSON value to a URL; returns a response"))
-	r.MustRegister(httpStep("http.request", "", true,
+	r.MustRegister(newStep("http.request", "", true,
 		"send an HTTP request with any method; returns a response"))
 }
 
-// httpStep builds one of the http.* steps. An empty method means the script
+// newStep builds one of the http.* steps. An empty method means the script
 // passes it as the first argument; withBody adds the body= and json= parameters.
-func httpStep(name, method string, withBody bool, doc string) *builtins.Step {
+func newStep(name, method string, withBody bool, doc string) *builtins.Step {
 	return &builtins.Step{
 		Name: name,
 		Doc:  doc,
 		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-			return httpArgs(b.Name(), method, withBody, args, kwargs)
+			return parseArgs(b.Name(), method, withBody, args, kwargs)
 		},
 		Exec: func(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
-			return httpExec(ctx, env, name, raw)
+			return exec(ctx, env, name, raw)
 		},
 		Value:    responseValue,
-		Deadline: httpDeadline,
+		Deadline: deadline,
 	}
 }
 
-// httpCall is the journaled form of an http.* call's arguments.
-type httpCall struct {
+// call is the journaled form of an http.* call's arguments.
+type call struct {
 	Method     string            `json:"method"`
 	URL        string            `json:"url"`
 	Headers    map[string]string `json:"headers"`
@@ -70,13 +91,13 @@ type httpCall struct {
 	Timeout    string            `json:"timeout"`
 }
 
-func httpArgs(fn, method string, withBody bool, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
+func parseArgs(fn, method string, withBody bool, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
 	var (
 		rawURL  string
 		headers headersArg
 		body    bodyArg
 		jsonArg starlark.Value = starlark.None
-		timeout                = builtins.Duration(DefaultHTTPTimeout)
+		timeout                = builtins.Duration(DefaultTimeout)
 		pairs   []any
 	)
 	if method == "" {
@@ -87,20 +108,20 @@ func httpArgs(fn, method string, withBody bool, args starlark.Tuple, kwargs []st
 		pairs = append(pairs, "body??", &body, "json?", &jsonArg)
 	}
 	pairs = append(pairs, "headers??", &headers, "timeout?", &timeout)
-	if err := unpackArgs(fn, args, kwargs, pairs...); err != nil {
+	if err := builtins.UnpackArgs(fn, args, kwargs, pairs...); err != nil {
 		return nil, err
 	}
 
 	method = strings.ToUpper(method)
-	if !isHTTPMethod(method) {
-		return nil, fmt.Errorf("%s: for parameter method: %s is not a supported method (want one of %s)",
-			fn, starlark.String(method).String(), strings.Join(httpMethods, ", "))
+	if !isMethod(method) {
+		return nil, &builtins.ArgError{Func: fn, Param: "method", Err: fmt.Errorf("%s is not a supported method (want one of %s)",
+			starlark.String(method).String(), strings.Join(methods, ", "))}
 	}
 	if err := checkURL(rawURL); err != nil {
-		return nil, fmt.Errorf("%s: for parameter url: %v", fn, err)
+		return nil, &builtins.ArgError{Func: fn, Param: "url", Err: err}
 	}
 	if timeout <= 0 {
-		return nil, fmt.Errorf("%s: for parameter timeout: want a duration > 0, e.g. \"10s\"", fn)
+		return nil, &builtins.ArgError{Func: fn, Param: "timeout", Err: errors.New(`want a duration > 0, e.g. "10s"`)}
 	}
 
 	call := map[string]any{
@@ -128,15 +149,15 @@ func httpArgs(fn, method string, withBody bool, args starlark.Tuple, kwargs []st
 		}
 		v, err := builtins.ToJSON(jsonArg)
 		if err != nil {
-			return nil, fmt.Errorf("%s: for parameter json: %v", fn, err)
+			return nil, &builtins.ArgError{Func: fn, Param: "json", Err: err}
 		}
 		call["json"] = v
 	}
 	return call, nil
 }
 
-func isHTTPMethod(m string) bool {
-	for _, x := range httpMethods {
+func isMethod(m string) bool {
+	for _, x := range methods {
 		if m == x {
 			return true
 		}
@@ -169,6 +190,7 @@ func checkURL(s string) error {
 // headersArg unpacks headers=: a dict of header names to string values.
 type headersArg map[string]string
 
+// Unpack implements starlark.Unpacker.
 func (h *headersArg) Unpack(v starlark.Value) error {
 	d, ok := v.(starlark.IterableMapping)
 	if !ok {
@@ -226,6 +248,7 @@ type bodyArg struct {
 	set bool
 }
 
+// Unpack implements starlark.Unpacker.
 func (b *bodyArg) Unpack(v starlark.Value) error {
 	switch x := v.(type) {
 	case starlark.String:
@@ -239,9 +262,9 @@ func (b *bodyArg) Unpack(v starlark.Value) error {
 	return nil
 }
 
-// httpDeadline reads the timeout= of a journaled call, for the engine.
-func httpDeadline(raw json.RawMessage) time.Duration {
-	var c httpCall
+// deadline reads the timeout= of a journaled call, for the engine.
+func deadline(raw json.RawMessage) time.Duration {
+	var c call
 	if json.Unmarshal(raw, &c) != nil {
 		return 0
 	}
@@ -252,14 +275,14 @@ func httpDeadline(raw json.RawMessage) time.Duration {
 	return d
 }
 
-func httpExec(ctx context.Context, env builtins.Env, name string, raw json.RawMessage) (any, error) {
-	var c httpCall
+func exec(ctx context.Context, env builtins.Env, name string, raw json.RawMessage) (any, error) {
+	var c call
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, builtins.Errorf(builtins.CodeBadArgs, "%s: bad arguments: %v", name, err)
 	}
 	timeout, err := time.ParseDuration(c.Timeout)
 	if err != nil || timeout <= 0 {
-		timeout = DefaultHTTPTimeout
+		timeout = DefaultTimeout
 	}
 	target := c.URL
 	if u, err := url.Parse(c.URL); err == nil {
@@ -283,7 +306,7 @@ func httpExec(ctx context.Context, env builtins.Env, name string, raw json.RawMe
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, c.Method, c.URL, body)
+	req, err := nethttp.NewRequestWithContext(ctx, c.Method, c.URL, body)
 	if err != nil {
 		return nil, builtins.Errorf(builtins.CodeBadArgs, "%s: %v", what, err)
 	}
@@ -303,16 +326,16 @@ func httpExec(ctx context.Context, env builtins.Env, name string, raw json.RawMe
 
 	client := env.HTTPClient()
 	if client == nil {
-		client = http.DefaultClient
+		client = nethttp.DefaultClient
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, httpError(ctx, what, timeout, err)
+		return nil, roundTripError(ctx, what, timeout, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))
 	if err != nil {
-		return nil, httpError(ctx, what, timeout, err)
+		return nil, roundTripError(ctx, what, timeout, err)
 	}
 	if len(data) > MaxResponseBody {
 		return nil, builtins.Errorf(builtins.CodePayloadTooLarge,
@@ -332,10 +355,10 @@ func httpExec(ctx context.Context, env builtins.Env, name string, raw json.RawMe
 	return result, nil
 }
 
-// httpError classifies a failed round trip: cancelled (final), timed out or a
+// roundTripError classifies a failed round trip: cancelled (final), timed out or a
 // transport failure (retryable), or a TLS certificate failure (final: another
 // attempt would see the same certificate).
-func httpError(ctx context.Context, what string, timeout time.Duration, err error) *builtins.StepError {
+func roundTripError(ctx context.Context, what string, timeout time.Duration, err error) *builtins.StepError {
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return builtins.Errorf(builtins.CodeCancelled, "%s: cancelled", what)
 	}
@@ -360,119 +383,3 @@ func httpError(ctx context.Context, what string, timeout time.Duration, err erro
 	}
 	return builtins.Retryable(builtins.CodeTransport, "%s: %v", what, cause)
 }
-
-// Response is the value http.get, http.post and http.request return. Its
-// attributes are status (int), headers (dict of lower-case names to strings,
-// repeated headers joined with ", "), body (string) and json (the body decoded
-// as JSON, or None if it is not JSON). An HTTP error status is a normal Response.
-type Response struct {
-	status  int
-	headers *starlark.Dict
-	body    string
-	json    starlark.Value
-	result  map[string]any // the journaled result, for JSONValue
-}
-
-var (
-	_ starlark.HasAttrs      = (*Response)(nil)
-	_ builtins.JSONMarshaler = (*Response)(nil)
-	_ json.Marshaler         = (*Response)(nil)
-)
-
-// responseValue turns a journaled http.* result into a *Response.
-func responseValue(raw json.RawMessage) (starlark.Value, error) {
-	x, err := builtins.Decode(raw)
-	if err != nil {
-		return nil, fmt.Errorf("http: bad journaled response: %w", err)
-	}
-	m, ok := x.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("http: bad journaled response: got %T, want an object", x)
-	}
-	r := &Response{result: m, json: starlark.None}
-	if n, ok := m["status"].(json.Number); ok {
-		s, err := n.Int64()
-		if err != nil {
-			return nil, fmt.Errorf("http: bad journaled status %q", n)
-		}
-		r.status = int(s)
-	}
-	hs, _ := m["headers"].(map[string]any)
-	names := make([]string, 0, len(hs))
-	for k := range hs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	r.headers = starlark.NewDict(len(hs))
-	for _, k := range names {
-		v, _ := hs[k].(string)
-		if err := r.headers.SetKey(starlark.String(k), starlark.String(v)); err != nil {
-			return nil, err
-		}
-	}
-	switch b := m["body_base64"].(type) {
-	case string:
-		data, err := base64.StdEncoding.DecodeString(b)
-		if err != nil {
-			return nil, fmt.Errorf("http: bad journaled body: %w", err)
-		}
-		r.body = string(data)
-	default:
-		r.body, _ = m["body"].(string)
-	}
-	if v, err := builtins.Decode([]byte(r.body)); err == nil {
-		if r.json, err = builtins.FromJSON(v); err != nil {
-			r.json = starlark.None
-		}
-	}
-	return r, nil
-}
-
-// Status returns the HTTP status code.
-func (r *Response) Status() int { return r.status }
-
-// Body returns the response body.
-func (r *Response) Body() string { return r.body }
-
-// String implements starlark.Value.
-func (r *Response) String() string { return fmt.Sprintf("<http.response %d>", r.status) }
-
-// Type implements starlark.Value.
-func (r *Response) Type() string { return "http.response" }
-
-// Freeze implements starlark.Value.
-func (r *Response) Freeze() {
-	r.headers.Freeze()
-	r.json.Freeze()
-}
-
-// Truth implements starlark.Value: a response is always true.
-func (r *Response) Truth() starlark.Bool { return starlark.True }
-
-// Hash implements starlark.Value: responses are not hashable.
-func (r *Response) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable type: http.response") }
-
-// Attr implements starlark.HasAttrs.
-func (r *Response) Attr(name string) (starlark.Value, error) {
-	switch name {
-	case "status":
-		return starlark.MakeInt(r.status), nil
-	case "headers":
-		return r.headers, nil
-	case "body":
-		return starlark.String(r.body), nil
-	case "json":
-		return r.json, nil
-	}
-	return nil, nil
-}
-
-// AttrNames implements starlark.HasAttrs.
-func (r *Response) AttrNames() []string { return []string{"body", "headers", "json", "status"} }
-
-// JSONValue implements builtins.JSONMarshaler: a response converts to the same
-// object the step journaled, {"status", "headers", "body" or "body_base64"}.
-func (r *Response) JSONValue() any { return r.result }
-
-// MarshalJSON makes json.encode(response) give the canonical JSONValue.
-func (r *Response) MarshalJSON() ([]byte, error) { return builtins.Canonical(r.result) }

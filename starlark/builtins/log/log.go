@@ -1,4 +1,20 @@
-package stdlib
+// Package log implements the inline log module of Script API v0:
+//
+//	log.debug(msg, **fields) -> None
+//	log.info(msg, **fields) -> None
+//	log.warn(msg, **fields) -> None
+//	log.error(msg, **fields) -> None
+//
+// A call writes one line, with the fields as JSON, through the logger of the
+// run (builtins.Runtime.Logger), which carries the run's own fields. The
+// builtins run in the script's thread and are not journaled.
+//
+// The package is named after the script module; it does not use the standard
+// library's log.
+//
+// Its init registers the builtins into builtins.Default; Register adds them to
+// another registry.
+package log
 
 import (
 	"fmt"
@@ -8,8 +24,8 @@ import (
 	"go.starlark.net/starlark"
 )
 
-// logLevels maps the log.* builtins to zerolog levels.
-var logLevels = []struct {
+// levels maps the log.* builtins to zerolog levels.
+var levels = []struct {
 	name  string
 	level zerolog.Level
 }{
@@ -19,20 +35,24 @@ var logLevels = []struct {
 	{"error", zerolog.ErrorLevel},
 }
 
-func registerLog(r *builtins.Registry) {
-	for _, l := range logLevels {
+func init() { Register(builtins.Default) }
+
+// Register adds log.debug, log.info, log.warn and log.error to r. Like
+// Registry.MustRegisterInline it panics if one of the names is taken.
+func Register(r *builtins.Registry) {
+	for _, l := range levels {
 		name := "log." + l.name
-		r.MustRegisterInline(name, starlark.NewBuiltin(name, logBuiltin(l.level)))
+		r.MustRegisterInline(name, starlark.NewBuiltin(name, logAt(l.level)))
 	}
 }
 
-// logBuiltin returns the implementation of log.<level>(msg, **fields). Fields
+// logAt returns the implementation of log.<level>(msg, **fields). Fields
 // are checked the same way whatever the level, so that a script does not fail
 // only when debug logging is switched on.
-func logBuiltin(level zerolog.Level) func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+func logAt(level zerolog.Level) func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
 	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		var msg string
-		if err := unpackArgs(b.Name(), args, nil, "msg", &msg); err != nil {
+		if err := builtins.UnpackArgs(b.Name(), args, nil, "msg", &msg); err != nil {
 			return nil, err
 		}
 		type field struct {

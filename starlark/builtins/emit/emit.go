@@ -1,4 +1,16 @@
-package stdlib
+// Package emit implements the emit step builtin of Script API v0:
+//
+//	emit(subject, payload) -> None
+//
+// It publishes payload, as canonical JSON, on the message bus subject through
+// the executing node (builtins.Env.Publish). A subject is dot-separated
+// non-empty tokens without whitespace or wildcards, outside the spaces
+// reserved for the engine ("drover.") and the bus ("$"). A failed publish is a
+// retryable transport error.
+//
+// Its init registers the builtin into builtins.Default; Register adds it to
+// another registry.
+package emit
 
 import (
 	"context"
@@ -11,7 +23,11 @@ import (
 	"go.starlark.net/starlark"
 )
 
-func registerEmit(r *builtins.Registry) {
+func init() { Register(builtins.Default) }
+
+// Register adds emit to r. Like Registry.MustRegister it panics if the name
+// is taken.
+func Register(r *builtins.Registry) {
 	r.MustRegister(&builtins.Step{
 		Name: "emit",
 		Doc:  "publish a JSON payload on a subject",
@@ -20,16 +36,16 @@ func registerEmit(r *builtins.Registry) {
 				subject subjectArg
 				payload starlark.Value
 			)
-			if err := unpackArgs(b.Name(), args, kwargs, "subject", &subject, "payload", &payload); err != nil {
+			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "subject", &subject, "payload", &payload); err != nil {
 				return nil, err
 			}
 			v, err := builtins.ToJSON(payload)
 			if err != nil {
-				return nil, fmt.Errorf("%s: for parameter payload: %v", b.Name(), err)
+				return nil, &builtins.ArgError{Func: b.Name(), Param: "payload", Err: err}
 			}
 			return map[string]any{"subject": string(subject), "payload": v}, nil
 		},
-		Exec: emitExec,
+		Exec: exec,
 	})
 }
 
@@ -37,6 +53,7 @@ func registerEmit(r *builtins.Registry) {
 // whitespace or wildcards, outside the reserved "drover." and "$" spaces.
 type subjectArg string
 
+// Unpack implements starlark.Unpacker.
 func (s *subjectArg) Unpack(v starlark.Value) error {
 	str, ok := v.(starlark.String)
 	if !ok {
@@ -79,7 +96,7 @@ func checkSubject(s string) error {
 	return nil
 }
 
-func emitExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+func exec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
 	var c struct {
 		Subject string          `json:"subject"`
 		Payload json.RawMessage `json:"payload"`
@@ -95,11 +112,7 @@ func emitExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, 
 		payload = []byte("null")
 	}
 	if err := env.Publish(ctx, c.Subject, payload); err != nil {
-		what := fmt.Sprintf("emit %s", c.Subject)
-		if se := ctxError(ctx, what); se != nil {
-			return nil, se
-		}
-		return nil, builtins.Retryable(builtins.CodeTransport, "%s: %v", what, err)
+		return nil, builtins.TransportError(ctx, "emit "+c.Subject, err)
 	}
 	return nil, nil
 }

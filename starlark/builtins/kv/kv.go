@@ -1,4 +1,18 @@
-package stdlib
+// Package kv implements the kv.* step builtins of Script API v0, over the
+// cluster-wide key/value store of the node that executes the call
+// (builtins.Env.KV):
+//
+//	kv.get(key) -> value or None
+//	kv.put(key, value) -> None
+//	kv.delete(key) -> None
+//
+// Values are stored as canonical JSON. A key is a non-empty string of at most
+// MaxKeyLen bytes of printable UTF-8 without whitespace. A store that cannot be
+// reached fails the step with a retryable transport error.
+//
+// Its init registers the builtins into builtins.Default; Register adds them to
+// another registry.
+package kv
 
 import (
 	"context"
@@ -14,57 +28,59 @@ import (
 // MaxKeyLen is the longest key kv.* accept, in bytes.
 const MaxKeyLen = 512
 
-func registerKV(r *builtins.Registry) {
+func init() { Register(builtins.Default) }
+
+// Register adds kv.get, kv.put and kv.delete to r. Like Registry.MustRegister
+// it panics if one of the names is taken.
+func Register(r *builtins.Registry) {
 	r.MustRegister(&builtins.Step{
 		Name: "kv.get",
 		Doc:  "the JSON value stored under a key, or None",
-		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-			var key kvKey
-			if err := unpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
-				return nil, err
-			}
-			return map[string]any{"key": string(key)}, nil
-		},
-		Exec: kvGetExec,
+		Args: keyArgs,
+		Exec: getExec,
 	})
 	r.MustRegister(&builtins.Step{
 		Name: "kv.put",
 		Doc:  "store a JSON value under a key",
 		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
 			var (
-				key   kvKey
+				key   keyArg
 				value starlark.Value
 			)
-			if err := unpackArgs(b.Name(), args, kwargs, "key", &key, "value", &value); err != nil {
+			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "key", &key, "value", &value); err != nil {
 				return nil, err
 			}
 			v, err := builtins.ToJSON(value)
 			if err != nil {
-				return nil, fmt.Errorf("%s: for parameter value: %v", b.Name(), err)
+				return nil, &builtins.ArgError{Func: b.Name(), Param: "value", Err: err}
 			}
 			return map[string]any{"key": string(key), "value": v}, nil
 		},
-		Exec: kvPutExec,
+		Exec: putExec,
 	})
 	r.MustRegister(&builtins.Step{
 		Name: "kv.delete",
 		Doc:  "remove a key; removing a missing key is not an error",
-		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-			var key kvKey
-			if err := unpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
-				return nil, err
-			}
-			return map[string]any{"key": string(key)}, nil
-		},
-		Exec: kvDeleteExec,
+		Args: keyArgs,
+		Exec: deleteExec,
 	})
 }
 
-// kvKey unpacks a key: a non-empty string of at most MaxKeyLen bytes of
-// printable UTF-8 without whitespace.
-type kvKey string
+// keyArgs is the Args of kv.get and kv.delete, which take only a key.
+func keyArgs(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
+	var key keyArg
+	if err := builtins.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
+		return nil, err
+	}
+	return map[string]any{"key": string(key)}, nil
+}
 
-func (k *kvKey) Unpack(v starlark.Value) error {
+// keyArg unpacks a key: a non-empty string of at most MaxKeyLen bytes of
+// printable UTF-8 without whitespace.
+type keyArg string
+
+// Unpack implements starlark.Unpacker.
+func (k *keyArg) Unpack(v starlark.Value) error {
 	s, ok := v.(starlark.String)
 	if !ok {
 		return fmt.Errorf("got %s, want string", v.Type())
@@ -72,7 +88,7 @@ func (k *kvKey) Unpack(v starlark.Value) error {
 	if err := checkKey(string(s)); err != nil {
 		return err
 	}
-	*k = kvKey(s)
+	*k = keyArg(s)
 	return nil
 }
 
@@ -97,13 +113,13 @@ func checkKey(s string) error {
 	return nil
 }
 
-type kvCall struct {
+type call struct {
 	Key   string          `json:"key"`
 	Value json.RawMessage `json:"value"`
 }
 
-func decodeKV(name string, env builtins.Env, raw json.RawMessage) (kvCall, builtins.KVStore, error) {
-	var c kvCall
+func decode(name string, env builtins.Env, raw json.RawMessage) (call, builtins.KVStore, error) {
+	var c call
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return c, nil, builtins.Errorf(builtins.CodeBadArgs, "%s: bad arguments: %v", name, err)
 	}
@@ -117,24 +133,15 @@ func decodeKV(name string, env builtins.Env, raw json.RawMessage) (kvCall, built
 	return c, store, nil
 }
 
-// kvError classifies a failure of the store: ctx ending as timeout or
-// cancellation, anything else as a retryable transport failure.
-func kvError(ctx context.Context, what string, err error) *builtins.StepError {
-	if se := ctxError(ctx, what); se != nil {
-		return se
-	}
-	return builtins.Retryable(builtins.CodeTransport, "%s: %v", what, err)
-}
-
-func kvGetExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
-	c, store, err := decodeKV("kv.get", env, raw)
+func getExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+	c, store, err := decode("kv.get", env, raw)
 	if err != nil {
 		return nil, err
 	}
 	what := fmt.Sprintf("kv.get %q", c.Key)
 	val, found, err := store.Get(ctx, c.Key)
 	if err != nil {
-		return nil, kvError(ctx, what, err)
+		return nil, builtins.TransportError(ctx, what, err)
 	}
 	if !found {
 		return nil, nil
@@ -145,8 +152,8 @@ func kvGetExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any,
 	return json.RawMessage(val), nil
 }
 
-func kvPutExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
-	c, store, err := decodeKV("kv.put", env, raw)
+func putExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+	c, store, err := decode("kv.put", env, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -155,18 +162,18 @@ func kvPutExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any,
 		val = []byte("null")
 	}
 	if err := store.Put(ctx, c.Key, val); err != nil {
-		return nil, kvError(ctx, fmt.Sprintf("kv.put %q", c.Key), err)
+		return nil, builtins.TransportError(ctx, fmt.Sprintf("kv.put %q", c.Key), err)
 	}
 	return nil, nil
 }
 
-func kvDeleteExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
-	c, store, err := decodeKV("kv.delete", env, raw)
+func deleteExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+	c, store, err := decode("kv.delete", env, raw)
 	if err != nil {
 		return nil, err
 	}
 	if err := store.Delete(ctx, c.Key); err != nil {
-		return nil, kvError(ctx, fmt.Sprintf("kv.delete %q", c.Key), err)
+		return nil, builtins.TransportError(ctx, fmt.Sprintf("kv.delete %q", c.Key), err)
 	}
 	return nil, nil
 }

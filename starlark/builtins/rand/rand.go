@@ -1,8 +1,21 @@
-package stdlib
+// Package rand implements the random step builtins of Script API v0:
+//
+//	rand.int(n) -> int in [0, n)          a step, local
+//	uuid() -> string, a random UUID v4    a step, local
+//
+// Both draw from crypto/rand. They are journaled, so a replay sees the same
+// values, and local: they always execute on the node coordinating the run.
+//
+// The package is named after the script module; it imports crypto/rand as
+// cryptorand.
+//
+// Its init registers the builtins into builtins.Default; Register adds them to
+// another registry.
+package rand
 
 import (
 	"context"
-	"crypto/rand"
+	cryptorand "crypto/rand"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -11,19 +24,23 @@ import (
 	"go.starlark.net/starlark"
 )
 
-func registerRand(r *builtins.Registry) {
+func init() { Register(builtins.Default) }
+
+// Register adds rand.int and uuid to r. Like Registry.MustRegister it panics
+// if one of the names is taken.
+func Register(r *builtins.Registry) {
 	r.MustRegister(&builtins.Step{
 		Name:  "rand.int",
 		Doc:   "a random int in [0, n), journaled",
 		Local: true,
-		Args:  randIntArgs,
-		Exec:  randIntExec,
+		Args:  intArgs,
+		Exec:  intExec,
 	})
 	r.MustRegister(&builtins.Step{
 		Name:  "uuid",
 		Doc:   "a random UUID (version 4), journaled",
 		Local: true,
-		Args:  noArgs,
+		Args:  builtins.NoArgs,
 		Exec: func(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
 			u, err := newUUID()
 			if err != nil {
@@ -34,18 +51,18 @@ func registerRand(r *builtins.Registry) {
 	})
 }
 
-func randIntArgs(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
+func intArgs(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
 	var n starlark.Int
-	if err := unpackArgs(b.Name(), args, kwargs, "n", &n); err != nil {
+	if err := builtins.UnpackArgs(b.Name(), args, kwargs, "n", &n); err != nil {
 		return nil, err
 	}
 	if n.Sign() <= 0 {
-		return nil, fmt.Errorf("%s: for parameter n: got %s, want an int > 0", b.Name(), n)
+		return nil, &builtins.ArgError{Func: b.Name(), Param: "n", Err: fmt.Errorf("got %s, want an int > 0", n)}
 	}
 	return map[string]any{"n": json.Number(n.String())}, nil
 }
 
-func randIntExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
+func intExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
 	var a struct {
 		N json.Number `json:"n"`
 	}
@@ -56,7 +73,7 @@ func randIntExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (an
 	if !ok || n.Sign() <= 0 {
 		return nil, builtins.Errorf(builtins.CodeBadArgs, "rand.int: bad n %q", a.N)
 	}
-	x, err := rand.Int(rand.Reader, n)
+	x, err := cryptorand.Int(cryptorand.Reader, n)
 	if err != nil {
 		return nil, builtins.Errorf(builtins.CodeInternal, "rand.int: %v", err)
 	}
@@ -66,7 +83,7 @@ func randIntExec(ctx context.Context, env builtins.Env, raw json.RawMessage) (an
 // newUUID returns a random UUID version 4 (RFC 9562) in its canonical form.
 func newUUID() (string, error) {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	if _, err := cryptorand.Read(b[:]); err != nil {
 		return "", err
 	}
 	b[6] = b[6]&0x0f | 0x40 // version 4
