@@ -57,6 +57,9 @@ type app struct {
 	server  string
 	dataDir string
 	verbose bool
+
+	// dial, when set, replaces connect: tests give commands a node of their own.
+	dial func(ctx context.Context, mode nodeMode) (*conn, error)
 }
 
 // exitError ends a command with an exit code. usage adds the pointer to --help.

@@ -52,18 +52,11 @@ ended otherwise before the cancellation took effect.`,
 				return err
 			}
 			defer c.close()
-			by := a.whoami()
-			rec, err := c.Cancel(ctx, id, by, reason)
-			if err != nil {
+			// A run nobody coordinates (parked, blocked, or left interrupted by
+			// an earlier ctl, as an embedded node finds it) is adopted by Cancel
+			// itself, which ends it as cancelled without running its script.
+			if _, err := c.Cancel(ctx, id, a.whoami(), reason); err != nil {
 				return failure(errors.New(plainMessage(err)))
-			}
-			if c.embedded && rec.Status == engine.StatusRunning && rec.WakeAt == nil {
-				// Nothing runs this data dir's runs but ctl: an unfinished run that
-				// is neither parked nor blocked was interrupted with an earlier ctl.
-				// Adopting it ends it as cancelled, without running its script.
-				if _, err := c.Resume(ctx, id, nil, by); err != nil {
-					return failure(fmt.Errorf("the cancellation is journaled, but ending the run failed: %w", err))
-				}
 			}
 			wctx, cancel := context.WithTimeout(ctx, cancelWait)
 			defer cancel()
