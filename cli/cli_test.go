@@ -425,3 +425,35 @@ func TestMissingScriptFile(t *testing.T) {
 		t.Fatalf("%v", r)
 	}
 }
+
+// TestRunJSON runs scripts with --json on an embedded node: the record goes to
+// stdout whatever the outcome, with the exit code of the outcome.
+func TestRunJSON(t *testing.T) {
+	isolate(t)
+	tests := []struct {
+		name, script string
+		code         int
+		status       string
+	}{
+		{"completed", "testdata/echo.star", cli.ExitOK, engine.StatusCompleted},
+		{"failed", "testdata/boom.star", cli.ExitFailure, engine.StatusFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ctl(t, "run", tt.script, "--json", "--input", `"<x> & y"`)
+			var rec engine.Run
+			if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil || r.code != tt.code {
+				t.Fatalf("%v\n%v", err, r)
+			}
+			if rec.ID != runID(t, r) || rec.Status != tt.status || r.stderr != "run "+rec.ID+"\n" {
+				t.Fatalf("record %+v\n%v", rec, r)
+			}
+			if tt.status == engine.StatusCompleted && !strings.Contains(r.stdout, `"result": "<x> & y"`) {
+				t.Errorf("result not as the script returned it:\n%s", r.stdout)
+			}
+			if tt.status == engine.StatusFailed && (rec.Error == nil || !strings.Contains(rec.Error.Backtrace, "boom.star:3:9: in check")) {
+				t.Errorf("error %+v", rec.Error)
+			}
+		})
+	}
+}
