@@ -1,10 +1,13 @@
-// Package cli implements ctl, Drover's command line: running a script,
-// inspecting, replaying, exporting, cancelling, pinning and resuming runs,
-// against a node's HTTP API (--server, DROVER_URL) or an
-// embedded node started in-process on a local data dir.
+// Package cli implements Drover's two command lines. ctl (Main) runs a
+// script, and inspects, replays, exports, cancels, pins and resumes runs,
+// against a node's HTTP API (--server, DROVER_URL) or an embedded node
+// started in-process on a local data dir. engine (EngineMain) runs a node.
+// Both share their flag style, environment (DROVER_DATA), error and exit code
+// conventions, and --version.
 //
-// Every command works through engine.API, so both modes behave the same.
-// cmd/ctl only calls Main; docs/cli.md is the user's reference.
+// Every ctl command works through engine.API, so both modes behave the same.
+// cmd/ctl only calls Main and cmd/engine EngineMain; docs/cli.md and
+// docs/operations.md are the user's reference.
 package cli
 
 import (
