@@ -1,10 +1,13 @@
-// Package cli implements ctl, Drover's command line: running a script,
-// inspecting, replaying, exporting, cancelling, pinning and resuming runs,
-// against a node's HTTP API (--server, DROVER_URL) or an
-// embedded node started in-process on a local data dir.
+// Package cli implements Drover's two command lines. ctl (Main) runs a
+// script, and inspects, replays, exports, cancels, pins and resumes runs,
+// against a node's HTTP API (--server, DROVER_URL) or an embedded node
+// started in-process on a local data dir. engine (EngineMain) runs a node.
+// Both share their flag style, environment (DROVER_DATA), error and exit code
+// conventions, and --version.
 //
-// Every command works through engine.API, so both modes behave the same.
-// cmd/ctl only calls Main; docs/cli.md is the user's reference.
+// Every ctl command works through engine.API, so both modes behave the same.
+// cmd/ctl only calls Main and cmd/engine EngineMain; docs/cli.md and
+// docs/operations.md are the user's reference.
 package cli
 
 import (
@@ -57,6 +60,11 @@ type app struct {
 	server  string
 	dataDir string
 	verbose bool
+	// maxSteps is --max-exec-steps; 0 means the engine's default.
+	maxSteps uint64
+
+	// dial, when set, replaces connect: tests give commands a node of their own.
+	dial func(ctx context.Context, mode nodeMode) (*conn, error)
 }
 
 // exitError ends a command with an exit code. usage adds the pointer to --help.
@@ -81,14 +89,23 @@ func failure(err error) error { return &exitError{code: ExitFailure, err: err} }
 func silent(code int) error { return &exitError{code: code} }
 
 func run(ctx context.Context, args []string, a *app) int {
+	return execute(ctx, a.rootCommand(), args, a.stdin, a.stdout, a.stderr)
+}
+
+// execute runs the command line args on root (ctl or engine) and returns the
+// exit code. An error is printed once, as "<command>: <message>", followed by
+// a pointer to --help after a usage error.
+func execute(ctx context.Context, root *cobra.Command, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if args == nil {
 		args = []string{} // cobra reads os.Args when given nil
 	}
-	root := a.rootCommand()
 	root.SetArgs(args)
-	root.SetIn(a.stdin)
-	root.SetOut(a.stdout)
-	root.SetErr(a.stderr)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(flagError(args))
+	root.SilenceErrors, root.SilenceUsage = true, true
+	root.Version = version()
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
@@ -102,10 +119,16 @@ func run(ctx context.Context, args []string, a *app) int {
 		ee = &exitError{code: ExitUsage, err: err, usage: true}
 	}
 	if ee.err != nil {
-		fmt.Fprintf(a.stderr, "%s: %s\n", cmd.CommandPath(), strings.TrimRight(ee.err.Error(), "\n"))
+		msg := strings.TrimRight(ee.err.Error(), "\n")
+		// The engine package prefixes its errors with "engine: ", which the
+		// engine command's own prefix would repeat.
+		for p := root.Name() + ": "; strings.HasPrefix(msg, p); {
+			msg = strings.TrimPrefix(msg, p)
+		}
+		fmt.Fprintf(stderr, "%s: %s\n", cmd.CommandPath(), msg)
 	}
 	if ee.usage {
-		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
 	return ee.code
 }
@@ -121,22 +144,21 @@ it starts an embedded node in-process on a local data dir, so one command
 works on a fresh machine and later commands find the same runs.
 
 Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
-3 replay diverged, 4 run cancelled, 130 interrupted.`,
+3 replay diverged, 4 run cancelled, 130 interrupted.
+
+` + environmentHelp(false),
 		Args:              noSubcommand,
 		RunE:              helpWhenBare,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
 
 		SuggestionsMinimumDistance: 2,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: ExitUsage, err: err, usage: true}
-	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", "", "`URL` of an engine node's HTTP API (default $DROVER_URL; none: embedded node)")
-	pf.StringVar(&a.dataDir, "data-dir", "", "`DIR` holding the embedded node's data (default $DROVER_DATA, else $XDG_DATA_HOME/drover, else ~/.local/share/drover)")
+	pf.StringVar(&a.dataDir, "data-dir", "", "`DIR` holding the embedded node's data "+dataDirDefault)
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log the embedded node's activity to stderr")
+	addMaxExecSteps(pf, &a.maxSteps, "Starlark computation limit per run, as `N` steps, of the embedded node and of ctl replay (default 10000000; with --server the node's own limit applies to runs)")
+	root.Flags().Bool("version", false, "print ctl's version and build, and exit")
 
 	runs := &cobra.Command{
 		Use:   "runs",

@@ -282,6 +282,12 @@ func TestUsageErrors(t *testing.T) {
 		{"export without run", []string{"runs", "export"}, "ctl runs export: missing RUN", "ctl runs export"},
 		{"pin two runs", []string{"runs", "pin", "a", "b"}, `ctl runs pin: unexpected argument "b" (want RUN)`, "ctl runs pin"},
 		{"resume without run", []string{"runs", "resume"}, "ctl runs resume: missing RUN", "ctl runs resume"},
+		{"one dash", []string{"runs", "ls", "-json"}, "ctl runs ls: -json: flags take two dashes: --json", "ctl runs ls"},
+		{"one dash global", []string{"-data-dir=/tmp/d", "runs", "ls"}, "ctl runs ls: -data-dir=/tmp/d: flags take two dashes: --data-dir=/tmp/d", "ctl runs ls"},
+		{"max exec steps zero", []string{"--max-exec-steps", "0", "run", "testdata/echo.star"}, `ctl run: invalid argument "0" for "--max-exec-steps" flag: want a whole number above 0`, "ctl run"},
+		{"max exec steps negative", []string{"run", "testdata/echo.star", "--max-exec-steps=-5"}, `ctl run: invalid argument "-5" for "--max-exec-steps" flag: want a whole number above 0`, "ctl run"},
+		{"max exec steps not a number", []string{"replay", "--max-exec-steps", "lots", "01ZZZZZZZZZZZZZZZZZZZZZZZZ"}, `ctl replay: invalid argument "lots" for "--max-exec-steps" flag`, "ctl replay"},
+		{"version on a command", []string{"runs", "ls", "--version"}, "ctl runs ls: unknown flag: --version", "ctl runs ls"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -422,6 +428,69 @@ func TestMissingScriptFile(t *testing.T) {
 	isolate(t)
 	r := ctl(t, "run", "testdata/nope.star")
 	if r.code != cli.ExitFailure || !strings.Contains(r.stderr, "nope.star: no such file") {
+		t.Fatalf("%v", r)
+	}
+}
+
+// TestRunJSON runs scripts with --json on an embedded node: the record goes to
+// stdout whatever the outcome, with the exit code of the outcome.
+func TestRunJSON(t *testing.T) {
+	isolate(t)
+	tests := []struct {
+		name, script string
+		code         int
+		status       string
+	}{
+		{"completed", "testdata/echo.star", cli.ExitOK, engine.StatusCompleted},
+		{"failed", "testdata/boom.star", cli.ExitFailure, engine.StatusFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ctl(t, "run", tt.script, "--json", "--input", `"<x> & y"`)
+			var rec engine.Run
+			if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil || r.code != tt.code {
+				t.Fatalf("%v\n%v", err, r)
+			}
+			if rec.ID != runID(t, r) || rec.Status != tt.status || r.stderr != "run "+rec.ID+"\n" {
+				t.Fatalf("record %+v\n%v", rec, r)
+			}
+			if tt.status == engine.StatusCompleted && !strings.Contains(r.stdout, `"result": "<x> & y"`) {
+				t.Errorf("result not as the script returned it:\n%s", r.stdout)
+			}
+			if tt.status == engine.StatusFailed && (rec.Error == nil || !strings.Contains(rec.Error.Backtrace, "boom.star:3:9: in check")) {
+				t.Errorf("error %+v", rec.Error)
+			}
+		})
+	}
+}
+
+// TestMaxExecSteps runs a loop under a lower --max-exec-steps: the embedded
+// node stops the run, and a replay of a run that completed under the default
+// limit fails the same way (the outcome differs: exit 3).
+func TestMaxExecSteps(t *testing.T) {
+	isolate(t)
+	r := ctl(t, "--max-exec-steps", "1000", "run", "testdata/loop.star", "--input", "10000")
+	if r.code != cli.ExitFailure || r.stdout != "" || !strings.Contains(r.stderr, "failed: ") || !strings.Contains(r.stderr, "1000 ") {
+		t.Fatalf("a loop over the limit:\n%v", r)
+	}
+	r = ctl(t, "run", "testdata/loop.star", "--input", "10000")
+	if r.code != 0 || r.stdout != "49995000\n" {
+		t.Fatalf("the same loop under the default limit:\n%v", r)
+	}
+	id := runID(t, r)
+	if r = ctl(t, "replay", id); r.code != 0 {
+		t.Fatalf("replay:\n%v", r)
+	}
+	r = ctl(t, "replay", id, "--max-exec-steps", "1000")
+	if r.code != cli.ExitDiverged || !strings.Contains(r.stderr, "the outcome differs") || !strings.Contains(r.stderr, "1000 ") {
+		t.Fatalf("replay over the limit:\n%v", r)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	isolate(t)
+	r := ctl(t, "--version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "ctl version ") || !strings.Contains(r.stdout, "built with go") || r.stderr != "" {
 		t.Fatalf("%v", r)
 	}
 }

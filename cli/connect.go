@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -57,6 +56,9 @@ const (
 // connect returns a client of the --server node, or starts an embedded node
 // that recovers unfinished runs or not, as mode says.
 func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
+	if a.dial != nil {
+		return a.dial(ctx, mode)
+	}
 	if url := a.serverURL(); url != "" {
 		return &conn{API: client.New(url), close: func() {}}, nil
 	}
@@ -64,7 +66,8 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 	if err != nil {
 		return nil, failure(err)
 	}
-	n, err := engine.NewNode(ctx, engine.Options{Name: embeddedName, DataDir: dir, Logger: a.logger(), NoRecovery: mode == noRecovery})
+	n, err := engine.NewNode(ctx, engine.Options{Name: embeddedName, DataDir: dir, Logger: a.logger(), NoRecovery: mode == noRecovery,
+		MaxExecSteps: a.maxSteps})
 	if errors.Is(err, bus.ErrDataDirInUse) {
 		return nil, failure(err) // the message says what to do
 	}
@@ -78,28 +81,6 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 			fmt.Fprintf(a.stderr, "ctl: stopping the embedded node: %v\n", err)
 		}
 	}}, nil
-}
-
-// dataDir is where the embedded node keeps its data: flag, else $DROVER_DATA,
-// else $XDG_DATA_HOME/drover, else ~/.local/share/drover.
-func dataDir(flag string, getenv func(string) string) (string, error) {
-	if flag != "" {
-		return flag, nil
-	}
-	if d := getenv("DROVER_DATA"); d != "" {
-		return d, nil
-	}
-	if d := getenv("XDG_DATA_HOME"); filepath.IsAbs(d) { // the XDG spec ignores relative paths
-		return filepath.Join(d, "drover"), nil
-	}
-	home := getenv("HOME")
-	if home == "" {
-		home, _ = os.UserHomeDir()
-	}
-	if home == "" {
-		return "", errors.New("cannot choose a data dir for the embedded node: pass --data-dir or set DROVER_DATA")
-	}
-	return filepath.Join(home, ".local", "share", "drover"), nil
 }
 
 // logger is the embedded node's logger: human-readable lines on stderr with

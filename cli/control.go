@@ -29,7 +29,10 @@ func settlePoll(embedded bool) time.Duration {
 }
 
 func (a *app) cancelCommand() *cobra.Command {
-	var reason string
+	var (
+		reason string
+		asJSON bool
+	)
 	cmd := &cobra.Command{
 		Use:   "cancel RUN",
 		Short: "Cancel a run",
@@ -39,7 +42,8 @@ they execute, and the run ends cancelled. A run parked in a durable sleep, or
 blocked, ends at once. ctl runs show then says "cancelled by <who>: <reason>".
 
 ctl waits for the run to end, up to 10 seconds, then prints "run <RUN>
-cancelled" on stdout.
+cancelled" on stdout; with --json, the run's record instead (as it was
+cancelled, if it has not ended within 10 seconds).
 
 Exit code: 0 cancelled; 1 unknown run, the run has already ended, or it
 ended otherwise before the cancellation took effect.`,
@@ -52,18 +56,12 @@ ended otherwise before the cancellation took effect.`,
 				return err
 			}
 			defer c.close()
-			by := a.whoami()
-			rec, err := c.Cancel(ctx, id, by, reason)
+			// A run nobody coordinates (parked, blocked, or left interrupted by
+			// an earlier ctl, as an embedded node finds it) is adopted by Cancel
+			// itself, which ends it as cancelled without running its script.
+			rec, err := c.Cancel(ctx, id, a.whoami(), reason)
 			if err != nil {
 				return failure(errors.New(plainMessage(err)))
-			}
-			if c.embedded && rec.Status == engine.StatusRunning && rec.WakeAt == nil {
-				// Nothing runs this data dir's runs but ctl: an unfinished run that
-				// is neither parked nor blocked was interrupted with an earlier ctl.
-				// Adopting it ends it as cancelled, without running its script.
-				if _, err := c.Resume(ctx, id, nil, by); err != nil {
-					return failure(fmt.Errorf("the cancellation is journaled, but ending the run failed: %w", err))
-				}
 			}
 			wctx, cancel := context.WithTimeout(ctx, cancelWait)
 			defer cancel()
@@ -72,24 +70,36 @@ ended otherwise before the cancellation took effect.`,
 			case err != nil && ctx.Err() != nil:
 				fmt.Fprintln(a.stderr, "ctl: interrupted")
 				return silent(ExitInterrupted)
+			case errors.Is(err, context.DeadlineExceeded) && asJSON:
+				return writeValue(a.stdout, rec)
 			case errors.Is(err, context.DeadlineExceeded):
 				fmt.Fprintf(a.stdout, "run %s: cancellation requested; the run has not ended yet (ctl runs wait %s)\n", id, id)
 				return nil
 			case err != nil:
 				return failure(err)
-			case end.Status != engine.StatusCancelled:
+			}
+			if asJSON {
+				if err := writeValue(a.stdout, end); err != nil {
+					return err
+				}
+			}
+			if end.Status != engine.StatusCancelled {
 				return failure(fmt.Errorf("run %s %s before the cancellation took effect", id, end.Status))
 			}
-			fmt.Fprintf(a.stdout, "run %s cancelled\n", id)
+			if !asJSON {
+				fmt.Fprintf(a.stdout, "run %s cancelled\n", id)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why the run is cancelled, kept in its journal (`TEXT`)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the run's record as JSON")
 	return cmd
 }
 
 func (a *app) runsPinCommand() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "pin RUN",
 		Short: "Keep a run past retention",
 		Long: `Pin a run: its record, script version and journal are copied to storage
@@ -108,14 +118,22 @@ journal. ctl runs show then says "Expires: never (pinned)".`,
 			if err != nil {
 				return failure(errors.New(plainMessage(err)))
 			}
+			if asJSON {
+				return writeValue(a.stdout, rec)
+			}
 			fmt.Fprintf(a.stdout, "run %s pinned: kept past retention\n", rec.ID)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the pinned run's record as JSON")
+	return cmd
 }
 
 func (a *app) runsResumeCommand() *cobra.Command {
-	var scriptFile, name string
+	var (
+		scriptFile, name string
+		asJSON           bool
+	)
 	cmd := &cobra.Command{
 		Use:   "resume RUN",
 		Short: "Continue a blocked or parked run, optionally on a new script version",
@@ -132,7 +150,8 @@ unless --name.
 With --server, ctl prints the run's new status on stdout and returns. An
 embedded node runs the run only while ctl runs, so ctl then waits for the run
 to end and reports it like ctl run: the result on stdout, or the error on
-stderr.
+stderr. With --json, ctl prints the run's record instead: as resumed (with
+--server) or as it ended (embedded).
 
 Exit code: 0 resumed (embedded: the run completed); 1 unknown run, the run has
 already ended, --script does not compile, or (embedded) the run failed or was
@@ -175,7 +194,10 @@ blocked again; 4 (embedded) the run was cancelled.`,
 				version = script.Hash() // the record may still name the old version until the run is indexed again
 			}
 			line := fmt.Sprintf("run %s resumed on version %s: %s", id, shortHash(version), rec.Status)
-			if !c.embedded {
+			switch {
+			case !c.embedded && asJSON:
+				return writeValue(a.stdout, rec)
+			case !c.embedded:
 				fmt.Fprintln(a.stdout, line)
 				return nil
 			}
@@ -184,15 +206,13 @@ blocked again; 4 (embedded) the run was cancelled.`,
 			if err != nil {
 				return a.waitError(ctx, c, id, err)
 			}
-			if end.Status == engine.StatusCompleted {
-				return writeJSON(a.stdout, end.Result)
-			}
-			return a.reportEnd(end)
+			return a.reportRun(end, asJSON)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&scriptFile, "script", "", "continue the run on the script in `FILE.star`")
 	f.StringVar(&name, "name", "", "`NAME` of the --script script (default: the run's script name)")
+	f.BoolVar(&asJSON, "json", false, "print the run's record as JSON (the exit code is the same)")
 	return cmd
 }
 

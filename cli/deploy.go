@@ -90,13 +90,17 @@ flight finish on the version they started with.`,
 }
 
 func (a *app) rollbackCommand() *cobra.Command {
-	var by string
+	var (
+		by     string
+		asJSON bool
+	)
 	cmd := &cobra.Command{
 		Use:   "rollback NAME [VERSION]",
 		Short: "Make an earlier version of a script live again",
 		Long: `Make VERSION of the script NAME live again, or, without VERSION, the version
 that was live before the current one. The rollback is recorded as a new
-version (the history only grows); runs in flight keep their version.`,
+version (the history only grows); runs in flight keep their version. With
+--json, the new deployment is printed as JSON.`,
 		Example: `  ctl rollback checkout
   ctl rollback checkout 3`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -123,11 +127,15 @@ version (the history only grows); runs in flight keep their version.`,
 			if err != nil {
 				return scriptFailure(err)
 			}
+			if asJSON {
+				return writeValue(a.stdout, dep)
+			}
 			fmt.Fprintf(a.stdout, "%s version %d is live: %s (%s)\n", dep.Name, dep.Version, dep.Note, dep.Hash[:12])
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&by, "by", "", "who rolls back, for the history (default $USER@host)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the deployment as JSON")
 	return cmd
 }
 

@@ -35,9 +35,11 @@ func writeJSON(w io.Writer, raw json.RawMessage) error {
 	return err
 }
 
-// writeValue prints v as JSON indented by two spaces.
+// writeValue prints v as JSON indented by two spaces, with <, > and &
+// written literally, as writeJSON does.
 func writeValue(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -33,9 +32,7 @@ resource (rate limits, pools). A node that stops publishing for 3 s is dropped.`
 				return failure(err)
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(nodes)
+				return writeValue(a.stdout, nodes)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NODE\tCORES\tCPU\tMEM\tIN FLIGHT\tRESOURCES\tSEEN\tHTTP")

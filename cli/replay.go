@@ -78,7 +78,7 @@ the run ended otherwise than the original.`,
 				}
 				script = &s
 			}
-			rep, err := engine.Replay(ctx, exp, engine.ReplayOptions{Script: script})
+			rep, err := engine.Replay(ctx, exp, engine.ReplayOptions{Script: script, MaxExecSteps: a.maxSteps})
 			var ce *engine.CompileError
 			var de *engine.DivergenceError
 			switch {

@@ -21,6 +21,7 @@ func (a *app) runCommand() *cobra.Command {
 		attrs  []string
 		detach bool
 		name   string
+		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run FILE.star | NAME",
@@ -33,12 +34,17 @@ stdout as JSON; when it fails, the error and the Starlark backtrace go to
 stderr and ctl exits 1 (4 if the run was cancelled).
 
 The script is FILE alone, unless its source calls load(): then every *.star
-file of FILE's directory is part of the script, under its base name.`,
+file of FILE's directory is part of the script, under its base name.
+
+With --json, the run's record (status, result or error with its backtrace,
+times, attributes) is printed on stdout instead, whatever the outcome; with
+--detach, the record as the run started. The exit code is the same.`,
 		Example: `  ctl run hello.star
   ctl run checkout --input '{"customer":"acme"}'     # the deployed version
   ctl run checkout.star --input '{"customer":"acme","skus":["a","b"]}' --attr env=dev
   ctl run checkout.star --input @order.json
-  ctl --server http://127.0.0.1:8080 run checkout.star --detach`,
+  ctl --server http://127.0.0.1:8080 run checkout.star --detach
+  ctl run checkout.star --json | jq .status`,
 		Args: wantArgs("FILE.star|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := readInput(input, a.stdin)
@@ -58,7 +64,7 @@ file of FILE's directory is part of the script, under its base name.`,
 			} else if script, err = readScript(args[0], name); err != nil {
 				return err
 			}
-			return a.run(cmd.Context(), engine.StartRequest{Script: script, Input: in, Attrs: at}, detach)
+			return a.run(cmd.Context(), engine.StartRequest{Script: script, Input: in, Attrs: at}, detach, asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -66,11 +72,13 @@ file of FILE's directory is part of the script, under its base name.`,
 	f.StringArrayVar(&attrs, "attr", nil, "attribute of the run as `name=value` (repeatable)")
 	f.BoolVar(&detach, "detach", false, "print the run id on stdout and return without waiting (needs --server)")
 	f.StringVar(&name, "name", "", "`NAME` of the script (default: FILE's base name without .star)")
+	f.BoolVar(&asJSON, "json", false, "print the run's record as JSON instead of its result (the exit code is the same)")
 	return cmd
 }
 
-// run starts req and, unless detach, waits for its end and reports it.
-func (a *app) run(ctx context.Context, req engine.StartRequest, detach bool) error {
+// run starts req and, unless detach, waits for its end and reports it: as
+// JSON records with asJSON.
+func (a *app) run(ctx context.Context, req engine.StartRequest, detach, asJSON bool) error {
 	c, err := a.connect(ctx, withRecovery)
 	if err != nil {
 		return err
@@ -86,7 +94,10 @@ func (a *app) run(ctx context.Context, req engine.StartRequest, detach bool) err
 	case err != nil:
 		return failure(err)
 	}
-	if detach {
+	switch {
+	case detach && asJSON:
+		return writeValue(a.stdout, r)
+	case detach:
 		fmt.Fprintln(a.stdout, r.ID)
 		return nil
 	}
@@ -95,10 +106,35 @@ func (a *app) run(ctx context.Context, req engine.StartRequest, detach bool) err
 	if err != nil {
 		return a.waitError(ctx, c, r.ID, err)
 	}
-	if end.Status == engine.StatusCompleted {
-		return writeJSON(a.stdout, end.Result)
+	return a.reportRun(end, asJSON)
+}
+
+// reportRun reports how run r ended and returns its exit code: with asJSON
+// its record on stdout; else its result on stdout, or what went wrong on
+// stderr.
+func (a *app) reportRun(r *engine.Run, asJSON bool) error {
+	switch {
+	case asJSON:
+		if err := writeValue(a.stdout, r); err != nil {
+			return err
+		}
+		return endExit(r)
+	case r.Status == engine.StatusCompleted:
+		return writeJSON(a.stdout, r.Result)
 	}
-	return a.reportEnd(end)
+	return a.reportEnd(r)
+}
+
+// endExit ends a command with the exit code of how run r ended: 0 completed,
+// 4 cancelled, 1 otherwise (failed, blocked).
+func endExit(r *engine.Run) error {
+	switch r.Status {
+	case engine.StatusCompleted:
+		return nil
+	case engine.StatusCancelled:
+		return silent(ExitCancelled)
+	}
+	return silent(ExitFailure)
 }
 
 // waitError explains why waiting for run id stopped.
@@ -127,7 +163,7 @@ func (a *app) reportEnd(r *engine.Run) error {
 		} else {
 			fmt.Fprintf(a.stderr, "run %s cancelled\n", r.ID)
 		}
-		return silent(ExitCancelled)
+		return endExit(r)
 	}
 	msg := "no error recorded"
 	if r.Error != nil {
@@ -136,12 +172,10 @@ func (a *app) reportEnd(r *engine.Run) error {
 	fmt.Fprintf(a.stderr, "run %s %s: %s\n", r.ID, r.Status, msg)
 	if r.Status == engine.StatusBlocked {
 		fmt.Fprintln(a.stderr, blockedHint(r.ID))
-		return silent(ExitFailure)
-	}
-	if r.Error != nil && r.Error.Backtrace != "" {
+	} else if r.Error != nil && r.Error.Backtrace != "" {
 		fmt.Fprintln(a.stderr, strings.TrimRight(r.Error.Backtrace, "\n"))
 	}
-	return silent(ExitFailure)
+	return endExit(r)
 }
 
 // blockedHint says how to continue a blocked run.

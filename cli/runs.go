@@ -110,20 +110,23 @@ its outcome and the script position that called it.`,
 }
 
 func (a *app) runsWaitCommand() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "wait RUN",
 		Short: "Wait for a run to end",
 		Long: `Wait until the run ends, then print "run <RUN> <status>". A failed run's
 error and backtrace go to stderr. A run that is blocked (its recovery found
 that the script no longer matches its journal) is reported as such: it does
-not end until it is resumed.
+not end until it is resumed. With --json, the run's record is printed on
+stdout instead (the exit code is the same).
 
 An embedded node continues the unfinished runs of its data dir (runs that an
 earlier ctl left behind), so that the run can end while ctl waits.
 
 Exit code: 0 completed, 1 failed or blocked, 4 cancelled.`,
-		Example: `  ctl runs wait 01JD4W6Q3Z8X5M2N7P9R0S1T2V && echo done`,
-		Args:    wantArgs("RUN"),
+		Example: `  ctl runs wait 01JD4W6Q3Z8X5M2N7P9R0S1T2V && echo done
+  ctl runs wait 01JD4W6Q3Z8X5M2N7P9R0S1T2V --json | jq .result`,
+		Args: wantArgs("RUN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.connect(ctx, withRecovery)
@@ -142,10 +145,15 @@ Exit code: 0 completed, 1 failed or blocked, 4 cancelled.`,
 			if end == nil {
 				return failure(errors.New("the node returned no record"))
 			}
+			if asJSON {
+				return a.reportRun(end, true)
+			}
 			fmt.Fprintf(a.stdout, "run %s %s\n", end.ID, end.Status)
 			return a.reportEnd(end)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the run's record as JSON (the exit code is the same)")
+	return cmd
 }
 
 func (a *app) runsExportCommand() *cobra.Command {

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// envVar is an environment variable that ctl or engine reads.
+type envVar struct {
+	name    string
+	ctl     bool // read by ctl (or its embedded node)
+	engine  bool // read by engine
+	meaning string
+}
+
+// environment lists every variable either command reads, for their help.
+// docs/cli.md#environment holds the same table (TestEnvironmentDocumented).
+var environment = []envVar{
+	{"DROVER_URL", true, false, "the node to talk to, as --server; unset: an embedded node"},
+	{"DROVER_DATA", true, true, "the data dir, as --data-dir"},
+	{"XDG_DATA_HOME", true, true, "without --data-dir or DROVER_DATA: the data dir is $XDG_DATA_HOME/drover (absolute paths only)"},
+	{"HOME", true, true, "else the data dir is ~/.local/share/drover"},
+	{"USER", true, false, "who cancels, deploys or resumes, when the system cannot name the user"},
+	{"OTEL_TRACES_EXPORTER", false, true, "otlp or console: export traces (docs/operations.md#traces)"},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", false, true, "export traces over OTLP/HTTP to this endpoint"},
+	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", false, true, "the same, for traces only"},
+}
+
+// environmentHelp is the Environment section of a command's help: the
+// variables that ctl (forEngine false) or engine reads.
+func environmentHelp(forEngine bool) string {
+	var b strings.Builder
+	b.WriteString("Environment:\n")
+	for _, v := range environment {
+		if forEngine && v.engine || !forEngine && v.ctl {
+			fmt.Fprintf(&b, "  %-36s%s\n", v.name, v.meaning)
+		}
+	}
+	return b.String()
+}
+
+// dataDir is where a node keeps its data, for ctl's embedded node and engine
+// alike: flag, else $DROVER_DATA, else $XDG_DATA_HOME/drover, else
+// ~/.local/share/drover.
+func dataDir(flag string, getenv func(string) string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if d := getenv("DROVER_DATA"); d != "" {
+		return d, nil
+	}
+	if d := getenv("XDG_DATA_HOME"); filepath.IsAbs(d) { // the XDG spec ignores relative paths
+		return filepath.Join(d, "drover"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	if home == "" {
+		return "", errors.New("cannot choose a data dir (no home directory): pass --data-dir or set DROVER_DATA")
+	}
+	return filepath.Join(home, ".local", "share", "drover"), nil
+}
+
+// dataDirDefault ends the usage of --data-dir, the same for both commands.
+const dataDirDefault = "(default $DROVER_DATA, else $XDG_DATA_HOME/drover, else ~/.local/share/drover)"
