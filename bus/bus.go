@@ -259,7 +259,7 @@ func lockDir(dir string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		pid, _ := os.ReadFile(path)
 		f.Close()
-		return nil, fmt.Errorf("%w: %s is held by process %s; stop it, or talk to it with --server, or use another --data-dir",
+		return nil, fmt.Errorf("%w: %s is held by process %s; stop that process or use another data dir (ctl can talk to a running engine with --server)",
 			ErrDataDirInUse, dir, strings.TrimSpace(string(pid)))
 	}
 	f.Truncate(0)

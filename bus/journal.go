@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,15 +14,24 @@ import (
 // msgID de-duplicates retried publishes of the same entry. Writing a different
 // entry to a subject that already holds one fails with ErrExists.
 func (b *Bus) Append(ctx context.Context, subject, msgID string, hdr Header, data []byte) (uint64, error) {
+	seq, _, err := b.AppendOnce(ctx, subject, msgID, hdr, data)
+	return seq, err
+}
+
+// AppendOnce is Append that also reports whether JetStream dropped the write
+// as a duplicate of an earlier one with the same msgID (within the stream's
+// duplicate window): the caller's own retried write, already stored, or
+// another writer's entry under the same id, whose content may differ.
+func (b *Bus) AppendOnce(ctx context.Context, subject, msgID string, hdr Header, data []byte) (seq uint64, duplicate bool, err error) {
 	var ack *jetstream.PubAck
-	err := retry(ctx, func(ctx context.Context) (err error) {
+	err = retry(ctx, func(ctx context.Context) (err error) {
 		ack, err = b.js.PublishMsg(ctx, b.msg(subject, hdr, data), append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JournalStream))...)
 		return err
 	})
 	if err != nil {
-		return 0, b.appendErr(subject, err)
+		return 0, false, b.appendErr(ctx, subject, err)
 	}
-	return ack.Sequence, nil
+	return ack.Sequence, ack.Duplicate, nil
 }
 
 // Pending is an asynchronous journal append or step dispatch.
@@ -41,7 +49,7 @@ type Pending struct {
 func (b *Bus) AppendAsync(subject, msgID string, hdr Header, data []byte) (*Pending, error) {
 	fut, err := b.js.PublishMsgAsync(b.msg(subject, hdr, data), append(asyncRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JournalStream))...)
 	if err != nil {
-		return nil, b.appendErr(subject, err)
+		return nil, b.appendErr(context.Background(), subject, err)
 	}
 	return &Pending{b: b, subject: subject, fut: fut, resend: func(ctx context.Context) error {
 		_, err := b.Append(ctx, subject, msgID, hdr, data)
@@ -75,17 +83,29 @@ func (p *Pending) Resend(ctx context.Context, err error) error {
 	if errors.Is(err, jetstream.ErrAsyncPublishTimeout) || transient(err) {
 		return p.resend(ctx)
 	}
-	return p.b.appendErr(p.subject, err)
+	return p.b.appendErr(ctx, p.subject, err)
 }
 
-func (b *Bus) appendErr(subject string, err error) error {
+// jsStoreFailed is JetStream's generic "storing the message failed" error
+// code (JSStreamStoreFailedF), which is all a publish refused by the journal's
+// one-message-per-subject limit gets: nats.go names no constant for it.
+const jsStoreFailed jetstream.ErrorCode = 10077
+
+// appendErr classifies the failure of an append to subject: ErrExists when
+// the subject already holds an entry (a write refused by the per-subject
+// limit, whose only code is the generic jsStoreFailed: the subject is read
+// to tell), ErrClosed, or the error itself.
+func (b *Bus) appendErr(ctx context.Context, subject string, err error) error {
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		strings.Contains(apiErr.Description, "maximum messages per subject")) {
-		return fmt.Errorf("%w: %s", ErrExists, subject)
-	}
-	if strings.Contains(err.Error(), "maximum messages per subject") {
-		return fmt.Errorf("%w: %s", ErrExists, subject)
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence:
+			return fmt.Errorf("%w: %s", ErrExists, subject)
+		case jsStoreFailed:
+			if _, gerr := b.Entry(ctx, subject); gerr == nil {
+				return fmt.Errorf("%w: %s", ErrExists, subject)
+			}
+		}
 	}
 	if isClosed(err) {
 		return fmt.Errorf("%w: append %s", ErrClosed, subject)

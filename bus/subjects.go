@@ -20,6 +20,18 @@ const (
 	// StepsPrefix is the subject prefix of step envelopes.
 	StepsPrefix = "drover.steps."
 
+	// NodesPrefix is the subject prefix of heartbeats, core messages (not a
+	// replicated stream, so that a JetStream leader election cannot silence
+	// healthy nodes): drover.nodes.<node>.
+	NodesPrefix = "drover.nodes."
+	// CancelPrefix is the subject prefix on which cancellations are broadcast
+	// to every node, core messages: drover.cancel.<run>.
+	CancelPrefix = "drover.cancel."
+	// ReplyPrefix is the subject prefix of a coordinator's step replies, core
+	// messages from the executing node's worker:
+	// drover.reply.<node>.<nonce>.<token>.
+	ReplyPrefix = "drover.reply."
+
 	// RunsBucket is the runs index: one record per run and attribute index keys.
 	RunsBucket = "drover_runs"
 	// ScriptsBucket stores script sources by content hash.
@@ -58,6 +70,18 @@ func JournalSubject(run, kind, key string) string {
 
 // JournalFilter returns the subject filter that matches every entry of run.
 func JournalFilter(run string) string { return JournalPrefix + run + ".>" }
+
+// NodeSubject returns the subject of node's heartbeats.
+func NodeSubject(node string) string { return NodesPrefix + node }
+
+// CancelSubject returns the subject on which the cancellation of run is
+// broadcast.
+func CancelSubject(run string) string { return CancelPrefix + run }
+
+// ReplyInbox returns the prefix of the reply subjects of one coordinator
+// incarnation (node, and a nonce that tells its restarts apart): a reply's
+// subject is the prefix and a token; subscribe to the prefix and "*".
+func ReplyInbox(node, nonce string) string { return ReplyPrefix + node + "." + nonce + "." }
 
 // StepSubject returns the subject on which node receives step envelopes.
 func StepSubject(node string) string { return StepsPrefix + node }

@@ -5,7 +5,7 @@
 // Both share their flag style, environment (DROVER_DATA), error and exit code
 // conventions, and --version.
 //
-// Every ctl command works through engine.API, so both modes behave the same.
+// Every ctl command works through api.API, so both modes behave the same.
 // cmd/ctl only calls Main and cmd/engine EngineMain; docs/cli.md and
 // docs/operations.md are the user's reference.
 package cli
@@ -17,10 +17,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/droverhq/drover/script"
 )
 
 // Exit codes of Main.
@@ -157,7 +160,7 @@ Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
 	pf.StringVar(&a.server, "server", "", "`URL` of an engine node's HTTP API (default $DROVER_URL; none: embedded node)")
 	pf.StringVar(&a.dataDir, "data-dir", "", "`DIR` holding the embedded node's data "+dataDirDefault)
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log the embedded node's activity to stderr")
-	addMaxExecSteps(pf, &a.maxSteps, "Starlark computation limit per run, as `N` steps, of the embedded node and of ctl replay (default 10000000; with --server the node's own limit applies to runs)")
+	addMaxExecSteps(pf, &a.maxSteps, "Starlark computation limit per run, as `N` steps, of the embedded node and of ctl replay (default "+strconv.Itoa(script.DefaultMaxSteps)+"; with --server the node's own limit applies to runs)")
 	root.Flags().Bool("version", false, "print ctl's version and build, and exit")
 
 	runs := &cobra.Command{

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/cli"
 	"github.com/droverhq/drover/engine"
 	_ "github.com/droverhq/drover/starlark/builtins/all"
@@ -109,7 +110,7 @@ func TestRunAndInspect(t *testing.T) {
 				if r.code != 0 {
 					t.Fatalf("%v", r)
 				}
-				var runs []engine.Run
+				var runs []api.Run
 				if err := json.Unmarshal([]byte(r.stdout), &runs); err != nil {
 					t.Fatalf("not a JSON array of runs: %v\n%v", err, r)
 				}
@@ -141,7 +142,7 @@ func TestRunAndInspect(t *testing.T) {
 	})
 	t.Run("show json", func(t *testing.T) {
 		r := ctl(t, "runs", "show", "--json", id)
-		var d engine.RunDetail
+		var d api.RunDetail
 		if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || r.code != 0 {
 			t.Fatalf("%v: %v", err, r)
 		}
@@ -441,23 +442,23 @@ func TestRunJSON(t *testing.T) {
 		code         int
 		status       string
 	}{
-		{"completed", "testdata/echo.star", cli.ExitOK, engine.StatusCompleted},
-		{"failed", "testdata/boom.star", cli.ExitFailure, engine.StatusFailed},
+		{"completed", "testdata/echo.star", cli.ExitOK, api.StatusCompleted},
+		{"failed", "testdata/boom.star", cli.ExitFailure, api.StatusFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := ctl(t, "run", tt.script, "--json", "--input", `"<x> & y"`)
-			var rec engine.Run
+			var rec api.Run
 			if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil || r.code != tt.code {
 				t.Fatalf("%v\n%v", err, r)
 			}
 			if rec.ID != runID(t, r) || rec.Status != tt.status || r.stderr != "run "+rec.ID+"\n" {
 				t.Fatalf("record %+v\n%v", rec, r)
 			}
-			if tt.status == engine.StatusCompleted && !strings.Contains(r.stdout, `"result": "<x> & y"`) {
+			if tt.status == api.StatusCompleted && !strings.Contains(r.stdout, `"result": "<x> & y"`) {
 				t.Errorf("result not as the script returned it:\n%s", r.stdout)
 			}
-			if tt.status == engine.StatusFailed && (rec.Error == nil || !strings.Contains(rec.Error.Backtrace, "boom.star:3:9: in check")) {
+			if tt.status == api.StatusFailed && (rec.Error == nil || !strings.Contains(rec.Error.Backtrace, "boom.star:3:9: in check")) {
 				t.Errorf("error %+v", rec.Error)
 			}
 		})

@@ -11,9 +11,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/api/client"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/engine"
-	"github.com/droverhq/drover/engine/client"
 )
 
 // closeGrace is how long the embedded node lets runs still in flight go on when
@@ -25,7 +26,7 @@ const embeddedName = "local"
 
 // conn is the API a command works through, and how to let go of it.
 type conn struct {
-	engine.API
+	api.API
 	// embedded is true when the node runs inside ctl and stops with it.
 	embedded bool
 	close    func()

@@ -11,14 +11,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/api"
 )
 
 // cancelWait bounds how long ctl cancel waits for the cancelled run to end.
 const cancelWait = 10 * time.Second
 
 // settlePoll is how often a wait for a run's end checks whether the run is
-// blocked instead (engine.API.Wait only returns when a run ends, and a blocked
+// blocked instead (api.API.Wait only returns when a run ends, and a blocked
 // run does not end until someone resumes it): often on an embedded node, less
 // often over HTTP.
 func settlePoll(embedded bool) time.Duration {
@@ -83,7 +83,7 @@ ended otherwise before the cancellation took effect.`,
 					return err
 				}
 			}
-			if end.Status != engine.StatusCancelled {
+			if end.Status != api.StatusCancelled {
 				return failure(fmt.Errorf("run %s %s before the cancellation took effect", id, end.Status))
 			}
 			if !asJSON {
@@ -166,7 +166,7 @@ blocked again; 4 (embedded) the run was cancelled.`,
 				return err
 			}
 			defer c.close()
-			var script *engine.Script
+			var script *api.Script
 			if scriptFile != "" {
 				if name == "" {
 					d, err := c.Get(ctx, id)
@@ -182,7 +182,7 @@ blocked again; 4 (embedded) the run was cancelled.`,
 				script = &s
 			}
 			rec, err := c.Resume(ctx, id, script, a.whoami())
-			var ce *engine.CompileError
+			var ce *api.CompileError
 			switch {
 			case errors.As(err, &ce):
 				return a.compileFailure(ce)
@@ -217,7 +217,7 @@ blocked again; 4 (embedded) the run was cancelled.`,
 }
 
 // waitSettled waits until run id has ended or is blocked.
-func (a *app) waitSettled(ctx context.Context, c *conn, id string) (*engine.Run, error) {
+func (a *app) waitSettled(ctx context.Context, c *conn, id string) (*api.Run, error) {
 	for {
 		wctx, cancel := context.WithTimeout(ctx, settlePoll(c.embedded))
 		end, err := c.Wait(wctx, id)
@@ -232,7 +232,7 @@ func (a *app) waitSettled(ctx context.Context, c *conn, id string) (*engine.Run,
 		if err != nil {
 			return nil, err
 		}
-		if d.Status == engine.StatusBlocked || d.Done() {
+		if d.Status == api.StatusBlocked || d.Done() {
 			return &d.Run, nil
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/api"
 )
 
 // TestCancelInterruptedRunEndedByCancel is the race behind a flaky
@@ -16,16 +16,16 @@ import (
 // it "already cancelled" and used to fail the command).
 func TestCancelInterruptedRunEndedByCancel(t *testing.T) {
 	const id = "01JPC8Z3D50000000000000001"
-	ended := &engine.Run{ID: id, Status: engine.StatusCancelled, Error: &engine.RunError{Message: "cancelled by u@h: stuck"}}
+	ended := &api.Run{ID: id, Status: api.StatusCancelled, Error: &api.RunError{Message: "cancelled by u@h: stuck"}}
 	node := &fakeNode{t: t,
-		cancel: func(string, string, string) (*engine.Run, error) {
+		cancel: func(string, string, string) (*api.Run, error) {
 			// The record read before the cancellation: an interrupted run.
-			return &engine.Run{ID: id, Status: engine.StatusRunning}, nil
+			return &api.Run{ID: id, Status: api.StatusRunning}, nil
 		},
-		resume: func(string, *engine.Script) (*engine.Run, error) {
-			return ended, fmt.Errorf("%w: run %s has already cancelled", engine.ErrBadInput, id)
+		resume: func(string, *api.Script) (*api.Run, error) {
+			return ended, fmt.Errorf("%w: run %s has already cancelled", api.ErrBadInput, id)
 		},
-		wait: func(context.Context, string) (*engine.Run, error) { return ended, nil },
+		wait: func(context.Context, string) (*api.Run, error) { return ended, nil },
 	}
 	r := ctlOn(t, node, true, "cancel", id, "--reason", "stuck")
 	if r.code != ExitOK || r.stdout != "run "+id+" cancelled\n" || r.stderr != "" {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/api"
 )
 
 func (a *app) deployCommand() *cobra.Command {
@@ -56,16 +56,16 @@ flight finish on the version they started with.`,
 				return err
 			}
 			defer c.close()
-			dep, err := c.Deploy(cmd.Context(), engine.DeployRequest{Script: script, By: cmp.Or(by, a.whoami()), CheckReplay: checkReplay})
-			var ce *engine.CompileError
+			dep, err := c.Deploy(cmd.Context(), api.DeployRequest{Script: script, By: cmp.Or(by, a.whoami()), CheckReplay: checkReplay})
+			var ce *api.CompileError
 			switch {
 			case errors.As(err, &ce):
 				fmt.Fprintf(a.stderr, "deploy of %s refused; the live version is unchanged:\n", args[0])
 				return a.compileFailure(ce)
-			case errors.Is(err, engine.ErrReplayDiverged):
+			case errors.Is(err, api.ErrReplayDiverged):
 				fmt.Fprintln(a.stderr, err)
 				return silent(ExitDiverged)
-			case errors.Is(err, engine.ErrBadInput):
+			case errors.Is(err, api.ErrBadInput):
 				return &exitError{code: ExitUsage, err: err}
 			case err != nil:
 				return failure(err)
@@ -164,7 +164,7 @@ func (a *app) scriptsCommand() *cobra.Command {
 			}
 			if asJSON {
 				if deps == nil {
-					deps = []engine.Deployment{}
+					deps = []api.Deployment{}
 				}
 				return writeValue(a.stdout, deps)
 			}
@@ -204,7 +204,7 @@ func (a *app) scriptsCommand() *cobra.Command {
 
 // writeDeployments prints deployments as a table; the live one of a history
 // is the last.
-func writeDeployments(a *app, deps []engine.Deployment, names bool) error {
+func writeDeployments(a *app, deps []api.Deployment, names bool) error {
 	tw := newTable(a.stdout)
 	if names {
 		row(tw, "NAME", "VERSION", "HASH", "DEPLOYED", "BY", "FILES")
@@ -228,7 +228,7 @@ func writeDeployments(a *app, deps []engine.Deployment, names bool) error {
 
 // scriptFailure maps a script lookup's error to an exit code.
 func scriptFailure(err error) error {
-	if errors.Is(err, engine.ErrBadInput) {
+	if errors.Is(err, api.ErrBadInput) {
 		return &exitError{code: ExitUsage, err: err}
 	}
 	return failure(err)
@@ -236,12 +236,12 @@ func scriptFailure(err error) error {
 
 // readBundle reads a .star file, or every *.star file under a folder, as the
 // script name.
-func readBundle(name, path, main string) (engine.Script, error) {
+func readBundle(name, path, main string) (api.Script, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return engine.Script{}, failure(err)
+		return api.Script{}, failure(err)
 	}
-	s := engine.Script{Name: name, Files: map[string]string{}}
+	s := api.Script{Name: name, Files: map[string]string{}}
 	if !info.IsDir() {
 		if !strings.HasSuffix(path, ".star") {
 			return s, usageErrorf("%s is not a .star file or a folder of them", path)

@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/cli"
 	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/journal"
+	"github.com/droverhq/drover/replay"
 )
 
 // outside is an HTTP server standing in for the outside world: it counts the
@@ -62,7 +65,7 @@ func TestReplay(t *testing.T) {
 	}
 
 	r = ctl(t, "replay", id, "--json")
-	var rep engine.ReplayReport
+	var rep replay.Report
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 0 {
 		t.Fatalf("--json: %v\n%v", err, r)
 	}
@@ -137,7 +140,7 @@ func TestReplayDivergence(t *testing.T) {
 	}
 	t.Run("json", func(t *testing.T) {
 		r := ctl(t, "replay", id, "--script", "testdata/diverge/args.star", "--json")
-		var rep engine.ReplayReport
+		var rep replay.Report
 		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != cli.ExitDiverged {
 			t.Fatalf("%v\n%v", err, r)
 		}
@@ -178,7 +181,7 @@ func TestExportAndReplayFrom(t *testing.T) {
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("export:\n%v", r)
 	}
-	exp, err := engine.ParseExport([]byte(r.stdout))
+	exp, err := journal.ParseExport([]byte(r.stdout))
 	if err != nil || exp.Run.ID != id || len(exp.Journal) < 7 {
 		t.Fatalf("export is not a run file: %v\n%v", err, r)
 	}
@@ -262,10 +265,10 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // show is the run as ctl runs show --json reports it.
-func show(t *testing.T, id string, global ...string) engine.RunDetail {
+func show(t *testing.T, id string, global ...string) api.RunDetail {
 	t.Helper()
 	r := ctl(t, append(global, "runs", "show", "--json", id)...)
-	var d engine.RunDetail
+	var d api.RunDetail
 	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || r.code != 0 {
 		t.Fatalf("show: %v\n%v", err, r)
 	}
@@ -290,7 +293,7 @@ func TestCancelParkedRun(t *testing.T) {
 		t.Fatalf("cancel:\n%v", r)
 	}
 	d := show(t, id, "--server", url)
-	if d.Status != engine.StatusCancelled || d.Error == nil || !regexp.MustCompile(`^cancelled by \S+@\S+: customer asked$`).MatchString(d.Error.Message) {
+	if d.Status != api.StatusCancelled || d.Error == nil || !regexp.MustCompile(`^cancelled by \S+@\S+: customer asked$`).MatchString(d.Error.Message) {
 		t.Fatalf("after cancel: %s %+v", d.Status, d.Error)
 	}
 	if r := ctl(t, "--server", url, "runs", "show", id); !strings.Contains(r.stdout, "Error:        cancelled by ") {
@@ -320,8 +323,8 @@ func leaveRun(t *testing.T, dir, script, input string, ready func(*engine.Node, 
 		t.Fatal(err)
 	}
 	name := strings.TrimSuffix(script, ".star")
-	r, err := n.Start(context.Background(), engine.StartRequest{
-		Script: engine.Script{Name: name, Main: script, Files: map[string]string{script: string(src)}},
+	r, err := n.Start(context.Background(), api.StartRequest{
+		Script: api.Script{Name: name, Main: script, Files: map[string]string{script: string(src)}},
 		Input:  json.RawMessage(input),
 	})
 	if err != nil {
@@ -348,7 +351,7 @@ func TestCancelEmbedded(t *testing.T) {
 		if r.code != 0 || r.stdout != "run "+id+" cancelled\n" {
 			t.Fatalf("%v", r)
 		}
-		if d := show(t, id); d.Status != engine.StatusCancelled {
+		if d := show(t, id); d.Status != api.StatusCancelled {
 			t.Fatalf("status %s", d.Status)
 		}
 	})
@@ -365,14 +368,14 @@ func TestCancelEmbedded(t *testing.T) {
 		t.Cleanup(func() { close(release); slow.Close() })
 		in, _ := json.Marshal(map[string]string{"url": slow.URL, "id": "1"})
 		id := leaveRun(t, dir, "order.star", string(in), func(*engine.Node, string) bool { return started.Load() })
-		if d := show(t, id); d.Status != engine.StatusRunning || d.WakeAt != nil {
+		if d := show(t, id); d.Status != api.StatusRunning || d.WakeAt != nil {
 			t.Fatalf("not an interrupted run: %+v", d.Run)
 		}
 		r := ctl(t, "cancel", id, "--reason", "stuck")
 		if r.code != 0 || r.stdout != "run "+id+" cancelled\n" {
 			t.Fatalf("%v", r)
 		}
-		if d := show(t, id); d.Status != engine.StatusCancelled || !strings.HasSuffix(d.Error.Message, ": stuck") {
+		if d := show(t, id); d.Status != api.StatusCancelled || !strings.HasSuffix(d.Error.Message, ": stuck") {
 			t.Fatalf("after cancel: %+v", d.Run)
 		}
 	})
@@ -444,8 +447,8 @@ func TestResumeParkedRun(t *testing.T) {
 		t.Fatalf("resume onto v2:\n%v", r)
 	}
 	v2, _ := os.ReadFile("testdata/nap_v2.star")
-	s := engine.Script{Main: "nap_v2.star", Files: map[string]string{"nap_v2.star": string(v2)}}
-	if d := show(t, id); d.Status != engine.StatusCompleted || d.Script != "nap" || d.Hash != s.Hash() {
+	s := api.Script{Main: "nap_v2.star", Files: map[string]string{"nap_v2.star": string(v2)}}
+	if d := show(t, id); d.Status != api.StatusCompleted || d.Script != "nap" || d.Hash != s.Hash() {
 		t.Fatalf("after resume: %+v", d.Run)
 	}
 }
@@ -455,7 +458,7 @@ func TestResumeParkedRun(t *testing.T) {
 func TestWaitRecovers(t *testing.T) {
 	dir := isolate(t)
 	id := leaveRun(t, dir, "nap.star", `{"for": "1500ms", "say": "up"}`, parked)
-	if d := show(t, id); d.Status != engine.StatusRunning {
+	if d := show(t, id); d.Status != api.StatusRunning {
 		t.Fatalf("runs show continued the run: %+v", d.Run)
 	}
 	r := ctl(t, "runs", "wait", id)

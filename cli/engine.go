@@ -16,9 +16,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/engine"
 	"github.com/droverhq/drover/meter"
+	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/telemetry"
 )
 
@@ -110,7 +112,7 @@ value, stray argument).
 	f.IntVar(&e.replicas, "replicas", 0, "`N` replicas of streams and buckets, 1 to 5 (default: 3 with 3 or more nodes, else 1)")
 	e.logLevel = "info"
 	f.Var(choiceValue{&e.logLevel, logLevels}, "log-level", "`LEVEL` of the logs on stderr: "+orList(logLevels))
-	e.maxSteps = 10_000_000
+	e.maxSteps = script.DefaultMaxSteps
 	addMaxExecSteps(f, &e.maxSteps, "Starlark computation limit per run, as `N` steps (runaway-loop guard)")
 	f.IntVar(&e.payloadLimit, "payload-limit", 1<<20, "largest step argument, step result, input or run result, in `BYTES`")
 	e.stepTimeout, e.grace, e.retention, e.triggerTimeout = 30*time.Second, 10*time.Second, 30*24*time.Hour, 30*time.Second
@@ -174,7 +176,7 @@ func parseAttrHeaders(specs []string) (map[string]string, error) {
 		if !validHeaderName(header) {
 			return nil, usageErrorf("--attr-header %q: %q is not an HTTP header name (letters, digits and !#$%%&'*+-.^_`|~)", spec, header)
 		}
-		if !validAttrName(attr) {
+		if err := api.CheckAttrName(attr); err != nil {
 			return nil, usageErrorf("--attr-header %q: attribute name %q must be 1 to 64 letters, digits or _", spec, attr)
 		}
 		header = textproto.CanonicalMIMEHeaderKey(header)
@@ -195,17 +197,6 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// validAttrName reports whether s is a run attribute name, as the engine
-// checks them: 1 to 64 letters, digits and _.
-func validAttrName(s string) bool {
-	for _, c := range s {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return s != "" && len(s) <= 64
 }
 
 // serve starts the node and its HTTP API, and stops them cleanly once ctx is

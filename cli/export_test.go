@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/journal"
+	"github.com/droverhq/drover/replay"
 )
 
 func TestUnescapeHTML(t *testing.T) {
@@ -27,12 +29,12 @@ func TestUnescapeHTML(t *testing.T) {
 }
 
 func TestWriteExportRoundTrip(t *testing.T) {
-	s := engine.Script{Name: "t", Main: "t.star", Files: map[string]string{"t.star": "def main(input):\n    return input\n"}}
-	exp := &engine.Export{
-		Format: engine.ExportFormat,
-		Run:    engine.Run{ID: "01JPC8Z3D50000000000000001", Script: "t", Hash: s.Hash(), Status: engine.StatusCompleted, Started: t0, Result: json.RawMessage(`"a&b"`)},
+	s := api.Script{Name: "t", Main: "t.star", Files: map[string]string{"t.star": "def main(input):\n    return input\n"}}
+	exp := &api.Export{
+		Format: api.ExportFormat,
+		Run:    api.Run{ID: "01JPC8Z3D50000000000000001", Script: "t", Hash: s.Hash(), Status: api.StatusCompleted, Started: t0, Result: json.RawMessage(`"a&b"`)},
 		Script: s,
-		Journal: []engine.JournalEntry{
+		Journal: []api.JournalEntry{
 			{Kind: "start", Data: json.RawMessage(`{"run":"01JPC8Z3D50000000000000001","input":"a&b"}`)},
 			{Kind: "end", Data: json.RawMessage(`{"status":"completed","result":"a&b"}`)},
 		},
@@ -42,7 +44,7 @@ func TestWriteExportRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "export.golden", buf.Bytes())
-	got, err := engine.ParseExport(buf.Bytes())
+	got, err := journal.ParseExport(buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,23 +53,23 @@ func TestWriteExportRoundTrip(t *testing.T) {
 			t.Errorf("entry %d data = %s, want the journal's own bytes %s", i, e.Data, exp.Journal[i].Data)
 		}
 	}
-	rep, err := engine.Replay(t.Context(), got, engine.ReplayOptions{})
+	rep, err := replay.Replay(t.Context(), got, replay.Options{})
 	if err != nil || !rep.Matches || replayExit(rep) != ExitOK {
 		t.Fatalf("replay: %v %+v", err, rep)
 	}
 }
 
 func TestReplayExit(t *testing.T) {
-	fail := &engine.RunError{Message: "boom"}
+	fail := &api.RunError{Message: "boom"}
 	tests := []struct {
 		name string
-		rep  engine.ReplayReport
+		rep  replay.Report
 		want int
 	}{
-		{"same result", engine.ReplayReport{Matches: true}, ExitOK},
-		{"same error", engine.ReplayReport{Matches: true, Error: fail}, ExitFailure},
-		{"other outcome", engine.ReplayReport{Error: fail}, ExitDiverged},
-		{"partial", engine.ReplayReport{Partial: true}, ExitOK},
+		{"same result", replay.Report{Matches: true}, ExitOK},
+		{"same error", replay.Report{Matches: true, Error: fail}, ExitFailure},
+		{"other outcome", replay.Report{Error: fail}, ExitDiverged},
+		{"partial", replay.Report{Partial: true}, ExitOK},
 	}
 	for _, tt := range tests {
 		if got := replayExit(&tt.rep); got != tt.want {

@@ -13,7 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/journal"
+	"github.com/droverhq/drover/replay"
 )
 
 func (a *app) replayCommand() *cobra.Command {
@@ -60,7 +62,7 @@ the run ended otherwise than the original.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			var exp *engine.Export
+			var exp *api.Export
 			var err error
 			if from != "" {
 				exp, err = readExport(from, a.stdin)
@@ -70,7 +72,7 @@ the run ended otherwise than the original.`,
 			if err != nil {
 				return err
 			}
-			var script *engine.Script
+			var script *api.Script
 			if scriptFile != "" {
 				s, err := readScript(scriptFile, cmp.Or(name, exp.Run.Script))
 				if err != nil {
@@ -78,9 +80,9 @@ the run ended otherwise than the original.`,
 				}
 				script = &s
 			}
-			rep, err := engine.Replay(ctx, exp, engine.ReplayOptions{Script: script, MaxExecSteps: a.maxSteps})
-			var ce *engine.CompileError
-			var de *engine.DivergenceError
+			rep, err := replay.Replay(ctx, exp, replay.Options{Script: script, MaxExecSteps: a.maxSteps})
+			var ce *api.CompileError
+			var de *api.DivergenceError
 			switch {
 			case errors.As(err, &ce):
 				return a.compileFailure(ce)
@@ -119,7 +121,7 @@ the run ended otherwise than the original.`,
 
 // fetchExport asks the node for run id's export. An embedded node is started
 // without recovery, and stopped before the replay.
-func (a *app) fetchExport(ctx context.Context, id string) (*engine.Export, error) {
+func (a *app) fetchExport(ctx context.Context, id string) (*api.Export, error) {
 	c, err := a.connect(ctx, noRecovery)
 	if err != nil {
 		return nil, err
@@ -133,7 +135,7 @@ func (a *app) fetchExport(ctx context.Context, id string) (*engine.Export, error
 }
 
 // readExport reads and checks a run file (- for stdin).
-func readExport(file string, stdin io.Reader) (*engine.Export, error) {
+func readExport(file string, stdin io.Reader) (*api.Export, error) {
 	var data []byte
 	var err error
 	if file == "-" {
@@ -144,7 +146,7 @@ func readExport(file string, stdin io.Reader) (*engine.Export, error) {
 	if err != nil {
 		return nil, failure(err)
 	}
-	exp, err := engine.ParseExport(data)
+	exp, err := journal.ParseExport(data)
 	if err != nil {
 		return nil, failure(fmt.Errorf("%s: %s", file, plainMessage(err)))
 	}
@@ -153,13 +155,13 @@ func readExport(file string, stdin io.Reader) (*engine.Export, error) {
 
 // replaySummary is the first part of a replay's summary line: how many steps,
 // how fast, which run and version.
-func replaySummary(rep *engine.ReplayReport) string {
+func replaySummary(rep *replay.Report) string {
 	return fmt.Sprintf("replayed %d of %d steps in %s (run %s, version %s)",
 		rep.Steps, rep.Journaled, formatDuration(rep.Took), rep.Run.ID, shortHash(rep.Hash))
 }
 
 // replayExit is the exit code of a replay that did not diverge at a step.
-func replayExit(rep *engine.ReplayReport) int {
+func replayExit(rep *replay.Report) int {
 	switch {
 	case rep.Partial:
 		return ExitOK
@@ -173,7 +175,7 @@ func replayExit(rep *engine.ReplayReport) int {
 
 // reportReplay prints the outcome of a replay that did not diverge at a step:
 // the replayed result on stdout, the summary and any error on stderr.
-func (a *app) reportReplay(rep *engine.ReplayReport) error {
+func (a *app) reportReplay(rep *replay.Report) error {
 	head := replaySummary(rep)
 	switch {
 	case rep.Partial:
@@ -191,7 +193,7 @@ func (a *app) reportReplay(rep *engine.ReplayReport) error {
 		return nil
 	case rep.Matches:
 		fmt.Fprintf(a.stderr, "%s: same error as the original run\n", head)
-		return a.reportEnd(&engine.Run{ID: rep.Run.ID, Status: engine.StatusFailed, Error: rep.Error})
+		return a.reportEnd(&api.Run{ID: rep.Run.ID, Status: api.StatusFailed, Error: rep.Error})
 	}
 	if rep.Error == nil {
 		if err := writeJSON(a.stdout, rep.Result); err != nil {
@@ -200,9 +202,9 @@ func (a *app) reportReplay(rep *engine.ReplayReport) error {
 	}
 	fmt.Fprintf(a.stderr, "%s: the outcome differs from the original run\n", head)
 	fmt.Fprintf(a.stderr, "  original: %s\n", outcome(rep.Run.Status, rep.Run.Result, rep.Run.Error))
-	replayed := engine.StatusCompleted
+	replayed := api.StatusCompleted
 	if rep.Error != nil {
-		replayed = engine.StatusFailed
+		replayed = api.StatusFailed
 	}
 	fmt.Fprintf(a.stderr, "  replayed: %s\n", outcome(replayed, rep.Result, rep.Error))
 	return silent(ExitDiverged)
@@ -210,8 +212,8 @@ func (a *app) reportReplay(rep *engine.ReplayReport) error {
 
 // outcome is how a run ended, on one line: completed and its result, or the
 // status and the error message.
-func outcome(status string, result json.RawMessage, runErr *engine.RunError) string {
-	if status == engine.StatusCompleted {
+func outcome(status string, result json.RawMessage, runErr *api.RunError) string {
+	if status == api.StatusCompleted {
 		if len(result) == 0 {
 			result = json.RawMessage("null")
 		}
@@ -255,7 +257,7 @@ func unescapeHTML(b []byte) []byte {
 // writeExport writes a run file: indented JSON, with one journal entry per
 // line and each entry's data exactly as journaled (compact), so that the file
 // diffs well and Replay reads back the journal's own bytes.
-func writeExport(w io.Writer, exp *engine.Export) error {
+func writeExport(w io.Writer, exp *api.Export) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -304,7 +306,7 @@ func trimNewline(buf *bytes.Buffer) {
 // plainMessage is err's text without the engine's "engine: bad input: "
 // prefix, for messages about what the user gave.
 func plainMessage(err error) string {
-	return strings.TrimPrefix(err.Error(), engine.ErrBadInput.Error()+": ")
+	return strings.TrimPrefix(err.Error(), api.ErrBadInput.Error()+": ")
 }
 
 // shortHash is the first 12 characters of a script version hash.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/api"
 )
 
 func (a *app) runCommand() *cobra.Command {
@@ -58,13 +58,13 @@ times, attributes) is printed on stdout instead, whatever the outcome; with
 			if detach && a.serverURL() == "" {
 				return usageErrorf("--detach needs a server: an embedded node stops when ctl exits, and its runs with it; start an `engine` node and pass --server URL or set DROVER_URL")
 			}
-			var script engine.Script
+			var script api.Script
 			if deployedName(args[0]) {
-				script = engine.Script{Name: args[0]}
+				script = api.Script{Name: args[0]}
 			} else if script, err = readScript(args[0], name); err != nil {
 				return err
 			}
-			return a.run(cmd.Context(), engine.StartRequest{Script: script, Input: in, Attrs: at}, detach, asJSON)
+			return a.run(cmd.Context(), api.StartRequest{Script: script, Input: in, Attrs: at}, detach, asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -78,18 +78,18 @@ times, attributes) is printed on stdout instead, whatever the outcome; with
 
 // run starts req and, unless detach, waits for its end and reports it: as
 // JSON records with asJSON.
-func (a *app) run(ctx context.Context, req engine.StartRequest, detach, asJSON bool) error {
+func (a *app) run(ctx context.Context, req api.StartRequest, detach, asJSON bool) error {
 	c, err := a.connect(ctx, withRecovery)
 	if err != nil {
 		return err
 	}
 	defer c.close()
 	r, err := c.Start(ctx, req)
-	var ce *engine.CompileError
+	var ce *api.CompileError
 	switch {
 	case errors.As(err, &ce):
 		return a.compileFailure(ce)
-	case errors.Is(err, engine.ErrBadInput):
+	case errors.Is(err, api.ErrBadInput):
 		return &exitError{code: ExitUsage, err: err}
 	case err != nil:
 		return failure(err)
@@ -112,14 +112,14 @@ func (a *app) run(ctx context.Context, req engine.StartRequest, detach, asJSON b
 // reportRun reports how run r ended and returns its exit code: with asJSON
 // its record on stdout; else its result on stdout, or what went wrong on
 // stderr.
-func (a *app) reportRun(r *engine.Run, asJSON bool) error {
+func (a *app) reportRun(r *api.Run, asJSON bool) error {
 	switch {
 	case asJSON:
 		if err := writeValue(a.stdout, r); err != nil {
 			return err
 		}
 		return endExit(r)
-	case r.Status == engine.StatusCompleted:
+	case r.Status == api.StatusCompleted:
 		return writeJSON(a.stdout, r.Result)
 	}
 	return a.reportEnd(r)
@@ -127,11 +127,11 @@ func (a *app) reportRun(r *engine.Run, asJSON bool) error {
 
 // endExit ends a command with the exit code of how run r ended: 0 completed,
 // 4 cancelled, 1 otherwise (failed, blocked).
-func endExit(r *engine.Run) error {
+func endExit(r *api.Run) error {
 	switch r.Status {
-	case engine.StatusCompleted:
+	case api.StatusCompleted:
 		return nil
-	case engine.StatusCancelled:
+	case api.StatusCancelled:
 		return silent(ExitCancelled)
 	}
 	return silent(ExitFailure)
@@ -153,11 +153,11 @@ func (a *app) waitError(ctx context.Context, c *conn, id string, err error) erro
 // reportEnd prints how an unsuccessful run ended on stderr and returns its exit
 // code: failed (message then backtrace), blocked (message then what to do) or
 // cancelled.
-func (a *app) reportEnd(r *engine.Run) error {
+func (a *app) reportEnd(r *api.Run) error {
 	switch r.Status {
-	case engine.StatusCompleted:
+	case api.StatusCompleted:
 		return nil
-	case engine.StatusCancelled:
+	case api.StatusCancelled:
 		if r.Error != nil {
 			fmt.Fprintf(a.stderr, "run %s cancelled: %s\n", r.ID, r.Error.Message)
 		} else {
@@ -170,7 +170,7 @@ func (a *app) reportEnd(r *engine.Run) error {
 		msg = r.Error.Message
 	}
 	fmt.Fprintf(a.stderr, "run %s %s: %s\n", r.ID, r.Status, msg)
-	if r.Status == engine.StatusBlocked {
+	if r.Status == api.StatusBlocked {
 		fmt.Fprintln(a.stderr, blockedHint(r.ID))
 	} else if r.Error != nil && r.Error.Backtrace != "" {
 		fmt.Fprintln(a.stderr, strings.TrimRight(r.Error.Backtrace, "\n"))
@@ -195,16 +195,16 @@ func deployedName(arg string) bool {
 
 // readScript reads FILE and, if it calls load(), the other *.star files of its
 // directory.
-func readScript(file, name string) (engine.Script, error) {
+func readScript(file, name string) (api.Script, error) {
 	src, err := os.ReadFile(file)
 	if err != nil {
-		return engine.Script{}, failure(err)
+		return api.Script{}, failure(err)
 	}
 	base := filepath.Base(file)
 	if name == "" {
 		name = strings.TrimSuffix(base, ".star")
 	}
-	s := engine.Script{Name: name, Main: base, Files: map[string]string{base: string(src)}}
+	s := api.Script{Name: name, Main: base, Files: map[string]string{base: string(src)}}
 	if !strings.Contains(string(src), "load(") {
 		return s, nil
 	}
@@ -268,7 +268,7 @@ func parseAttrs(pairs []string) (map[string]string, error) {
 
 // compileFailure prints every compile error, one file:line:col: message per
 // line as a compiler does, and exits 1.
-func (a *app) compileFailure(ce *engine.CompileError) error {
+func (a *app) compileFailure(ce *api.CompileError) error {
 	for _, line := range ce.Errors {
 		fmt.Fprintln(a.stderr, line)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/api"
 )
 
 func (a *app) runsLsCommand() *cobra.Command {
@@ -40,10 +40,10 @@ Filters combine: a run is listed when it matches all of them.`,
 					q.Set(k, v)
 				}
 			}
-			f, err := engine.ParseListQuery(q)
+			f, err := api.ParseListQuery(q)
 			if err != nil {
 				// The engine's messages start with the parameter's name, which is the flag's.
-				return usageErrorf("--%s", strings.TrimPrefix(err.Error(), engine.ErrBadInput.Error()+": "))
+				return usageErrorf("--%s", strings.TrimPrefix(err.Error(), api.ErrBadInput.Error()+": "))
 			}
 			c, err := a.connect(cmd.Context(), noRecovery)
 			if err != nil {
@@ -56,7 +56,7 @@ Filters combine: a run is listed when it matches all of them.`,
 			}
 			if asJSON {
 				if runs == nil {
-					runs = []engine.Run{}
+					runs = []api.Run{}
 				}
 				return writeValue(a.stdout, runs)
 			}

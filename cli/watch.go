@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/api"
 )
 
 func (a *app) runsWatchCommand() *cobra.Command {
@@ -36,7 +36,7 @@ run, 130 when interrupted.`,
 			}
 			defer c.close()
 			var started time.Time
-			err = c.Events(ctx, args[0], func(e engine.Event) bool {
+			err = c.Events(ctx, args[0], func(e api.Event) bool {
 				if asJSON {
 					line, _ := json.Marshal(e)
 					fmt.Fprintf(a.stdout, "%s\n", line)
@@ -81,7 +81,7 @@ type eventFields struct {
 }
 
 // formatEvent is one line of ctl runs watch.
-func formatEvent(e engine.Event, started *time.Time) string {
+func formatEvent(e api.Event, started *time.Time) string {
 	var f eventFields
 	json.Unmarshal(e.Data, &f)
 	at := f.Time

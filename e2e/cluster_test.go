@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/droverhq/drover/engine"
-	"github.com/droverhq/drover/engine/client"
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/api/client"
 )
 
 // freePorts returns n loopback ports that were free a moment ago.
@@ -113,8 +113,8 @@ def main(input):
 // step's node and the reason for it are in the run's record.
 func TestStepsFollowResources(t *testing.T) {
 	counter := &keyCounter{counts: map[string]int{}}
-	api := httptest.NewServer(counter)
-	defer api.Close()
+	partner := httptest.NewServer(counter)
+	defer partner.Close()
 	procs := startClusterWith(t, 3, func(i int) []string {
 		args := []string{"--resource", "partner=4/s,burst=4,builtin=http.get,host=127.0.0.1"}
 		if i == 2 {
@@ -127,15 +127,15 @@ func TestStepsFollowResources(t *testing.T) {
 	waitNodes(t, ctx, procs[0].url, 3)
 	c := client.New(procs[0].url)
 	waitResources(t, ctx, c, 3)
-	r, err := c.Start(ctx, engine.StartRequest{
-		Script: engine.Script{Name: "spread", Main: "spread.star", Files: map[string]string{"spread.star": spreadScript}},
-		Input:  json.RawMessage(fmt.Sprintf(`{"url": %q}`, api.URL)),
+	r, err := c.Start(ctx, api.StartRequest{
+		Script: api.Script{Name: "spread", Main: "spread.star", Files: map[string]string{"spread.star": spreadScript}},
+		Input:  json.RawMessage(fmt.Sprintf(`{"url": %q}`, partner.URL)),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	end, err := c.Wait(ctx, r.ID)
-	if err != nil || end.Status != engine.StatusCompleted {
+	if err != nil || end.Status != api.StatusCompleted {
 		t.Fatalf("run: %v %+v", err, end)
 	}
 	d, err := c.Get(ctx, r.ID)

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/droverhq/drover/engine"
-	"github.com/droverhq/drover/engine/client"
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/api/client"
 )
 
 // keyCounter is an HTTP server standing in for a third-party API: it counts
@@ -78,8 +78,8 @@ def main(input):
 // again with the same idempotency key.
 func TestSIGKILLLosesNoRun(t *testing.T) {
 	counter := &keyCounter{counts: map[string]int{}}
-	api := httptest.NewServer(counter)
-	defer api.Close()
+	partner := httptest.NewServer(counter)
+	defer partner.Close()
 	dir := t.TempDir()
 	eng := startEngine(t, dir)
 	c := client.New(eng.url)
@@ -88,9 +88,9 @@ func TestSIGKILLLosesNoRun(t *testing.T) {
 	const runs, steps = 8, 40
 	var ids []string
 	for i := 0; i < runs; i++ {
-		r, err := c.Start(ctx, engine.StartRequest{
-			Script: engine.Script{Name: "crash", Main: "crash.star", Files: map[string]string{"crash.star": crashScript}},
-			Input:  json.RawMessage(fmt.Sprintf(`{"n": %d, "url": %q}`, steps, api.URL)),
+		r, err := c.Start(ctx, api.StartRequest{
+			Script: api.Script{Name: "crash", Main: "crash.star", Files: map[string]string{"crash.star": crashScript}},
+			Input:  json.RawMessage(fmt.Sprintf(`{"n": %d, "url": %q}`, steps, partner.URL)),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -120,7 +120,7 @@ func TestSIGKILLLosesNoRun(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %s: %v\n%s", id, err, eng2.logs)
 		}
-		if end.Status != engine.StatusCompleted || string(end.Result) != "780" {
+		if end.Status != api.StatusCompleted || string(end.Result) != "780" {
 			t.Fatalf("run %s after recovery: %s %s %+v", id, end.Status, end.Result, end.Error)
 		}
 	}

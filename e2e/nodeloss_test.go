@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/droverhq/drover/engine"
-	"github.com/droverhq/drover/engine/client"
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/api/client"
 )
 
 // TestNodeLossUnderLoad runs a 3-node cluster under load, SIGKILLs one node,
@@ -20,8 +20,8 @@ import (
 // It takes 10 to 50 s (JetStream leader elections after the kill).
 func TestNodeLossUnderLoad(t *testing.T) {
 	counter := &keyCounter{counts: map[string]int{}}
-	api := httptest.NewServer(counter)
-	defer api.Close()
+	partner := httptest.NewServer(counter)
+	defer partner.Close()
 	procs := startCluster(t, 3, "--log-level", "debug") // debug: every step, in the logs printed on failure
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -30,9 +30,9 @@ func TestNodeLossUnderLoad(t *testing.T) {
 	const runs, steps = 12, 30
 	var ids []string
 	for i := 0; i < runs; i++ { // coordinators: n1, n2, n3 in turn
-		r, err := client.New(procs[i%3].url).Start(ctx, engine.StartRequest{
-			Script: engine.Script{Name: "load", Main: "load.star", Files: map[string]string{"load.star": crashScript}},
-			Input:  json.RawMessage(fmt.Sprintf(`{"n": %d, "url": %q}`, steps, api.URL)),
+		r, err := client.New(procs[i%3].url).Start(ctx, api.StartRequest{
+			Script: api.Script{Name: "load", Main: "load.star", Files: map[string]string{"load.star": crashScript}},
+			Input:  json.RawMessage(fmt.Sprintf(`{"n": %d, "url": %q}`, steps, partner.URL)),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -63,7 +63,7 @@ func TestNodeLossUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %s: %v\nn1:\n%s\nn2:\n%s\nn3 (killed):\n%s", id, err, procs[0].logs, procs[1].logs, victim.logs)
 		}
-		if end.Status != engine.StatusCompleted || string(end.Result) != "435" {
+		if end.Status != api.StatusCompleted || string(end.Result) != "435" {
 			t.Fatalf("run %s: %s %s %+v", id, end.Status, end.Result, end.Error)
 		}
 	}

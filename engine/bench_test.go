@@ -12,6 +12,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
@@ -105,7 +106,7 @@ func runN(b *testing.B, n *Node, runs, total int) {
 	b.Helper()
 	ctx := context.Background()
 	// Warm up: compile the script and open the journal paths.
-	r, err := n.Start(ctx, StartRequest{Script: script(loopScript), Input: json.RawMessage("10")})
+	r, err := n.Start(ctx, api.StartRequest{Script: testScript(loopScript), Input: json.RawMessage("10")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func runN(b *testing.B, n *Node, runs, total int) {
 	per := (total + runs - 1) / runs
 	ids := make([]string, runs)
 	for i := range ids {
-		r, err := n.Start(ctx, StartRequest{Script: script(loopScript), Input: json.RawMessage(fmt.Sprint(per))})
+		r, err := n.Start(ctx, api.StartRequest{Script: testScript(loopScript), Input: json.RawMessage(fmt.Sprint(per))})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -122,7 +123,7 @@ func runN(b *testing.B, n *Node, runs, total int) {
 	}
 	for _, id := range ids {
 		end, err := n.Wait(ctx, id)
-		if err != nil || end.Status != StatusCompleted {
+		if err != nil || end.Status != api.StatusCompleted {
 			b.Fatalf("run %s: %v %+v", id, err, end.Error)
 		}
 	}
@@ -135,14 +136,14 @@ func BenchmarkInFlightRunMemory(b *testing.B) {
 	n := newTestNode(b, Options{Registry: benchRegistry(&latencies{}, release)})
 	ctx := context.Background()
 	const runs = 500
-	src := script("def main(input):\n    bench.block()\n    return input\n")
+	src := testScript("def main(input):\n    bench.block()\n    return input\n")
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		ids := make([]string, runs)
 		for j := range ids {
-			r, err := n.Start(ctx, StartRequest{Script: src, Input: json.RawMessage(`{"customer":"acme"}`)})
+			r, err := n.Start(ctx, api.StartRequest{Script: src, Input: json.RawMessage(`{"customer":"acme"}`)})
 			if err != nil {
 				b.Fatal(err)
 			}

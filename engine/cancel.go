@@ -2,41 +2,40 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
-// cancelPrefix is the subject on which cancellations are broadcast to every
-// node: drover.cancel.<run>.
-const cancelPrefix = "drover.cancel."
-
-// Cancel stops run id: the cancellation (who, why) is journaled, and every node
-// is told, so that the coordinator's Starlark thread and every in-flight step,
-// wherever it executes, are cancelled through their contexts. A run parked on a
-// timer or blocked is ended at once. Cancelling an ended run returns its record
-// and an ErrBadInput saying how it ended.
-func (n *Node) Cancel(ctx context.Context, id, by, reason string) (*Run, error) {
-	rec, err := n.record(ctx, id)
+// Cancel implements api.API: it stops run id. The cancellation (who, why) is
+// journaled, and every node is told, so that the coordinator's Starlark
+// thread and every in-flight step, wherever it executes, are cancelled through
+// their contexts. A run parked on a timer or blocked is ended at once.
+// Cancelling an ended run returns its record and an api.ErrBadInput saying
+// how it ended.
+func (n *Node) Cancel(ctx context.Context, id, by, reason string) (*api.Run, error) {
+	rec, err := n.runs.Record(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if rec.Done() {
-		return rec, fmt.Errorf("%w: run %s has already %s", ErrBadInput, id, rec.Status)
+		return rec, fmt.Errorf("%w: run %s has already %s", api.ErrBadInput, id, rec.Status)
 	}
 	if by == "" {
 		by = "unknown"
 	}
-	data, _ := encodeJSON(CancelEntry{By: by, Reason: reason, Time: time.Now().UTC()})
-	if _, err := n.bus.Append(ctx, bus.JournalSubject(id, "cancel", ""), id+"/cancel", nil, data); err != nil && !errors.Is(err, bus.ErrExists) {
+	entry := api.CancelEntry{By: by, Reason: reason, Time: time.Now().UTC()}
+	if err := n.journal.Append(ctx, id, api.EntryCancel, "", entry); err != nil && !errors.Is(err, journal.ErrExists) {
 		return nil, err
 	}
-	if err := n.bus.Publish(cancelPrefix+id, nil, data); err != nil {
+	data, _ := api.EncodeJSON(entry)
+	if err := n.bus.Publish(bus.CancelSubject(id), nil, data); err != nil {
 		return nil, err
 	}
 	n.mu.Lock()
@@ -59,22 +58,16 @@ func (n *Node) Cancel(ctx context.Context, id, by, reason string) (*Run, error) 
 // cancelled, a parked one is woken to end, and steps this node executes for the
 // run are cancelled.
 func (n *Node) onCancel(m bus.Msg) {
-	id := strings.TrimPrefix(m.Subject, cancelPrefix)
+	id := strings.TrimPrefix(m.Subject, bus.CancelPrefix)
 	n.mu.Lock()
 	r := n.active[id]
-	t := n.sleeping[id]
-	if t != nil {
-		t.Stop()
-		delete(n.sleeping, id)
-	}
-	for _, cancel := range n.stepCancels[id] {
-		cancel()
-	}
 	n.mu.Unlock()
+	parked := n.unschedule(id)
+	n.worker.cancelRun(id)
 	if r != nil {
 		r.cancel(errCancelled)
 	}
-	if t != nil {
+	if parked {
 		ctx, cancel := context.WithTimeout(n.baseCtx, 10*time.Second)
 		defer cancel()
 		if err := n.adopt(ctx, id); err != nil {
@@ -83,36 +76,19 @@ func (n *Node) onCancel(m bus.Msg) {
 	}
 }
 
-// trackStep registers the cancel function of a step this node executes for
-// run, until the returned function is called.
-func (n *Node) trackStep(run string, cancel context.CancelFunc) (untrack func()) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	key := new(int)
-	if n.stepCancels[run] == nil {
-		n.stepCancels[run] = map[*int]context.CancelFunc{}
-	}
-	n.stepCancels[run][key] = cancel
-	return func() {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		delete(n.stepCancels[run], key)
-		if len(n.stepCancels[run]) == 0 {
-			delete(n.stepCancels, run)
-		}
-	}
-}
-
 // cancelError is the error a cancelled run ends with, naming who cancelled it
 // and why, from the journal.
-func (r *run) cancelError() *RunError {
-	ce := r.j.cancelEntry()
+func (r *run) cancelError() *api.RunError {
+	var ce *api.CancelEntry
+	if r.j != nil {
+		ce = r.j.Cancel
+	}
 	if ce == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if m, err := r.n.bus.Entry(ctx, bus.JournalSubject(r.id, "cancel", "")); err == nil {
-			ce = new(CancelEntry)
-			json.Unmarshal(m.Data, ce)
+		var stored api.CancelEntry
+		if r.n.journal.Get(ctx, r.id, api.EntryCancel, "", &stored) == nil {
+			ce = &stored
 		}
 	}
 	msg := "run cancelled"
@@ -122,12 +98,5 @@ func (r *run) cancelError() *RunError {
 			msg += ": " + ce.Reason
 		}
 	}
-	return &RunError{Code: builtins.CodeCancelled, Message: msg}
-}
-
-func (j *journal) cancelEntry() *CancelEntry {
-	if j == nil {
-		return nil
-	}
-	return j.cancel
+	return &api.RunError{Code: builtins.CodeCancelled, Message: msg}
 }

@@ -12,10 +12,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/droverhq/drover/api"
 )
 
-func bundle(name string, files map[string]string) DeployRequest {
-	return DeployRequest{Script: Script{Name: name, Main: "main.star", Files: files}, By: "test"}
+func bundle(name string, files map[string]string) api.DeployRequest {
+	return api.DeployRequest{Script: api.Script{Name: name, Main: "main.star", Files: files}, By: "test"}
 }
 
 const greetV1 = "def main(input):\n    return {\"v\": 1, \"x\": test.echo(input)}\n"
@@ -31,12 +33,12 @@ func TestDeployRunHistoryRollback(t *testing.T) {
 	}
 	runLive := func(want int) {
 		t.Helper()
-		r, err := n.Start(ctx, StartRequest{Script: Script{Name: "greet"}, Input: json.RawMessage(`"hi"`)})
+		r, err := n.Start(ctx, api.StartRequest{Script: api.Script{Name: "greet"}, Input: json.RawMessage(`"hi"`)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		end, err := n.Wait(ctx, r.ID)
-		if err != nil || end.Status != StatusCompleted || !strings.Contains(string(end.Result), `"v":`+string(rune('0'+want))) || end.Script != "greet" {
+		if err != nil || end.Status != api.StatusCompleted || !strings.Contains(string(end.Result), `"v":`+string(rune('0'+want))) || end.Script != "greet" {
 			t.Fatalf("run on version %d: %v %+v %s", want, err, end, end.Result)
 		}
 	}
@@ -62,67 +64,11 @@ func TestDeployRunHistoryRollback(t *testing.T) {
 	if err != nil || len(scripts) != 1 || scripts[0].Version != 4 {
 		t.Fatalf("scripts: %+v %v", scripts, err)
 	}
-	if _, err := n.Rollback(ctx, "greet", 9, "ops"); !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "versions are 1 to 4") {
+	if _, err := n.Rollback(ctx, "greet", 9, "ops"); !errors.Is(err, api.ErrBadInput) || !strings.Contains(err.Error(), "versions are 1 to 4") {
 		t.Fatalf("rollback to a missing version: %v", err)
 	}
-	if _, err := n.Start(ctx, StartRequest{Script: Script{Name: "nope"}}); !errors.Is(err, ErrUnknownScript) {
+	if _, err := n.Start(ctx, api.StartRequest{Script: api.Script{Name: "nope"}}); !errors.Is(err, api.ErrUnknownScript) {
 		t.Fatalf("run of an unknown script: %v", err)
-	}
-}
-
-// TestDeployRefusesBrokenBundles: every problem of a bundle is listed, and the
-// live version stays.
-func TestDeployRefusesBrokenBundles(t *testing.T) {
-	var execs atomic.Int64
-	n := newTestNode(t, Options{Registry: testRegistry(&execs)})
-	ctx := context.Background()
-	if _, err := n.Deploy(ctx, bundle("b", map[string]string{"main.star": greetV1})); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		name  string
-		files map[string]string
-		want  []string
-	}{
-		{"syntax and unknown name", map[string]string{"main.star": "def main(input):\n    return nope(\n", "lib.star": "x = undefined_thing\n"},
-			[]string{"main.star:3:1: got outdent", "lib.star:1:5: undefined: undefined_thing"}},
-		{"unknown module", map[string]string{"main.star": "load(\"util.star\", \"f\")\ndef main(input):\n    return f()\n"},
-			[]string{`main.star:1:1: load("util.star"): the bundle has no file util.star`}},
-		{"load cycle", map[string]string{"main.star": "load(\"a.star\", \"a\")\ndef main(input):\n    return a\n",
-			"a.star": "load(\"b.star\", \"b\")\na = b\n", "b.star": "load(\"a.star\", \"a\")\nb = a\n"},
-			[]string{"load cycle: a.star → b.star → a.star"}},
-		{"no main", map[string]string{"main.star": "def mian(input):\n    return 1\n"},
-			[]string{"main.star: no main function"}},
-		{"unknown builtin", map[string]string{"main.star": "def main(input):\n    return test.ecko(1)\n"},
-			[]string{`main.star:2:17: test has no builtin "ecko"; did you mean test.echo?`}},
-		{"missing main file", map[string]string{"other.star": "x = 1\n"},
-			[]string{`no main file "main.star"`}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := n.Deploy(ctx, bundle("b", tt.files))
-			var ce *CompileError
-			if !errors.As(err, &ce) {
-				t.Fatalf("err = %v, want a CompileError", err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(strings.Join(ce.Errors, "\n"), w) {
-					t.Errorf("errors lack %q:\n%s", w, strings.Join(ce.Errors, "\n"))
-				}
-			}
-		})
-	}
-	if _, err := n.Deploy(ctx, bundle("bad name!", map[string]string{"main.star": greetV1})); !errors.Is(err, ErrBadInput) {
-		t.Fatalf("bad name: %v", err)
-	}
-	if hist, _ := n.History(ctx, "b"); len(hist) != 1 {
-		t.Fatalf("a refused deploy changed the history: %+v", hist)
-	}
-	// A bundle whose files load each other deploys.
-	d, err := n.Deploy(ctx, bundle("b", map[string]string{
-		"main.star":     "load(\"lib/util.star\", \"twice\")\ndef main(input):\n    return twice(test.echo(input))\n",
-		"lib/util.star": "def twice(x):\n    return [x, x]\n"}))
-	if err != nil || d.Version != 2 {
-		t.Fatalf("bundle with load: %+v %v", d, err)
 	}
 }
 
@@ -136,7 +82,7 @@ func TestDeployCheckReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		r, err := n.Start(ctx, StartRequest{Script: Script{Name: "c"}, Input: json.RawMessage(`1`)})
+		r, err := n.Start(ctx, api.StartRequest{Script: api.Script{Name: "c"}, Input: json.RawMessage(`1`)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +91,7 @@ func TestDeployCheckReplay(t *testing.T) {
 	req := bundle("c", map[string]string{"main.star": "def main(input):\n    return test.echo(input + 1)\n"})
 	req.CheckReplay = 2
 	_, err := n.Deploy(ctx, req)
-	var rc *ReplayCheckError
+	var rc *api.ReplayCheckError
 	if !errors.As(err, &rc) || rc.Checked != 2 || len(rc.Divergent) != 2 || !strings.Contains(rc.Error(), "non-determinism at step 1") {
 		t.Fatalf("err = %v", err)
 	}
@@ -167,8 +113,8 @@ func TestHotReloadAcrossNodes(t *testing.T) {
 	}
 	for _, n := range nodes[1:] {
 		pollUntil(t, func() bool {
-			ls, err := n.deployed(ctx, "h")
-			return err == nil && ls.dep.Version == 1
+			ls, err := n.deployer.Live(ctx, "h")
+			return err == nil && ls.Deployment.Version == 1
 		})
 	}
 	// A run in flight on v1 (parked in a durable sleep) finishes on v1.
@@ -176,7 +122,7 @@ func TestHotReloadAcrossNodes(t *testing.T) {
 	if _, err := nodes[0].Deploy(ctx, slow); err != nil {
 		t.Fatal(err)
 	}
-	r, err := nodes[1].Start(ctx, StartRequest{Script: Script{Name: "s"}})
+	r, err := nodes[1].Start(ctx, api.StartRequest{Script: api.Script{Name: "s"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,8 +138,8 @@ func TestHotReloadAcrossNodes(t *testing.T) {
 	}
 	for _, n := range nodes {
 		pollUntil(t, func() bool {
-			ls, err := n.deployed(ctx, "h")
-			return err == nil && ls.dep.Version == 2
+			ls, err := n.deployer.Live(ctx, "h")
+			return err == nil && ls.Deployment.Version == 2
 		})
 	}
 }
@@ -234,8 +180,8 @@ def main(input):
 		resp.Body.Close()
 		return resp, string(data)
 	}
-	errCode := func(body string) ErrorBody {
-		var e ErrorBody
+	errCode := func(body string) api.ErrorBody {
+		var e api.ErrorBody
 		json.Unmarshal([]byte(body), &e)
 		return e
 	}
@@ -244,8 +190,8 @@ def main(input):
 	// the run's span a child of the incoming traceparent.
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	resp, body := post("/v1/run/greet", `{"who":"acme"}`, map[string]string{"X-Customer-Id": "c-42", "traceparent": parent})
-	id := resp.Header.Get(RunIDHeader)
-	if resp.StatusCode != 200 || strings.TrimSpace(body) != `{"hello":"acme"}` || id == "" || resp.Header.Get(VersionHeader) != "1" {
+	id := resp.Header.Get(api.RunIDHeader)
+	if resp.StatusCode != 200 || strings.TrimSpace(body) != `{"hello":"acme"}` || id == "" || resp.Header.Get(api.VersionHeader) != "1" {
 		t.Fatalf("sync: %d %s %v", resp.StatusCode, body, resp.Header)
 	}
 	d, err := n.Get(ctx, id)
@@ -269,39 +215,39 @@ def main(input):
 			path += "?async=1"
 		}
 		resp, body = post(path, `{}`, hdr)
-		var run Run
-		if resp.StatusCode != 202 || json.Unmarshal([]byte(body), &run) != nil || run.ID != resp.Header.Get(RunIDHeader) {
+		var run api.Run
+		if resp.StatusCode != 202 || json.Unmarshal([]byte(body), &run) != nil || run.ID != resp.Header.Get(api.RunIDHeader) {
 			t.Fatalf("async: %d %s", resp.StatusCode, body)
 		}
-		if end, err := n.Wait(ctx, run.ID); err != nil || end.Status != StatusCompleted {
+		if end, err := n.Wait(ctx, run.ID); err != nil || end.Status != api.StatusCompleted {
 			t.Fatalf("async run: %v %+v", err, end)
 		}
 	}
 
 	// Errors: stable JSON shape and status.
 	resp, body = post("/v1/run/nope", `{}`, nil)
-	if e := errCode(body); resp.StatusCode != 404 || e.Error.Code != CodeUnknownScript {
+	if e := errCode(body); resp.StatusCode != 404 || e.Error.Code != api.CodeUnknownScript {
 		t.Fatalf("unknown script: %d %s", resp.StatusCode, body)
 	}
 	resp, body = post("/v1/run/greet", `{"who": `, nil)
-	if e := errCode(body); resp.StatusCode != 400 || e.Error.Code != CodeBadInput || !strings.Contains(e.Error.Message, "not JSON") {
+	if e := errCode(body); resp.StatusCode != 400 || e.Error.Code != api.CodeBadInput || !strings.Contains(e.Error.Message, "not JSON") {
 		t.Fatalf("bad JSON: %d %s", resp.StatusCode, body)
 	}
 	resp, body = post("/v1/run/greet", `{"who": "`+strings.Repeat("x", 2000)+`"}`, nil)
-	if e := errCode(body); resp.StatusCode != 413 || e.Error.Code != CodeTooLarge || !strings.Contains(e.Error.Message, "1024 bytes") {
+	if e := errCode(body); resp.StatusCode != 413 || e.Error.Code != api.CodeTooLarge || !strings.Contains(e.Error.Message, "1024 bytes") {
 		t.Fatalf("too large: %d %s", resp.StatusCode, body)
 	}
 	resp, body = post("/v1/run/greet", `{"fail": true, "who": "acme"}`, nil)
-	if e := errCode(body); resp.StatusCode != 500 || e.Error.Code != CodeScriptFailed || !strings.Contains(e.Error.Message, "card declined for acme") ||
-		e.Error.Position != "main.star:4:13" || e.Error.Run != resp.Header.Get(RunIDHeader) {
+	if e := errCode(body); resp.StatusCode != 500 || e.Error.Code != api.CodeScriptFailed || !strings.Contains(e.Error.Message, "card declined for acme") ||
+		e.Error.Position != "main.star:4:13" || e.Error.Run != resp.Header.Get(api.RunIDHeader) {
 		t.Fatalf("script failure: %d %s", resp.StatusCode, body)
 	}
 	resp, body = post("/v1/run/greet?timeout=50ms", `{"slow": true}`, nil)
 	e := errCode(body)
-	if resp.StatusCode != 504 || e.Error.Code != CodeTimeout || e.Error.Run == "" || !strings.Contains(e.Error.Message, "goes on") {
+	if resp.StatusCode != 504 || e.Error.Code != api.CodeTimeout || e.Error.Run == "" || !strings.Contains(e.Error.Message, "goes on") {
 		t.Fatalf("timeout: %d %s", resp.StatusCode, body)
 	}
-	if end, err := n.Wait(ctx, e.Error.Run); err != nil || end.Status != StatusCompleted {
+	if end, err := n.Wait(ctx, e.Error.Run); err != nil || end.Status != api.StatusCompleted {
 		t.Fatalf("the run that timed out did not go on: %v %+v", err, end)
 	}
 	resp, body = post("/v1/run/greet?timeout=soon", `{}`, nil)
@@ -311,7 +257,7 @@ def main(input):
 
 	// Deploy errors over HTTP.
 	resp, body = post("/v1/scripts/greet", `{"script": {"main": "main.star", "files": {"main.star": "def main(:\n"}}}`, nil)
-	if e := errCode(body); resp.StatusCode != 422 || e.Error.Code != CodeCompileError || len(e.Error.Errors) == 0 {
+	if e := errCode(body); resp.StatusCode != 422 || e.Error.Code != api.CodeCompileError || len(e.Error.Errors) == 0 {
 		t.Fatalf("broken deploy: %d %s", resp.StatusCode, body)
 	}
 }
@@ -353,26 +299,6 @@ func TestConcurrentDeploys(t *testing.T) {
 	for i, d := range hist {
 		if d.Version != i+1 || !want[fmt.Sprint(d.Version, " ", d.Hash)] {
 			t.Fatalf("history entry %d is %d %s, which no deploy returned", i, d.Version, d.Hash)
-		}
-	}
-}
-
-// TestDeployCheckKnowsLocalNames: a local name that shadows a module (a loop
-// variable, a parameter, a comprehension variable, an assignment) is not
-// checked as the module.
-func TestDeployCheckKnowsLocalNames(t *testing.T) {
-	var execs atomic.Int64
-	n := newTestNode(t, Options{Registry: testRegistry(&execs)})
-	for name, body := range map[string]string{
-		"parameter":     "def f(x, test = None):\n    return test.anything\ndef main(input):\n    return f(1)\n",
-		"varargs":       "def f(*test):\n    return test.anything\ndef main(input):\n    return f(1)\n",
-		"comprehension": "def main(input):\n    return [test.whatever for test in input]\n",
-		"loop":          "def main(input):\n    for test in input:\n        return test.other\n",
-		"lambda":        "def main(input):\n    return (lambda test: test.again)(input)\n",
-		"tuple assign":  "def main(input):\n    test, x = input[0], 1\n    return test.field\n",
-	} {
-		if _, err := n.Deploy(context.Background(), bundle("locals", map[string]string{"main.star": body})); err != nil {
-			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/starlark/builtins"
 )
@@ -88,15 +91,15 @@ func newTestNode(t testing.TB, opts Options) *Node {
 	return n
 }
 
-func script(src string) Script {
-	return Script{Name: "t", Main: "t.star", Files: map[string]string{"t.star": src}}
+func testScript(src string) api.Script {
+	return api.Script{Name: "t", Main: "t.star", Files: map[string]string{"t.star": src}}
 }
 
-func runScript(t *testing.T, n *Node, src, input string) *Run {
+func runScript(t *testing.T, n *Node, src, input string) *api.Run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r, err := n.Start(ctx, StartRequest{Script: script(src), Input: json.RawMessage(input)})
+	r, err := n.Start(ctx, api.StartRequest{Script: testScript(src), Input: json.RawMessage(input)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +121,7 @@ def main(input):
     b = test.echo(input["n"] + 1)
     return {"a": a, "b": b, "flaky": test.flaky()}
 `, `{"n": 41}`)
-			if end.Status != StatusCompleted || string(end.Result) != `{"a":{"a":[1,"x"],"b":2},"b":42,"flaky":"ok"}` {
+			if end.Status != api.StatusCompleted || string(end.Result) != `{"a":{"a":[1,"x"],"b":2},"b":42,"flaky":"ok"}` {
 				t.Fatalf("run = %+v, result %s, err %+v", end, end.Result, end.Error)
 			}
 			if execs.Load() != 2 || end.Steps != 3 {
@@ -138,6 +141,36 @@ def main(input):
 	}
 }
 
+// TestStartRefusesScriptWithoutMain: a script whose main file defines no main
+// is refused before anything is journaled, in-process and over HTTP, as a
+// deploy refuses it.
+func TestStartRefusesScriptWithoutMain(t *testing.T) {
+	var execs atomic.Int64
+	n := newTestNode(t, Options{Registry: testRegistry(&execs)})
+	ctx := context.Background()
+	_, err := n.Start(ctx, api.StartRequest{Script: testScript("x = test.echo(1)\n")})
+	var ce *api.CompileError
+	if !errors.As(err, &ce) || len(ce.Errors) != 1 || !strings.Contains(ce.Errors[0], "t.star: no main function") {
+		t.Fatalf("Start: %v, want a compile error saying there is no main", err)
+	}
+	srv := httptest.NewServer(n.Handler())
+	defer srv.Close()
+	body := `{"script": {"name": "t", "main": "t.star", "files": {"t.star": "x = 1\n"}}}`
+	resp, err := http.Post(srv.URL+"/v1/runs", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eb api.ErrorBody
+	json.NewDecoder(resp.Body).Decode(&eb)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity || eb.Error.Code != api.CodeCompileError || len(eb.Error.Errors) != 1 {
+		t.Fatalf("POST /v1/runs: %d %+v", resp.StatusCode, eb)
+	}
+	if runs, err := n.List(ctx, api.ListFilter{}); err != nil || len(runs) != 0 || execs.Load() != 0 {
+		t.Fatalf("runs started: %v %v, executions %d", runs, err, execs.Load())
+	}
+}
+
 func TestRunErrors(t *testing.T) {
 	var execs atomic.Int64
 	n := newTestNode(t, Options{Registry: testRegistry(&execs), MaxExecSteps: 100000, PayloadLimit: 1000})
@@ -147,7 +180,7 @@ func TestRunErrors(t *testing.T) {
 		want      []string
 	}{
 		{"fail", "def main(input):\n    fail('card declined')\n", "", []string{"card declined", "t.star:2:9: in main"}},
-		{"no main", "x = 1\n", "no_main", []string{"t.star has no main function"}},
+		{"main not a function", "main = 1\n", "no_main", []string{"t.star has no main function"}},
 		{"not json", "def main(input):\n    return {'f': main}\n", "result_not_json", []string{`the return value["f"] is a function`}},
 		{"runaway", "def main(input):\n    while True:\n        pass\n", "exec_limit", []string{"ran more than 100000 Starlark steps"}},
 		{"payload", "def main(input):\n    return test.big(5000)\n", builtins.CodePayloadTooLarge, []string{"payload too large: test.big returned 5002 bytes", "step 1"}},
@@ -158,7 +191,7 @@ func TestRunErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			end := runScript(t, n, tt.src, "")
-			if end.Status != StatusFailed || end.Error == nil {
+			if end.Status != api.StatusFailed || end.Error == nil {
 				t.Fatalf("status %s error %+v", end.Status, end.Error)
 			}
 			for _, w := range tt.want {
@@ -187,23 +220,23 @@ func TestStartRefusals(t *testing.T) {
 	var execs atomic.Int64
 	n := newTestNode(t, Options{Registry: testRegistry(&execs)})
 	ctx := context.Background()
-	_, err := n.Start(ctx, StartRequest{Script: script("def main(input):\n    x = \n"), Input: nil})
-	var ce *CompileError
+	_, err := n.Start(ctx, api.StartRequest{Script: testScript("def main(input):\n    x = \n"), Input: nil})
+	var ce *api.CompileError
 	if !errors.As(err, &ce) || !strings.Contains(ce.Errors[0], "t.star:2:9") {
 		t.Fatalf("syntax error: %v", err)
 	}
-	_, err = n.Start(ctx, StartRequest{Script: script("def main(input):\n    return http.get('x')\n")})
+	_, err = n.Start(ctx, api.StartRequest{Script: testScript("def main(input):\n    return http.get('x')\n")})
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "t.star:2:12: undefined: http") {
 		t.Fatalf("unknown module: %v", err)
 	}
-	_, err = n.Start(ctx, StartRequest{Script: script("def main(input):\n    pass\n"), Input: json.RawMessage(`{"a":`)})
-	if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "input is not JSON") {
+	_, err = n.Start(ctx, api.StartRequest{Script: testScript("def main(input):\n    pass\n"), Input: json.RawMessage(`{"a":`)})
+	if !errors.Is(err, api.ErrBadInput) || !strings.Contains(err.Error(), "input is not JSON") {
 		t.Fatalf("bad input: %v", err)
 	}
-	if _, err := n.Get(ctx, "01ZZZZZZZZZZZZZZZZZZZZZZZZ"); !errors.Is(err, ErrUnknownRun) {
+	if _, err := n.Get(ctx, "01ZZZZZZZZZZZZZZZZZZZZZZZZ"); !errors.Is(err, api.ErrUnknownRun) {
 		t.Fatalf("unknown run: %v", err)
 	}
-	if _, err := n.Wait(ctx, "no.such"); !errors.Is(err, ErrUnknownRun) {
+	if _, err := n.Wait(ctx, "no.such"); !errors.Is(err, api.ErrUnknownRun) {
 		t.Fatalf("unknown run: %v", err)
 	}
 }
@@ -213,27 +246,54 @@ func TestListFilters(t *testing.T) {
 	n := newTestNode(t, Options{Registry: testRegistry(&execs), Placement: placement.Local{}})
 	ctx := context.Background()
 	for _, c := range []string{"acme", "globex", "acme"} {
-		r, err := n.Start(ctx, StartRequest{Script: script("def main(input):\n    return 1\n"), Attrs: map[string]string{"customer": c}})
+		r, err := n.Start(ctx, api.StartRequest{Script: testScript("def main(input):\n    return 1\n"), Attrs: map[string]string{"customer": c}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		n.Wait(ctx, r.ID)
 	}
 	failed := runScript(t, n, "def main(input):\n    fail('x')\n", "")
-	runs, err := n.List(ctx, ListFilter{Attrs: map[string]string{"customer": "acme"}})
+	runs, err := n.List(ctx, api.ListFilter{Attrs: map[string]string{"customer": "acme"}})
 	if err != nil || len(runs) != 2 {
 		t.Fatalf("attr filter: %d %v", len(runs), err)
 	}
-	runs, _ = n.List(ctx, ListFilter{Status: StatusFailed})
+	runs, _ = n.List(ctx, api.ListFilter{Status: api.StatusFailed})
 	if len(runs) != 1 || runs[0].ID != failed.ID {
 		t.Fatalf("status filter: %+v", runs)
 	}
-	runs, _ = n.List(ctx, ListFilter{Since: time.Hour})
+	runs, _ = n.List(ctx, api.ListFilter{Since: time.Hour})
 	if len(runs) != 4 || runs[0].ID != failed.ID {
 		t.Fatalf("since: %d", len(runs))
 	}
-	runs, _ = n.List(ctx, ListFilter{Script: "other"})
+	runs, _ = n.List(ctx, api.ListFilter{Script: "other"})
 	if len(runs) != 0 {
 		t.Fatalf("script filter: %d", len(runs))
+	}
+}
+
+// sharedNodes starts three nodes on one embedded NATS server, each declaring
+// resources, with the test steps and a durable sleep.
+func sharedNodes(t *testing.T, resources ...string) []*Node {
+	t.Helper()
+	var execs atomic.Int64
+	reg := testRegistry(&execs)
+	reg.MustRegister(sleepStep())
+	first := newTestNode(t, Options{Name: "n1", Listen: "127.0.0.1:-1", Registry: reg, Resources: resources, NoRecovery: true})
+	nodes := []*Node{first}
+	for _, name := range []string{"n2", "n3"} {
+		nodes = append(nodes, newTestNode(t, Options{Name: name, NATSURL: first.NATSURL(), Registry: reg, Resources: resources, NoRecovery: true}))
+	}
+	return nodes
+}
+
+// pollUntil waits up to 10 s for cond.
+func pollUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

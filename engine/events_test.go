@@ -15,13 +15,14 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/api/client"
 	"github.com/droverhq/drover/engine"
-	"github.com/droverhq/drover/engine/client"
 	"github.com/droverhq/drover/starlark/builtins"
 	allbuiltins "github.com/droverhq/drover/starlark/builtins/all"
 )
 
-// These tests are in package engine_test so that they can use engine/client.
+// These tests are in package engine_test so that they can use api/client.
 
 // eventsRegistry holds the standard builtins (for tag) and test.echo(x), which
 // returns x, test.boom(), which fails, and test.hold(), which signals held and
@@ -92,16 +93,16 @@ func waitHeld(t *testing.T, held <-chan struct{}) {
 	}
 }
 
-func startRun(t *testing.T, n *engine.Node, src string) *engine.Run {
+func startRun(t *testing.T, n *engine.Node, src string) *api.Run {
 	t.Helper()
-	run, err := n.Start(context.Background(), engine.StartRequest{Script: engine.Script{Name: "t", Main: "t.star", Files: map[string]string{"t.star": src}}})
+	run, err := n.Start(context.Background(), api.StartRequest{Script: api.Script{Name: "t", Main: "t.star", Files: map[string]string{"t.star": src}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return run
 }
 
-func waitRun(t *testing.T, n *engine.Node, id string) *engine.Run {
+func waitRun(t *testing.T, n *engine.Node, id string) *api.Run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -268,9 +269,9 @@ func TestEventsCompletedRun(t *testing.T) {
 		wantOutcome, wantBuiltin string
 	}{
 		{"completed", "def main(input):\n    a = test.echo(1)\n    tag(order = 'o1')\n    return test.echo(a + 1)\n",
-			"start call.1 result.1 tag.1 call.2 result.2 end", engine.StatusCompleted, "ok", "test.echo"},
+			"start call.1 result.1 tag.1 call.2 result.2 end", api.StatusCompleted, "ok", "test.echo"},
 		{"failed", "def main(input):\n    test.echo('x')\n    test.boom()\n",
-			"start call.1 result.1 call.2 result.2 end", engine.StatusFailed, "error", "test.boom"},
+			"start call.1 result.1 call.2 result.2 end", api.StatusFailed, "error", "test.boom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -326,7 +327,7 @@ func TestEventsLiveRun(t *testing.T) {
 	if res.kind != "result" || res.data["step"] != "2" || res.data["value"] != "released" || res.data["builtin"] != "test.hold" {
 		t.Fatalf("after release: %s %s", res.kind, res.raw)
 	}
-	if end := nextEvent(t, events); end.kind != "end" || end.data["status"] != engine.StatusCompleted {
+	if end := nextEvent(t, events); end.kind != "end" || end.data["status"] != api.StatusCompleted {
 		t.Fatalf("last event: %s %s", end.kind, end.raw)
 	}
 	streamEnds(t, events)
@@ -362,7 +363,7 @@ func TestEventsLastEventID(t *testing.T) {
 	})
 	t.Run("not a number", func(t *testing.T) {
 		resp := openEvents(t, srv, run.ID, "x")
-		if code := errorCode(t, resp); resp.StatusCode != http.StatusBadRequest || code != engine.CodeBadInput {
+		if code := errorCode(t, resp); resp.StatusCode != http.StatusBadRequest || code != api.CodeBadInput {
 			t.Fatalf("HTTP %d, code %q", resp.StatusCode, code)
 		}
 	})
@@ -373,7 +374,7 @@ func errorCode(t *testing.T, resp *http.Response) string {
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("Content-Type %q, want application/json", ct)
 	}
-	var body engine.ErrorBody
+	var body api.ErrorBody
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +385,7 @@ func TestEventsUnknownRun(t *testing.T) {
 	_, srv, _, _ := eventsNode(t, engine.Options{})
 	for _, id := range []string{"01ZZZZZZZZZZZZZZZZZZZZZZZZ", "no.such", "a*"} {
 		resp := openEvents(t, srv, id, "")
-		if code := errorCode(t, resp); resp.StatusCode != http.StatusNotFound || code != engine.CodeUnknownRun {
+		if code := errorCode(t, resp); resp.StatusCode != http.StatusNotFound || code != api.CodeUnknownRun {
 			t.Fatalf("run %q: HTTP %d, code %q", id, resp.StatusCode, code)
 		}
 	}
@@ -397,15 +398,15 @@ func TestEventsClient(t *testing.T) {
 	defer cancel()
 	run := startRun(t, n, "def main(input):\n    test.echo({'a': 'line\\nbreak'})\n    return test.hold()\n")
 	waitHeld(t, held)
-	got := make(chan engine.Event, 16)
+	got := make(chan api.Event, 16)
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Events(ctx, run.ID, func(e engine.Event) bool {
+		done <- c.Events(ctx, run.ID, func(e api.Event) bool {
 			got <- e
 			return true
 		})
 	}()
-	var evs []engine.Event
+	var evs []api.Event
 	for len(evs) < 4 {
 		select {
 		case e := <-got:
@@ -424,7 +425,7 @@ func TestEventsClient(t *testing.T) {
 	}
 	var k []string
 	for _, e := range evs {
-		k = append(k, e.Kind)
+		k = append(k, string(e.Kind))
 	}
 	if strings.Join(k, " ") != "start call result call result end" {
 		t.Fatalf("events %v", k)
@@ -437,8 +438,8 @@ func TestEventsClient(t *testing.T) {
 	}
 
 	// The in-process feed is the same.
-	var local []engine.Event
-	if err := n.Events(ctx, run.ID, func(e engine.Event) bool { local = append(local, e); return true }); err != nil {
+	var local []api.Event
+	if err := n.Events(ctx, run.ID, func(e api.Event) bool { local = append(local, e); return true }); err != nil {
 		t.Fatal(err)
 	}
 	if len(local) != len(evs) {
@@ -452,14 +453,14 @@ func TestEventsClient(t *testing.T) {
 
 	t.Run("stop early", func(t *testing.T) {
 		count := 0
-		err := c.Events(ctx, run.ID, func(engine.Event) bool { count++; return count < 2 })
+		err := c.Events(ctx, run.ID, func(api.Event) bool { count++; return count < 2 })
 		if err != nil || count != 2 {
 			t.Fatalf("Events = %v after %d events, want nil after 2", err, count)
 		}
 	})
 	t.Run("unknown run", func(t *testing.T) {
-		err := c.Events(ctx, "01ZZZZZZZZZZZZZZZZZZZZZZZZ", func(engine.Event) bool { return true })
-		if !errors.Is(err, engine.ErrUnknownRun) {
+		err := c.Events(ctx, "01ZZZZZZZZZZZZZZZZZZZZZZZZ", func(api.Event) bool { return true })
+		if !errors.Is(err, api.ErrUnknownRun) {
 			t.Fatalf("Events of an unknown run = %v, want ErrUnknownRun", err)
 		}
 	})
@@ -469,10 +470,10 @@ func TestEventsNodeShutdown(t *testing.T) {
 	n, srv, held, _ := eventsNode(t, engine.Options{})
 	run := startRun(t, n, "def main(input):\n    return test.hold()\n")
 	waitHeld(t, held)
-	got := make(chan engine.Event, 16)
+	got := make(chan api.Event, 16)
 	done := make(chan error, 1)
 	go func() {
-		done <- client.New(srv.URL).Events(context.Background(), run.ID, func(e engine.Event) bool {
+		done <- client.New(srv.URL).Events(context.Background(), run.ID, func(e api.Event) bool {
 			got <- e
 			return true
 		})
@@ -480,7 +481,7 @@ func TestEventsNodeShutdown(t *testing.T) {
 	for _, want := range []string{"start", "call"} {
 		select {
 		case e := <-got:
-			if e.Kind != want {
+			if string(e.Kind) != want {
 				t.Fatalf("event %s, want %s", e.Kind, want)
 			}
 		case <-time.After(10 * time.Second):
@@ -492,7 +493,7 @@ func TestEventsNodeShutdown(t *testing.T) {
 	n.Close(grace)
 	select {
 	case err := <-done:
-		if !errors.Is(err, engine.ErrClosed) {
+		if !errors.Is(err, api.ErrClosed) {
 			t.Fatalf("Events when the node closes = %v, want ErrClosed", err)
 		}
 	case <-time.After(10 * time.Second):
@@ -513,7 +514,7 @@ func TestEventsPinnedRun(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		first := uint64(0)
-		err := n.Events(context.Background(), kept.ID, func(e engine.Event) bool { first = e.ID; return false })
+		err := n.Events(context.Background(), kept.ID, func(e api.Event) bool { first = e.ID; return false })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,89 +2,109 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
-	"go.starlark.net/starlark"
 
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/api/server"
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/cluster"
+	"github.com/droverhq/drover/deploy"
+	"github.com/droverhq/drover/journal"
+	"github.com/droverhq/drover/limits"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/placement"
+	"github.com/droverhq/drover/runs"
+	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/starlark/builtins"
+)
+
+// The read side of the API is served by the runs store and the scripts side
+// by the deployer; Node embeds them as these interfaces, so that their API
+// methods, and only those, are Node's.
+type (
+	runsAPI interface {
+		Get(ctx context.Context, id string) (*api.RunDetail, error)
+		List(ctx context.Context, f api.ListFilter) ([]api.Run, error)
+		Export(ctx context.Context, id string) (*api.Export, error)
+		Pin(ctx context.Context, id string) (*api.Run, error)
+	}
+	scriptsAPI interface {
+		Deploy(ctx context.Context, req api.DeployRequest) (*api.Deployment, error)
+		Rollback(ctx context.Context, name string, version int, by string) (*api.Deployment, error)
+		Scripts(ctx context.Context) ([]api.Deployment, error)
+		History(ctx context.Context, name string) ([]api.Deployment, error)
+		ScriptSource(ctx context.Context, name string) (*api.ScriptVersion, error)
+	}
 )
 
 // A Node is one Drover engine: it coordinates runs, executes steps, and serves
 // the API. Create it with NewNode and stop it with Close.
+//
+// Locks: n.mu guards the runs this node coordinates and its parked runs'
+// timers; a run's own mu guards its record. n.mu is never held while another
+// lock is taken or the bus is called.
 type Node struct {
-	opts   Options
-	bus    *bus.Bus
-	log    zerolog.Logger
-	tracer trace.Tracer
-	meter  meter.Meter
-	env    *stepEnv
+	runsAPI
+	scriptsAPI
 
-	programs sync.Map // script hash → *program
-	stored   sync.Map // script hashes known to be in the scripts bucket
-	deps     deployments
-	globals  starlark.StringDict
+	opts     Options
+	bus      *bus.Bus
+	log      zerolog.Logger
+	tracer   trace.Tracer
+	meter    meter.Meter
+	journal  *journal.Store
+	runs     *runs.Store
+	scripts  *deploy.Store
+	deployer *deploy.Deployer
+	compiler *script.Compiler
+	cluster  *cluster.Membership
+	view     *placement.MemView // live nodes' readings, when placement is Adaptive
+	peers    meter.PeerBindings
+	dispatch *dispatcher
+	worker   *worker
+	reading  meter.Reading // the latest full reading (the heartbeat's goroutine only)
+
+	baseCtx    context.Context // ends when the node stops
+	cancelBase context.CancelCauseFunc
+	// streams ends open event streams when the node closes.
+	streams     context.Context
+	stopStreams context.CancelFunc
+	server      *server.Server
 
 	mu       sync.Mutex
 	active   map[string]*run        // runs this node coordinates
+	adopting map[string]bool        // runs being adopted, until they are active
 	sleeping map[string]*time.Timer // parked runs' timers
-	// stepCancels cancels steps this node executes, by run, on cancellation.
-	stepCancels map[string]map[*int]context.CancelFunc
+	closing  bool
+	runsWG   sync.WaitGroup
+
 	stopCancels func()
-	closing     bool
-	runsWG      sync.WaitGroup
-
-	stepsWG    sync.WaitGroup // steps the worker is executing
-	stopWorker func()
-
-	replyPrefix string
-	replyNext   atomic.Uint64
-	replies     sync.Map // token → chan ResultEntry
-	stopReplies func()
-
-	baseCtx    context.Context
-	cancelBase context.CancelCauseFunc
-
-	view        *placement.MemView // live nodes' readings, when placement is Adaptive
-	lastReading atomic.Pointer[meter.Reading]
-
-	// peerSpecs are the bindings of resources only peers declare (see
-	// notePeerBindings); peerBindings publishes them to demands without a lock.
-	// streamsCtx ends open event streams (CloseStreams).
-	streamsCtx  context.Context
-	stopStreams context.CancelFunc
-
-	peerMu       sync.Mutex
-	peerSpecs    []meter.ResourceSpec
-	peerBindings atomic.Pointer[[]meter.ResourceSpec]
-	started      time.Time
-	nodesMu      sync.Mutex
-	nodes        map[string]NodeInfo // live nodes from their heartbeats
-	lostMu       sync.Mutex
-	lostWaiters  map[string][]chan struct{} // closed when that node is lost
 }
 
+var _ api.API = (*Node)(nil)
+
 // NewNode starts a node: it opens the bus (embedded NATS by default), creates
-// the streams and buckets, and starts the step worker.
+// the streams and buckets, starts the step worker, adopts the unfinished runs
+// it coordinated, and joins the cluster.
 func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	opts = opts.withDefaults()
 	if !bus.ValidToken(opts.Name) {
 		return nil, fmt.Errorf("engine: node name %q must be non-empty with no dots, spaces or wildcards", opts.Name)
 	}
-	for header, attr := range opts.HeaderAttrs {
-		if err := checkAttrKey(attr); err != nil {
-			return nil, fmt.Errorf("engine: header %s: %w", header, err)
-		}
+	specs, err := meter.ParseResources(opts.Resources)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	b, err := bus.Open(ctx, bus.Options{
 		Name: opts.Name, DataDir: opts.DataDir, URL: opts.NATSURL, Listen: opts.Listen,
@@ -99,51 +119,58 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		bus:      b,
 		log:      opts.Logger.With().Str("node", opts.Name).Logger(),
 		tracer:   otel.Tracer("github.com/droverhq/drover/engine"),
+		journal:  journal.NewStore(b),
+		scripts:  deploy.NewStore(b),
+		compiler: script.NewCompiler(opts.Registry),
 		active:   map[string]*run{},
+		adopting: map[string]bool{},
 		sleeping: map[string]*time.Timer{},
-
-		stepCancels: map[string]map[*int]context.CancelFunc{},
-		started:     time.Now().UTC(),
-		nodes:       map[string]NodeInfo{},
-		lostWaiters: map[string][]chan struct{}{},
-	}
-	n.meter.Node = opts.Name
-	specs, err := meter.ParseResources(opts.Resources)
-	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("engine: %w", err)
 	}
 	n.baseCtx, n.cancelBase = context.WithCancelCause(context.Background())
-	n.streamsCtx, n.stopStreams = context.WithCancel(context.Background())
-	if n.meter.Resources, err = meter.NewResources(specs, meter.ResourcesOptions{Shared: n.sharedLimit}); err != nil {
+	n.streams, n.stopStreams = context.WithCancel(context.Background())
+	n.runs = runs.NewStore(runs.Options{Bus: b, Scripts: n.scripts, Retention: opts.JournalMaxAge, Closing: n.streams})
+	n.deployer = deploy.NewDeployer(deploy.Options{Bus: b, Store: n.scripts, Compiler: n.compiler, Runs: n.runs,
+		Registry: opts.Registry, MaxExecSteps: opts.MaxExecSteps, PayloadLimit: opts.PayloadLimit, Logger: &n.log})
+	n.runsAPI, n.scriptsAPI = n.runs, n.deployer
+	if n.server, err = server.New(n, server.Options{PayloadLimit: opts.PayloadLimit, HeaderAttrs: opts.HeaderAttrs,
+		TriggerTimeout: opts.TriggerTimeout, EventsKeepAlive: opts.EventsKeepAlive, Logger: &n.log}); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	n.meter.Node = opts.Name
 	if n.opts.Placement == nil {
-		n.view = placement.NewMemView(nodeTimeout, nil)
+		n.view = placement.NewMemView(opts.HeartbeatEvery*cluster.NodeTimeout/cluster.HeartbeatEvery, nil)
 		n.opts.Placement = placement.NewAdaptive(n.view, placement.Options{})
 	}
-	n.publishReading()
-	n.env = &stepEnv{n: n}
-	n.replyPrefix = "drover.reply." + opts.Name + "." + strconv.FormatInt(int64(newNonce()), 36) + "."
-	if n.stopReplies, err = b.Subscribe(n.replyPrefix+"*", n.onReply); err != nil {
+	isLive := func(node string) bool { return n.cluster.IsLive(node) }
+	shared := limits.New(limits.Options{Bus: b, Node: opts.Name, IsLive: isLive, Context: n.baseCtx, Logger: &n.log})
+	if n.meter.Resources, err = meter.NewResources(specs, meter.ResourcesOptions{Shared: shared}); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	n.cluster = cluster.New(cluster.Options{Bus: b, Name: opts.Name, HTTP: opts.AdvertiseHTTP, Logger: &n.log,
+		HeartbeatEvery: opts.HeartbeatEvery, Reading: n.readMeter, OnPeer: n.onPeer, OnLost: n.adoptOrphans})
+	n.worker = newWorker(n)
+	if n.dispatch, err = newDispatcher(b, n.journal, n.cluster, opts.Name); err != nil {
 		b.Close()
 		return nil, err
 	}
-	if n.stopCancels, err = b.Subscribe(cancelPrefix+"*", n.onCancel); err != nil {
+	if n.stopCancels, err = b.Subscribe(bus.CancelSubject("*"), n.onCancel); err != nil {
 		b.Close()
 		return nil, err
 	}
-	if n.stopWorker, err = b.ConsumeSteps(ctx, opts.Name, n.handleStep); err != nil {
+	if err = n.worker.start(ctx); err != nil {
 		b.Close()
 		return nil, err
 	}
 	if !opts.NoRecovery {
 		n.recoverRuns(ctx)
 	}
-	go n.heartbeat(n.baseCtx)
-	go n.watchDeployments(n.baseCtx)
-	go n.watchNodes(n.baseCtx)
+	if err := n.cluster.Run(n.baseCtx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	go n.deployer.Watch(n.baseCtx)
 	n.log.Info().Bool("embedded", b.Embedded()).Str("nats", b.ClientURL()).Msg("node started")
 	return n, nil
 }
@@ -156,6 +183,15 @@ func (n *Node) ClusterURL() string { return n.bus.ClusterURL() }
 
 // NATSURL is where NATS clients reach this node's bus ("" if in-process only).
 func (n *Node) NATSURL() string { return n.bus.ClientURL() }
+
+// Handler returns the node's HTTP JSON API (package api/server; docs/api.md).
+func (n *Node) Handler() http.Handler { return n.server }
+
+// CloseStreams ends every open event stream with a shutting_down error event,
+// so that clients reconnect elsewhere. Call it when the HTTP server shuts down
+// (http.Server.RegisterOnShutdown): Shutdown waits for open responses, and a
+// stream is open until its run ends.
+func (n *Node) CloseStreams() { n.server.CloseStreams() }
 
 // Close stops the node. New runs are refused; runs in flight get until ctx ends
 // to finish, then are interrupted without being failed: their journals stay
@@ -184,13 +220,56 @@ func (n *Node) Close(ctx context.Context) error {
 		<-done
 	}
 	n.stopStreams()
-	n.stopWorker()
-	n.stepsWG.Wait()
-	n.stopReplies()
+	n.worker.stop()
+	n.dispatch.close()
 	n.stopCancels()
 	n.cancelBase(errShutdown)
 	n.log.Info().Msg("node stopped")
 	return n.bus.Close()
+}
+
+// readMeter reads this node's meter for a heartbeat and feeds this node's
+// placement view. Between two full readings (CPU is measured between them)
+// it only refreshes steps and resources: a heartbeat asked for early, when
+// pool units were given back.
+func (n *Node) readMeter() meter.Reading {
+	var r meter.Reading
+	if !n.reading.Time.IsZero() && time.Since(n.reading.Time) < n.opts.HeartbeatEvery/2 {
+		r = n.meter.Update(n.reading)
+	} else {
+		r = n.meter.Read()
+		n.reading = r
+	}
+	if n.view != nil {
+		n.view.Put(r)
+	}
+	return r
+}
+
+// onPeer takes a peer's reading from its heartbeat.
+func (n *Node) onPeer(r meter.Reading) {
+	if n.view != nil {
+		n.view.Put(r)
+	}
+	n.peers.Note(r, n.meter.Resources)
+}
+
+// scriptOptions are the interpreter's options for a run of this node.
+func (n *Node) scriptOptions(log *zerolog.Logger) script.Options {
+	return script.Options{
+		MaxSteps: n.opts.MaxExecSteps, PayloadLimit: n.opts.PayloadLimit,
+		LimitHint:    "raise the limit with --max-exec-steps (of engine, or of ctl for its embedded node) if this is expected",
+		Print:        func(msg string) { log.Info().Str("source", "print").Msg(msg) },
+		CancelReason: cancelReason,
+	}
+}
+
+// cancelReason says why a run's context ended.
+func cancelReason(ctx context.Context) string {
+	if errors.Is(context.Cause(ctx), errShutdown) {
+		return "node shutting down"
+	}
+	return "run cancelled"
 }
 
 // stepEnv is the builtins.Env of steps executed on this node.
@@ -210,7 +289,7 @@ type dataKV struct{ kv *bus.KV }
 func (d dataKV) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	v, _, err := d.kv.Get(ctx, bus.EncodeKey(key))
 	if err != nil {
-		if isNotFound(err) {
+		if errors.Is(err, bus.ErrNotFound) {
 			return nil, false, nil
 		}
 		return nil, false, err
@@ -225,4 +304,11 @@ func (d dataKV) Put(ctx context.Context, key string, value []byte) error {
 
 func (d dataKV) Delete(ctx context.Context, key string) error {
 	return d.kv.Delete(ctx, bus.EncodeKey(key))
+}
+
+// newNonce returns a random number telling this process from earlier ones.
+func newNonce() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return strconv.FormatUint(binary.LittleEndian.Uint64(b[:]), 36)
 }

@@ -3,18 +3,21 @@ package engine
 import (
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/placement"
+	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
 // Options configures a Node. The zero value runs an embedded, in-process-only
 // node whose data lives in a temporary directory.
 type Options struct {
-	// Name identifies the node (default: the host name).
+	// Name identifies the node (default: the host name up to its first dot).
 	Name string
 	// DataDir holds the embedded NATS store; empty means a temporary directory.
 	DataDir string
@@ -46,7 +49,7 @@ type Options struct {
 	HTTPClient *http.Client
 
 	// MaxExecSteps bounds the Starlark computation of one run, against runaway
-	// loops (default 10,000,000).
+	// loops (default script.DefaultMaxSteps, 10,000,000).
 	MaxExecSteps uint64
 	// PayloadLimit bounds a step's arguments and result, a run's input and its
 	// result, in bytes (default 1 MiB).
@@ -65,6 +68,9 @@ type Options struct {
 	// the node sends a comment line, so that proxies keep the connection
 	// open (default 15s).
 	EventsKeepAlive time.Duration
+	// HeartbeatEvery is how often the node publishes its heartbeat and meter
+	// reading (default cluster.HeartbeatEvery, 1s).
+	HeartbeatEvery time.Duration
 	// NoRecovery skips adopting this node's unfinished runs at start (ctl's
 	// read-only commands use it: they should not run anything).
 	NoRecovery bool
@@ -75,8 +81,8 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Name == "" {
-		o.Name, _ = os.Hostname()
-		if o.Name == "" {
+		host, _ := os.Hostname()
+		if o.Name, _, _ = strings.Cut(host, "."); o.Name == "" {
 			o.Name = "drover"
 		}
 	}
@@ -93,7 +99,7 @@ func (o Options) withDefaults() Options {
 		o.HTTPClient = &http.Client{Transport: tr}
 	}
 	if o.MaxExecSteps == 0 {
-		o.MaxExecSteps = 10_000_000
+		o.MaxExecSteps = script.DefaultMaxSteps
 	}
 	if o.PayloadLimit <= 0 {
 		o.PayloadLimit = 1 << 20
@@ -103,6 +109,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.EventsKeepAlive <= 0 {
 		o.EventsKeepAlive = 15 * time.Second
+	}
+	if o.HeartbeatEvery <= 0 {
+		o.HeartbeatEvery = cluster.HeartbeatEvery
 	}
 	if o.TriggerTimeout <= 0 {
 		o.TriggerTimeout = 30 * time.Second

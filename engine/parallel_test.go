@@ -11,6 +11,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
@@ -67,7 +68,7 @@ func TestParallelDeterministic(t *testing.T) {
 	var wantErr string
 	for round := 0; round < 15; round++ {
 		end := runScript(t, n, parallelScript, "")
-		if end.Status != StatusFailed {
+		if end.Status != api.StatusFailed {
 			t.Fatalf("status %s", end.Status)
 		}
 		d, err := n.Get(context.Background(), end.ID)
@@ -115,7 +116,7 @@ func TestParallelMaxAndErrors(t *testing.T) {
 	var execs, running, peak atomic.Int64
 	n := newTestNode(t, Options{Registry: parallelRegistry(&execs, &running, &peak)})
 	end := runScript(t, n, "def main(input):\n    return parallel([lambda i=i: test.jitter(i) for i in range(12)], max = 2)\n", "")
-	if end.Status != StatusCompleted || string(end.Result) != "[0,1,2,3,4,5,6,7,8,9,10,11]" {
+	if end.Status != api.StatusCompleted || string(end.Result) != "[0,1,2,3,4,5,6,7,8,9,10,11]" {
 		t.Fatalf("%s %s %+v", end.Status, end.Result, end.Error)
 	}
 	if peak.Load() > 2 {
@@ -129,7 +130,7 @@ func TestParallelMaxAndErrors(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			end := runScript(t, n, tt.src, "")
-			if end.Status != StatusFailed || !strings.Contains(end.Error.Message, tt.want) {
+			if end.Status != api.StatusFailed || !strings.Contains(end.Error.Message, tt.want) {
 				t.Fatalf("%s: %+v\nwant %q", end.Status, end.Error, tt.want)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
@@ -29,7 +30,7 @@ func recoveryRegistry(execs, holds *atomic.Int64, held chan struct{}) *builtins.
 	return reg
 }
 
-func waitEnd(t *testing.T, n *Node, id string) *Run {
+func waitEnd(t *testing.T, n *Node, id string) *api.Run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -48,7 +49,7 @@ func stopMidRun(t *testing.T, dir string, reg *builtins.Registry, held chan stru
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := n.Start(context.Background(), StartRequest{Script: script(src), Input: json.RawMessage(`{"k": 1}`)})
+	r, err := n.Start(context.Background(), api.StartRequest{Script: testScript(src), Input: json.RawMessage(`{"k": 1}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestRecoveryContinuesWithoutRepeatingSteps(t *testing.T) {
 	}
 	n := newTestNode(t, Options{Name: "n1", DataDir: dir, Registry: reg}) // adopts the run
 	end := waitEnd(t, n, id)
-	if end.Status != StatusCompleted || string(end.Result) != `[0,1,2,3,4,"done","after"]` {
+	if end.Status != api.StatusCompleted || string(end.Result) != `[0,1,2,3,4,"done","after"]` {
 		t.Fatalf("recovered run: %s %s %+v", end.Status, end.Result, end.Error)
 	}
 	if execs.Load() != 6 || holds.Load() != 2 {
@@ -93,6 +94,11 @@ func TestRecoveryContinuesWithoutRepeatingSteps(t *testing.T) {
 	d, _ := n.Get(context.Background(), id)
 	if d.Steps[5].Attempts != 1 || d.Steps[5].Outcome != "ok" || len(d.Steps) != 7 {
 		t.Fatalf("steps after recovery: %+v", d.Steps)
+	}
+	// The step under way when the node stopped was placed again: both
+	// placements are shown, the second saying why.
+	if p := d.Steps[5].Placements; len(p) != 2 || p[1].Attempt != 2 || !strings.Contains(p[1].Why, "run adopted") || len(d.Steps[4].Placements) != 0 {
+		t.Fatalf("placements of the re-executed step: %+v", p)
 	}
 }
 
@@ -117,7 +123,7 @@ func TestRecoveryDivergenceBlocksAndResumes(t *testing.T) {
 		Exec: func(_ context.Context, _ builtins.Env, args json.RawMessage) (any, error) { return args, nil },
 	})
 	n := newTestNode(t, Options{Name: "n1", DataDir: dir, Registry: changed})
-	rec := pollStatus(t, n, id, StatusBlocked)
+	rec := pollStatus(t, n, id, api.StatusBlocked)
 	for _, want := range []string{"non-determinism at step 1", `journaled: test.echo(0) at t.star:5:29`, `new:       test.echo({"wrapped":0}) at t.star:5:29`} {
 		if !strings.Contains(rec.Error.Message, want) {
 			t.Fatalf("blocked error lacks %q:\n%s", want, rec.Error.Message)
@@ -129,16 +135,16 @@ func TestRecoveryDivergenceBlocksAndResumes(t *testing.T) {
 	if _, err := n2.Resume(context.Background(), id, nil, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if end := waitEnd(t, n2, id); end.Status != StatusCompleted {
+	if end := waitEnd(t, n2, id); end.Status != api.StatusCompleted {
 		t.Fatalf("resumed: %s %+v", end.Status, end.Error)
 	}
 }
 
-func pollStatus(t *testing.T, n *Node, id, status string) *Run {
+func pollStatus(t *testing.T, n *Node, id, status string) *api.Run {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		rec, err := n.record(context.Background(), id)
+		rec, err := n.runs.Record(context.Background(), id)
 		if err == nil && rec.Status == status {
 			return rec
 		}
@@ -161,7 +167,7 @@ func TestDurableSleep(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	r, err := n.Start(context.Background(), StartRequest{Script: script("def main(input):\n    test.echo(1)\n    sleep('2s')\n    return test.echo(2)\n")})
+	r, err := n.Start(context.Background(), api.StartRequest{Script: testScript("def main(input):\n    test.echo(1)\n    sleep('2s')\n    return test.echo(2)\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +185,7 @@ func TestDurableSleep(t *testing.T) {
 	n2 := newTestNode(t, Options{Name: "n1", DataDir: dir, Registry: reg})
 	end := waitEnd(t, n2, r.ID)
 	took := time.Since(start)
-	if end.Status != StatusCompleted || string(end.Result) != "2" || execs.Load() != 2 {
+	if end.Status != api.StatusCompleted || string(end.Result) != "2" || execs.Load() != 2 {
 		t.Fatalf("after wake: %s %s echo×%d", end.Status, end.Result, execs.Load())
 	}
 	if took < 2*time.Second || took > 3*time.Second {
@@ -187,11 +193,11 @@ func TestDurableSleep(t *testing.T) {
 	}
 }
 
-func pollWake(t *testing.T, n *Node, id string) *Run {
+func pollWake(t *testing.T, n *Node, id string) *api.Run {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if rec, err := n.record(context.Background(), id); err == nil && rec.WakeAt != nil {
+		if rec, err := n.runs.Record(context.Background(), id); err == nil && rec.WakeAt != nil {
 			return rec
 		}
 		if time.Now().After(deadline) {
@@ -207,7 +213,7 @@ func TestCancel(t *testing.T) {
 			var execs, holds atomic.Int64
 			held := make(chan struct{})
 			n := newTestNode(t, Options{Registry: recoveryRegistry(&execs, &holds, held), AlwaysDispatch: dispatch})
-			r, err := n.Start(context.Background(), StartRequest{Script: script("def main(input):\n    test.hold()\n")})
+			r, err := n.Start(context.Background(), api.StartRequest{Script: testScript("def main(input):\n    test.hold()\n")})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +222,7 @@ func TestCancel(t *testing.T) {
 				t.Fatal(err)
 			}
 			end := waitEnd(t, n, r.ID)
-			if end.Status != StatusCancelled || end.Error.Message != "cancelled by alice: customer asked" {
+			if end.Status != api.StatusCancelled || end.Error.Message != "cancelled by alice: customer asked" {
 				t.Fatalf("cancelled run: %s %+v", end.Status, end.Error)
 			}
 			if _, err := n.Cancel(context.Background(), r.ID, "bob", ""); err == nil || !strings.Contains(err.Error(), "already cancelled") {
@@ -235,24 +241,24 @@ func TestPatched(t *testing.T) {
 	n := newTestNode(t, Options{Registry: reg})
 	v1 := "def main(input):\n    test.echo(1)\n    sleep('1500ms')\n    return 'v1'\n"
 	v2 := "def main(input):\n    test.echo(1)\n    if patched('extra-echo'):\n        test.echo('new')\n    sleep('1500ms')\n    return 'v2'\n"
-	old, err := n.Start(context.Background(), StartRequest{Script: script(v1)})
+	old, err := n.Start(context.Background(), api.StartRequest{Script: testScript(v1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pollWake(t, n, old.ID)
-	s2 := script(v2)
+	s2 := testScript(v2)
 	if _, err := n.Resume(context.Background(), old.ID, &s2, "test"); err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := n.Start(context.Background(), StartRequest{Script: script(v2)})
+	fresh, err := n.Start(context.Background(), api.StartRequest{Script: testScript(v2)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	oldEnd, freshEnd := waitEnd(t, n, old.ID), waitEnd(t, n, fresh.ID)
-	if oldEnd.Status != StatusCompleted || string(oldEnd.Result) != `"v2"` || oldEnd.Steps != 2 {
+	if oldEnd.Status != api.StatusCompleted || string(oldEnd.Result) != `"v2"` || oldEnd.Steps != 2 {
 		t.Fatalf("old run on v2: %s %s steps %d %+v", oldEnd.Status, oldEnd.Result, oldEnd.Steps, oldEnd.Error)
 	}
-	if freshEnd.Status != StatusCompleted || freshEnd.Steps != 3 {
+	if freshEnd.Status != api.StatusCompleted || freshEnd.Steps != 3 {
 		t.Fatalf("new run on v2: %s steps %d %+v", freshEnd.Status, freshEnd.Steps, freshEnd.Error)
 	}
 }
@@ -270,7 +276,7 @@ func TestCancelUnownedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	end := waitEnd(t, n, id)
-	if end.Status != StatusCancelled || end.Error.Message != "cancelled by ops: stuck" || holds.Load() != 1 {
+	if end.Status != api.StatusCancelled || end.Error.Message != "cancelled by ops: stuck" || holds.Load() != 1 {
 		t.Fatalf("%s %+v holds %d", end.Status, end.Error, holds.Load())
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/replay"
 )
 
 // BenchmarkReplay10k replays a 10,000-step journal (no step executed) and
@@ -15,11 +18,11 @@ func BenchmarkReplay10k(b *testing.B) {
 	var execs atomic.Int64
 	n := newTestNode(b, Options{Registry: testRegistry(&execs)})
 	ctx := context.Background()
-	r, err := n.Start(ctx, StartRequest{Script: script("def main(input):\n    s = 0\n    for i in range(10000):\n        s += test.echo({'i': i, 'sku': 'a-1'})['i']\n    return s\n")})
+	r, err := n.Start(ctx, api.StartRequest{Script: testScript("def main(input):\n    s = 0\n    for i in range(10000):\n        s += test.echo({'i': i, 'sku': 'a-1'})['i']\n    return s\n")})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if end, err := n.Wait(ctx, r.ID); err != nil || end.Status != StatusCompleted {
+	if end, err := n.Wait(ctx, r.ID); err != nil || end.Status != api.StatusCompleted {
 		b.Fatal(err, end.Error)
 	}
 	exp, err := n.Export(ctx, r.ID)
@@ -30,7 +33,7 @@ func BenchmarkReplay10k(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		rep, err := Replay(ctx, exp, ReplayOptions{Registry: reg})
+		rep, err := replay.Replay(ctx, exp, replay.Options{Registry: reg})
 		if err != nil || !rep.Matches || rep.Steps != 10000 {
 			b.Fatal(err, rep)
 		}
@@ -53,7 +56,7 @@ func BenchmarkAdopt1000(b *testing.B) {
 			b.Fatal(err)
 		}
 		src := "def main(input):\n    for i in range(1000):\n        test.echo(i)\n    test.hold()\n    test.hold()\n"
-		r, err := n.Start(context.Background(), StartRequest{Script: script(src), Input: json.RawMessage("null")})
+		r, err := n.Start(context.Background(), api.StartRequest{Script: testScript(src), Input: json.RawMessage("null")})
 		if err != nil {
 			b.Fatal(err)
 		}

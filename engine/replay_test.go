@@ -8,6 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/journal"
+	"github.com/droverhq/drover/replay"
 )
 
 const replaySrc = `
@@ -21,7 +25,7 @@ func TestReplayMakesNoCallsAndMatches(t *testing.T) {
 	var execs atomic.Int64
 	n := newTestNode(t, Options{Registry: testRegistry(&execs)})
 	end := runScript(t, n, replaySrc, `{"customer": "acme"}`)
-	if end.Status != StatusCompleted {
+	if end.Status != api.StatusCompleted {
 		t.Fatal(end.Error)
 	}
 	exp, err := n.Export(context.Background(), end.ID)
@@ -29,7 +33,7 @@ func TestReplayMakesNoCallsAndMatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := execs.Load()
-	rep, err := Replay(context.Background(), exp, ReplayOptions{Registry: testRegistry(&execs)})
+	rep, err := replay.Replay(context.Background(), exp, replay.Options{Registry: testRegistry(&execs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,11 +45,11 @@ func TestReplayMakesNoCallsAndMatches(t *testing.T) {
 	}
 	// Through the portable file format.
 	data, _ := json.Marshal(exp)
-	exp2, err := ParseExport(data)
+	exp2, err := journal.ParseExport(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := Replay(context.Background(), exp2, ReplayOptions{Registry: testRegistry(&execs)}); err != nil || !rep.Matches {
+	if rep, err := replay.Replay(context.Background(), exp2, replay.Options{Registry: testRegistry(&execs)}); err != nil || !rep.Matches {
 		t.Fatalf("replay from file: %v %+v", err, rep)
 	}
 }
@@ -73,9 +77,9 @@ func TestReplayDivergence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := script(tt.src)
-			rep, err := Replay(context.Background(), exp, ReplayOptions{Script: &s, Registry: testRegistry(&execs)})
-			var de *DivergenceError
+			s := testScript(tt.src)
+			rep, err := replay.Replay(context.Background(), exp, replay.Options{Script: &s, Registry: testRegistry(&execs)})
+			var de *api.DivergenceError
 			if !errors.As(err, &de) || rep == nil || rep.Divergence == nil {
 				t.Fatalf("err = %v", err)
 			}
@@ -92,7 +96,7 @@ func TestReplayOfRunningRunReplaysPrefix(t *testing.T) {
 	var execs, holds atomic.Int64
 	held := make(chan struct{})
 	n := newTestNode(t, Options{Registry: recoveryRegistry(&execs, &holds, held)})
-	r, err := n.Start(context.Background(), StartRequest{Script: script(recoverScript)})
+	r, err := n.Start(context.Background(), api.StartRequest{Script: testScript(recoverScript)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +105,7 @@ func TestReplayOfRunningRunReplaysPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Replay(context.Background(), exp, ReplayOptions{Registry: testRegistry(&execs)})
+	rep, err := replay.Replay(context.Background(), exp, replay.Options{Registry: testRegistry(&execs)})
 	if err != nil || !rep.Partial || rep.Steps != 5 {
 		t.Fatalf("prefix replay: %v %+v", err, rep)
 	}
@@ -123,8 +127,8 @@ func TestParseExportErrors(t *testing.T) {
 		{"corrupt entry", strings.Replace(string(good), `"kind":"call"`, `"kind":"bogus"`, 1), `unknown entry kind "bogus"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseExport([]byte(tt.data))
-			if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), tt.want) {
+			_, err := journal.ParseExport([]byte(tt.data))
+			if !errors.Is(err, api.ErrBadInput) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
@@ -140,12 +144,12 @@ func TestAcceptedRunStartsAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := n.compile(script("def main(input):\n    return test.echo(input)\n"))
+	prog, err := n.compiler.Compile(testScript("def main(input):\n    return test.echo(input)\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.runsWG.Add(1)
-	r, err := n.begin(context.Background(), prog, "t", json.RawMessage(`"accepted"`), nil, 0, "")
+	r, err := n.begin(context.Background(), prog, "t", 0, json.RawMessage(`"accepted"`), nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +159,7 @@ func TestAcceptedRunStartsAfterCrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	end, err := n2.Wait(ctx, r.id)
-	if err != nil || end.Status != StatusCompleted || string(end.Result) != `"accepted"` {
+	if err != nil || end.Status != api.StatusCompleted || string(end.Result) != `"accepted"` {
 		t.Fatalf("%v %+v", err, end)
 	}
 }
@@ -171,15 +175,15 @@ func TestReplayArgsWithHTMLCharacters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := Replay(context.Background(), exp, ReplayOptions{Registry: testRegistry(&execs)}); err != nil || !rep.Matches {
+	if rep, err := replay.Replay(context.Background(), exp, replay.Options{Registry: testRegistry(&execs)}); err != nil || !rep.Matches {
 		t.Fatalf("replay: %v %+v", err, rep)
 	}
 	indented, _ := json.MarshalIndent(exp, "", "  ") // escapes & and re-indents every entry
-	exp2, err := ParseExport(indented)
+	exp2, err := journal.ParseExport(indented)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := Replay(context.Background(), exp2, ReplayOptions{Registry: testRegistry(&execs)}); err != nil || !rep.Matches {
+	if rep, err := replay.Replay(context.Background(), exp2, replay.Options{Registry: testRegistry(&execs)}); err != nil || !rep.Matches {
 		t.Fatalf("replay of re-indented file: %v %+v", err, rep)
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/replay"
 )
 
 // TestRetentionAndPin: journals expire through the stream's own MaxAge; a
@@ -23,7 +26,7 @@ func TestRetentionAndPin(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := n.Export(ctx, gone.ID)
-		if errors.Is(err, ErrUnknownRun) {
+		if errors.Is(err, api.ErrUnknownRun) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -38,7 +41,7 @@ func TestRetentionAndPin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pinned run after retention: %v", err)
 	}
-	rep, err := Replay(ctx, exp, ReplayOptions{Registry: testRegistry(&execs)})
+	rep, err := replay.Replay(ctx, exp, replay.Options{Registry: testRegistry(&execs)})
 	if err != nil || !rep.Matches || string(rep.Result) != `"kept"` {
 		t.Fatalf("replay of pinned run: %v %+v", err, rep)
 	}
@@ -46,7 +49,7 @@ func TestRetentionAndPin(t *testing.T) {
 	if err != nil || !d.Pinned || d.Expires != nil || len(d.Steps) != 1 || string(d.Result) != `"kept"` {
 		t.Fatalf("show of pinned run after retention: %v %+v", err, d)
 	}
-	if _, err := n.Get(ctx, gone.ID); !errors.Is(err, ErrUnknownRun) {
+	if _, err := n.Get(ctx, gone.ID); !errors.Is(err, api.ErrUnknownRun) {
 		t.Fatalf("expired run: %v", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,106 +13,93 @@ import (
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.starlark.net/starlark"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/journal"
+	"github.com/droverhq/drover/replay"
+	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/telemetry"
 )
 
-// run is a run this node coordinates.
+// run is a run this node coordinates: a new one, or one adopted from its
+// journal. Its script's steps go to rt, the replay runtime, which answers
+// those the journal holds and hands the others to the run's live side (Step,
+// Tag, Patch: replay.Live).
 type run struct {
 	n      *Node
 	id     string
-	prog   *program
+	prog   *script.Program
 	input  json.RawMessage
+	j      *journal.Journal // the journal it was adopted with; nil for a new run
+	rt     *replay.Runtime
 	ctx    context.Context // the run span's context; cancelled with the run
 	cancel context.CancelCauseFunc
 	log    zerolog.Logger
 	done   chan struct{}
 
 	mu      sync.Mutex
-	record  Run
-	tags    int
+	record  api.Run        // Steps counts live steps only: see snapshot
 	pending []*bus.Pending // call entries not yet acknowledged
-
-	// Recovery: the journal the run is replayed against (nil for a new run),
-	// the step ids the script has reached, and how many came from the journal.
-	j        *journal
-	visited  map[string]bool
-	replayed int
 	// suspended is set when a durable timer parks the run.
 	suspended *suspension
 	// journalErr is set when the journal could not be written.
 	journalErr error
 }
 
-// scope assigns step ids in one Starlark thread: "1", "2", … at the top level.
-type scope struct {
-	prefix string
-	next   int
+var _ replay.Live = (*run)(nil)
+
+// newRun returns the run of prog with record rec, adopted with journal j
+// (nil for a new run), its span's parent the W3C traceParent if valid.
+func (n *Node) newRun(prog *script.Program, rec api.Run, input json.RawMessage, j *journal.Journal, traceParent string) *run {
+	if rec.Attrs == nil {
+		rec.Attrs = map[string]string{}
+	}
+	r := &run{
+		n: n, id: rec.ID, prog: prog, input: input, j: j, done: make(chan struct{}), record: rec,
+		log: n.log.With().Str("run", rec.ID).Str("script", rec.Script).Str("version", prog.Hash[:12]).Logger(),
+	}
+	r.rt = replay.New(j, r)
+	base, cancel := context.WithCancelCause(n.baseCtx)
+	r.cancel = cancel
+	r.ctx = telemetry.RunContext(base, rec.ID, traceParent)
+	return r
 }
 
-const scopeKey = "drover.scope"
-
-func (s *scope) nextID() string {
-	s.next++
-	return s.prefix + strconv.Itoa(s.next)
-}
-
-// Start begins a run of req.Script and returns its record; the run continues in
-// the background (use Wait for its end). A script that does not compile, or
-// input that is not JSON, is refused before anything is journaled.
-func (n *Node) Start(ctx context.Context, req StartRequest) (*Run, error) {
-	var prog *program
+// Start implements api.API: it begins a run of req.Script and returns its
+// record; the run continues in the background (use Wait for its end). A
+// script that does not compile, input that is not JSON or a bad attribute is
+// refused before anything is journaled.
+func (n *Node) Start(ctx context.Context, req api.StartRequest) (*api.Run, error) {
+	var prog *script.Program
 	version := 0
-	if len(req.Script.Files) == 0 && req.Script.Main == "" && req.Script.Name != "" {
-		ls, err := n.deployed(ctx, req.Script.Name)
+	if req.Deployed() {
+		live, err := n.deployer.Live(ctx, req.Script.Name)
 		if err != nil {
 			return nil, err
 		}
-		prog, version = ls.prog, ls.dep.Version
+		prog, version = live.Program, live.Deployment.Version
 	} else {
 		var err error
-		if prog, err = n.compile(req.Script); err != nil {
+		if prog, err = n.compiler.Compile(req.Script); err != nil {
 			return nil, err
 		}
 	}
-	return n.startProgram(ctx, prog, version, req)
-}
-
-// startProgram starts a run of prog, a compiled version of req.Script (the
-// deployed version when version > 0).
-func (n *Node) startProgram(ctx context.Context, prog *program, version int, req StartRequest) (*Run, error) {
-	input := req.Input
-	if len(strings.TrimSpace(string(input))) == 0 {
-		input = json.RawMessage("null")
-	}
-	if len(input) > n.opts.PayloadLimit {
-		return nil, fmt.Errorf("%w: input is %d bytes, over the payload limit of %d bytes", ErrBadInput, len(input), n.opts.PayloadLimit)
-	}
-	x, err := builtins.Decode(input)
+	input, err := req.Check(n.opts.PayloadLimit)
 	if err != nil {
-		return nil, fmt.Errorf("%w: input is not JSON: %v", ErrBadInput, err)
-	}
-	if input, err = builtins.Canonical(x); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
-	}
-	for k := range req.Attrs {
-		if err := checkAttrKey(k); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	n.mu.Lock()
 	if n.closing {
 		n.mu.Unlock()
-		return nil, ErrClosed
+		return nil, api.ErrClosed
 	}
 	n.runsWG.Add(1)
 	n.mu.Unlock()
-	r, err := n.begin(ctx, prog, req.Script.Name, input, req.Attrs, version, req.TraceParent)
+	r, err := n.begin(ctx, prog, req.Script.Name, version, input, req.Attrs, req.TraceParent)
 	if err != nil {
 		n.runsWG.Done()
 		return nil, err
@@ -124,8 +110,8 @@ func (n *Node) startProgram(ctx context.Context, prog *program, version int, req
 }
 
 // begin journals the start of a new run and indexes it.
-func (n *Node) begin(ctx context.Context, prog *program, name string, input json.RawMessage, attrs map[string]string, version int, traceParent string) (*run, error) {
-	if err := n.storeScript(ctx, prog.script, prog.hash); err != nil {
+func (n *Node) begin(ctx context.Context, prog *script.Program, name string, version int, input json.RawMessage, attrs map[string]string, traceParent string) (*run, error) {
+	if err := n.scripts.Save(ctx, prog.Script, prog.Hash); err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC()
@@ -133,20 +119,13 @@ func (n *Node) begin(ctx context.Context, prog *program, name string, input json
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
-	start := StartEntry{Run: id, Script: name, Hash: prog.hash, Input: input, Attrs: attrs, Coordinator: n.opts.Name, Time: now, TraceParent: traceParent, Version: version}
-	data, _ := encodeJSON(start)
-	if _, err := n.bus.Append(ctx, bus.JournalSubject(id, "start", ""), id+"/start", nil, data); err != nil {
+	start := api.StartEntry{Run: id, Script: name, Hash: prog.Hash, Input: input, Attrs: attrs, Coordinator: n.opts.Name, Time: now, TraceParent: traceParent, Version: version}
+	if err := n.journal.Append(ctx, id, api.EntryStart, "", start); err != nil {
 		return nil, err
 	}
-	r := &run{
-		n: n, id: id, prog: prog, input: input, done: make(chan struct{}),
-		record: Run{ID: id, Script: name, Hash: prog.hash, Status: StatusRunning, Attrs: attrs, Coordinator: n.opts.Name, Started: now},
-		log:    n.log.With().Str("run", id).Str("script", name).Str("version", prog.hash[:12]).Logger(),
-	}
-	base, cancel := context.WithCancelCause(n.baseCtx)
-	r.cancel = cancel
-	r.ctx = runTraceContext(base, id, traceParent)
-	if err := n.indexRun(ctx, r.snapshot(), "", attrs); err != nil {
+	rec := api.Run{ID: id, Script: name, Hash: prog.Hash, Version: version, Status: api.StatusRunning, Attrs: attrs, Coordinator: n.opts.Name, Started: now}
+	r := n.newRun(prog, rec, input, nil, traceParent)
+	if err := n.runs.Put(ctx, r.snapshot(), "", attrs); err != nil {
 		return nil, err
 	}
 	n.mu.Lock()
@@ -156,10 +135,14 @@ func (n *Node) begin(ctx context.Context, prog *program, name string, input json
 	return r, nil
 }
 
-func (r *run) snapshot() Run {
+// snapshot returns a copy of the run's record, its step count including the
+// steps answered from its journal.
+func (r *run) snapshot() api.Run {
+	replayed := r.rt.Replayed()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rec := r.record
+	rec.Steps += replayed
 	rec.Attrs = make(map[string]string, len(r.record.Attrs))
 	for k, v := range r.record.Attrs {
 		rec.Attrs[k] = v
@@ -169,24 +152,22 @@ func (r *run) snapshot() Run {
 
 // execute interprets the script and journals how the run ended, or parks it
 // (durable timer), blocks it (divergence during recovery) or leaves it
-// unfinished (shutdown).
+// unfinished (shutdown, journal unavailable).
 func (r *run) execute() {
 	defer r.n.runsWG.Done()
 	ctx, span := r.n.tracer.Start(r.ctx, "run "+r.record.Script, trace.WithAttributes(
 		attribute.String("drover.run", r.id), attribute.String("drover.script", r.record.Script)))
 	r.ctx = ctx
-	in := r.n.interp(r.prog)
-	in.print = func(msg string) { r.log.Info().Str("source", "print").Msg(msg) }
 	var result json.RawMessage
-	var runErr *RunError
-	if r.j != nil && r.j.cancel != nil {
+	var runErr *api.RunError
+	if r.j != nil && r.j.Cancel != nil {
 		r.cancel(errCancelled) // cancelled while no node was running it
 	} else {
-		result, runErr = in.run(r.ctx, r.id, r, r.input)
+		result, runErr = script.Run(r.ctx, r.prog, r.rt, r.input, r.n.scriptOptions(&r.log))
 	}
-	if runErr == nil && r.j != nil {
-		if err := r.j.unvisited(r.visited); err != nil {
-			runErr = &RunError{Code: CodeNonDeterminism, Message: err.Error()}
+	if runErr == nil {
+		if err := r.rt.Unvisited(); err != nil {
+			runErr = &api.RunError{Code: api.CodeNonDeterminism, Message: err.Error()}
 		}
 	}
 	if runErr != nil {
@@ -205,22 +186,15 @@ func (r *run) execute() {
 		r.end(nil, r.cancelError())
 	case r.suspended != nil:
 		r.park()
-	case runErr != nil && runErr.Code == CodeNonDeterminism && r.j != nil:
+	case runErr != nil && runErr.Code == api.CodeNonDeterminism && r.j != nil:
 		r.block(runErr)
 	default:
 		r.end(result, runErr)
 	}
 }
 
-func cancelReason(ctx context.Context) string {
-	if errors.Is(context.Cause(ctx), errShutdown) {
-		return "node shutting down"
-	}
-	return "run cancelled"
-}
-
 // end journals the end of the run and updates the index.
-func (r *run) end(result json.RawMessage, runErr *RunError) {
+func (r *run) end(result json.RawMessage, runErr *api.RunError) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r.waitPending(ctx)
@@ -228,21 +202,20 @@ func (r *run) end(result json.RawMessage, runErr *RunError) {
 	r.mu.Lock()
 	r.record.Ended = &now
 	if runErr != nil {
-		r.record.Status, r.record.Error = StatusFailed, runErr
+		r.record.Status, r.record.Error = api.StatusFailed, runErr
 		if runErr.Code == builtins.CodeCancelled {
-			r.record.Status = StatusCancelled
+			r.record.Status = api.StatusCancelled
 		}
 	} else {
-		r.record.Status, r.record.Result = StatusCompleted, result
+		r.record.Status, r.record.Result = api.StatusCompleted, result
 	}
-	end := EndEntry{Status: r.record.Status, Result: result, Error: runErr, Steps: r.record.Steps, Time: now}
 	r.mu.Unlock()
-	data, _ := encodeJSON(end)
-	if _, err := r.n.bus.Append(ctx, bus.JournalSubject(r.id, "end", ""), r.id+"/end", nil, data); err != nil {
+	rec := r.snapshot()
+	end := api.EndEntry{Status: rec.Status, Result: result, Error: runErr, Steps: rec.Steps, Time: now}
+	if err := r.n.journal.Append(ctx, r.id, api.EntryEnd, "", end); err != nil {
 		r.log.Error().Err(err).Msg("journal end of run")
 	}
-	rec := r.snapshot()
-	if err := r.n.indexRun(ctx, rec, StatusRunning, nil); err != nil {
+	if err := r.n.runs.Put(ctx, rec, api.StatusRunning, nil); err != nil {
 		r.log.Error().Err(err).Msg("index end of run")
 	}
 	ev := r.log.Info()
@@ -253,6 +226,23 @@ func (r *run) end(result json.RawMessage, runErr *RunError) {
 	r.finishLocal()
 }
 
+// block stops a recovered run whose script no longer matches its journal: it
+// is neither failed nor continued, and can be resumed after a fix.
+func (r *run) block(runErr *api.RunError) {
+	r.mu.Lock()
+	prev := r.record.Status
+	r.record.Status, r.record.Error = api.StatusBlocked, runErr
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.n.runs.Put(ctx, r.snapshot(), prev, nil); err != nil {
+		r.log.Error().Err(err).Msg("index blocked run")
+	}
+	r.log.Error().Str("error", runErr.Message).Msg("run blocked: its journal no longer matches the script (resume it after a fix)")
+	r.finishLocal()
+}
+
+// finishLocal forgets the run on this node, whatever became of it.
 func (r *run) finishLocal() {
 	r.n.mu.Lock()
 	if r.n.active[r.id] == r {
@@ -263,6 +253,8 @@ func (r *run) finishLocal() {
 	close(r.done)
 }
 
+// waitPending waits until every call entry appended without waiting is
+// acknowledged.
 func (r *run) waitPending(ctx context.Context) error {
 	r.mu.Lock()
 	pending := r.pending
@@ -276,68 +268,52 @@ func (r *run) waitPending(ctx context.Context) error {
 	return nil
 }
 
-// errCancelled is the cancellation cause of a run cancelled by a user.
-var errCancelled = errors.New("engine: run cancelled")
+// journalFailed records that the run could not write its journal: the run is
+// then interrupted, not failed, and adopted again (see execute).
+func (r *run) journalFailed(err error) error {
+	r.mu.Lock()
+	if r.journalErr == nil {
+		r.journalErr = err
+	}
+	r.mu.Unlock()
+	r.cancel(errJournal)
+	return fmt.Errorf("%w: %v", errJournal, err)
+}
 
-// Tag implements builtins.Runtime: it journals the attributes and indexes them.
-func (r *run) Tag(thread *starlark.Thread, attrs map[string]string) error {
+// Tag implements replay.Live: it journals the attributes of tag() call
+// number seq and indexes them.
+func (r *run) Tag(thread *starlark.Thread, seq int, attrs map[string]string) error {
 	for k := range attrs {
-		if err := checkAttrKey(k); err != nil {
+		if err := api.CheckAttrName(k); err != nil {
 			return err
 		}
 	}
 	r.mu.Lock()
-	r.tags++
-	seq := strconv.Itoa(r.tags)
 	for k, v := range attrs {
 		r.record.Attrs[k] = v
 	}
 	r.mu.Unlock()
-	data, _ := encodeJSON(TagEntry{Attrs: attrs, Pos: callerPos(thread), Time: time.Now().UTC()})
-	if _, err := r.n.bus.Append(r.ctx, bus.JournalSubject(r.id, "tag", seq), r.id+"/tag/"+seq, nil, data); err != nil {
+	entry := api.TagEntry{Attrs: attrs, Pos: script.CallerPos(thread), Time: time.Now().UTC()}
+	if err := r.n.journal.Append(r.ctx, r.id, api.EntryTag, strconv.Itoa(seq), entry); err != nil {
 		return err
 	}
-	return r.n.indexRun(r.ctx, r.snapshot(), StatusRunning, attrs)
+	return r.n.runs.Put(r.ctx, r.snapshot(), api.StatusRunning, attrs)
 }
 
-// Logger implements builtins.Runtime.
+// Patch implements replay.Live: it journals the decision of patched(id),
+// unless another coordinator of the run did first.
+func (r *run) Patch(thread *starlark.Thread, id string, value bool) (bool, error) {
+	var stored api.PatchEntry
+	created, err := r.n.journal.Create(r.ctx, r.id, api.EntryPatch, id,
+		api.PatchEntry{Value: value, Pos: script.CallerPos(thread), Time: time.Now().UTC()}, &stored)
+	if err != nil || created {
+		return value, err
+	}
+	return stored.Value, nil
+}
+
+// Logger implements replay.Live.
 func (r *run) Logger(thread *starlark.Thread) *zerolog.Logger {
-	l := r.log.With().Str("pos", callerPos(thread)).Logger()
+	l := r.log.With().Str("pos", script.CallerPos(thread)).Logger()
 	return &l
-}
-
-// callerPos is the script position of the call being made by a builtin.
-func callerPos(thread *starlark.Thread) string {
-	for d := 0; d < thread.CallStackDepth(); d++ {
-		fr := thread.CallFrame(d)
-		if fr.Pos.IsValid() && fr.Pos.Line > 0 {
-			return fr.Pos.String()
-		}
-	}
-	return ""
-}
-
-func checkAttrKey(k string) error {
-	if k == "" || len(k) > 64 {
-		return fmt.Errorf("%w: attribute name %q must be 1 to 64 characters", ErrBadInput, k)
-	}
-	for _, c := range k {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return fmt.Errorf("%w: attribute name %q may hold only letters, digits and _", ErrBadInput, k)
-		}
-	}
-	return nil
-}
-
-// runTraceContext returns the context of a run's span: its ids derived from
-// the run id, and its parent the incoming W3C traceparent when there is a
-// valid one (the run then joins the caller's trace).
-func runTraceContext(ctx context.Context, run, traceParent string) context.Context {
-	if traceParent != "" {
-		carrier := propagation.MapCarrier{"traceparent": traceParent}
-		if sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, carrier)); sc.IsValid() {
-			return telemetry.WithIDs(trace.ContextWithRemoteSpanContext(ctx, sc), sc.TraceID(), telemetry.SpanID(run, "", "run"))
-		}
-	}
-	return telemetry.WithIDs(ctx, telemetry.TraceID(run), telemetry.SpanID(run, "", "run"))
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/engine"
 	_ "github.com/droverhq/drover/starlark/builtins/all"
 )
@@ -77,8 +78,8 @@ func runScriptFile(t *testing.T, n *engine.Node, server, path string) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			r, err := n.Start(ctx, engine.StartRequest{
-				Script: engine.Script{Name: name, Main: name, Files: map[string]string{name: src}},
+			r, err := n.Start(ctx, api.StartRequest{
+				Script: api.Script{Name: name, Main: name, Files: map[string]string{name: src}},
 				Input:  json.RawMessage(header("input")),
 			})
 			if want := header("compile-error"); want != "" {
@@ -95,12 +96,12 @@ func runScriptFile(t *testing.T, n *engine.Node, server, path string) {
 				t.Fatal(err)
 			}
 			if want := header("want"); want != "" {
-				if end.Status != engine.StatusCompleted || string(end.Result) != want {
+				if end.Status != api.StatusCompleted || string(end.Result) != want {
 					t.Fatalf("status %s result %s error %v\nwant %s", end.Status, end.Result, end.Error, want)
 				}
 				return
 			}
-			if end.Status != engine.StatusFailed || end.Error == nil {
+			if end.Status != api.StatusFailed || end.Error == nil {
 				t.Fatalf("status %s, want failed", end.Status)
 			}
 			msg := end.Error.Message + "\n" + end.Error.Backtrace

@@ -13,6 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/telemetry"
 )
@@ -34,7 +35,7 @@ func TestTraceSpans(t *testing.T) {
 	}})
 	n := newTestNode(t, Options{Registry: reg, AlwaysDispatch: true})
 	end := runScript(t, n, "def main(input):\n    test.echo(1)\n    test.trace()\n", "")
-	if end.Status != StatusCompleted {
+	if end.Status != api.StatusCompleted {
 		t.Fatalf("run: %+v", end.Error)
 	}
 	byID := map[string]sdktrace.ReadOnlySpan{}
@@ -81,7 +82,7 @@ func TestExternalNATS(t *testing.T) {
 	defer n.Close(context.Background())
 	defer n.bus.RemoveInbox(context.Background(), n.Name()) // the shared server outlives the test
 	end := runScript(t, n, "def main(input):\n    return test.echo(input)\n", `{"via":"external"}`)
-	if end.Status != StatusCompleted || string(end.Result) != `{"via":"external"}` {
+	if end.Status != api.StatusCompleted || string(end.Result) != `{"via":"external"}` {
 		t.Fatalf("run %+v %s", end.Error, end.Result)
 	}
 }
@@ -104,7 +105,7 @@ func TestCloseInterruptsWithoutFailing(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	r, err := n.Start(ctx, StartRequest{Script: script("def main(input):\n    test.echo(1)\n    test.wait()\n")})
+	r, err := n.Start(ctx, api.StartRequest{Script: testScript("def main(input):\n    test.echo(1)\n    test.wait()\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestCloseInterruptsWithoutFailing(t *testing.T) {
 	if err := n.Close(grace); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.Start(ctx, StartRequest{Script: script("def main(input):\n    pass\n")}); err == nil {
+	if _, err := n.Start(ctx, api.StartRequest{Script: testScript("def main(input):\n    pass\n")}); err == nil {
 		t.Fatal("a closed node accepted a run")
 	}
 	n2 := newTestNode(t, Options{Name: "n1", DataDir: dir, Registry: reg, NoRecovery: true})
@@ -122,7 +123,7 @@ func TestCloseInterruptsWithoutFailing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Status != StatusRunning || len(d.Steps) != 2 || d.Steps[0].Outcome != "ok" || d.Steps[1].Outcome != "pending" {
+	if d.Status != api.StatusRunning || len(d.Steps) != 2 || d.Steps[0].Outcome != "ok" || d.Steps[1].Outcome != "pending" {
 		t.Fatalf("after shutdown: status %s steps %+v", d.Status, d.Steps)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/droverhq/drover/api"
 )
 
 // versionScript makes three steps that each echo the version's tag, so that
@@ -52,7 +54,7 @@ func triggerLoad(b *testing.B, url string, conns, total int, check func(status i
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				lat[i] = time.Since(t0)
-				check(resp.StatusCode, resp.Header.Get(VersionHeader), body)
+				check(resp.StatusCode, resp.Header.Get(api.VersionHeader), body)
 			}
 		}()
 	}
@@ -79,7 +81,7 @@ func BenchmarkHTTPTrigger(b *testing.B) {
 	defer srv.Close()
 	ctx := context.Background()
 	deploy := func(tag string) {
-		if _, err := n.Deploy(ctx, DeployRequest{Script: Script{Name: "b3", Main: "main.star", Files: versionScript(tag)}}); err != nil {
+		if _, err := n.Deploy(ctx, api.DeployRequest{Script: api.Script{Name: "b3", Main: "main.star", Files: versionScript(tag)}}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -146,16 +148,14 @@ func BenchmarkDeployVisible(b *testing.B) {
 	nodes := startCluster3(b, func(int) Options { return Options{Registry: testRegistry(&execs), NoRecovery: true} })
 	ctx := context.Background()
 	visible := func(n *Node, version int) bool {
-		n.deps.mu.RLock()
-		defer n.deps.mu.RUnlock()
-		ls := n.deps.live["vis"]
-		return ls != nil && ls.dep.Version >= version
+		ls := n.deployer.Current("vis")
+		return ls != nil && ls.Deployment.Version >= version
 	}
 	var lat []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		d, err := nodes[i%3].Deploy(ctx, DeployRequest{Script: Script{Name: "vis", Main: "main.star", Files: versionScript(fmt.Sprint("v", i))}})
+		d, err := nodes[i%3].Deploy(ctx, api.DeployRequest{Script: api.Script{Name: "vis", Main: "main.star", Files: versionScript(fmt.Sprint("v", i))}})
 		if err != nil {
 			b.Fatal(err)
 		}

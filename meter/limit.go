@@ -34,29 +34,70 @@ var (
 // always succeeds.
 const eps = 1e-9
 
+// A BucketLevel is the state of a token bucket: Tokens in it as of At (unix
+// nanoseconds). It holds the bucket arithmetic that TokenBucket and the
+// cluster-wide buckets of package limits share; the rate (tokens per second)
+// and burst are passed in, so a level stored elsewhere (a shared record)
+// follows the limits of whoever reads it. The zero value is a full bucket
+// that has never been used. It is not safe for concurrent use.
+type BucketLevel struct {
+	Tokens float64 `json:"tokens,omitempty"`
+	At     int64   `json:"at,omitempty"`
+}
+
+// Refill adds the tokens earned since At, up to burst; a clock that goes back
+// earns none.
+func (l *BucketLevel) Refill(rate, burst float64, now time.Time) {
+	t := now.UnixNano()
+	if l.At == 0 {
+		l.Tokens, l.At = burst, t
+		return
+	}
+	if dt := t - l.At; dt > 0 {
+		l.Tokens = math.Min(burst, l.Tokens+rate*float64(dt)/1e9)
+		l.At = t
+	}
+	l.Tokens = math.Min(l.Tokens, burst)
+}
+
+// Take takes n tokens if the bucket holds them. Otherwise it takes none and
+// returns how long until it will; the wait is negative when it never will
+// (n exceeds the burst, or the rate is zero).
+func (l *BucketLevel) Take(n, rate, burst float64, now time.Time) (ok bool, wait time.Duration) {
+	l.Refill(rate, burst, now)
+	if l.Tokens+eps >= n {
+		l.Tokens -= n
+		return true, 0
+	}
+	if n > burst+eps || rate <= 0 {
+		return false, -1
+	}
+	secs := (n - l.Tokens) / rate
+	return false, time.Duration(math.Ceil(secs*1e9)) + 1
+}
+
+// Put returns n tokens taken for work that will not happen, up to the burst.
+func (l *BucketLevel) Put(n, rate, burst float64, now time.Time) {
+	l.Refill(rate, burst, now)
+	l.Tokens = math.Min(burst, l.Tokens+n)
+}
+
 // A TokenBucket is a rate limit: tokens refill at a rate up to a burst, and
 // each unit of work takes one. It reads no clock: every call passes now, so
 // a simulator can drive it in virtual time. It is safe for concurrent use.
 type TokenBucket struct {
-	mu     sync.Mutex
-	rate   float64 // tokens per second
-	burst  float64
-	tokens float64
-	last   time.Time
+	mu    sync.Mutex
+	rate  float64 // tokens per second
+	burst float64
+	level BucketLevel
 }
 
 // NewTokenBucket returns a full bucket refilling at rate tokens per second
 // up to burst tokens.
 func NewTokenBucket(rate, burst float64, now time.Time) *TokenBucket {
-	return &TokenBucket{rate: math.Max(rate, 0), burst: math.Max(burst, 0), tokens: math.Max(burst, 0), last: now}
-}
-
-// refill adds the tokens earned since last; a clock that goes back earns none.
-func (b *TokenBucket) refill(now time.Time) {
-	if dt := now.Sub(b.last); dt > 0 {
-		b.tokens = math.Min(b.burst, b.tokens+b.rate*dt.Seconds())
-		b.last = now
-	}
+	b := &TokenBucket{rate: math.Max(rate, 0), burst: math.Max(burst, 0)}
+	b.level = BucketLevel{Tokens: b.burst, At: now.UnixNano()}
+	return b
 }
 
 // Take takes n tokens if the bucket holds them. Otherwise it takes none and
@@ -65,23 +106,13 @@ func (b *TokenBucket) refill(now time.Time) {
 func (b *TokenBucket) Take(n float64, now time.Time) (ok bool, wait time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.refill(now)
-	if b.tokens+eps >= n {
-		b.tokens -= n
-		return true, 0
-	}
-	if n > b.burst+eps || b.rate <= 0 {
-		return false, -1
-	}
-	secs := (n - b.tokens) / b.rate
-	return false, time.Duration(math.Ceil(secs*1e9)) + 1
+	return b.level.Take(n, b.rate, b.burst, now)
 }
 
 // Put returns n tokens taken for work that will not happen, up to the burst.
 func (b *TokenBucket) Put(n float64, now time.Time) {
 	b.mu.Lock()
-	b.refill(now)
-	b.tokens = math.Min(b.burst, b.tokens+n)
+	b.level.Put(n, b.rate, b.burst, now)
 	b.mu.Unlock()
 }
 
@@ -89,8 +120,8 @@ func (b *TokenBucket) Put(n float64, now time.Time) {
 func (b *TokenBucket) Free(now time.Time) float64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.refill(now)
-	return b.tokens
+	b.level.Refill(b.rate, b.burst, now)
+	return b.level.Tokens
 }
 
 // Limit returns the bucket's rate (tokens per second) and burst.
@@ -104,9 +135,9 @@ func (b *TokenBucket) Limit() (rate, burst float64) {
 // provider, a configuration reload). Tokens above the new burst are dropped.
 func (b *TokenBucket) SetLimit(rate, burst float64, now time.Time) {
 	b.mu.Lock()
-	b.refill(now)
+	b.level.Refill(b.rate, b.burst, now)
 	b.rate, b.burst = math.Max(rate, 0), math.Max(burst, 0)
-	b.tokens = math.Min(b.tokens, b.burst)
+	b.level.Tokens = math.Min(b.level.Tokens, b.burst)
 	b.mu.Unlock()
 }
 

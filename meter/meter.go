@@ -113,12 +113,22 @@ func (m *Meter) Read() Reading {
 	} else {
 		h = m.sampler.Sample()
 	}
+	r := Reading{Node: m.Node, Cores: h.Cores, CPU: h.CPU, Runnable: h.Runnable, MemUsed: h.MemUsed, MemTotal: h.MemTotal,
+		HeapBytes: ms.HeapAlloc, Goroutines: runtime.NumGoroutine()}
+	return m.Update(r)
+}
+
+// Update returns r with its time, steps, placements and resources read now,
+// and its host figures (CPU, memory) left as they were: a cheap reading
+// between two full ones, for when resources change (pool units given back)
+// and peers should know before the next full reading.
+func (m *Meter) Update(r Reading) Reading {
 	now := time.Now
 	if m.Now != nil {
 		now = m.Now
 	}
-	r := Reading{Node: m.Node, Time: now(), Cores: h.Cores, CPU: h.CPU, Runnable: h.Runnable, MemUsed: h.MemUsed, MemTotal: h.MemTotal,
-		InFlight: map[string]int{}, Completed: map[string]uint64{}, HeapBytes: ms.HeapAlloc, Goroutines: runtime.NumGoroutine()}
+	r.Time = now()
+	r.InFlight, r.InFlightSum, r.Completed, r.BuiltinNames = map[string]int{}, 0, map[string]uint64{}, nil
 	m.mu.Lock()
 	r.Placed = m.placed
 	for k, v := range m.inFlight {
@@ -133,6 +143,7 @@ func (m *Meter) Read() Reading {
 	}
 	m.mu.Unlock()
 	sort.Strings(r.BuiltinNames)
+	r.Resources, r.Waiting = nil, 0
 	if m.Resources != nil {
 		r.Resources = m.Resources.States()
 		for _, st := range r.Resources {

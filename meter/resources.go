@@ -183,12 +183,15 @@ func (r *Resources) giveBack(demands []Demand, now time.Time) {
 	}
 }
 
-// Release returns a finished step's pool units; spent tokens stay spent.
-func (r *Resources) Release(demands []Demand) {
+// Release returns a finished step's pool units; spent tokens stay spent. It
+// reports whether it gave any pool unit back (peers placing steps that need
+// the pool then want to know).
+func (r *Resources) Release(demands []Demand) (freed bool) {
 	now := r.now()
 	for _, d := range demands {
 		if res := r.byName[d.Resource]; res != nil && d.Amount > 0 && res.getSpec().Kind == KindPool {
 			res.lim.Put(d.Amount, now)
+			freed = true
 		}
 	}
 	r.mu.Lock()
@@ -197,6 +200,7 @@ func (r *Resources) Release(demands []Demand) {
 		r.changed = nil
 	}
 	r.mu.Unlock()
+	return freed
 }
 
 func (r *Resources) changedChan() <-chan struct{} {

@@ -56,6 +56,19 @@ func WithIDs(ctx context.Context, traceID trace.TraceID, spanID trace.SpanID) co
 	return context.WithValue(ctx, idsKey{}, ids{traceID, spanID})
 }
 
+// RunContext returns the context of a run's span: its ids derived from the
+// run id, and its parent the incoming W3C traceParent when it is a valid one
+// (the run then joins the caller's trace).
+func RunContext(ctx context.Context, run, traceParent string) context.Context {
+	if traceParent != "" {
+		carrier := propagation.MapCarrier{"traceparent": traceParent}
+		if sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, carrier)); sc.IsValid() {
+			return WithIDs(trace.ContextWithRemoteSpanContext(ctx, sc), sc.TraceID(), SpanID(run, "", "run"))
+		}
+	}
+	return WithIDs(ctx, TraceID(run), SpanID(run, "", "run"))
+}
+
 // IDGenerator gives spans the ids put in their context by WithIDs, and random
 // ids otherwise. It implements go.opentelemetry.io/otel/sdk/trace.IDGenerator.
 type IDGenerator struct{}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/engine"
 	_ "github.com/droverhq/drover/starlark/builtins/all"
 )
@@ -51,8 +52,8 @@ func TestExamples(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			r, err := n.Start(ctx, engine.StartRequest{
-				Script: engine.Script{Name: strings.TrimSuffix(f, ".star"), Main: f, Files: map[string]string{f: string(src)}},
+			r, err := n.Start(ctx, api.StartRequest{
+				Script: api.Script{Name: strings.TrimSuffix(f, ".star"), Main: f, Files: map[string]string{f: string(src)}},
 				Input:  json.RawMessage(strings.ReplaceAll(in, "{{server}}", srv.URL)),
 			})
 			if err != nil {
@@ -62,7 +63,7 @@ func TestExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if end.Status != engine.StatusCompleted {
+			if end.Status != api.StatusCompleted {
 				t.Fatalf("%s ended %s: %v", f, end.Status, end.Error)
 			}
 			if end.Steps == 0 {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 )
 
 // Runtime is what the engine provides to builtins running in a script thread.
@@ -58,3 +59,9 @@ func (s *Step) Builtin() *starlark.Builtin {
 		return DecodeValue(res)
 	})
 }
+
+// Dialect is the Starlark dialect of Drover scripts: while loops, sets,
+// recursion and top-level control flow are allowed; the execution-step limit
+// guards against runaway loops. Package script compiles with it, and
+// builtinstest runs snippets with it.
+var Dialect = &syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true, Recursion: true}

@@ -18,7 +18,7 @@
 // step runs.
 //
 // The package depends only on package builtins, so that the engine can use it
-// too; it runs scripts in the engine's dialect (see FileOptions).
+// too; it runs scripts in the engine's dialect (builtins.Dialect).
 package builtinstest
 
 import (
@@ -34,7 +34,6 @@ import (
 	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/rs/zerolog"
 	"go.starlark.net/starlark"
-	"go.starlark.net/syntax"
 )
 
 const (
@@ -50,11 +49,6 @@ const (
 	// engine's default Options.StepTimeout does.
 	StepTimeout = 30 * time.Second
 )
-
-// FileOptions is the Starlark dialect of Drover scripts, as the engine
-// compiles them (engine/script.go): sets, while loops, top-level control flow,
-// global reassignment and recursion are allowed.
-var FileOptions = &syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true, Recursion: true}
 
 // A Call records one step a Runtime executed.
 type Call struct {
@@ -187,19 +181,19 @@ func NewRegistry(register ...func(*builtins.Registry)) *builtins.Registry {
 // SplitError.
 func (rt *Runtime) Run(r *builtins.Registry, src string, predeclared starlark.StringDict) (starlark.StringDict, error) {
 	thread, env := rt.prepare(r, predeclared)
-	return starlark.ExecFileOptions(FileOptions, thread, Snippet, src, env)
+	return starlark.ExecFileOptions(builtins.Dialect, thread, Snippet, src, env)
 }
 
 // RunFile is Run for the script file at path (e.g. "testdata/order.star").
 func (rt *Runtime) RunFile(r *builtins.Registry, path string, predeclared starlark.StringDict) (starlark.StringDict, error) {
 	thread, env := rt.prepare(r, predeclared)
-	return starlark.ExecFileOptions(FileOptions, thread, path, nil, env)
+	return starlark.ExecFileOptions(builtins.Dialect, thread, path, nil, env)
 }
 
 // Eval is Run for a single expression, whose value it returns.
 func (rt *Runtime) Eval(r *builtins.Registry, expr string, predeclared starlark.StringDict) (starlark.Value, error) {
 	thread, env := rt.prepare(r, predeclared)
-	return starlark.EvalOptions(FileOptions, thread, Snippet, expr, env)
+	return starlark.EvalOptions(builtins.Dialect, thread, Snippet, expr, env)
 }
 
 // prepare returns a thread carrying rt and the names a script sees.

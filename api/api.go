@@ -1,0 +1,54 @@
+package api
+
+import "context"
+
+// API is what ctl and the control panel use: implemented in-process by
+// engine.Node and over HTTP by api/client.Client.
+type API interface {
+	// Start begins a run and returns its record; the run goes on in the
+	// background. A script that does not compile, input that is not JSON or
+	// a bad attribute is refused before anything is journaled.
+	Start(ctx context.Context, req StartRequest) (*Run, error)
+	// Wait blocks until run id ends or is blocked, or ctx ends.
+	Wait(ctx context.Context, id string) (*Run, error)
+	// Get returns a run with its input, tags and steps.
+	Get(ctx context.Context, id string) (*RunDetail, error)
+	// List returns the runs matching f, newest first.
+	List(ctx context.Context, f ListFilter) ([]Run, error)
+	// Export returns a run as a self-contained, portable file.
+	Export(ctx context.Context, id string) (*Export, error)
+	// Cancel stops a run, journaling who cancelled it and why.
+	Cancel(ctx context.Context, id, by, reason string) (*Run, error)
+	// Resume adopts an unfinished run again, optionally on another version.
+	Resume(ctx context.Context, id string, script *Script, by string) (*Run, error)
+	// Pin keeps a run past retention.
+	Pin(ctx context.Context, id string) (*Run, error)
+	// Nodes returns the live nodes with their latest meter readings.
+	Nodes(ctx context.Context) ([]NodeInfo, error)
+	// Events calls fn with each journal entry of a run, then live ones,
+	// until the run's end or fn returns false (GET /v1/runs/{id}/events).
+	Events(ctx context.Context, id string, fn func(Event) bool) error
+
+	// Deploy checks a script version and makes it the live version of its name.
+	Deploy(ctx context.Context, req DeployRequest) (*Deployment, error)
+	// Rollback makes an earlier version live again, as a new version.
+	Rollback(ctx context.Context, name string, version int, by string) (*Deployment, error)
+	// Scripts returns the live version of every deployed script.
+	Scripts(ctx context.Context) ([]Deployment, error)
+	// History returns every version of a deployed script, oldest first.
+	History(ctx context.Context, name string) ([]Deployment, error)
+	// ScriptSource returns the live version of a script with its sources.
+	ScriptSource(ctx context.Context, name string) (*ScriptVersion, error)
+}
+
+// CancelRequest is the body of POST /v1/runs/{id}/cancel.
+type CancelRequest struct {
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ResumeRequest is the body of POST /v1/runs/{id}/resume.
+type ResumeRequest struct {
+	Script *Script `json:"script,omitempty"`
+	By     string  `json:"by,omitempty"`
+}

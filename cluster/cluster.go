@@ -1,0 +1,268 @@
+// Package cluster keeps a node's view of the cluster: it publishes the
+// node's heartbeat (its addresses and meter reading) about once a second,
+// follows its peers' heartbeats, declares a peer lost when its heartbeats
+// stop, and arbitrates which survivor adopts each run of a lost node (Claim).
+//
+// Heartbeats are core NATS messages, not a replicated bucket, so that a
+// JetStream leader election after a crash cannot silence healthy nodes.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/meter"
+)
+
+// Default timings: a node publishes its heartbeat every HeartbeatEvery and
+// is dropped by the others when none arrived for NodeTimeout, checked every
+// checkEvery: a node that dies is dropped 1.5 to 2.6 s after its death, and a
+// live one would have to miss two heartbeats and then some.
+const (
+	HeartbeatEvery = time.Second
+	NodeTimeout    = 2500 * time.Millisecond
+	checkEvery     = 100 * time.Millisecond
+	// beatGap is the shortest time between two heartbeats: Beat asks for one
+	// at once, but no more often than this.
+	beatGap = 20 * time.Millisecond
+)
+
+// Options configures a Membership.
+type Options struct {
+	// Bus carries the heartbeats and holds the claims bucket.
+	Bus *bus.Bus
+	// Name is this node's name; HTTP its API's URL, published to peers.
+	Name string
+	HTTP string
+	// Reading reads this node's meter, once per heartbeat.
+	Reading func() meter.Reading
+	// OnPeer is called with every heartbeat's reading of a peer.
+	OnPeer func(meter.Reading)
+	// OnLost is called, on its own goroutine, when a peer stops heartbeating.
+	OnLost func(node string)
+	// Logger receives joins, losses and heartbeat failures (default: none).
+	Logger *zerolog.Logger
+	// HeartbeatEvery and NodeTimeout override the default timings; a zero
+	// NodeTimeout is 2.5 heartbeats.
+	HeartbeatEvery time.Duration
+	NodeTimeout    time.Duration
+}
+
+// Membership is this node's view of the live nodes. It is safe for
+// concurrent use.
+type Membership struct {
+	opts    Options
+	log     zerolog.Logger
+	started time.Time
+	last    atomic.Pointer[meter.Reading] // this node's latest reading
+	beat    chan struct{}                 // asks for a heartbeat now
+
+	mu      sync.Mutex
+	nodes   map[string]api.NodeInfo    // live nodes from their heartbeats
+	waiters map[string][]chan struct{} // closed when that node is lost
+}
+
+// New returns the membership of node opts.Name; Run starts it.
+func New(opts Options) *Membership {
+	if opts.HeartbeatEvery <= 0 {
+		opts.HeartbeatEvery = HeartbeatEvery
+	}
+	if opts.NodeTimeout <= 0 {
+		opts.NodeTimeout = opts.HeartbeatEvery * NodeTimeout / HeartbeatEvery
+	}
+	m := &Membership{opts: opts, log: zerolog.Nop(), started: time.Now().UTC(), beat: make(chan struct{}, 1),
+		nodes: map[string]api.NodeInfo{}, waiters: map[string][]chan struct{}{}}
+	if opts.Logger != nil {
+		m.log = *opts.Logger
+	}
+	r := opts.Reading()
+	m.last.Store(&r)
+	return m
+}
+
+// Run publishes heartbeats and follows the peers' until ctx ends. It returns
+// once it follows them.
+func (m *Membership) Run(ctx context.Context) error {
+	stop, err := m.opts.Bus.Subscribe(bus.NodeSubject("*"), m.onHeartbeat)
+	if err != nil {
+		return err
+	}
+	go m.publish(ctx)
+	go func() {
+		defer stop()
+		m.check(ctx)
+	}()
+	return nil
+}
+
+// publish sends this node's heartbeat every HeartbeatEvery, and at once
+// when Beat asks, until ctx ends.
+func (m *Membership) publish(ctx context.Context) {
+	t := time.NewTicker(m.opts.HeartbeatEvery)
+	defer t.Stop()
+	for {
+		r := m.opts.Reading()
+		m.last.Store(&r)
+		data, _ := api.EncodeJSON(m.info(r))
+		if err := m.opts.Bus.Publish(bus.NodeSubject(m.opts.Name), nil, data); err != nil && ctx.Err() == nil {
+			m.log.Warn().Err(err).Msg("heartbeat")
+		}
+		select {
+		case <-t.C:
+		case <-m.beat:
+			gap := time.NewTimer(beatGap)
+			select {
+			case <-gap.C:
+			case <-ctx.Done():
+				gap.Stop()
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Beat asks for a heartbeat now rather than at the next tick (at most one
+// per 20 ms): the node's resources changed in a way peers wait for, such as
+// pool units given back.
+func (m *Membership) Beat() {
+	select {
+	case m.beat <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Membership) info(r meter.Reading) api.NodeInfo {
+	return api.NodeInfo{Name: m.opts.Name, HTTP: m.opts.HTTP, NATS: m.opts.Bus.ClientURL(), Cluster: m.opts.Bus.ClusterURL(), Started: m.started, Reading: r}
+}
+
+func (m *Membership) onHeartbeat(msg bus.Msg) {
+	var info api.NodeInfo
+	if json.Unmarshal(msg.Data, &info) != nil || info.Name == "" {
+		return
+	}
+	info.Seen = time.Now()
+	m.mu.Lock()
+	_, known := m.nodes[info.Name]
+	m.nodes[info.Name] = info
+	m.mu.Unlock()
+	if info.Name != m.opts.Name && m.opts.OnPeer != nil {
+		m.opts.OnPeer(info.Reading)
+	}
+	if !known {
+		m.log.Info().Str("peer", info.Name).Msg("node joined")
+	}
+}
+
+// check drops a node whose last heartbeat is older than NodeTimeout, until
+// ctx ends.
+func (m *Membership) check(ctx context.Context) {
+	t := time.NewTicker(checkEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			var lost []string
+			m.mu.Lock()
+			for name, info := range m.nodes {
+				if name != m.opts.Name && time.Since(info.Seen) > m.opts.NodeTimeout {
+					delete(m.nodes, name)
+					lost = append(lost, name)
+				}
+			}
+			for _, name := range lost {
+				for _, ch := range m.waiters[name] {
+					close(ch)
+				}
+				delete(m.waiters, name)
+			}
+			m.mu.Unlock()
+			for _, name := range lost {
+				m.log.Warn().Str("peer", name).Dur("silent", m.opts.NodeTimeout).Msg("node lost: no heartbeat")
+				if m.opts.OnLost != nil {
+					go m.opts.OnLost(name)
+				}
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Nodes returns the live nodes, by name; before the first heartbeat arrives,
+// this node alone.
+func (m *Membership) Nodes() []api.NodeInfo {
+	m.mu.Lock()
+	out := make([]api.NodeInfo, 0, len(m.nodes))
+	for _, info := range m.nodes {
+		info.Age = time.Since(info.Seen)
+		out = append(out, info)
+	}
+	m.mu.Unlock()
+	if len(out) == 0 {
+		info := m.info(*m.last.Load())
+		info.Seen = time.Now()
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// IsLive reports whether node is this node or one whose heartbeats arrive.
+func (m *Membership) IsLive(node string) bool {
+	if node == m.opts.Name {
+		return true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.nodes[node]
+	return ok
+}
+
+// Lost returns a channel closed when node is declared lost: at once if it
+// was dropped already (or, in a cluster, never seen).
+func (m *Membership) Lost(node string) <-chan struct{} {
+	ch := make(chan struct{})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, live := m.nodes[node]; !live && len(m.nodes) > 0 {
+		close(ch)
+		return ch
+	}
+	m.waiters[node] = append(m.waiters[node], ch)
+	return ch
+}
+
+// claimKey is the key of the claim on run, coordinated by the lost node dead.
+func claimKey(run, dead string) string { return "claim." + run + "." + bus.EncodeKey(dead) }
+
+// Claim decides which survivor adopts run, coordinated by the lost node dead:
+// every survivor asks, and exactly one (the first to write the create-only
+// claim, or the one it names when a write's answer was lost) is told true.
+// Claims expire after bus.NodesTTL.
+func (m *Membership) Claim(ctx context.Context, run, dead string) (bool, error) {
+	claims := m.opts.Bus.Bucket(bus.NodesBucket)
+	key := claimKey(run, dead)
+	_, err := claims.Create(ctx, key, []byte(m.opts.Name))
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, bus.ErrExists) {
+		return false, err
+	}
+	v, _, err := claims.Get(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	return string(v) == m.opts.Name, nil
+}

@@ -1,0 +1,100 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/bus/bustest"
+	"github.com/droverhq/drover/meter"
+)
+
+// member starts a membership of name on b with fast timings; stop silences it.
+func member(t *testing.T, b *bus.Bus, name string, onLost func(string)) (m *Membership, stop func()) {
+	t.Helper()
+	m = New(Options{Bus: b, Name: name, HeartbeatEvery: 20 * time.Millisecond, NodeTimeout: 200 * time.Millisecond, OnLost: onLost,
+		Reading: func() meter.Reading { return meter.Reading{Node: name, Time: time.Now()} }})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return m, cancel
+}
+
+func TestMembership(t *testing.T) {
+	b := bustest.Open(t, bus.Options{})
+	var mu sync.Mutex
+	var lost []string
+	a, _ := member(t, b, "a", func(name string) { mu.Lock(); lost = append(lost, name); mu.Unlock() })
+	c, stopC := member(t, b, "c", nil)
+	bustest.PollUntil(t, func() bool { return len(a.Nodes()) == 2 && len(c.Nodes()) == 2 })
+	if !a.IsLive("c") || !a.IsLive("a") || a.IsLive("nobody") {
+		t.Fatal("IsLive")
+	}
+	// A node never seen, in a cluster this node knows, is lost at once.
+	select {
+	case <-a.Lost("nobody"):
+	default:
+		t.Fatal("a node never seen is not lost")
+	}
+	gone := a.Lost("c")
+	stopC()
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("c was not declared lost")
+	}
+	bustest.PollUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(lost) == 1 && lost[0] == "c" })
+	if a.IsLive("c") || len(a.Nodes()) != 1 {
+		t.Fatalf("after the loss: %v", a.Nodes())
+	}
+}
+
+func TestClaimIsExclusive(t *testing.T) {
+	b := bustest.Open(t, bus.Options{})
+	ctx := context.Background()
+	var winners atomic.Int64
+	var wg sync.WaitGroup
+	for _, name := range []string{"a", "b", "c", "d"} {
+		m := New(Options{Bus: b, Name: name, Reading: func() meter.Reading { return meter.Reading{} }})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine, err := m.Claim(ctx, "RUN1", "dead")
+			if err != nil {
+				t.Error(err)
+			}
+			if mine {
+				winners.Add(1)
+				// Asking again (a retry) still says yes to the winner.
+				if again, err := m.Claim(ctx, "RUN1", "dead"); err != nil || !again {
+					t.Errorf("the winner's second claim: %v %v", again, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if winners.Load() != 1 {
+		t.Fatalf("%d nodes won the claim", winners.Load())
+	}
+}
+
+// TestBeat: a heartbeat asked for is sent before the next tick.
+func TestBeat(t *testing.T) {
+	b := bustest.Open(t, bus.Options{})
+	m := New(Options{Bus: b, Name: "a", HeartbeatEvery: time.Hour, Reading: func() meter.Reading { return meter.Reading{} }})
+	var reads atomic.Int64
+	m.opts.Reading = func() meter.Reading { reads.Add(1); return meter.Reading{Node: "a", Time: time.Now()} }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bustest.PollUntil(t, func() bool { return reads.Load() == 1 })
+	m.Beat()
+	bustest.PollUntil(t, func() bool { return reads.Load() == 2 })
+}

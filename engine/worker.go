@@ -1,0 +1,212 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/meter"
+	"github.com/droverhq/drover/starlark/builtins"
+	"github.com/droverhq/drover/telemetry"
+)
+
+// worker executes steps on this node: those dispatched to its inbox, and the
+// coordinator's co-located ones. It retries failed attempts per the step's
+// policy, takes the resource units each attempt demands (waiting rather than
+// overrunning a limit), bounds attempts by their deadlines, and can cancel
+// the steps of a cancelled run wherever they came from.
+type worker struct {
+	n      *Node
+	env    *stepEnv
+	tracer trace.Tracer
+	wg     sync.WaitGroup // steps being executed from the inbox
+	halt   func()         // stops consuming the inbox
+
+	mu      sync.Mutex
+	cancels map[string]map[*int]context.CancelFunc // by run: its steps executing here
+}
+
+func newWorker(n *Node) *worker {
+	return &worker{n: n, env: &stepEnv{n: n}, tracer: n.tracer, cancels: map[string]map[*int]context.CancelFunc{}}
+}
+
+// start consumes this node's step inbox.
+func (w *worker) start(ctx context.Context) (err error) {
+	w.halt, err = w.n.bus.ConsumeSteps(ctx, w.n.opts.Name, w.handle)
+	return err
+}
+
+// stop stops consuming and waits for the steps being executed, which are
+// journaled before it returns.
+func (w *worker) stop() {
+	w.halt()
+	w.wg.Wait()
+}
+
+// handle executes a dispatched step, journals the result (write-once: if
+// another attempt already wrote it, that result stands) and notifies the
+// coordinator.
+func (w *worker) handle(m bus.StepMsg) {
+	w.wg.Add(1)
+	defer w.wg.Done()
+	n := w.n
+	var env Envelope
+	if err := json.Unmarshal(m.Data, &env); err != nil {
+		n.log.Error().Err(err).Msg("dropping malformed step envelope")
+		m.Ack()
+		return
+	}
+	ctx := telemetry.Propagator.Extract(n.baseCtx, m.Header)
+	ctx, cancel := context.WithDeadline(ctx, env.Deadline)
+	defer cancel()
+	defer w.track(env.Run, cancel)()
+	var res api.ResultEntry
+	if step, err := n.opts.Registry.Lookup(env.Builtin); err != nil {
+		res = api.ResultEntry{Step: env.Step, Node: n.opts.Name, Attempts: env.Attempt, Start: time.Now().UTC(),
+			Error: builtins.Errorf(builtins.CodeInternal, "node %s has no builtin %s (is it running an older build?)", n.opts.Name, env.Builtin)}
+	} else {
+		res = w.execute(ctx, step, env.Run, env.Step, env.Args, env.Demand)
+	}
+	if res.Error != nil && errors.Is(context.Cause(n.baseCtx), errShutdown) {
+		m.Nak() // interrupted by shutdown: hand the step back, journal nothing
+		return
+	}
+	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer jcancel()
+	res, err := n.journal.AppendResult(jctx, env.Run, res)
+	if err != nil {
+		n.log.Error().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("journal step result; handing the step back")
+		m.Nak()
+		return
+	}
+	if reply := m.Header.Get(hdrReply); reply != "" {
+		data, _ := api.EncodeJSON(res)
+		n.bus.Publish(reply, nil, data) // first: the coordinator waits for it
+	}
+	m.Ack()
+}
+
+// execute performs a step on this node, retrying retryable failures per the
+// step's policy, and returns its result entry (not yet journaled).
+// Demanded resource units are taken before each attempt (waiting, bounded by
+// ctx, rather than overrunning a limit) and pool units given back after it;
+// giving units back sends a heartbeat at once, so that coordinators waiting
+// for them place their steps without waiting for the next one.
+func (w *worker) execute(ctx context.Context, step *builtins.Step, runID, stepID string, args json.RawMessage, demands []meter.Demand) api.ResultEntry {
+	n := w.n
+	ctx, span := w.tracer.Start(telemetry.WithIDs(ctx, telemetry.TraceID(runID), telemetry.SpanID(runID, stepID, "exec")),
+		"exec "+step.Name, trace.WithAttributes(attribute.String("drover.step", stepID)))
+	defer span.End()
+	policy := step.Policy()
+	start := time.Now()
+	sc := builtins.StepContext{Run: runID, Step: stepID, Key: runID + "/" + stepID}
+	res := api.ResultEntry{Step: stepID, Node: n.opts.Name, Start: start.UTC(), SpanID: span.SpanContext().SpanID().String()}
+	for attempt := 1; ; attempt++ {
+		res.Attempts = attempt
+		sc.Attempt = attempt
+		if err := n.meter.Resources.Wait(ctx, demands); err != nil {
+			res.Error = builtins.Errorf("resource", "%s: %v", step.Name, err)
+			break
+		}
+		value, serr := w.attempt(builtins.WithStep(ctx, sc), step, args)
+		if n.meter.Resources.Release(demands) {
+			n.cluster.Beat()
+		}
+		if serr == nil {
+			res.Value = value
+			break
+		}
+		if !serr.Retryable || attempt >= policy.MaxAttempts || ctx.Err() != nil {
+			res.Error = serr
+			span.SetStatus(codes.Error, serr.Message)
+			break
+		}
+		n.log.Debug().Str("run", runID).Str("step", stepID).Str("builtin", step.Name).Int("attempt", attempt).Str("error", serr.Message).Msg("step attempt failed; retrying")
+		t := time.NewTimer(policy.Delay(attempt + 1))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	res.Duration = time.Since(start)
+	return res
+}
+
+// attempt runs step.Exec once under the attempt deadline.
+func (w *worker) attempt(ctx context.Context, step *builtins.Step, args json.RawMessage) (json.RawMessage, *builtins.StepError) {
+	n := w.n
+	limit := deadline(step, args, n.opts.StepTimeout)
+	actx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	end := n.meter.Begin(step.Name)
+	v, err := safeExec(actx, step, w.env, args)
+	end()
+	if err != nil {
+		serr := builtins.AsStepError(err)
+		switch {
+		case ctx.Err() != nil:
+			return nil, &builtins.StepError{Code: builtins.CodeCancelled, Message: fmt.Sprintf("%s: %s", step.Name, cancelReason(ctx))}
+		case actx.Err() != nil && serr.Code != builtins.CodeTimeout:
+			return nil, &builtins.StepError{Code: builtins.CodeTimeout, Retryable: true, Message: fmt.Sprintf("%s: no answer within %s", step.Name, limit)}
+		}
+		return nil, serr
+	}
+	raw, err := builtins.Canonical(v)
+	if err != nil {
+		return nil, builtins.Errorf(builtins.CodeInternal, "%s: result is not JSON: %v", step.Name, err)
+	}
+	if len(raw) > n.opts.PayloadLimit {
+		return nil, builtins.Errorf(builtins.CodePayloadTooLarge, "payload too large: %s returned %d bytes, over the payload limit of %d bytes", step.Name, len(raw), n.opts.PayloadLimit)
+	}
+	return raw, nil
+}
+
+// safeExec calls Exec, turning a panic into an internal error so one bad
+// builtin cannot take the node down.
+func safeExec(ctx context.Context, step *builtins.Step, env builtins.Env, args json.RawMessage) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = builtins.Errorf(builtins.CodeInternal, "%s panicked: %v", step.Name, p)
+		}
+	}()
+	return step.Exec(ctx, env, args)
+}
+
+// track registers the cancel function of a step this node executes for run,
+// until the returned function is called.
+func (w *worker) track(run string, cancel context.CancelFunc) (untrack func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	key := new(int)
+	if w.cancels[run] == nil {
+		w.cancels[run] = map[*int]context.CancelFunc{}
+	}
+	w.cancels[run][key] = cancel
+	return func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		delete(w.cancels[run], key)
+		if len(w.cancels[run]) == 0 {
+			delete(w.cancels, run)
+		}
+	}
+}
+
+// cancelRun cancels every step this node executes for run.
+func (w *worker) cancelRun(run string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, cancel := range w.cancels[run] {
+		cancel()
+	}
+}

@@ -1,0 +1,171 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus"
+)
+
+var (
+	// ErrExists is returned by Append for an entry that was already written:
+	// entries are write-once. It is bus.ErrExists.
+	ErrExists = bus.ErrExists
+	// ErrNotFound is returned by Get for an entry that was never written. It
+	// is bus.ErrNotFound.
+	ErrNotFound = bus.ErrNotFound
+)
+
+// Store reads and writes journals on a bus. It is safe for concurrent use.
+type Store struct{ b *bus.Bus }
+
+// NewStore returns the journals kept on b.
+func NewStore(b *bus.Bus) *Store { return &Store{b: b} }
+
+// subject returns where an entry of run is stored.
+func subject(run string, kind api.EntryKind, key string) string {
+	return bus.JournalSubject(run, string(kind), key)
+}
+
+// msgID returns the id that de-duplicates retried writes of an entry.
+func msgID(run string, kind api.EntryKind, key string) string {
+	if key == "" {
+		return run + "/" + string(kind)
+	}
+	return run + "/" + string(kind) + "/" + key
+}
+
+// Append writes an entry of run and waits until it is stored. Writing an
+// entry that is already there with other content fails with ErrExists.
+func (s *Store) Append(ctx context.Context, run string, kind api.EntryKind, key string, entry any) error {
+	data, dup, err := s.write(ctx, run, kind, key, entry)
+	if err != nil || !dup {
+		return err
+	}
+	// Dropped as a duplicate: this write retried, or another writer's entry.
+	m, err := s.b.Entry(ctx, subject(run, kind, key))
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(m.Data, data) {
+		return fmt.Errorf("%w: %s entry %s of run %s", ErrExists, kind, key, run)
+	}
+	return nil
+}
+
+// write encodes and appends an entry, returning what it wrote and whether
+// the bus dropped it as a duplicate of a write with the same message id.
+func (s *Store) write(ctx context.Context, run string, kind api.EntryKind, key string, entry any) (data []byte, dup bool, err error) {
+	if data, err = api.EncodeJSON(entry); err != nil {
+		return nil, false, fmt.Errorf("journal: encode %s entry of run %s: %w", kind, run, err)
+	}
+	_, dup, err = s.b.AppendOnce(ctx, subject(run, kind, key), msgID(run, kind, key), nil, data)
+	return data, dup, err
+}
+
+// AppendAsync starts writing an entry of run without waiting; call Wait on
+// the result before relying on it. Entries appended through one Store are
+// stored in order.
+func (s *Store) AppendAsync(run string, kind api.EntryKind, key string, entry any) (*bus.Pending, error) {
+	data, err := api.EncodeJSON(entry)
+	if err != nil {
+		return nil, fmt.Errorf("journal: encode %s entry of run %s: %w", kind, run, err)
+	}
+	return s.b.AppendAsync(subject(run, kind, key), msgID(run, kind, key), nil, data)
+}
+
+// Create writes an entry unless one is there already; then it decodes the
+// stored entry into stored and returns false. A result written late by an
+// earlier attempt, or a patch decided by another coordinator, stands: a
+// second writer never takes its own entry for the stored one.
+func (s *Store) Create(ctx context.Context, run string, kind api.EntryKind, key string, entry, stored any) (created bool, err error) {
+	_, dup, err := s.write(ctx, run, kind, key, entry)
+	if err == nil && !dup || err != nil && !errors.Is(err, ErrExists) {
+		return err == nil, err
+	}
+	return false, s.Get(ctx, run, kind, key, stored)
+}
+
+// Get decodes the entry of run with kind and key into v, or returns an error
+// wrapping ErrNotFound.
+func (s *Store) Get(ctx context.Context, run string, kind api.EntryKind, key string, v any) error {
+	m, err := s.b.Entry(ctx, subject(run, kind, key))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(m.Data, v); err != nil {
+		return fmt.Errorf("journal: %s entry %s of run %s is corrupt: %w", kind, key, run, err)
+	}
+	return nil
+}
+
+// Result returns the journaled result of step id of run, or an error
+// wrapping ErrNotFound while it has none.
+func (s *Store) Result(ctx context.Context, run, step string) (*api.ResultEntry, error) {
+	res := new(api.ResultEntry)
+	if err := s.Get(ctx, run, api.EntryResult, step, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// AppendResult journals the result of a step, write-once: if another writer
+// got there first (an attempt dispatched before a crash that finished late),
+// its result stands and is returned instead.
+func (s *Store) AppendResult(ctx context.Context, run string, res api.ResultEntry) (api.ResultEntry, error) {
+	var stored api.ResultEntry
+	created, err := s.Create(ctx, run, api.EntryResult, res.Step, res, &stored)
+	if err != nil || created {
+		return res, err
+	}
+	return stored, nil
+}
+
+// Record is a journal entry as stored: the entry and its sequence in the
+// journal stream (increasing within a run).
+type Record struct {
+	api.JournalEntry
+	Seq uint64
+}
+
+// record parses a message read from the bus.
+func record(run string, m bus.Msg) Record {
+	kind, key, _ := strings.Cut(strings.TrimPrefix(m.Subject, bus.JournalPrefix+run+"."), ".")
+	return Record{JournalEntry: api.JournalEntry{Kind: api.EntryKind(kind), Key: key, Data: m.Data}, Seq: m.Seq}
+}
+
+// Read returns every entry of run in the order they were written; none for
+// a run the journal does not hold (never started, or expired).
+func (s *Store) Read(ctx context.Context, run string) ([]Record, error) {
+	msgs, err := s.b.Read(ctx, bus.JournalFilter(run))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, len(msgs))
+	for i, m := range msgs {
+		out[i] = record(run, m)
+	}
+	return out, nil
+}
+
+// Entries returns the entries of records.
+func Entries(records []Record) []api.JournalEntry {
+	out := make([]api.JournalEntry, len(records))
+	for i, r := range records {
+		out[i] = r.JournalEntry
+	}
+	return out
+}
+
+// Follow calls fn with every entry of run in the order they were written:
+// first those already stored, then each new one as it is appended. It returns
+// nil as soon as fn returns false, ctx.Err() when ctx ends, and an error
+// wrapping bus.ErrClosed when the bus closes.
+func (s *Store) Follow(ctx context.Context, run string, fn func(Record) bool) error {
+	return s.b.Follow(ctx, bus.JournalFilter(run), func(m bus.Msg) bool { return fn(record(run, m)) })
+}
