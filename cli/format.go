@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/api"
 )
 
 // Time layouts: whole seconds in tables, milliseconds in a run's header.
@@ -49,7 +49,7 @@ func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 
 func row(w io.Writer, cells ...string) { fmt.Fprintln(w, strings.Join(cells, "\t")) }
 
 // writeRunsTable prints the runs of `ctl runs ls`, times in loc.
-func writeRunsTable(w io.Writer, runs []engine.Run, loc *time.Location) error {
+func writeRunsTable(w io.Writer, runs []api.Run, loc *time.Location) error {
 	tw := newTable(w)
 	row(tw, "ID", "SCRIPT", "STATUS", "STARTED", "DURATION", "STEPS", "ATTRS")
 	for _, r := range runs {
@@ -63,7 +63,7 @@ func writeRunsTable(w io.Writer, runs []engine.Run, loc *time.Location) error {
 }
 
 // writeRunDetail prints the run of `ctl runs show`: a header, then its steps.
-func writeRunDetail(w io.Writer, d *engine.RunDetail, loc *time.Location) error {
+func writeRunDetail(w io.Writer, d *api.RunDetail, loc *time.Location) error {
 	field := func(k, v string) { fmt.Fprintf(w, "%-14s%s\n", k+":", v) }
 	block := func(k, text string) {
 		fmt.Fprintf(w, "%s:\n", k)
@@ -79,7 +79,7 @@ func writeRunDetail(w io.Writer, d *engine.RunDetail, loc *time.Location) error 
 	switch {
 	case d.Ended != nil:
 		field("Ended", fmt.Sprintf("%s (took %s)", d.Ended.In(loc).Format(detailTime), formatDuration(d.Ended.Sub(d.Started))))
-	case d.Status == engine.StatusBlocked:
+	case d.Status == api.StatusBlocked:
 		field("Ended", "- (blocked)")
 	default:
 		field("Ended", "- (still running)")
@@ -102,13 +102,13 @@ func writeRunDetail(w io.Writer, d *engine.RunDetail, loc *time.Location) error 
 		if d.Error.Code != "" {
 			field("Code", d.Error.Code)
 		}
-		if d.Status == engine.StatusBlocked {
+		if d.Status == api.StatusBlocked {
 			field("Hint", blockedHint(d.ID))
 		}
 		if d.Error.Backtrace != "" {
 			block("Backtrace", d.Error.Backtrace)
 		}
-	case d.Status == engine.StatusCompleted:
+	case d.Status == api.StatusCompleted:
 		var buf bytes.Buffer
 		if err := writeJSON(&buf, d.Result); err != nil {
 			return err
@@ -127,14 +127,26 @@ func writeRunDetail(w io.Writer, d *engine.RunDetail, loc *time.Location) error 
 		if s.Outcome != "pending" {
 			dur = formatDuration(s.Duration)
 		}
-		row(tw, s.ID, s.Builtin, orDash(s.Node), formatOffset(s.Start.Sub(d.Started)), dur, formatOutcome(s), orDash(s.Pos), orDash(s.Reason))
+		// A step placed more than once: a row per placement, the last one
+		// where it executed.
+		last := len(s.Placements) - 1
+		for i, p := range s.Placements[:max(last, 0)] {
+			why := fmt.Sprintf("placement %d of %d: placed again: %s", p.Attempt, last+1, s.Placements[i+1].Why)
+			row(tw, s.ID, s.Builtin, p.Node, formatOffset(p.Time.Sub(d.Started)), "-", why, orDash(s.Pos), orDash(p.Reason))
+		}
+		outcome, reason := formatOutcome(s), s.Reason
+		if last > 0 {
+			outcome = fmt.Sprintf("placement %d of %d: %s", s.Placements[last].Attempt, last+1, outcome)
+			reason = s.Placements[last].Reason
+		}
+		row(tw, s.ID, s.Builtin, orDash(s.Node), formatOffset(s.Start.Sub(d.Started)), dur, outcome, orDash(s.Pos), orDash(reason))
 	}
 	return tw.Flush()
 }
 
 // formatOutcome is ok, error: <message> or pending, with the attempts when
 // there were retries.
-func formatOutcome(s engine.StepView) string {
+func formatOutcome(s api.StepView) string {
 	out := s.Outcome
 	if s.Outcome == "error" && s.Error != nil {
 		out = "error: " + strings.Join(strings.Fields(s.Error.Message), " ")
