@@ -2,33 +2,23 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
-
-	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/bus/bustest"
 	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/starlark/builtins"
+	"github.com/droverhq/drover/starlark/builtins/builtinstest"
 )
 
 // newDeployer returns a deployer on b whose scripts see test.echo(x).
 func newDeployer(t *testing.T, b *bus.Bus) *Deployer {
 	t.Helper()
 	reg := builtins.NewRegistry()
-	reg.MustRegister(&builtins.Step{Name: "test.echo",
-		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-			var x starlark.Value
-			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "x", &x); err != nil {
-				return nil, err
-			}
-			return builtins.ToJSON(x)
-		},
-		Exec: func(_ context.Context, _ builtins.Env, args json.RawMessage) (any, error) { return args, nil }})
+	reg.MustRegister(builtinstest.Echo("test.echo"))
 	return NewDeployer(Options{Bus: b, Store: NewStore(b), Compiler: script.NewCompiler(reg), Registry: reg})
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus/bustest"
 )
 
 func bundle(name string, files map[string]string) api.DeployRequest {
@@ -112,7 +113,7 @@ func TestHotReloadAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range nodes[1:] {
-		pollUntil(t, func() bool {
+		bustest.PollUntil(t, func() bool {
 			ls, err := n.deployer.Live(ctx, "h")
 			return err == nil && ls.Deployment.Version == 1
 		})
@@ -137,7 +138,7 @@ func TestHotReloadAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range nodes {
-		pollUntil(t, func() bool {
+		bustest.PollUntil(t, func() bool {
 			ls, err := n.deployer.Live(ctx, "h")
 			return err == nil && ls.Deployment.Version == 2
 		})

@@ -285,15 +285,3 @@ func sharedNodes(t *testing.T, resources ...string) []*Node {
 	}
 	return nodes
 }
-
-// pollUntil waits up to 10 s for cond.
-func pollUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

@@ -12,6 +12,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus/bustest"
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/starlark/builtins/tag"
@@ -41,10 +42,10 @@ func TestStepPlacedAgainShowsEachAttempt(t *testing.T) {
 	var execs atomic.Int64
 	n := newTestNode(t, Options{Registry: testRegistry(&execs), Placement: &firstGhost{placed: map[string]int{}}})
 	// The ghost is lost at once only once this node knows the cluster.
-	pollUntil(t, func() bool {
+	bustest.PollUntil(t, func() bool {
 		return n.cluster.IsLive("n1") && len(n.cluster.Nodes()) == 1 && n.cluster.Nodes()[0].Age >= 0
 	})
-	pollUntil(t, func() bool {
+	bustest.PollUntil(t, func() bool {
 		select {
 		case <-n.cluster.Lost("ghost"):
 			return true
@@ -144,7 +145,7 @@ func TestFreedPoolUnitPlacesWaitingStep(t *testing.T) {
 	<-started
 	// A reading taken while a holds the unit: placement sees the pool full.
 	n.cluster.Beat()
-	pollUntil(t, func() bool {
+	bustest.PollUntil(t, func() bool {
 		for _, st := range n.view.Nodes() {
 			if db, ok := st.Resources["db"]; ok && db.Free == 0 {
 				return true

@@ -16,21 +16,14 @@ import (
 	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/starlark/builtins"
+	"github.com/droverhq/drover/starlark/builtins/builtinstest"
 	"github.com/droverhq/drover/starlark/builtins/tag"
 )
 
 // registry has t.echo(x), which returns x.
 func registry() *builtins.Registry {
 	r := builtins.NewRegistry()
-	r.MustRegister(&builtins.Step{Name: "t.echo",
-		Args: func(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (any, error) {
-			var x starlark.Value
-			if err := builtins.UnpackArgs(b.Name(), args, kwargs, "x", &x); err != nil {
-				return nil, err
-			}
-			return builtins.ToJSON(x)
-		},
-		Exec: func(_ context.Context, _ builtins.Env, args json.RawMessage) (any, error) { return args, nil }})
+	r.MustRegister(builtinstest.Echo("t.echo"))
 	tag.Register(r)
 	return r
 }

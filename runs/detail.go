@@ -3,7 +3,6 @@ package runs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sort"
 
 	"github.com/droverhq/drover/api"
@@ -14,27 +13,14 @@ import (
 // journal. A pinned run whose journal has expired is read from its pinned
 // copy. Entries that do not decode are left out rather than failing the view.
 func (s *Store) Get(ctx context.Context, id string) (*api.RunDetail, error) {
-	rec, err := s.Record(ctx, id)
-	var entries []api.JournalEntry
-	if err == nil {
-		var records []journal.Record
-		records, err = s.journals.Read(ctx, id)
-		entries = journal.Entries(records)
-	}
-	if errors.Is(err, api.ErrUnknownRun) || err == nil && len(entries) == 0 {
-		exp, perr := s.pinned(ctx, id)
-		if perr != nil {
-			if err != nil {
-				return nil, err
-			}
-			return nil, perr
-		}
-		rec, err, entries = &exp.Run, nil, exp.Journal
-	}
+	rec, records, pinned, err := s.stored(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	s.Expires(rec)
+	entries := journal.Entries(records)
+	if pinned != nil {
+		entries = pinned.Journal
+	}
 	d := &api.RunDetail{Run: *rec, Steps: []api.StepView{}}
 	byID := map[string]int{}
 	places := map[string][]api.PlaceEntry{}

@@ -30,30 +30,19 @@ type Events struct {
 // outlives its journal), and then no end entry would ever come. It returns
 // an error wrapping api.ErrUnknownRun for a run the cluster does not know.
 func (s *Store) Events(ctx context.Context, id string) (*Events, error) {
-	rec, err := s.Record(ctx, id)
-	if err == nil && !rec.Done() {
+	if rec, err := s.Record(ctx, id); err == nil && !rec.Done() {
 		return &Events{s: s, id: id, live: true}, nil
 	}
-	if err == nil {
-		records, err := s.journals.Read(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if len(records) > 0 && records[0].Kind == api.EntryStart {
-			return &Events{s: s, id: id, stored: records}, nil
-		}
+	_, records, pinned, err := s.stored(ctx, id)
+	if err != nil {
+		return nil, err
 	}
-	// Unknown, or its journal has expired: a pinned run is in its copy.
-	exp, perr := s.pinned(ctx, id)
-	if perr != nil {
-		if err != nil {
-			return nil, err
+	ev := &Events{s: s, id: id, stored: records}
+	if pinned != nil { // its position in the pinned copy stands for its sequence
+		ev.stored = make([]journal.Record, len(pinned.Journal))
+		for i, e := range pinned.Journal {
+			ev.stored[i] = journal.Record{JournalEntry: e, Seq: uint64(i + 1)}
 		}
-		return nil, perr
-	}
-	ev := &Events{s: s, id: id, stored: make([]journal.Record, len(exp.Journal))}
-	for i, e := range exp.Journal {
-		ev.stored[i] = journal.Record{JournalEntry: e, Seq: uint64(i + 1)}
 	}
 	return ev, nil
 }

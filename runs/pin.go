@@ -11,24 +11,41 @@ import (
 	"github.com/droverhq/drover/journal"
 )
 
+// stored returns run id's record and journal as the index and the journal
+// hold them; or, when either no longer does (retention removed them, or
+// their oldest entries: no start entry), the run's pinned copy, as pinned. An error wraps api.ErrUnknownRun for a run
+// that is neither stored nor pinned.
+func (s *Store) stored(ctx context.Context, id string) (rec *api.Run, records []journal.Record, pinned *api.Export, err error) {
+	rec, err = s.Record(ctx, id)
+	if err == nil {
+		if records, err = s.journals.Read(ctx, id); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if errors.Is(err, api.ErrUnknownRun) || err == nil && (len(records) == 0 || records[0].Kind != api.EntryStart) {
+		exp, perr := s.pinned(ctx, id)
+		if perr != nil {
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return nil, nil, nil, perr
+		}
+		return &exp.Run, nil, exp, nil
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s.Expires(rec)
+	return rec, records, nil, nil
+}
+
 // Export returns run id as a self-contained, portable run. A pinned run whose
 // journal has expired is exported from its pinned copy.
 func (s *Store) Export(ctx context.Context, id string) (*api.Export, error) {
-	rec, err := s.Record(ctx, id)
-	if errors.Is(err, api.ErrUnknownRun) {
-		return s.pinned(ctx, id)
+	rec, records, pinned, err := s.stored(ctx, id)
+	if err != nil || pinned != nil {
+		return pinned, err
 	}
-	if err != nil {
-		return nil, err
-	}
-	records, err := s.journals.Read(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if len(records) == 0 {
-		return s.pinned(ctx, id)
-	}
-	s.Expires(rec)
 	script, err := s.opts.Scripts.Load(ctx, rec.Hash)
 	if err != nil {
 		return nil, err
