@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,11 +68,36 @@ func TestNodeLossUnderLoad(t *testing.T) {
 			t.Fatalf("run %s: %s %s %+v", id, end.Status, end.Result, end.Error)
 		}
 	}
+	// Steps placed again (their node was lost, or their run adopted while
+	// they were under way) show each placement, the last where they ran.
+	placedAgain, shown := 0, false
+	for _, id := range ids {
+		d, err := survivor.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range d.Steps {
+			if len(st.Placements) == 0 {
+				continue
+			}
+			placedAgain++
+			last := st.Placements[len(st.Placements)-1]
+			if st.Placements[0].Attempt != 1 || last.Attempt != len(st.Placements) || last.Node != st.Node || last.Why == "" {
+				t.Errorf("run %s step %s: placements %+v, executed on %s", id, st.ID, st.Placements, st.Node)
+			}
+		}
+		if placedAgain > 0 && !shown { // as a user sees it
+			shown = true
+			if out, _, code := ctl(t, []string{"DROVER_URL=" + procs[0].url}, "runs", "show", id); code != 0 || !strings.Contains(out, "placement 2 of ") {
+				t.Errorf("ctl runs show %s (exit %d) shows no placement rows:\n%s", id, code, out)
+			}
+		}
+	}
 	twice, total := counter.check(t, runs*steps, runs)
 	if dropped > 3*time.Second {
 		t.Errorf("the lost node was dropped %s after the kill", dropped)
 	}
-	t.Logf("node dropped %s after SIGKILL; %d requests before the kill, %d in all; %d in-flight steps executed again with the same key", dropped.Round(time.Millisecond), atKill, total, twice)
+	t.Logf("node dropped %s after SIGKILL; %d requests before the kill, %d in all; %d in-flight steps executed again with the same key; %d steps placed again", dropped.Round(time.Millisecond), atKill, total, twice, placedAgain)
 }
 
 // waitNodes polls a node's /v1/nodes until it lists want nodes.
