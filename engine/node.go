@@ -135,7 +135,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	if n.server, err = server.New(n, server.Options{PayloadLimit: opts.PayloadLimit, HeaderAttrs: opts.HeaderAttrs,
 		TriggerTimeout: opts.TriggerTimeout, EventsKeepAlive: opts.EventsKeepAlive, Logger: &n.log}); err != nil {
 		b.Close()
-		return nil, fmt.Errorf("engine: %w", err)
+		return nil, err
 	}
 	n.meter.Node = opts.Name
 	if n.opts.Placement == nil {

@@ -89,7 +89,7 @@ func New(b Backend, opts Options) (*Server, error) {
 	}
 	for header, attr := range opts.HeaderAttrs {
 		if err := api.CheckAttrName(attr); err != nil {
-			return nil, fmt.Errorf("server: header %s: %w", header, err)
+			return nil, fmt.Errorf("server: header %s: %w (engine --attr-header)", header, err)
 		}
 	}
 	s := &Server{b: b, opts: opts, log: zerolog.Nop(), mux: http.NewServeMux()}
