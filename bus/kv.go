@@ -406,7 +406,7 @@ func (w *Window) Widen(ctx context.Context, n uint64) error {
 	if err != nil {
 		return fail(err)
 	}
-	info, err := s.Info(ctx)
+	info, err := streamInfo(ctx, s)
 	if err != nil {
 		return fail(err)
 	}
@@ -434,7 +434,7 @@ func (w *Window) Widen(ctx context.Context, n uint64) error {
 		// moved past its end: read what was written since, a few rounds if
 		// writes go on.
 		for round := 0; round < 3; round++ {
-			if info, err = s.Info(ctx); err != nil {
+			if info, err = streamInfo(ctx, s); err != nil {
 				return fail(err)
 			}
 			if st = info.State; st.LastSeq <= w.last {
@@ -470,6 +470,16 @@ func (w *Window) Widen(ctx context.Context, n uint64) error {
 		}
 	}
 	return nil
+}
+
+// streamInfo returns the state of stream s, riding out a leader election
+// (the leader answers: one that died answers nothing).
+func streamInfo(ctx context.Context, s jetstream.Stream) (info *jetstream.StreamInfo, err error) {
+	err = retry(ctx, func(ctx context.Context) error {
+		info, err = s.Info(ctx)
+		return err
+	})
+	return info, err
 }
 
 // storedMsg is one message of a bucket's stream.
