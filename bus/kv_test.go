@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -277,4 +278,48 @@ func latestRevision(w *Window, key string) uint64 {
 		}
 	}
 	return 0
+}
+
+// TestLeaderGets reads revisions through the stream leader's message-get
+// API (the fallback when no replica answers direct gets): values, delete
+// markers, and sequences that hold nothing any more.
+func TestLeaderGets(t *testing.T) {
+	for _, external := range []bool{false, true} {
+		t.Run(fmt.Sprintf("external=%v", external), func(t *testing.T) {
+			b := openBus(t, external)
+			ctx := context.Background()
+			kv := b.Bucket(DataBucket)
+			run := uniqueRun(t)
+			a, err := kv.Put(ctx, run+".a", []byte("A"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b1, _ := kv.Put(ctx, run+".b", []byte("B"))
+			gone, _ := kv.Put(ctx, run+".gone", []byte("G"))
+			if err := kv.Delete(ctx, run+".b"); err != nil { // a marker replaces b1 (history 1)
+				t.Fatal(err)
+			}
+			st, err := kv.getStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			si, err := st.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			marker := si.State.LastSeq
+			if err := kv.Remove(ctx, run+".gone"); err != nil {
+				t.Fatal(err)
+			}
+			msgs, err := kv.leaderGets(ctx, map[uint64]bool{a: true, b1: true, gone: true, marker: true}, kv.subject(""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.Slice(msgs, func(i, j int) bool { return msgs[i].Revision < msgs[j].Revision })
+			if len(msgs) != 2 || msgs[0].Revision != a || string(msgs[0].Value) != "A" || msgs[0].Key != run+".a" || msgs[0].deleted ||
+				msgs[1].Revision != marker || msgs[1].Key != run+".b" || !msgs[1].deleted || msgs[1].Time.IsZero() {
+				t.Fatalf("leader gets: %+v", msgs)
+			}
+		})
+	}
 }
