@@ -211,6 +211,22 @@ func TestCompileError(t *testing.T) {
 	}
 }
 
+// TestNoMainRefusedBeforeStarting: a script without main is refused as ctl
+// deploy refuses it, with its position, and no run is started.
+func TestNoMainRefusedBeforeStarting(t *testing.T) {
+	isolate(t)
+	r := ctl(t, "run", "testdata/no_main.star")
+	if r.code != cli.ExitFailure || r.stdout != "" || !strings.Contains(r.stderr, "no_main.star: no main function: define `def main(input):`") {
+		t.Fatalf("%v", r)
+	}
+	if runLine.MatchString(r.stderr) {
+		t.Errorf("a script without main got a run:\n%v", r)
+	}
+	if ls := ctl(t, "runs", "ls", "--json"); strings.TrimSpace(ls.stdout) != "[]" {
+		t.Errorf("runs after the refusal: %v", ls)
+	}
+}
+
 func TestInput(t *testing.T) {
 	isolate(t)
 	file := filepath.Join(t.TempDir(), "in.json")

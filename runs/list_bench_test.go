@@ -30,9 +30,9 @@ func BenchmarkListBy100k(b *testing.B) {
 		{"Attr", api.ListFilter{Attrs: map[string]string{"customer": "acme"}}},
 		{"AttrStatusSince", api.ListFilter{Attrs: map[string]string{"customer": "acme"}, Status: api.StatusFailed, Since: 24 * time.Hour}},
 		{"AttrEveryRun", api.ListFilter{Attrs: map[string]string{"env": "prod"}}},
-		{"api.StatusCompleted", api.ListFilter{Status: api.StatusCompleted}},
-		{"api.StatusFailed", api.ListFilter{Status: api.StatusFailed}},
-		{"api.StatusRunning", api.ListFilter{Status: api.StatusRunning}},
+		{"StatusCompleted", api.ListFilter{Status: api.StatusCompleted}},
+		{"StatusFailed", api.ListFilter{Status: api.StatusFailed}},
+		{"StatusRunning", api.ListFilter{Status: api.StatusRunning}},
 		{"Since", api.ListFilter{Since: 24 * time.Hour}},
 		{"NoFilter", api.ListFilter{}},
 	} {
