@@ -149,5 +149,8 @@ type remoteError struct {
 	msg      string
 }
 
+// Error returns the node's message.
 func (e *remoteError) Error() string { return e.msg }
+
+// Unwrap returns the error value of the body's code.
 func (e *remoteError) Unwrap() error { return e.sentinel }

@@ -275,35 +275,20 @@ func cancelReason(ctx context.Context) string {
 // stepEnv is the builtins.Env of steps executed on this node.
 type stepEnv struct{ n *Node }
 
-func (e *stepEnv) Node() string             { return e.n.opts.Name }
+var _ builtins.Env = (*stepEnv)(nil)
+
+// Node implements builtins.Env: this node's name.
+func (e *stepEnv) Node() string { return e.n.opts.Name }
+
+// HTTPClient implements builtins.Env: Options.HTTPClient.
 func (e *stepEnv) HTTPClient() *http.Client { return e.n.opts.HTTPClient }
-func (e *stepEnv) KV() builtins.KVStore     { return dataKV{e.n.bus.Bucket(bus.DataBucket)} }
+
+// KV implements builtins.Env: the data bucket (bus.DataStore).
+func (e *stepEnv) KV() builtins.KVStore { return e.n.bus.DataStore() }
+
+// Publish implements builtins.Env: a core NATS message.
 func (e *stepEnv) Publish(_ context.Context, subject string, payload []byte) error {
 	return e.n.bus.Publish(subject, nil, payload)
-}
-
-// dataKV stores kv.* values in the data bucket; user keys are encoded so that
-// any printable key is allowed.
-type dataKV struct{ kv *bus.KV }
-
-func (d dataKV) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	v, _, err := d.kv.Get(ctx, bus.EncodeKey(key))
-	if err != nil {
-		if errors.Is(err, bus.ErrNotFound) {
-			return nil, false, nil
-		}
-		return nil, false, err
-	}
-	return v, true, nil
-}
-
-func (d dataKV) Put(ctx context.Context, key string, value []byte) error {
-	_, err := d.kv.Put(ctx, bus.EncodeKey(key), value)
-	return err
-}
-
-func (d dataKV) Delete(ctx context.Context, key string) error {
-	return d.kv.Delete(ctx, bus.EncodeKey(key))
 }
 
 // newNonce returns a random number telling this process from earlier ones.

@@ -281,7 +281,7 @@ func TestCancelUnownedRun(t *testing.T) {
 	}
 }
 
-// sleepStep is a durable timer like stdlib's sleep: sleep("2s").
+// sleepStep is a durable timer like the time module's sleep: sleep("2s").
 func sleepStep() *builtins.Step {
 	return &builtins.Step{Name: "sleep", Timer: func(args json.RawMessage) (time.Duration, error) {
 		var d string

@@ -301,8 +301,10 @@ func (s *Store) newestMatching(ctx context.Context, f api.ListFilter, ids []stri
 	return out, nil
 }
 
+// zeroEntropy makes the smallest ULID of a millisecond: a bound for ids.
 type zeroEntropy struct{}
 
+// Read fills p with zeros.
 func (zeroEntropy) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil

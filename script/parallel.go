@@ -125,7 +125,10 @@ type branchFailure struct {
 	cause error
 }
 
+// Error names the branch, where it failed and why.
 func (e *branchFailure) Error() string { return e.msg }
+
+// Unwrap returns the branch's own error.
 func (e *branchFailure) Unwrap() error { return e.cause }
 
 // A Patcher is a runtime that can answer patched(): the engine's live runs
