@@ -3,7 +3,6 @@ package bus
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -521,48 +520,10 @@ func (k *KV) leaderGets(ctx context.Context, seqs map[uint64]bool, prefix string
 	return out, nil
 }
 
-// leaderMsg is a message as the stream leader's message-get API returns it.
-type leaderMsg struct {
-	Subject string    `json:"subject"`
-	Seq     uint64    `json:"seq"`
-	Hdrs    []byte    `json:"hdrs,omitempty"`
-	Data    []byte    `json:"data,omitempty"`
-	Time    time.Time `json:"time"`
-	Header  nats.Header
-}
-
 // leaderGet reads the bucket's message at seq through its stream's leader
-// ($JS.API.STREAM.MSG.GET): jetstream's Stream.GetMsg makes a direct get,
-// which any replica answers, whenever the stream allows them, as buckets do.
-// It returns jetstream.ErrMsgNotFound for a sequence that holds nothing.
+// (see Bus.leaderGet).
 func (k *KV) leaderGet(ctx context.Context, seq uint64) (*leaderMsg, error) {
-	req := append(strconv.AppendUint([]byte(`{"seq":`), seq, 10), '}')
-	reply, err := k.b.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+k.streamName(), req)
-	if err != nil {
-		return nil, err
-	}
-	var resp struct {
-		Error   *jetstream.APIError `json:"error,omitempty"`
-		Message *leaderMsg          `json:"message,omitempty"`
-	}
-	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return nil, fmt.Errorf("message get: %w", err)
-	}
-	switch {
-	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return nil, jetstream.ErrMsgNotFound
-	case resp.Error != nil:
-		return nil, resp.Error
-	case resp.Message == nil:
-		return nil, jetstream.ErrInvalidJetStreamResponse
-	}
-	m := resp.Message
-	if len(m.Hdrs) > 0 {
-		if m.Header, err = nats.DecodeHeadersMsg(m.Hdrs); err != nil {
-			return nil, fmt.Errorf("message get: headers: %w", err)
-		}
-	}
-	return m, nil
+	return k.b.leaderGet(ctx, k.streamName(), leaderReq{Seq: seq})
 }
 
 func (k *KV) readSeqsOnce(ctx context.Context, from, to uint64) ([]storedMsg, error) {

@@ -10,7 +10,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -116,15 +116,18 @@ func (m *Membership) publish(ctx context.Context) {
 		if err := m.opts.Bus.Publish(bus.NodeSubject(m.opts.Name), nil, data); err != nil && ctx.Err() == nil {
 			m.log.Warn().Err(err).Msg("heartbeat")
 		}
+		sent := time.Now()
 		select {
 		case <-t.C:
-		case <-m.beat:
-			gap := time.NewTimer(beatGap)
-			select {
-			case <-gap.C:
-			case <-ctx.Done():
-				gap.Stop()
-				return
+		case <-m.beat: // at once, unless the last one went out less than beatGap ago
+			if wait := beatGap - time.Since(sent); wait > 0 {
+				gap := time.NewTimer(wait)
+				select {
+				case <-gap.C:
+				case <-ctx.Done():
+					gap.Stop()
+					return
+				}
 			}
 		case <-ctx.Done():
 			return
@@ -132,9 +135,9 @@ func (m *Membership) publish(ctx context.Context) {
 	}
 }
 
-// Beat asks for a heartbeat now rather than at the next tick (at most one
-// per 20 ms): the node's resources changed in a way peers wait for, such as
-// pool units given back.
+// Beat asks for a heartbeat now rather than at the next tick (within 20 ms of
+// the previous heartbeat at the soonest): the node's resources changed in a
+// way peers wait for, such as pool units given back.
 func (m *Membership) Beat() {
 	select {
 	case m.beat <- struct{}{}:
@@ -230,17 +233,28 @@ func (m *Membership) IsLive(node string) bool {
 }
 
 // Lost returns a channel closed when node is declared lost: at once if it
-// was dropped already (or, in a cluster, never seen).
-func (m *Membership) Lost(node string) <-chan struct{} {
+// was dropped already (or, in a cluster, never seen). Call release once the
+// channel is no longer watched.
+func (m *Membership) Lost(node string) (lost <-chan struct{}, release func()) {
 	ch := make(chan struct{})
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, live := m.nodes[node]; !live && len(m.nodes) > 0 {
 		close(ch)
-		return ch
+		return ch, func() {}
 	}
 	m.waiters[node] = append(m.waiters[node], ch)
-	return ch
+	return ch, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		ws := m.waiters[node]
+		if i := slices.Index(ws, ch); i >= 0 {
+			m.waiters[node] = slices.Delete(ws, i, i+1)
+		}
+		if len(m.waiters[node]) == 0 {
+			delete(m.waiters, node)
+		}
+	}
 }
 
 // claimKey is the key of the claim on run, coordinated by the lost node dead.
@@ -253,13 +267,11 @@ func claimKey(run, dead string) string { return "claim." + run + "." + bus.Encod
 func (m *Membership) Claim(ctx context.Context, run, dead string) (bool, error) {
 	claims := m.opts.Bus.Bucket(bus.NodesBucket)
 	key := claimKey(run, dead)
-	_, err := claims.Create(ctx, key, []byte(m.opts.Name))
-	if err == nil {
+	if _, err := claims.Create(ctx, key, []byte(m.opts.Name)); err == nil {
 		return true, nil
 	}
-	if !errors.Is(err, bus.ErrExists) {
-		return false, err
-	}
+	// Taken, or the answer was lost (this node's own claim may have been
+	// stored): the claim says who.
 	v, _, err := claims.Get(ctx, key)
 	if err != nil {
 		return false, err

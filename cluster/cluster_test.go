@@ -2,11 +2,13 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/bus/bustest"
 	"github.com/droverhq/drover/meter"
@@ -36,12 +38,22 @@ func TestMembership(t *testing.T) {
 		t.Fatal("IsLive")
 	}
 	// A node never seen, in a cluster this node knows, is lost at once.
+	nobody, _ := a.Lost("nobody")
 	select {
-	case <-a.Lost("nobody"):
+	case <-nobody:
 	default:
 		t.Fatal("a node never seen is not lost")
 	}
-	gone := a.Lost("c")
+	// A watch released leaves nothing behind.
+	_, release := a.Lost("c")
+	release()
+	a.mu.Lock()
+	left := len(a.waiters)
+	a.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d waiters left after release", left)
+	}
+	gone, _ := a.Lost("c")
 	stopC()
 	select {
 	case <-gone:
@@ -97,4 +109,38 @@ func TestBeat(t *testing.T) {
 	bustest.PollUntil(t, func() bool { return reads.Load() == 1 })
 	m.Beat()
 	bustest.PollUntil(t, func() bool { return reads.Load() == 2 })
+}
+
+// TestTakeOver: every survivor takes over a lost node's runs, and each run
+// is adopted by exactly one of them, which retries a failed adoption.
+func TestTakeOver(t *testing.T) {
+	b := bustest.Open(t, bus.Options{})
+	running := func(context.Context) ([]api.Run, error) {
+		return []api.Run{{ID: "R1", Coordinator: "dead"}, {ID: "R2", Coordinator: "dead"}, {ID: "R3", Coordinator: "alive"}}, nil
+	}
+	var mu sync.Mutex
+	adopted := map[string][]string{} // run → adopters
+	failures := map[string]int{}
+	var wg sync.WaitGroup
+	for _, name := range []string{"a", "b", "c"} {
+		m := New(Options{Bus: b, Name: name, Reading: func() meter.Reading { return meter.Reading{} }})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.TakeOver(context.Background(), "dead", running, func(_ context.Context, id string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if id == "R2" && failures[id] == 0 { // the first try fails
+					failures[id]++
+					return errors.New("journal unavailable")
+				}
+				adopted[id] = append(adopted[id], name)
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	if len(adopted["R1"]) != 1 || len(adopted["R2"]) != 1 || len(adopted["R3"]) != 0 || failures["R2"] != 1 {
+		t.Fatalf("adopted %v (want R1 and R2 once each, R3 not), failures %v", adopted, failures)
+	}
 }

@@ -76,7 +76,9 @@ func (d *dispatcher) send(ctx context.Context, node string, env Envelope) (api.R
 	defer wait.Stop()
 	var lost <-chan struct{}
 	if node != d.node {
-		lost = d.cluster.Lost(node)
+		var release func()
+		lost, release = d.cluster.Lost(node)
+		defer release()
 	}
 	// The worker's notification is a core message and can be lost (a route
 	// reconnecting): look in the journal now and then as well.

@@ -73,7 +73,6 @@ type Node struct {
 	peers    meter.PeerBindings
 	dispatch *dispatcher
 	worker   *worker
-	reading  meter.Reading // the latest full reading (the heartbeat's goroutine only)
 
 	baseCtx    context.Context // ends when the node stops
 	cancelBase context.CancelCauseFunc
@@ -84,7 +83,7 @@ type Node struct {
 
 	mu       sync.Mutex
 	active   map[string]*run        // runs this node coordinates
-	adopting map[string]bool        // runs being adopted, until they are active
+	adopting map[string]*adoption   // runs being adopted, until they are active
 	sleeping map[string]*time.Timer // parked runs' timers
 	closing  bool
 	runsWG   sync.WaitGroup
@@ -123,7 +122,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		scripts:  deploy.NewStore(b),
 		compiler: script.NewCompiler(opts.Registry),
 		active:   map[string]*run{},
-		adopting: map[string]bool{},
+		adopting: map[string]*adoption{},
 		sleeping: map[string]*time.Timer{},
 	}
 	n.baseCtx, n.cancelBase = context.WithCancelCause(context.Background())
@@ -149,7 +148,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	n.cluster = cluster.New(cluster.Options{Bus: b, Name: opts.Name, HTTP: opts.AdvertiseHTTP, Logger: &n.log,
-		HeartbeatEvery: opts.HeartbeatEvery, Reading: n.readMeter, OnPeer: n.onPeer, OnLost: n.adoptOrphans})
+		HeartbeatEvery: opts.HeartbeatEvery, Reading: n.readMeter, OnPeer: n.onPeer, OnLost: n.onLost})
 	n.worker = newWorker(n)
 	if n.dispatch, err = newDispatcher(b, n.journal, n.cluster, opts.Name); err != nil {
 		b.Close()
@@ -163,12 +162,13 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		b.Close()
 		return nil, err
 	}
-	if !opts.NoRecovery {
-		n.recoverRuns(ctx)
-	}
 	if err := n.cluster.Run(n.baseCtx); err != nil {
+		n.worker.stop()
 		b.Close()
 		return nil, err
+	}
+	if !opts.NoRecovery {
+		n.recoverRuns(ctx)
 	}
 	go n.deployer.Watch(n.baseCtx)
 	n.log.Info().Bool("embedded", b.Embedded()).Str("nats", b.ClientURL()).Msg("node started")
@@ -228,22 +228,23 @@ func (n *Node) Close(ctx context.Context) error {
 	return n.bus.Close()
 }
 
-// readMeter reads this node's meter for a heartbeat and feeds this node's
-// placement view. Between two full readings (CPU is measured between them)
-// it only refreshes steps and resources: a heartbeat asked for early, when
-// pool units were given back.
+// readMeter reads this node's meter for a heartbeat (meter.ReadEvery) and
+// feeds this node's placement view.
 func (n *Node) readMeter() meter.Reading {
-	var r meter.Reading
-	if !n.reading.Time.IsZero() && time.Since(n.reading.Time) < n.opts.HeartbeatEvery/2 {
-		r = n.meter.Update(n.reading)
-	} else {
-		r = n.meter.Read()
-		n.reading = r
-	}
+	r := n.meter.ReadEvery(n.opts.HeartbeatEvery)
 	if n.view != nil {
 		n.view.Put(r)
 	}
 	return r
+}
+
+// onLost forgets a lost peer's readings and takes over the runs it
+// coordinated (with the other survivors: each run is adopted by one).
+func (n *Node) onLost(node string) {
+	if n.view != nil {
+		n.view.Delete(node)
+	}
+	n.cluster.TakeOver(n.baseCtx, node, n.runs.Running, n.adopt)
 }
 
 // onPeer takes a peer's reading from its heartbeat.
@@ -252,16 +253,6 @@ func (n *Node) onPeer(r meter.Reading) {
 		n.view.Put(r)
 	}
 	n.peers.Note(r, n.meter.Resources)
-}
-
-// scriptOptions are the interpreter's options for a run of this node.
-func (n *Node) scriptOptions(log *zerolog.Logger) script.Options {
-	return script.Options{
-		MaxSteps: n.opts.MaxExecSteps, PayloadLimit: n.opts.PayloadLimit,
-		LimitHint:    "raise the limit with --max-exec-steps (of engine, or of ctl for its embedded node) if this is expected",
-		Print:        func(msg string) { log.Info().Str("source", "print").Msg(msg) },
-		CancelReason: cancelReason,
-	}
 }
 
 // cancelReason says why a run's context ended.

@@ -46,8 +46,10 @@ func TestStepPlacedAgainShowsEachAttempt(t *testing.T) {
 		return n.cluster.IsLive("n1") && len(n.cluster.Nodes()) == 1 && n.cluster.Nodes()[0].Age >= 0
 	})
 	bustest.PollUntil(t, func() bool {
+		lost, release := n.cluster.Lost("ghost")
+		defer release()
 		select {
-		case <-n.cluster.Lost("ghost"):
+		case <-lost:
 			return true
 		default:
 			return false

@@ -13,26 +13,51 @@ import (
 
 // adopt continues an unfinished run on this node: its journal is replayed (no
 // completed step runs again) and it goes on live where the journal ends.
-// Adopting a run this node is running or adopting already does nothing: a
-// cancellation, for one, adopts a parked run both where it is asked and where
-// the run's timer is, which may be the same node.
+// Adopting a run this node is running does nothing; a call while the same
+// run is being adopted (a cancellation adopts a parked run both where it is
+// asked and where the run's timer is, which may be the same node) waits for
+// that adoption and returns its outcome.
 func (n *Node) adopt(ctx context.Context, id string) error {
 	n.mu.Lock()
 	if n.closing {
 		n.mu.Unlock()
 		return api.ErrClosed
 	}
-	if _, ok := n.active[id]; ok || n.adopting[id] {
+	if _, ok := n.active[id]; ok {
 		n.mu.Unlock()
 		return nil
 	}
-	n.adopting[id] = true
+	if a := n.adopting[id]; a != nil {
+		n.mu.Unlock()
+		select {
+		case <-a.done:
+			return a.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	a := &adoption{done: make(chan struct{})}
+	n.adopting[id] = a
 	n.mu.Unlock()
 	defer func() {
 		n.mu.Lock()
 		delete(n.adopting, id)
 		n.mu.Unlock()
+		close(a.done)
 	}()
+	a.err = n.adoptNow(ctx, id)
+	return a.err
+}
+
+// adoption is an adoption in progress; err is set before done closes.
+type adoption struct {
+	done chan struct{}
+	err  error
+}
+
+// adoptNow is adopt's work: read the journal, compile the run's version,
+// and start the run on this node.
+func (n *Node) adoptNow(ctx context.Context, id string) error {
 	records, err := n.journal.Read(ctx, id)
 	if err != nil {
 		return err
@@ -62,6 +87,19 @@ func (n *Node) adopt(ctx context.Context, id string) error {
 	prev, prevHash, prevCoord := rec.Status, rec.Hash, rec.Coordinator
 	rec.Status, rec.Error, rec.WakeAt, rec.Steps = api.StatusRunning, nil, nil, 0
 	rec.Coordinator, rec.Hash = n.opts.Name, prog.Hash
+	// Journaled tags are not replayed: their attributes go into the record
+	// here, should the coordinator have stopped before indexing them.
+	tagged := false
+	for _, t := range j.Tags {
+		for k, v := range t.Attrs {
+			if rec.Attrs == nil {
+				rec.Attrs = map[string]string{}
+			}
+			if rec.Attrs[k] != v {
+				rec.Attrs[k], tagged = v, true
+			}
+		}
+	}
 	r := n.newRun(prog, *rec, j.Start.Input, j, j.Start.TraceParent)
 	n.mu.Lock()
 	if _, ok := n.active[id]; ok || n.closing {
@@ -72,7 +110,13 @@ func (n *Node) adopt(ctx context.Context, id string) error {
 	n.active[id] = r
 	n.runsWG.Add(1)
 	n.mu.Unlock()
-	if prev != api.StatusRunning || prevCoord != rec.Coordinator || prevHash != rec.Hash {
+	// A cancellation journaled after the journal was read, and broadcast
+	// before the run was active here, is seen now.
+	var ce api.CancelEntry
+	if j.Cancel == nil && n.journal.Get(ctx, id, api.EntryCancel, "", &ce) == nil {
+		j.Cancel = &ce
+	}
+	if prev != api.StatusRunning || prevCoord != rec.Coordinator || prevHash != rec.Hash || tagged {
 		n.runs.Put(ctx, r.snapshot(), prev, nil)
 	}
 	r.log.Info().Int("journaled_steps", len(j.Calls)).Msg("run adopted: replaying its journal")
@@ -94,56 +138,6 @@ func (n *Node) recoverRuns(ctx context.Context) {
 		if err := n.adopt(ctx, rec.ID); err != nil {
 			n.log.Error().Err(err).Str("run", rec.ID).Msg("recovery: adopt run")
 		}
-	}
-}
-
-// adoptOrphans takes over the unfinished runs a lost node coordinated. Every
-// surviving node tries; a claim lets exactly one adopt each.
-func (n *Node) adoptOrphans(dead string) {
-	ctx, cancel := context.WithTimeout(n.baseCtx, 2*time.Minute)
-	defer cancel()
-	var runs []api.Run
-	for { // the cluster may be electing stream leaders after the loss
-		var err error
-		if runs, err = n.runs.Running(ctx); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			n.log.Error().Err(err).Str("lost", dead).Msg("list runs of lost node")
-			return
-		}
-		pause(ctx, 200*time.Millisecond)
-	}
-	for _, rec := range runs {
-		if rec.Coordinator != dead {
-			continue
-		}
-		if mine, err := n.cluster.Claim(ctx, rec.ID, dead); err != nil || !mine {
-			continue // another node claimed it
-		}
-		n.log.Info().Str("run", rec.ID).Str("from", dead).Msg("adopting run of lost node")
-		for { // this node holds the claim: nobody else will adopt the run
-			err := n.adopt(ctx, rec.ID)
-			if err == nil || errors.Is(err, api.ErrClosed) {
-				break
-			}
-			if ctx.Err() != nil {
-				n.log.Error().Err(err).Str("run", rec.ID).Msg("adopt run of lost node; it stays unfinished until a node restarts or ctl runs resume")
-				break
-			}
-			n.log.Warn().Err(err).Str("run", rec.ID).Msg("adopt run of lost node; trying again")
-			pause(ctx, time.Second)
-		}
-	}
-}
-
-// pause waits d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
 	}
 }
 

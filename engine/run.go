@@ -163,7 +163,11 @@ func (r *run) execute() {
 	if r.j != nil && r.j.Cancel != nil {
 		r.cancel(errCancelled) // cancelled while no node was running it
 	} else {
-		result, runErr = script.Run(r.ctx, r.prog, r.rt, r.input, r.n.scriptOptions(&r.log))
+		result, runErr = script.Run(r.ctx, r.prog, r.rt, r.input, script.Options{
+			MaxSteps: r.n.opts.MaxExecSteps, PayloadLimit: r.n.opts.PayloadLimit, CancelReason: cancelReason,
+			LimitHint: "raise the limit with --max-exec-steps (of engine, or of ctl for its embedded node) if this is expected",
+			Print:     func(msg string) { r.log.Info().Str("source", "print").Msg(msg) },
+		})
 	}
 	if runErr == nil {
 		if err := r.rt.Unvisited(); err != nil {

@@ -33,12 +33,12 @@ func (r *run) timer(step *builtins.Step, id string, args json.RawMessage, pos st
 	if call != nil {
 		called = call.Time
 	} else if err := r.appendCall(api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: r.n.opts.Name, Reason: "durable timer", Time: called}); err != nil {
-		return nil, err
+		return nil, r.journalFailed(err)
 	}
 	until := called.Add(d)
 	if wait := time.Until(until); wait > suspendAfter {
 		if err := r.waitPending(r.ctx); err != nil {
-			return nil, err
+			return nil, r.journalFailed(err)
 		}
 		r.mu.Lock()
 		r.suspended = &suspension{step: id, until: until}
@@ -55,10 +55,10 @@ func (r *run) timer(step *builtins.Step, id string, args json.RawMessage, pos st
 	}
 	res, err := r.n.journal.AppendResult(r.ctx, r.id, timerResult(r.n.opts.Name, id, called, until))
 	if err != nil {
-		return nil, err
+		return nil, r.journalFailed(err)
 	}
 	if err := r.waitPending(r.ctx); err != nil {
-		return nil, err
+		return nil, r.journalFailed(err)
 	}
 	r.mu.Lock()
 	r.record.Steps++

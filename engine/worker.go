@@ -14,6 +14,7 @@ import (
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/telemetry"
@@ -32,6 +33,7 @@ type worker struct {
 	halt   func()         // stops consuming the inbox
 
 	mu      sync.Mutex
+	stopped bool                                   // no step is taken from the inbox any more
 	cancels map[string]map[*int]context.CancelFunc // by run: its steps executing here
 }
 
@@ -49,6 +51,9 @@ func (w *worker) start(ctx context.Context) (err error) {
 // journaled before it returns.
 func (w *worker) stop() {
 	w.halt()
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
 	w.wg.Wait()
 }
 
@@ -56,7 +61,14 @@ func (w *worker) stop() {
 // another attempt already wrote it, that result stands) and notifies the
 // coordinator.
 func (w *worker) handle(m bus.StepMsg) {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		m.Nak()
+		return
+	}
 	w.wg.Add(1)
+	w.mu.Unlock()
 	defer w.wg.Done()
 	n := w.n
 	var env Envelope
@@ -83,7 +95,14 @@ func (w *worker) handle(m bus.StepMsg) {
 	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer jcancel()
 	res, err := n.journal.AppendResult(jctx, env.Run, res)
-	if err != nil {
+	switch {
+	case errors.Is(err, journal.ErrExists):
+		// Another attempt's result stands but could not be read back: it is
+		// journaled, so the step is done; the coordinator reads it there.
+		n.log.Warn().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("step result already journaled")
+		m.Ack()
+		return
+	case err != nil:
 		n.log.Error().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("journal step result; handing the step back")
 		m.Nak()
 		return

@@ -48,9 +48,9 @@ func (s *Store) Append(ctx context.Context, run string, kind api.EntryKind, key 
 		return err
 	}
 	// Dropped as a duplicate: this write retried, or another writer's entry.
-	m, err := s.b.Entry(ctx, subject(run, kind, key))
+	m, err := s.b.LeaderEntry(ctx, subject(run, kind, key))
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %s entry %s of run %s: the stored entry could not be read back: %v", ErrExists, kind, key, run, err)
 	}
 	if !bytes.Equal(m.Data, data) {
 		return fmt.Errorf("%w: %s entry %s of run %s", ErrExists, kind, key, run)
@@ -80,15 +80,24 @@ func (s *Store) AppendAsync(run string, kind api.EntryKind, key string, entry an
 }
 
 // Create writes an entry unless one is there already; then it decodes the
-// stored entry into stored and returns false. A result written late by an
-// earlier attempt, or a patch decided by another coordinator, stands: a
-// second writer never takes its own entry for the stored one.
+// stored entry, read through the stream's leader, into stored and returns
+// false. A result written late by an earlier attempt, or a patch decided by
+// another coordinator, stands: a second writer never takes its own entry for
+// the stored one. When the stored entry cannot be read back, the error wraps
+// ErrExists.
 func (s *Store) Create(ctx context.Context, run string, kind api.EntryKind, key string, entry, stored any) (created bool, err error) {
 	_, dup, err := s.write(ctx, run, kind, key, entry)
 	if err == nil && !dup || err != nil && !errors.Is(err, ErrExists) {
 		return err == nil, err
 	}
-	return false, s.Get(ctx, run, kind, key, stored)
+	m, err := s.b.LeaderEntry(ctx, subject(run, kind, key))
+	if err != nil {
+		return false, fmt.Errorf("%w: %s entry %s of run %s: the stored entry could not be read back: %v", ErrExists, kind, key, run, err)
+	}
+	if err := json.Unmarshal(m.Data, stored); err != nil {
+		return false, fmt.Errorf("journal: %s entry %s of run %s is corrupt: %w", kind, key, run, err)
+	}
+	return false, nil
 }
 
 // Get decodes the entry of run with kind and key into v, or returns an error

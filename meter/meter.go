@@ -29,6 +29,7 @@ type Meter struct {
 	done     map[string]uint64
 	placed   uint64
 	sampler  Sampler
+	full     Reading // the latest full reading (ReadEvery)
 }
 
 // Placed records that this node, as a run's coordinator, placed a step
@@ -116,6 +117,18 @@ func (m *Meter) Read() Reading {
 	r := Reading{Node: m.Node, Cores: h.Cores, CPU: h.CPU, Runnable: h.Runnable, MemUsed: h.MemUsed, MemTotal: h.MemTotal,
 		HeapBytes: ms.HeapAlloc, Goroutines: runtime.NumGoroutine()}
 	return m.Update(r)
+}
+
+// ReadEvery is Read for readings taken every period and sometimes sooner
+// (a heartbeat asked for early): within half a period of the latest full
+// reading it returns a cheap Update of that one, so that CPU is always
+// measured over about a period. Calls must not overlap.
+func (m *Meter) ReadEvery(period time.Duration) Reading {
+	if !m.full.Time.IsZero() && time.Since(m.full.Time) < period/2 {
+		return m.Update(m.full)
+	}
+	m.full = m.Read()
+	return m.full
 }
 
 // Update returns r with its time, steps, placements and resources read now,
