@@ -52,6 +52,9 @@ type Options struct {
 	JournalMaxAge time.Duration
 	// MaxPayload is the embedded server's largest message (default 8 MiB).
 	MaxPayload int32
+	// Sync is when the embedded server's writes reach the disk (the zero
+	// value: every 2 minutes; SyncAlways: before each acknowledgement).
+	Sync SyncPolicy
 }
 
 // Bus is a connection to NATS, embedded or external, with Drover's streams.
@@ -170,12 +173,14 @@ func (b *Bus) startEmbedded() error {
 	}
 	b.lock = lock
 	so := &server.Options{
-		ServerName: serverName(b.opts.Name),
-		JetStream:  true,
-		StoreDir:   filepath.Join(dir, "jetstream"),
-		NoSigs:     true,
-		NoLog:      true,
-		MaxPayload: b.opts.MaxPayload,
+		ServerName:   serverName(b.opts.Name),
+		JetStream:    true,
+		StoreDir:     filepath.Join(dir, "jetstream"),
+		NoSigs:       true,
+		NoLog:        true,
+		MaxPayload:   b.opts.MaxPayload,
+		SyncAlways:   b.opts.Sync.Always,
+		SyncInterval: b.opts.Sync.interval(),
 		// The tag pins this node's step inbox to its own server (ensureSteps).
 		Tags: jwt.TagList{nodeTag(serverName(b.opts.Name))},
 	}

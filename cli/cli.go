@@ -23,6 +23,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/script"
 )
 
@@ -65,6 +66,9 @@ type app struct {
 	verbose bool
 	// maxSteps is --max-exec-steps; 0 means the engine's default.
 	maxSteps uint64
+	// sync is --sync of the embedded node; syncSet says it was given.
+	sync    bus.SyncPolicy
+	syncSet bool
 
 	// dial, when set, replaces connect: tests give commands a node of their own.
 	dial func(ctx context.Context, mode nodeMode) (*conn, error)
@@ -161,6 +165,8 @@ Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
 	pf.StringVar(&a.dataDir, "data-dir", "", "`DIR` holding the embedded node's data "+dataDirDefault)
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log the embedded node's activity to stderr")
 	addMaxExecSteps(pf, &a.maxSteps, "Starlark computation limit per run, as `N` steps, of the embedded node and of ctl replay (default "+strconv.Itoa(script.DefaultMaxSteps)+"; with --server the node's own limit applies to runs)")
+	a.sync = bus.SyncAlways
+	pf.Var(syncValue{&a.sync, &a.syncSet}, "sync", strings.Replace(syncHelp, "store:", "store of the embedded node:", 1))
 	root.Flags().Bool("version", false, "print ctl's version and build, and exit")
 
 	runs := &cobra.Command{

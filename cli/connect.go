@@ -67,8 +67,12 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 	if err != nil {
 		return nil, failure(err)
 	}
+	sync, err := syncPolicy(a.sync, a.syncSet, a.getenv)
+	if err != nil {
+		return nil, err
+	}
 	n, err := engine.NewNode(ctx, engine.Options{Name: embeddedName, DataDir: dir, Logger: a.logger(), NoRecovery: mode == noRecovery,
-		MaxExecSteps: a.maxSteps})
+		MaxExecSteps: a.maxSteps, Sync: sync})
 	if errors.Is(err, bus.ErrDataDirInUse) {
 		return nil, failure(err) // the message says what to do
 	}

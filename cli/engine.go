@@ -59,6 +59,8 @@ type engineFlags struct {
 	maxSteps                                       uint64
 	payloadLimit, replicas                         int
 	stepTimeout, grace, retention, triggerTimeout  time.Duration
+	sync                                           bus.SyncPolicy
+	syncSet                                        bool
 }
 
 func (e *engineFlags) command() *cobra.Command {
@@ -119,6 +121,8 @@ value, stray argument).
 	f.Var(durationValue{p: &e.stepTimeout}, "step-timeout", "deadline of one step attempt when the builtin sets none")
 	f.Var(durationValue{p: &e.grace, zeroOK: true}, "grace", "on shutdown, how long runs in flight may take to finish (0: interrupt them at once)")
 	f.Var(durationValue{p: &e.retention}, "retention", "how long journals and run records are kept (ctl runs pin keeps a run longer)")
+	e.sync = bus.SyncAlways
+	f.Var(syncValue{&e.sync, &e.syncSet}, "sync", syncHelp)
 	f.Var(durationValue{p: &e.triggerTimeout}, "trigger-timeout", "how long POST /v1/run/NAME waits for the run's end before answering 504 (?timeout= overrides)")
 	f.StringArrayVar(&e.resources, "resource", nil, "a custom resource `SPEC`, repeatable: NAME=RATE/UNIT[,burst=N] (e.g. github_api=5000/h,host=api.github.com) or NAME=SIZE (a pool, e.g. db=20,builtin=sql.*); options scope=node|cluster|group:NAME")
 	f.StringArrayVar(&e.attrHeaders, "attr-header", nil, "a request header of POST /v1/run/NAME that becomes a run attribute, repeatable: `HEADER=ATTR` (e.g. X-Customer-Id=customer)")
@@ -152,6 +156,10 @@ func (e *engineFlags) options() (engine.Options, error) {
 	if err != nil {
 		return engine.Options{}, err
 	}
+	sync, err := syncPolicy(e.sync, e.syncSet, e.getenv)
+	if err != nil {
+		return engine.Options{}, err
+	}
 	dir, err := dataDir(e.dataDir, e.getenv)
 	if err != nil {
 		return engine.Options{}, usageErrorf("%v", err)
@@ -159,7 +167,7 @@ func (e *engineFlags) options() (engine.Options, error) {
 	return engine.Options{
 		Name: name, DataDir: dir, Listen: e.listen, NATSURL: e.natsURL,
 		ClusterListen: e.cluster, Peers: e.peers, Replicas: e.replicas, Resources: e.resources,
-		MaxExecSteps: e.maxSteps, PayloadLimit: e.payloadLimit, StepTimeout: e.stepTimeout, JournalMaxAge: e.retention,
+		MaxExecSteps: e.maxSteps, PayloadLimit: e.payloadLimit, StepTimeout: e.stepTimeout, JournalMaxAge: e.retention, Sync: sync,
 		HeaderAttrs: headerAttrs, TriggerTimeout: e.triggerTimeout,
 	}, nil
 }

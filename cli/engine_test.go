@@ -31,6 +31,37 @@ func engineCmd(t *testing.T, env map[string]string, args ...string) engineResult
 	return engineResult{code, stdout.String(), stderr.String()}
 }
 
+// TestSyncPolicyFromEnvironment: DROVER_SYNC sets the policy unless --sync
+// does, and a bad value is a usage error.
+func TestSyncPolicyFromEnvironment(t *testing.T) {
+	for _, tt := range []struct {
+		env, flag, want string
+	}{
+		{"", "", "always"},
+		{"interval:5s", "", "interval:5s"},
+		{"interval", "always", "always"},
+		{"", "interval", "interval:2m0s"},
+	} {
+		e := &engineFlags{getenv: func(k string) string { return map[string]string{"DROVER_SYNC": tt.env, "DROVER_DATA": t.TempDir()}[k] }}
+		cmd := e.command()
+		args := []string{"--http", "127.0.0.1:0"}
+		if tt.flag != "" {
+			args = append(args, "--sync", tt.flag)
+		}
+		if err := cmd.ParseFlags(args); err != nil {
+			t.Fatal(err)
+		}
+		opts, err := e.options()
+		if err != nil || opts.Sync.String() != tt.want {
+			t.Errorf("env %q flag %q: %v %v, want %s", tt.env, tt.flag, opts.Sync, err, tt.want)
+		}
+	}
+	r := engineCmd(t, map[string]string{"DROVER_SYNC": "often", "DROVER_DATA": t.TempDir()}, "--http", "127.0.0.1:0")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, `engine: DROVER_SYNC="often": want always, interval or interval:DURATION`) {
+		t.Fatalf("bad DROVER_SYNC: exit %d %s", r.code, r.stderr)
+	}
+}
+
 // TestEngineUsageErrors checks that engine refuses a bad command line with
 // exit 2 and one line saying what is wrong, before anything starts: the data
 // dir is not even created.
@@ -62,6 +93,8 @@ func TestEngineUsageErrors(t *testing.T) {
 		{"attr header bad header", []string{"--attr-header", "X Customer=customer"}, `--attr-header "X Customer=customer": "X Customer" is not an HTTP header name`},
 		{"attr header bad attr", []string{"--attr-header", "X-Customer-Id=customer-id"}, `--attr-header "X-Customer-Id=customer-id": attribute name "customer-id" must be 1 to 64 letters, digits or _`},
 		{"attr header twice", []string{"--attr-header", "x-customer-id=a", "--attr-header", "X-Customer-Id=b"}, `--attr-header "X-Customer-Id=b": header X-Customer-Id is already the attribute a`},
+		{"sync policy", []string{"--sync", "sometimes"}, `invalid argument "sometimes" for "--sync" flag: want always, interval or interval:DURATION`},
+		{"sync interval", []string{"--sync", "interval:0s"}, `invalid argument "interval:0s" for "--sync" flag: want always, interval or interval:DURATION`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

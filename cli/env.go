@@ -21,6 +21,7 @@ type envVar struct {
 var environment = []envVar{
 	{"DROVER_URL", true, false, "the node to talk to, as --server; unset: an embedded node"},
 	{"DROVER_DATA", true, true, "the data dir, as --data-dir"},
+	{"DROVER_SYNC", true, true, "the sync policy of the embedded NATS store, as --sync (default always)"},
 	{"XDG_DATA_HOME", true, true, "without --data-dir or DROVER_DATA: the data dir is $XDG_DATA_HOME/drover (absolute paths only)"},
 	{"HOME", true, true, "else the data dir is ~/.local/share/drover"},
 	{"USER", true, false, "who cancels, deploys or resumes, when the system cannot name the user"},

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/droverhq/drover/bus"
 )
 
 // Flag values that refuse what makes no sense while the command line is
@@ -55,6 +57,44 @@ func (v durationValue) Set(s string) error {
 	*v.p = d
 	return nil
 }
+
+// syncValue is a sync policy (bus.ParseSync): always, interval or
+// interval:DURATION. set records that the flag was given.
+type syncValue struct {
+	p   *bus.SyncPolicy
+	set *bool
+}
+
+func (v syncValue) String() string { return v.p.String() }
+func (v syncValue) Type() string   { return "policy" }
+
+func (v syncValue) Set(s string) error {
+	p, err := bus.ParseSync(s)
+	if err != nil {
+		return fmt.Errorf("want always, interval or interval:DURATION (e.g. interval:1s)")
+	}
+	*v.p, *v.set = p, true
+	return nil
+}
+
+// syncPolicy is the node's sync policy: the flag if it was given, else
+// $DROVER_SYNC, else always (nothing acknowledged is lost on power loss).
+func syncPolicy(flag bus.SyncPolicy, given bool, getenv func(string) string) (bus.SyncPolicy, error) {
+	if given {
+		return flag, nil
+	}
+	if s := getenv("DROVER_SYNC"); s != "" {
+		p, err := bus.ParseSync(s)
+		if err != nil {
+			return p, usageErrorf("DROVER_SYNC=%q: want always, interval or interval:DURATION (e.g. interval:1s)", s)
+		}
+		return p, nil
+	}
+	return bus.SyncAlways, nil
+}
+
+// syncHelp is the help of --sync.
+const syncHelp = "`POLICY` of the embedded NATS store: always (a step is acknowledged once it is on disk: nothing acknowledged is lost on power loss) or interval[:DURATION] (written to disk every DURATION, default 2m: faster; a power loss can lose what was acknowledged since) (default $DROVER_SYNC, else always)"
 
 // choiceValue is one of a fixed list of words.
 type choiceValue struct {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/script"
@@ -58,6 +59,10 @@ type Options struct {
 	StepTimeout time.Duration
 	// JournalMaxAge is how long journals are kept (default 30 days).
 	JournalMaxAge time.Duration
+	// Sync is when an embedded server's writes reach the disk, and so what
+	// an acknowledged step means on power loss (see bus.SyncPolicy; the
+	// zero value is the interval policy, engine and ctl default to always).
+	Sync bus.SyncPolicy
 	// HeaderAttrs maps request headers of POST /v1/run/{name} to run
 	// attributes, e.g. {"X-Customer-Id": "customer"}.
 	HeaderAttrs map[string]string
