@@ -99,6 +99,10 @@ type ResultEntry struct {
 	Start    time.Time           `json:"start"`
 	Duration time.Duration       `json:"duration_ns"`
 	SpanID   string              `json:"span_id,omitempty"`
+	// Call is the step's call when it was journaled with its result, in one
+	// entry: a step executed on its coordinator (co-located), which has no
+	// call entry of its own.
+	Call *CallEntry `json:"call,omitempty"`
 }
 
 // PatchEntry records the decision of a patched() call.
@@ -122,6 +126,18 @@ type CancelEntry struct {
 	By     string    `json:"by"`
 	Reason string    `json:"reason,omitempty"`
 	Time   time.Time `json:"time"`
+}
+
+// Message is what a run cancelled by c ends with: who cancelled it and why
+// ("run cancelled" when c is nil: the entry could not be read).
+func (c *CancelEntry) Message() string {
+	if c == nil {
+		return "run cancelled"
+	}
+	if c.Reason == "" {
+		return "cancelled by " + c.By
+	}
+	return "cancelled by " + c.By + ": " + c.Reason
 }
 
 // EndEntry is a run's last entry.

@@ -15,6 +15,11 @@ type NodeInfo struct {
 	Cluster string        `json:"cluster,omitempty"`
 	Started time.Time     `json:"started"`
 	Reading meter.Reading `json:"reading"`
+	// Features lists what the node's build understands beyond the first
+	// journal format (e.g. "journal.folded-call"): a node uses a feature
+	// only once every live node has it, so that a cluster upgrades one node
+	// at a time.
+	Features []string `json:"features,omitempty"`
 	// Seen is when this node last received the heartbeat; Age its age.
 	Seen time.Time     `json:"seen"`
 	Age  time.Duration `json:"age_ns"`

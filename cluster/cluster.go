@@ -43,6 +43,8 @@ type Options struct {
 	// Name is this node's name; HTTP its API's URL, published to peers.
 	Name string
 	HTTP string
+	// Features are what this node's build understands (api.NodeInfo.Features).
+	Features []string
 	// Reading reads this node's meter, once per heartbeat.
 	Reading func() meter.Reading
 	// OnPeer is called with every heartbeat's reading of a peer.
@@ -146,7 +148,7 @@ func (m *Membership) Beat() {
 }
 
 func (m *Membership) info(r meter.Reading) api.NodeInfo {
-	return api.NodeInfo{Name: m.opts.Name, HTTP: m.opts.HTTP, NATS: m.opts.Bus.ClientURL(), Cluster: m.opts.Bus.ClusterURL(), Started: m.started, Reading: r}
+	return api.NodeInfo{Name: m.opts.Name, HTTP: m.opts.HTTP, NATS: m.opts.Bus.ClientURL(), Cluster: m.opts.Bus.ClusterURL(), Started: m.started, Reading: r, Features: m.opts.Features}
 }
 
 func (m *Membership) onHeartbeat(msg bus.Msg) {
@@ -219,6 +221,21 @@ func (m *Membership) Nodes() []api.NodeInfo {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// AllHave reports whether this node and every live node have feature.
+func (m *Membership) AllHave(feature string) bool {
+	if !slices.Contains(m.opts.Features, feature) {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, info := range m.nodes {
+		if !slices.Contains(info.Features, feature) {
+			return false
+		}
+	}
+	return true
 }
 
 // IsLive reports whether node is this node or one whose heartbeats arrive.

@@ -17,7 +17,13 @@ import (
 // member starts a membership of name on b with fast timings; stop silences it.
 func member(t *testing.T, b *bus.Bus, name string, onLost func(string)) (m *Membership, stop func()) {
 	t.Helper()
-	m = New(Options{Bus: b, Name: name, HeartbeatEvery: 20 * time.Millisecond, NodeTimeout: 200 * time.Millisecond, OnLost: onLost,
+	return memberWith(t, b, name, onLost, nil)
+}
+
+// memberWith is member with the features of its build.
+func memberWith(t *testing.T, b *bus.Bus, name string, onLost func(string), features []string) (m *Membership, stop func()) {
+	t.Helper()
+	m = New(Options{Bus: b, Name: name, HeartbeatEvery: 20 * time.Millisecond, NodeTimeout: 200 * time.Millisecond, OnLost: onLost, Features: features,
 		Reading: func() meter.Reading { return meter.Reading{Node: name, Time: time.Now()} }})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -64,6 +70,25 @@ func TestMembership(t *testing.T) {
 	if a.IsLive("c") || len(a.Nodes()) != 1 {
 		t.Fatalf("after the loss: %v", a.Nodes())
 	}
+}
+
+// A feature is used once every live node has it: a node without it, while
+// live, holds it back.
+func TestAllHave(t *testing.T) {
+	b := bustest.Open(t, bus.Options{})
+	withFeature := func(name string, features []string) (*Membership, func()) { return memberWith(t, b, name, nil, features) }
+	a, _ := withFeature("a", []string{"f"})
+	if !a.AllHave("f") || a.AllHave("g") {
+		t.Fatal("alone: a has f and not g")
+	}
+	c, _ := withFeature("c", []string{"f"})
+	old, stopOld := withFeature("old", nil)
+	bustest.PollUntil(t, func() bool { return len(a.Nodes()) == 3 })
+	if a.AllHave("f") || c.AllHave("f") || old.AllHave("f") {
+		t.Fatal("f used while a node without it is live")
+	}
+	stopOld()
+	bustest.PollUntil(t, func() bool { return a.AllHave("f") && c.AllHave("f") })
 }
 
 func TestClaimIsExclusive(t *testing.T) {

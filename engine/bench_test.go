@@ -111,6 +111,8 @@ func runN(b *testing.B, n *Node, runs, total int) {
 		b.Fatal(err)
 	}
 	n.Wait(ctx, r.ID)
+	cpu0 := processCPU()
+	defer func() { b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(total), "cpu-µs/op") }()
 	b.ResetTimer()
 	per := (total + runs - 1) / runs
 	ids := make([]string, runs)

@@ -91,12 +91,5 @@ func (r *run) cancelError() *api.RunError {
 			ce = &stored
 		}
 	}
-	msg := "run cancelled"
-	if ce != nil {
-		msg = "cancelled by " + ce.By
-		if ce.Reason != "" {
-			msg += ": " + ce.Reason
-		}
-	}
-	return &api.RunError{Code: builtins.CodeCancelled, Message: msg}
+	return &api.RunError{Code: builtins.CodeCancelled, Message: ce.Message()}
 }

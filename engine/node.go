@@ -26,7 +26,6 @@ import (
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/script"
-	"github.com/droverhq/drover/starlark/builtins"
 )
 
 // The read side of the API is served by the runs store and the scripts side
@@ -147,7 +146,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		b.Close()
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	n.cluster = cluster.New(cluster.Options{Bus: b, Name: opts.Name, HTTP: opts.AdvertiseHTTP, Logger: &n.log,
+	n.cluster = cluster.New(cluster.Options{Bus: b, Name: opts.Name, HTTP: opts.AdvertiseHTTP, Logger: &n.log, Features: journal.Features,
 		HeartbeatEvery: opts.HeartbeatEvery, Reading: n.readMeter, OnPeer: n.onPeer, OnLost: n.onLost})
 	n.worker = newWorker(n)
 	if n.dispatch, err = newDispatcher(b, n.journal, n.cluster, opts.Name); err != nil {
@@ -261,25 +260,6 @@ func cancelReason(ctx context.Context) string {
 		return "node shutting down"
 	}
 	return "run cancelled"
-}
-
-// stepEnv is the builtins.Env of steps executed on this node.
-type stepEnv struct{ n *Node }
-
-var _ builtins.Env = (*stepEnv)(nil)
-
-// Node implements builtins.Env: this node's name.
-func (e *stepEnv) Node() string { return e.n.opts.Name }
-
-// HTTPClient implements builtins.Env: Options.HTTPClient.
-func (e *stepEnv) HTTPClient() *http.Client { return e.n.opts.HTTPClient }
-
-// KV implements builtins.Env: the data bucket (bus.DataStore).
-func (e *stepEnv) KV() builtins.KVStore { return e.n.bus.DataStore() }
-
-// Publish implements builtins.Env: a core NATS message.
-func (e *stepEnv) Publish(_ context.Context, subject string, payload []byte) error {
-	return e.n.bus.Publish(subject, nil, payload)
 }
 
 // newNonce returns a random number telling this process from earlier ones.

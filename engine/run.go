@@ -120,13 +120,24 @@ func (n *Node) begin(ctx context.Context, prog *script.Program, name string, ver
 		attrs = map[string]string{}
 	}
 	start := api.StartEntry{Run: id, Script: name, Hash: prog.Hash, Input: input, Attrs: attrs, Coordinator: n.opts.Name, Time: now, TraceParent: traceParent, Version: version}
-	if err := n.journal.Append(ctx, id, api.EntryStart, "", start); err != nil {
+	// The start entry and the index records are written at once: one round
+	// trip. The script starts only once both are stored.
+	pend, err := n.journal.AppendAsync(id, api.EntryStart, "", start)
+	if err != nil {
 		return nil, err
 	}
 	rec := api.Run{ID: id, Script: name, Hash: prog.Hash, Version: version, Status: api.StatusRunning, Attrs: attrs, Coordinator: n.opts.Name, Started: now}
 	r := n.newRun(prog, rec, input, nil, traceParent)
-	if err := n.runs.Put(ctx, r.snapshot(), "", attrs); err != nil {
+	perr := n.runs.Put(ctx, r.snapshot(), "", attrs)
+	if err := pend.Wait(ctx); err != nil {
+		if perr == nil { // indexed as running, but never started: say so
+			rec.Status, rec.Ended, rec.Error = api.StatusFailed, &now, &api.RunError{Message: "the run did not start: its start entry could not be journaled: " + err.Error()}
+			n.runs.Put(context.WithoutCancel(ctx), rec, api.StatusRunning, nil)
+		}
 		return nil, err
+	}
+	if perr != nil {
+		return nil, perr
 	}
 	n.mu.Lock()
 	n.active[id] = r
@@ -216,12 +227,26 @@ func (r *run) end(result json.RawMessage, runErr *api.RunError) {
 	r.mu.Unlock()
 	rec := r.snapshot()
 	end := api.EndEntry{Status: rec.Status, Result: result, Error: runErr, Steps: rec.Steps, Time: now}
-	if err := r.n.journal.Append(ctx, r.id, api.EntryEnd, "", end); err != nil {
+	// The end entry and the index records are written at once (one round
+	// trip); the old status key is removed once waiters have the end.
+	pend, err := r.n.journal.AppendAsync(r.id, api.EntryEnd, "", end)
+	if err != nil {
 		r.log.Error().Err(err).Msg("journal end of run")
 	}
-	if err := r.n.runs.Put(ctx, rec, api.StatusRunning, nil); err != nil {
+	removeOld, err := r.n.runs.PutKeepOld(ctx, rec, api.StatusRunning, nil)
+	if err != nil {
 		r.log.Error().Err(err).Msg("index end of run")
 	}
+	if pend != nil {
+		if err := pend.Wait(ctx); err != nil {
+			r.log.Error().Err(err).Msg("journal end of run")
+		}
+	}
+	defer func() {
+		if err := removeOld(ctx); err != nil {
+			r.log.Error().Err(err).Msg("index end of run: remove the running key")
+		}
+	}()
 	ev := r.log.Info()
 	if runErr != nil {
 		ev = r.log.Warn().Str("error", runErr.Message)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/script"
@@ -44,17 +45,25 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 			return nil, &script.StepFailure{Builtin: step.Name, Step: id, Code: api.CodePlacement, Message: err.Error()}
 		}
 	}
-	ctx, span := r.n.tracer.Start(telemetry.WithIDs(r.ctx, telemetry.TraceID(r.id), telemetry.SpanID(r.id, id, "call")),
-		step.Name, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("drover.step", id), attribute.String("drover.node", dec.Node)))
+	ctx, span := telemetry.StartStep(r.ctx, r.n.tracer, r.id, id, "call", step.Name, trace.SpanKindClient, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attribute.String("drover.step", id), attribute.String("drover.node", dec.Node)}
+	})
 	defer span.End()
 
 	attempt := 1
-	if call == nil {
+	colocated := dec.Node == r.n.opts.Name && (step.Local || !r.n.opts.AlwaysDispatch)
+	var folded *api.CallEntry
+	switch {
+	case call == nil && colocated && r.n.foldable(step):
+		// Executed here, and short: the call is journaled with its result,
+		// in one entry. Should the run stop before, nothing is journaled and
+		// recovery executes the step again under the same idempotency key.
+		folded = &api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}
+	case call == nil:
 		if err := r.appendCall(api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}); err != nil {
 			return nil, r.journalFailed(err)
 		}
-	} else {
+	default:
 		// The step was under way when the run stopped: placed again, as
 		// the next attempt, under the same idempotency key.
 		attempt = len(r.j.Places[id]) + 2
@@ -65,8 +74,9 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 	}
 	var res api.ResultEntry
 	var err error
-	if dec.Node == r.n.opts.Name && (step.Local || !r.n.opts.AlwaysDispatch) {
+	if colocated {
 		res = r.n.worker.execute(ctx, step, r.id, id, args, demands)
+		res.Call = folded
 		if res.Error != nil && errors.Is(context.Cause(r.ctx), errShutdown) {
 			// Interrupted by shutdown: leave the call without a result so that
 			// recovery executes it again with the same idempotency key.
@@ -77,7 +87,7 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 		}
 	} else {
 		env := Envelope{Run: r.id, Step: id, Attempt: attempt, Builtin: step.Name, Args: args, Key: r.id + "/" + id,
-			Deadline: time.Now().Add(attemptsBudget(step, args, r.n.opts.StepTimeout)), Demand: demands}
+			Deadline: time.Now().Add(step.Budget(args, r.n.opts.StepTimeout)), Demand: demands}
 		if res, err = r.dispatchUntilDone(ctx, step, dec, env); err != nil {
 			if errors.Is(err, bus.ErrClosed) || !errors.As(err, new(*script.StepFailure)) {
 				return nil, r.journalFailed(err)
@@ -91,7 +101,7 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 	r.mu.Lock()
 	r.record.Steps++
 	r.mu.Unlock()
-	if obs, ok := r.n.opts.Placement.(observer); ok {
+	if obs, ok := r.n.opts.Placement.(placement.Learner); ok {
 		obs.Observe(step.Name, res.Duration, -1, -1)
 	}
 	if e := r.log.Debug(); e.Enabled() {
@@ -140,9 +150,17 @@ func (r *run) placedAgain(id string, attempt int, dec placement.Decision, why st
 	return err
 }
 
-// observer is a placement policy that learns from completed steps.
-type observer interface {
-	Observe(builtin string, wall, cpu time.Duration, mem int64)
+// foldBelow is the longest a co-located step is expected to take for its
+// call to be journaled with its result: a longer one journals its call first,
+// so that it shows as under way (runs show, events) and is placed again as
+// the next attempt if the run is adopted meanwhile.
+const foldBelow = 2 * time.Millisecond
+
+// foldable reports whether a co-located step's call can wait for its result:
+// a side value, or a builtin this node has measured as short.
+func (n *Node) foldable(step *builtins.Step) bool {
+	return n.cluster.AllHave(journal.FeatureFoldedCall) &&
+		(step.Local || placement.MeasuredShort(n.opts.Placement, step.Name, foldBelow))
 }
 
 // place asks the placement policy for a node and counts the decision in this
@@ -175,28 +193,4 @@ func (r *run) appendCall(c api.CallEntry) error {
 	r.pending = append(r.pending, pend)
 	r.mu.Unlock()
 	return nil
-}
-
-// deadline is how long one attempt of step may take: the call's own
-// deadline, the builtin's timeout, or def.
-func deadline(step *builtins.Step, args json.RawMessage, def time.Duration) time.Duration {
-	if step.Deadline != nil {
-		if d := step.Deadline(args); d > 0 {
-			return d
-		}
-	}
-	if step.Timeout > 0 {
-		return step.Timeout
-	}
-	return def
-}
-
-// attemptsBudget bounds all attempts of a step including backoff.
-func attemptsBudget(step *builtins.Step, args json.RawMessage, def time.Duration) time.Duration {
-	p := step.Policy()
-	total := time.Duration(p.MaxAttempts) * deadline(step, args, def)
-	for a := 2; a <= p.MaxAttempts; a++ {
-		total += p.Delay(a)
-	}
-	return total
 }

@@ -125,12 +125,13 @@ func BenchmarkHTTPTrigger(b *testing.B) {
 				close(done)
 			}
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), processCPU()
 			lat := triggerLoad(b, url, tc.conns, b.N, check)
-			elapsed := time.Since(start)
+			elapsed, cpu := time.Since(start), processCPU()-cpu0
 			b.StopTimer()
 			<-done
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 			b.ReportMetric(quantile(lat, 0.5), "p50-ms")
 			b.ReportMetric(quantile(lat, 0.99), "p99-ms")
 			if f, m := failed.Load(), mixed.Load(); f > 0 || m > 0 {

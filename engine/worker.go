@@ -27,7 +27,7 @@ import (
 // the steps of a cancelled run wherever they came from.
 type worker struct {
 	n      *Node
-	env    *stepEnv
+	env    builtins.Env
 	tracer trace.Tracer
 	wg     sync.WaitGroup // steps being executed from the inbox
 	halt   func()         // stops consuming the inbox
@@ -38,7 +38,11 @@ type worker struct {
 }
 
 func newWorker(n *Node) *worker {
-	return &worker{n: n, env: &stepEnv{n: n}, tracer: n.tracer, cancels: map[string]map[*int]context.CancelFunc{}}
+	env := &builtins.NodeEnv{Name: n.opts.Name, Client: n.opts.HTTPClient, Store: n.bus.DataStore(),
+		Publisher: func(_ context.Context, subject string, payload []byte) error {
+			return n.bus.Publish(subject, nil, payload)
+		}}
+	return &worker{n: n, env: env, tracer: n.tracer, cancels: map[string]map[*int]context.CancelFunc{}}
 }
 
 // start consumes this node's step inbox.
@@ -122,8 +126,9 @@ func (w *worker) handle(m bus.StepMsg) {
 // for them place their steps without waiting for the next one.
 func (w *worker) execute(ctx context.Context, step *builtins.Step, runID, stepID string, args json.RawMessage, demands []meter.Demand) api.ResultEntry {
 	n := w.n
-	ctx, span := w.tracer.Start(telemetry.WithIDs(ctx, telemetry.TraceID(runID), telemetry.SpanID(runID, stepID, "exec")),
-		"exec "+step.Name, trace.WithAttributes(attribute.String("drover.step", stepID)))
+	ctx, span := telemetry.StartStep(ctx, w.tracer, runID, stepID, "exec", "exec "+step.Name, trace.SpanKindInternal, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attribute.String("drover.step", stepID)}
+	})
 	defer span.End()
 	policy := step.Policy()
 	start := time.Now()
@@ -164,7 +169,7 @@ func (w *worker) execute(ctx context.Context, step *builtins.Step, runID, stepID
 // attempt runs step.Exec once under the attempt deadline.
 func (w *worker) attempt(ctx context.Context, step *builtins.Step, args json.RawMessage) (json.RawMessage, *builtins.StepError) {
 	n := w.n
-	limit := deadline(step, args, n.opts.StepTimeout)
+	limit := step.AttemptTimeout(args, n.opts.StepTimeout)
 	actx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	end := n.meter.Begin(step.Name)

@@ -13,6 +13,15 @@ import (
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
+// FeatureFoldedCall names the journal's folded form: a co-located step's call
+// in its result entry (api.ResultEntry.Call). A build without it adopting a
+// run would execute such steps again, so a node writes it only once every
+// node has it (cluster.Membership.AllHave).
+const FeatureFoldedCall = "journal.folded-call"
+
+// Features are the journal forms this build reads (api.NodeInfo.Features).
+var Features = []string{FeatureFoldedCall}
+
 // Journal is a run's journal read into memory, for replay and recovery. Its
 // fields are read-only once Parse returns it.
 type Journal struct {
@@ -103,6 +112,12 @@ func Parse(entries []api.JournalEntry) (*Journal, error) {
 	}
 	if !haveStart {
 		return nil, fmt.Errorf("the journal has no start entry")
+	}
+	// A co-located step's call is journaled with its result.
+	for id, res := range j.Results {
+		if res.Call != nil && j.Calls[id] == nil {
+			j.Calls[id] = res.Call
+		}
 	}
 	return j, nil
 }

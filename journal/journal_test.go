@@ -118,6 +118,7 @@ func TestParse(t *testing.T) {
 		api.EntryPlace, "2@2", api.PlaceEntry{Step: "2", Attempt: 2, Node: "n2"},
 		api.EntryPatch, "p", api.PatchEntry{Value: true},
 		api.EntryVersion, "1", api.VersionEntry{Hash: "h2"},
+		api.EntryResult, "4", api.ResultEntry{Step: "4", Value: json.RawMessage(`4`), Call: &api.CallEntry{Step: "4", Builtin: "t.echo", Args: json.RawMessage(`4`)}},
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -137,11 +138,18 @@ func TestParse(t *testing.T) {
 	if c, r, err := j.Match("3", "t.echo", json.RawMessage(`3`), pos); err != nil || c != nil || r != nil {
 		t.Fatalf("match 3: %v %v %v", c, r, err)
 	}
+	// A call journaled in its result entry (a co-located step).
+	if c, r, err := j.Match("4", "t.echo", json.RawMessage(`4`), pos); err != nil || c == nil || string(r.Value) != "4" {
+		t.Fatalf("match 4 (folded): %v %v %v", c, r, err)
+	}
 	var de *api.DivergenceError
+	if _, _, err := j.Match("4", "t.other", json.RawMessage(`4`), pos); !errors.As(err, &de) {
+		t.Fatalf("folded call, different builtin: %v", err)
+	}
 	if _, _, err := j.Match("1", "t.other", json.RawMessage(`{"a":1,"b":2}`), pos); !errors.As(err, &de) || de.Journaled.Builtin != "t.echo" || de.New.Pos != "new.star:9:9" {
 		t.Fatalf("different builtin: %v", err)
 	}
-	if err := j.Unvisited(map[string]bool{"1": true}); !errors.As(err, &de) || de.Step != "2" || de.Missing != 1 {
+	if err := j.Unvisited(map[string]bool{"1": true, "4": true}); !errors.As(err, &de) || de.Step != "2" || de.Missing != 1 {
 		t.Fatalf("unvisited: %v", err)
 	}
 

@@ -75,6 +75,25 @@ type Policy interface {
 	Place(ctx context.Context, req Request) (Decision, error)
 }
 
+// A Learner is a policy that learns from completed steps (Adaptive).
+type Learner interface {
+	Policy
+	Observe(builtin string, wall, cpu time.Duration, mem int64)
+	Profiles() *Profiles
+}
+
+// MeasuredShort reports whether policy p has measured builtin at least three
+// times and its typical wall time is under below. A policy that does not
+// learn has measured nothing.
+func MeasuredShort(p Policy, builtin string, below time.Duration) bool {
+	l, ok := p.(Learner)
+	if !ok {
+		return false
+	}
+	pr, measured := l.Profiles().Get(builtin)
+	return measured && pr.Samples >= 3 && pr.Wall < below
+}
+
 // A NoNodeError says why no node could take a step. It wraps ErrNoNode.
 type NoNodeError struct {
 	Builtin string

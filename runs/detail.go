@@ -53,6 +53,12 @@ func (s *Store) Get(ctx context.Context, id string) (*api.RunDetail, error) {
 				continue
 			}
 			i, ok := byID[e.Key]
+			if !ok && r.Call != nil { // a co-located step: its call is in its result
+				c := r.Call
+				i, ok = len(d.Steps), true
+				byID[e.Key] = i
+				d.Steps = append(d.Steps, api.StepView{ID: c.Step, Builtin: c.Builtin, Args: c.Args, Pos: c.Pos, Node: c.Node, Reason: c.Reason, Start: c.Time})
+			}
 			if !ok {
 				continue
 			}

@@ -53,12 +53,24 @@ func (s *Store) Events(ctx context.Context, id string) (*Events, error) {
 func (ev *Events) Follow(ctx context.Context, after uint64, fn func(api.Event) bool) error {
 	called := map[string]string{} // step id → builtin, from the call entries
 	emit := func(r journal.Record) bool {
-		if r.Kind == api.EntryCall {
+		switch r.Kind {
+		case api.EntryCall:
 			var c struct {
 				Builtin string `json:"builtin"`
 			}
 			if json.Unmarshal(r.Data, &c) == nil {
 				called[r.Key] = c.Builtin
+			}
+		case api.EntryResult:
+			if _, ok := called[r.Key]; !ok { // a co-located step: its call is in its result
+				var c struct {
+					Call *struct {
+						Builtin string `json:"builtin"`
+					} `json:"call"`
+				}
+				if json.Unmarshal(r.Data, &c) == nil && c.Call != nil {
+					called[r.Key] = c.Call.Builtin
+				}
 			}
 		}
 		if r.Seq > after && !fn(api.Event{ID: r.Seq, Kind: r.Kind, Data: eventData(r.JournalEntry, called)}) {

@@ -89,9 +89,21 @@ func attrPrefix(k, v string) string { return "a." + bus.EncodeKey(k) + "." + bus
 // status, so that they live as long as the record, and moves the status key.
 // It returns once every write is acknowledged.
 func (s *Store) Put(ctx context.Context, rec api.Run, prevStatus string, newAttrs map[string]string) error {
+	removeOld, err := s.PutKeepOld(ctx, rec, prevStatus, newAttrs)
+	if err != nil {
+		return err
+	}
+	return removeOld(ctx)
+}
+
+// PutKeepOld is Put that leaves the removal of the old status key to the
+// caller: it returns the function that removes it, to be called once the
+// caller has answered (a key too many in between is one List skips).
+func (s *Store) PutKeepOld(ctx context.Context, rec api.Run, prevStatus string, newAttrs map[string]string) (removeOld func(context.Context) error, err error) {
+	none := func(context.Context) error { return nil }
 	data, err := json.Marshal(rec)
 	if err != nil {
-		return fmt.Errorf("runs: index run %s: %w", rec.ID, err)
+		return none, fmt.Errorf("runs: index run %s: %w", rec.ID, err)
 	}
 	keys := []string{recordKey(rec.ID)}
 	attrs := newAttrs
@@ -111,21 +123,21 @@ func (s *Store) Put(ctx context.Context, rec api.Run, prevStatus string, newAttr
 		}
 		p, err := s.kv.PutAsync(key, value)
 		if err != nil {
-			return err
+			return none, err
 		}
 		puts = append(puts, p)
 	}
 	for _, p := range puts {
 		if _, err := p.Wait(ctx); err != nil {
-			return err
+			return none, err
 		}
 	}
 	// Remove the old status key only now: a crash in between leaves a key
 	// too many, which List skips, rather than none.
 	if prevStatus != "" && prevStatus != rec.Status {
-		return s.kv.Remove(ctx, statusKey(prevStatus, rec.ID))
+		return func(ctx context.Context) error { return s.kv.Remove(ctx, statusKey(prevStatus, rec.ID)) }, nil
 	}
-	return nil
+	return none, nil
 }
 
 // Record reads a run's record from the index, or returns an error wrapping

@@ -88,6 +88,31 @@ func (s *Step) Policy() RetryPolicy {
 	return p
 }
 
+// AttemptTimeout is how long one attempt of a call with args may take: the
+// call's own deadline (Deadline), else the builtin's Timeout, else def.
+func (s *Step) AttemptTimeout(args json.RawMessage, def time.Duration) time.Duration {
+	if s.Deadline != nil {
+		if d := s.Deadline(args); d > 0 {
+			return d
+		}
+	}
+	if s.Timeout > 0 {
+		return s.Timeout
+	}
+	return def
+}
+
+// Budget bounds every attempt of a call with args, with the delays between
+// them (see AttemptTimeout for def).
+func (s *Step) Budget(args json.RawMessage, def time.Duration) time.Duration {
+	p := s.Policy()
+	total := time.Duration(p.MaxAttempts) * s.AttemptTimeout(args, def)
+	for a := 2; a <= p.MaxAttempts; a++ {
+		total += p.Delay(a)
+	}
+	return total
+}
+
 // Delay returns the wait before attempt n (n ≥ 2).
 func (p RetryPolicy) Delay(n int) time.Duration {
 	d := float64(p.Initial)
@@ -110,6 +135,31 @@ type Env interface {
 	KV() KVStore
 	// Publish sends payload to subject for emit().
 	Publish(ctx context.Context, subject string, payload []byte) error
+}
+
+// NodeEnv is an Env made of its parts, as a node assembles it for the steps
+// it executes.
+type NodeEnv struct {
+	Name      string       // the node's name
+	Client    *http.Client // its outbound HTTP client
+	Store     KVStore      // the store behind kv.*
+	Publisher func(ctx context.Context, subject string, payload []byte) error
+}
+
+var _ Env = (*NodeEnv)(nil)
+
+// Node implements Env.
+func (e *NodeEnv) Node() string { return e.Name }
+
+// HTTPClient implements Env.
+func (e *NodeEnv) HTTPClient() *http.Client { return e.Client }
+
+// KV implements Env.
+func (e *NodeEnv) KV() KVStore { return e.Store }
+
+// Publish implements Env.
+func (e *NodeEnv) Publish(ctx context.Context, subject string, payload []byte) error {
+	return e.Publisher(ctx, subject, payload)
 }
 
 // KVStore is the key/value store behind kv.get/put/delete.

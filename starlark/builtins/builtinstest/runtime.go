@@ -31,9 +31,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/rs/zerolog"
 	"go.starlark.net/starlark"
+
+	"github.com/droverhq/drover/starlark/builtins"
 )
 
 const (
@@ -100,7 +101,7 @@ func (rt *Runtime) CallStep(thread *starlark.Thread, step *builtins.Step, args a
 	rt.calls = append(rt.calls, Call{Name: step.Name, Step: id, Local: step.Local, Args: string(raw)})
 	rt.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), deadline(step, raw))
+	ctx, cancel := context.WithTimeout(context.Background(), step.AttemptTimeout(raw, StepTimeout))
 	defer cancel()
 	ctx = builtins.WithStep(ctx, builtins.StepContext{Run: RunID, Step: id, Attempt: 1, Key: RunID + "/" + id})
 	res, err := step.Exec(ctx, rt.Env, raw)
@@ -120,19 +121,6 @@ func (rt *Runtime) CallStep(thread *starlark.Thread, step *builtins.Step, args a
 		return nil, serr
 	}
 	return out, nil
-}
-
-// deadline is how long the one attempt of step may take, by the engine's rule.
-func deadline(step *builtins.Step, args json.RawMessage) time.Duration {
-	if step.Deadline != nil {
-		if d := step.Deadline(args); d > 0 {
-			return d
-		}
-	}
-	if step.Timeout > 0 {
-		return step.Timeout
-	}
-	return StepTimeout
 }
 
 // Tag implements builtins.Runtime: it records attrs (see Tags).
