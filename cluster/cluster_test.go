@@ -76,7 +76,9 @@ func TestMembership(t *testing.T) {
 // live, holds it back.
 func TestAllHave(t *testing.T) {
 	b := bustest.Open(t, bus.Options{})
-	withFeature := func(name string, features []string) (*Membership, func()) { return memberWith(t, b, name, nil, features) }
+	withFeature := func(name string, features []string) (*Membership, func()) {
+		return memberWith(t, b, name, nil, features)
+	}
 	a, _ := withFeature("a", []string{"f"})
 	if !a.AllHave("f") || a.AllHave("g") {
 		t.Fatal("alone: a has f and not g")
