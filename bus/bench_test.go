@@ -5,63 +5,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// BenchmarkAppend measures one synchronous journal append (publish and wait
-// for JetStream's acknowledgement): on one embedded server (R1), and in a
-// 3-server cluster on loopback (R3, the entry stored on a quorum before the
-// acknowledgement) from the stream leader's server and from a follower's.
-// It is the floor under every step's cost.
-func BenchmarkAppend(b *testing.B) {
-	ctx := context.Background()
-	single, err := Open(ctx, Options{Name: "s1", DataDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer single.Close()
-	b.Run("R1", func(b *testing.B) { benchAppend(b, single) })
-
-	cctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	buses := openCluster(b, cctx, 3)
-	for _, bu := range buses {
-		defer bu.Close()
-	}
-	for i, bu := range buses {
-		b.Run(fmt.Sprintf("R3/via-c%d", i+1), func(b *testing.B) { benchAppend(b, bu) })
-	}
-}
-
-func benchAppend(b *testing.B, bu *Bus) {
-	ctx := context.Background()
-	run := fmt.Sprintf("bench%d", time.Now().UnixNano())
-	lat := make([]time.Duration, b.N)
-	var ru0 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	cpu0 := time.Duration(ru0.Utime.Nano() + ru0.Stime.Nano())
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		if _, err := bu.Append(ctx, JournalSubject(run, "result", fmt.Sprint(i)), fmt.Sprint(run, i), nil, []byte(`{"step":"1","value":null}`)); err != nil {
-			b.Fatal(err)
-		}
-		lat[i] = time.Since(t0)
-	}
-	b.StopTimer()
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	b.ReportMetric(float64((time.Duration(ru.Utime.Nano()+ru.Stime.Nano())-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-}
 
 // BenchmarkNewest reads the newest n revisions of a runs bucket of 20,000
 // keys (300-byte values, every tenth key removed, as status keys are) with
@@ -132,63 +80,4 @@ func BenchmarkNewest(b *testing.B) {
 			})
 		}
 	}
-}
-
-// BenchmarkAppendWriters measures journal appends from 64 concurrent writers
-// on one embedded server (R1), each a goroutine appending synchronously
-// (Bus.Append, as BenchmarkAppend) to a run of its own: the floor under the
-// throughput of 64 concurrent runs. It reports appends/s and each append's
-// p50/p99.
-func BenchmarkAppendWriters(b *testing.B) {
-	ctx := context.Background()
-	single, err := Open(ctx, Options{Name: "s1", DataDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer single.Close()
-	b.Run("R1/64writers", func(b *testing.B) { benchAppendWriters(b, single, 64) })
-}
-
-func benchAppendWriters(b *testing.B, bu *Bus, writers int) {
-	ctx := context.Background()
-	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
-	per := (b.N + writers - 1) / writers
-	lat := make([][]time.Duration, writers)
-	var wg sync.WaitGroup
-	var ru0 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	cpu0 := time.Duration(ru0.Utime.Nano() + ru0.Stime.Nano())
-	b.ResetTimer()
-	start := time.Now()
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			run := fmt.Sprintf("%s-%d", prefix, w)
-			l := make([]time.Duration, 0, per)
-			for i := range per {
-				t0 := time.Now()
-				if _, err := bu.Append(ctx, JournalSubject(run, "result", fmt.Sprint(i)), fmt.Sprint(run, i), nil, []byte(`{"step":"1","value":null}`)); err != nil {
-					b.Error(err)
-					return
-				}
-				l = append(l, time.Since(t0))
-			}
-			lat[w] = l
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	b.ReportMetric(float64((time.Duration(ru.Utime.Nano()+ru.Stime.Nano())-cpu0).Microseconds())/float64(writers*per), "cpu-µs/op")
-	b.StopTimer()
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "appends/s")
-	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 }

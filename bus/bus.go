@@ -55,6 +55,8 @@ type Options struct {
 	// Sync is when the embedded server's writes reach the disk (the zero
 	// value: every 2 minutes; SyncAlways: before each acknowledgement).
 	Sync SyncPolicy
+	// noGroupSync leaves the always policy to the server (benchmarks).
+	noGroupSync bool
 }
 
 // Bus is a connection to NATS, embedded or external, with Drover's streams.
@@ -66,6 +68,11 @@ type Bus struct {
 	journal jetstream.Stream
 	tmpDir  string
 	lock    *os.File
+
+	// group syncs the embedded server's store under the always policy
+	// (groupsync.go); remoteSync asks the server reached by URL to.
+	group      *groupSync
+	remoteSync bool
 
 	mu      sync.Mutex
 	buckets map[string]*KV
@@ -89,6 +96,7 @@ func Open(ctx context.Context, opts Options) (*Bus, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bus: connect to NATS at %s: %w (is nats-server running with -js?)", opts.URL, err)
 		}
+		b.probeRemoteSync()
 	} else if err := b.startEmbedded(); err != nil {
 		b.Close()
 		return nil, err
@@ -172,6 +180,12 @@ func (b *Bus) startEmbedded() error {
 		return err
 	}
 	b.lock = lock
+	clustered := b.opts.ClusterListen != "" || len(b.opts.Peers) > 0
+	if b.opts.Sync.Always && !clustered && !b.opts.noGroupSync {
+		if b.group, err = newGroupSync(dir); err != nil {
+			return err
+		}
+	}
 	so := &server.Options{
 		ServerName:   serverName(b.opts.Name),
 		JetStream:    true,
@@ -179,7 +193,7 @@ func (b *Bus) startEmbedded() error {
 		NoSigs:       true,
 		NoLog:        true,
 		MaxPayload:   b.opts.MaxPayload,
-		SyncAlways:   b.opts.Sync.Always,
+		SyncAlways:   b.opts.Sync.Always && b.group == nil,
 		SyncInterval: b.opts.Sync.interval(),
 		// The tag pins this node's step inbox to its own server (ensureSteps).
 		Tags: jwt.TagList{nodeTag(serverName(b.opts.Name))},
@@ -226,6 +240,9 @@ func (b *Bus) startEmbedded() error {
 	b.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("drover "+b.opts.Name))
 	if err != nil {
 		return fmt.Errorf("bus: in-process connection: %w", err)
+	}
+	if b.group != nil {
+		return b.group.serve(b.nc)
 	}
 	return nil
 }
@@ -307,7 +324,7 @@ func (b *Bus) ensure(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("bus: bucket %s: %w", cfg.Bucket, err)
 		}
-		b.buckets[cfg.Bucket] = &KV{kv: kv}
+		b.buckets[cfg.Bucket] = &KV{kv: kv, b: b, durable: cfg.Storage == jetstream.FileStorage}
 	}
 	b.pinned, err = b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: PinnedBucket, Description: "Drover runs kept past retention", Storage: jetstream.FileStorage, Replicas: b.opts.Replicas,
@@ -343,6 +360,9 @@ func (b *Bus) Close() error {
 	if b.ns != nil {
 		b.ns.Shutdown()
 		b.ns.WaitForShutdown()
+	}
+	if b.group != nil {
+		b.group.close()
 	}
 	if b.lock != nil {
 		b.lock.Close()

@@ -29,9 +29,13 @@ func (b *Bus) AppendOnce(ctx context.Context, subject, msgID string, hdr Header,
 		return err
 	})
 	if err != nil {
-		return 0, false, b.appendErr(ctx, subject, err)
+		err = b.appendErr(ctx, subject, err)
+		if errors.Is(err, ErrExists) { // the caller may rely on the stored entry
+			err = errors.Join(err, b.synced(ctx))
+		}
+		return 0, false, err
 	}
-	return ack.Sequence, ack.Duplicate, nil
+	return ack.Sequence, ack.Duplicate, b.synced(ctx)
 }
 
 // Pending is an asynchronous journal append or step dispatch.
@@ -42,6 +46,8 @@ type Pending struct {
 	// resend publishes the message again, synchronously, with the same
 	// message id (the stream drops it if the first publish was stored).
 	resend func(ctx context.Context) error
+	// durable is set for a journal append: Wait waits for the sync policy.
+	durable bool
 }
 
 // AppendAsync starts a journal append without waiting for its acknowledgement;
@@ -51,7 +57,7 @@ func (b *Bus) AppendAsync(subject, msgID string, hdr Header, data []byte) (*Pend
 	if err != nil {
 		return nil, b.appendErr(context.Background(), subject, err)
 	}
-	return &Pending{b: b, subject: subject, fut: fut, resend: func(ctx context.Context) error {
+	return &Pending{b: b, subject: subject, fut: fut, durable: true, resend: func(ctx context.Context) error {
 		_, err := b.Append(ctx, subject, msgID, hdr, data)
 		return err
 	}}, nil
@@ -67,6 +73,9 @@ func (p *Pending) Err() <-chan error { return p.fut.Err() }
 func (p *Pending) Wait(ctx context.Context) error {
 	select {
 	case <-p.fut.Ok():
+		if p.durable {
+			return p.b.synced(ctx)
+		}
 		return nil
 	case err := <-p.fut.Err():
 		return p.Resend(ctx, err)

@@ -20,7 +20,10 @@ import (
 // [-/_=.a-zA-Z0-9]; callers encode anything else (see EncodeKey).
 type KV struct {
 	kv jetstream.KeyValue
-	b  *Bus // set by Bucket
+	b  *Bus
+	// durable is set for a bucket on disk: its writes wait for the bus's
+	// sync policy (Bus.synced).
+	durable bool
 
 	mu     sync.Mutex
 	stream jetstream.Stream // the bucket's stream, looked up on first use
@@ -30,11 +33,7 @@ type KV struct {
 func (b *Bus) Bucket(name string) *KV {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	k := b.buckets[name]
-	if k != nil && k.b == nil {
-		k.b = b
-	}
-	return k
+	return b.buckets[name]
 }
 
 // streamName is the name of the stream that holds the bucket.
@@ -82,7 +81,16 @@ func (k *KV) Put(ctx context.Context, key string, value []byte) (uint64, error) 
 	if err != nil {
 		return 0, fmt.Errorf("bus: put %s: %w", key, err)
 	}
-	return rev, nil
+	return rev, k.synced(ctx)
+}
+
+// synced waits until the bucket's acknowledged writes are on disk as the
+// bus's sync policy requires.
+func (k *KV) synced(ctx context.Context) error {
+	if !k.durable {
+		return nil
+	}
+	return k.b.synced(ctx)
 }
 
 // Create stores value under key only if key does not exist; otherwise ErrExists.
@@ -96,11 +104,12 @@ func (k *KV) Create(ctx context.Context, key string, value []byte) (uint64, erro
 	})
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return 0, fmt.Errorf("%w: key %s", ErrExists, key)
+			// The caller may rely on the stored value: wait for it too.
+			return 0, errors.Join(fmt.Errorf("%w: key %s", ErrExists, key), k.synced(ctx))
 		}
 		return 0, fmt.Errorf("bus: create %s: %w", key, err)
 	}
-	return rev, nil
+	return rev, k.synced(ctx)
 }
 
 // Update stores value under key only if the key's latest revision is last
@@ -120,7 +129,7 @@ func (k *KV) Update(ctx context.Context, key string, value []byte, last uint64) 
 		}
 		return 0, fmt.Errorf("bus: update %s: %w", key, err)
 	}
-	return rev, nil
+	return rev, k.synced(ctx)
 }
 
 // Delete removes key (a no-op if it does not exist).
@@ -129,7 +138,7 @@ func (k *KV) Delete(ctx context.Context, key string) error {
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("bus: delete %s: %w", key, err)
 	}
-	return nil
+	return k.synced(ctx)
 }
 
 // Entry is one key and value from a bucket.
@@ -252,6 +261,7 @@ func (k *KV) Watch(ctx context.Context, key string) (<-chan Entry, error) {
 
 // PendingPut is a Put started by PutAsync.
 type PendingPut struct {
+	k   *KV
 	key string
 	fut jetstream.PubAckFuture
 }
@@ -269,14 +279,14 @@ func (k *KV) PutAsync(key string, value []byte) (*PendingPut, error) {
 	if err != nil {
 		return nil, k.putErr(key, err)
 	}
-	return &PendingPut{key: key, fut: fut}, nil
+	return &PendingPut{k: k, key: key, fut: fut}, nil
 }
 
 // Wait blocks until the put is stored and returns the key's new revision.
 func (p *PendingPut) Wait(ctx context.Context) (uint64, error) {
 	select {
 	case ack := <-p.fut.Ok():
-		return ack.Sequence, nil
+		return ack.Sequence, p.k.synced(ctx)
 	case err := <-p.fut.Err():
 		return 0, fmt.Errorf("bus: put %s: %w", p.key, err)
 	case <-ctx.Done():
@@ -323,7 +333,7 @@ func (k *KV) Remove(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("bus: remove %s: %w", key, err)
 	}
-	return nil
+	return nil // not synced: a removal lost to a power loss leaves a key readers skip
 }
 
 // StoredKeys returns every key matching filter that holds a message: a value,

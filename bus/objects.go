@@ -13,7 +13,7 @@ func (b *Bus) PutPinned(ctx context.Context, name string, data []byte) error {
 	if err := retry(ctx, func(ctx context.Context) error { _, err := b.pinned.PutBytes(ctx, name, data); return err }); err != nil {
 		return fmt.Errorf("bus: pin %s: %w", name, err)
 	}
-	return nil
+	return b.synced(ctx)
 }
 
 // GetPinned returns what PutPinned stored under name, or ErrNotFound.

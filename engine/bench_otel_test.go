@@ -3,24 +3,22 @@ package engine
 import (
 	"context"
 	"os"
-	"syscall"
-	"time"
+	"sync"
 
 	"github.com/droverhq/drover/telemetry"
 )
 
-// DROVER_BENCH_OTEL=sdk installs the tracer provider a node started by
-// `engine` runs with (telemetry.Setup: spans recorded, exported only when
-// OTEL_* says so), rather than the global no-op the tests otherwise see.
-func init() {
-	if os.Getenv("DROVER_BENCH_OTEL") == "sdk" {
-		telemetry.Setup(context.Background(), "drover-bench", "n1")
-	}
-}
+var telemetryOnce sync.Once
 
-// processCPU is the CPU time (user + system) the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+// productionTelemetry installs, once, the tracer provider an `engine`
+// process runs with (telemetry.Setup): spans that carry ids only unless
+// OTEL_TRACES_EXPORTER or an OTLP endpoint is set, rather than the global
+// no-op the tests otherwise see. Benchmarks call it before starting nodes.
+// DROVER_BENCH_OTEL=none keeps the global no-op (for comparison).
+func productionTelemetry() {
+	telemetryOnce.Do(func() {
+		if os.Getenv("DROVER_BENCH_OTEL") != "none" {
+			telemetry.Setup(context.Background(), "drover-bench", "n1")
+		}
+	})
 }

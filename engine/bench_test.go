@@ -13,6 +13,8 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/bus/bustest"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
@@ -64,41 +66,71 @@ func (l *latencies) add(s []time.Duration) {
 	l.mu.Unlock()
 }
 
-func (l *latencies) report(b *testing.B) {
+// report reports the p50 and p99 and returns the p50.
+func (l *latencies) report(b *testing.B) time.Duration {
 	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
 	if len(l.d) == 0 {
-		return
+		return 0
 	}
-	q := func(p float64) float64 { return float64(l.d[int(p*float64(len(l.d)-1))].Nanoseconds()) / 1e3 }
-	b.ReportMetric(q(0.5), "p50-µs")
-	b.ReportMetric(q(0.99), "p99-µs")
+	q := func(p float64) time.Duration { return l.d[int(p*float64(len(l.d)-1))] }
+	b.ReportMetric(float64(q(0.5).Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(q(0.99).Nanoseconds())/1e3, "p99-µs")
+	return q(0.5)
 }
 
 const loopScript = "def main(input):\n    bench.loop(input)\n"
 
-// BenchmarkStep measures one no-op step, journaled (call + result, write-once,
-// file storage): co-located (executed in-process) and dispatched (through the
-// STEPS stream to the worker, result journaled by the worker). "seq" runs the
-// steps one after another in one run and reports p50/p99 per step; "64runs"
-// runs 64 runs concurrently and reports steps/s.
+// syncPolicies are the sync policies step benchmarks run under.
+var syncPolicies = []bus.SyncPolicy{bus.SyncAlways, {}}
+
+// BenchmarkStep measures one no-op step, journaled (write-once, file
+// storage), under each sync policy: co-located (executed in-process) and
+// dispatched (through the step inbox to the worker, result journaled by the
+// worker). "seq" runs the steps one after another in one run and reports
+// p50/p99 per step; "64runs" runs 64 runs concurrently and reports steps/s.
+// Each also measures, on the same node in the same run, its floor: one
+// acknowledged journal append (floor-p50-µs), or 64 concurrent writers'
+// appends (floor-appends/s), and reports the ratio (x-floor: step p50 over
+// the floor's, or steps/s over the floor's appends/s).
 func BenchmarkStep(b *testing.B) {
-	for _, dispatch := range []bool{false, true} {
-		mode := map[bool]string{false: "colocated", true: "dispatched"}[dispatch]
-		b.Run(mode+"/seq", func(b *testing.B) {
-			lat := &latencies{}
-			n := newTestNode(b, Options{Registry: benchRegistry(lat, nil), AlwaysDispatch: dispatch})
-			runN(b, n, 1, b.N)
-			lat.report(b)
-		})
-		b.Run(mode+"/64runs", func(b *testing.B) {
-			lat := &latencies{}
-			n := newTestNode(b, Options{Registry: benchRegistry(lat, nil), AlwaysDispatch: dispatch})
-			start := time.Now()
-			runN(b, n, 64, b.N)
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "steps/s")
-			lat.report(b)
-		})
+	productionTelemetry()
+	for _, policy := range syncPolicies {
+		for _, dispatch := range []bool{false, true} {
+			mode := map[bool]string{true: "always", false: "interval"}[policy.Always] + "/" + map[bool]string{false: "colocated", true: "dispatched"}[dispatch]
+			b.Run(mode+"/seq", func(b *testing.B) {
+				lat := &latencies{}
+				n := newTestNode(b, Options{Registry: benchRegistry(lat, nil), AlwaysDispatch: dispatch, Sync: policy})
+				runN(b, n, 1, b.N)
+				p50 := lat.report(b)
+
+				floor := measureFloor(b, n, 1, max(200, min(b.N, 2000)))
+				b.ReportMetric(float64(p50.Nanoseconds())/float64(floor.P50.Nanoseconds()), "x-floor")
+			})
+			b.Run(mode+"/64runs", func(b *testing.B) {
+				lat := &latencies{}
+				n := newTestNode(b, Options{Registry: benchRegistry(lat, nil), AlwaysDispatch: dispatch, Sync: policy})
+				start := time.Now()
+				runN(b, n, 64, b.N)
+				perSec := float64(b.N) / time.Since(start).Seconds()
+				b.ReportMetric(perSec, "steps/s")
+				lat.report(b)
+				floor := measureFloor(b, n, 64, max(10, min(b.N/64, 100)))
+				b.ReportMetric(perSec/floor.PerSec(), "x-floor")
+			})
+		}
 	}
+}
+
+// measureFloor measures and reports, prefixed "floor-", appends on n's bus
+// from writers writers, each entries.
+func measureFloor(b *testing.B, n *Node, writers, each int) bustest.Floor {
+	b.Helper()
+	f, err := bustest.MeasureFloor(context.Background(), n.bus, writers, each)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Report(b, "floor-")
+	return f
 }
 
 // runN makes total steps in `runs` concurrent runs.
@@ -111,8 +143,10 @@ func runN(b *testing.B, n *Node, runs, total int) {
 		b.Fatal(err)
 	}
 	n.Wait(ctx, r.ID)
-	cpu0 := processCPU()
-	defer func() { b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(total), "cpu-µs/op") }()
+	cpu0 := bustest.ProcessCPU()
+	defer func() {
+		b.ReportMetric(float64((bustest.ProcessCPU()-cpu0).Microseconds())/float64(total), "cpu-µs/op")
+	}()
 	b.ResetTimer()
 	per := (total + runs - 1) / runs
 	ids := make([]string, runs)
@@ -134,6 +168,7 @@ func runN(b *testing.B, n *Node, runs, total int) {
 
 // BenchmarkInFlightRunMemory reports the heap held by one run waiting on a step.
 func BenchmarkInFlightRunMemory(b *testing.B) {
+	productionTelemetry()
 	release := make(chan struct{})
 	n := newTestNode(b, Options{Registry: benchRegistry(&latencies{}, release)})
 	ctx := context.Background()

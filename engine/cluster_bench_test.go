@@ -60,6 +60,7 @@ func startCluster3(tb testing.TB, opts func(i int) Options) []*Node {
 // own server, result journaled by n2, n1 notified). Like BenchmarkStep, "seq"
 // reports p50/p99 per step and "64runs" steps/s.
 func BenchmarkCluster3Step(b *testing.B) {
+	productionTelemetry()
 	lat := &latencies{}
 	for _, dispatch := range []bool{false, true} {
 		mode := map[bool]string{false: "colocated", true: "dispatched"}[dispatch]

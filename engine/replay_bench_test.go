@@ -15,6 +15,7 @@ import (
 // reports steps/s: canonical JSON of each call's arguments, journal lookup and
 // result decoding.
 func BenchmarkReplay10k(b *testing.B) {
+	productionTelemetry()
 	var execs atomic.Int64
 	n := newTestNode(b, Options{Registry: testRegistry(&execs)})
 	ctx := context.Background()
@@ -45,6 +46,7 @@ func BenchmarkReplay10k(b *testing.B) {
 // steps: from adopt (read journal, load and compile the script, replay) to the
 // moment its next step executes live.
 func BenchmarkAdopt1000(b *testing.B) {
+	productionTelemetry()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		var execs, holds atomic.Int64

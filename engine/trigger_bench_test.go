@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus/bustest"
 )
 
 // versionScript makes three steps that each echo the version's tag, so that
@@ -75,6 +76,7 @@ func quantile(d []time.Duration, q float64) float64 {
 // redeployed 20 times, alternating two versions: it fails on any non-200
 // response or any response whose steps mix versions.
 func BenchmarkHTTPTrigger(b *testing.B) {
+	productionTelemetry()
 	var execs atomic.Int64
 	n := newTestNode(b, Options{Registry: testRegistry(&execs)})
 	srv := httptest.NewServer(n.Handler())
@@ -125,9 +127,9 @@ func BenchmarkHTTPTrigger(b *testing.B) {
 				close(done)
 			}
 			b.ResetTimer()
-			start, cpu0 := time.Now(), processCPU()
+			start, cpu0 := time.Now(), bustest.ProcessCPU()
 			lat := triggerLoad(b, url, tc.conns, b.N, check)
-			elapsed, cpu := time.Since(start), processCPU()-cpu0
+			elapsed, cpu := time.Since(start), bustest.ProcessCPU()-cpu0
 			b.StopTimer()
 			<-done
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
@@ -145,6 +147,7 @@ func BenchmarkHTTPTrigger(b *testing.B) {
 // cluster: from the start of a deploy through one node until every node's
 // own view (not a read of the bucket) starts new runs on the new version.
 func BenchmarkDeployVisible(b *testing.B) {
+	productionTelemetry()
 	var execs atomic.Int64
 	nodes := startCluster3(b, func(int) Options { return Options{Registry: testRegistry(&execs), NoRecovery: true} })
 	ctx := context.Background()

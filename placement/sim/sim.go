@@ -24,6 +24,11 @@
 // policies "drover" and "p2c+limits" enforce the declared resources on the
 // worker (meter.Resources) as Drover's engine does; the others model
 // schedulers that know nothing of them.
+//
+// FanIn models the other side of the readings: what it costs each node to
+// hear every node's heartbeat as the cluster grows (N² deliveries a second),
+// from sizes and CPU costs measured on this machine, against designs that
+// hear less.
 package sim
 
 import (

@@ -22,7 +22,7 @@ func appendCanonical(buf []byte, v any) (_ []byte, ok bool) {
 	case bool:
 		return strconv.AppendBool(buf, v), true
 	case string:
-		return appendString(buf, v), true
+		return AppendJSONString(buf, v), true
 	case json.Number:
 		return append(buf, v...), true
 	case int:
@@ -60,7 +60,7 @@ func appendCanonical(buf []byte, v any) (_ []byte, ok bool) {
 			if i > 0 {
 				buf = append(buf, ',')
 			}
-			buf = appendString(buf, k)
+			buf = AppendJSONString(buf, k)
 			buf = append(buf, ':')
 			if buf, ok = appendCanonical(buf, v[k]); !ok {
 				return buf, false
@@ -71,9 +71,9 @@ func appendCanonical(buf []byte, v any) (_ []byte, ok bool) {
 	return buf, false
 }
 
-// appendString appends s as a JSON string, escaped as encoding/json does with
-// SetEscapeHTML(false).
-func appendString(buf []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string, escaped as encoding/json does
+// with SetEscapeHTML(false).
+func AppendJSONString(buf []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	buf = append(buf, '"')
 	start := 0
