@@ -180,8 +180,10 @@ type StepView struct {
 	Error    *builtins.StepError `json:"error,omitempty"`
 	// Placements lists every placement of a step placed more than once (its
 	// executing node was lost before it answered, or its run was adopted
-	// while it was under way), first to last; the last is where it executed.
-	// Empty when it was placed once.
+	// while it was under way), first to last. Node is where it executed:
+	// usually the last placement, but a lost node's result can reach the
+	// journal after the step was placed again, and the first result journaled
+	// stands. Empty when it was placed once.
 	Placements []Placement `json:"placements,omitempty"`
 }
 

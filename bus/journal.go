@@ -192,6 +192,9 @@ func (b *Bus) readOnce(ctx context.Context, filter string) ([]Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: read %s: %w", filter, err)
 	}
+	// A consumer left to its inactivity threshold costs the stream work
+	// on every purge (sealing) meanwhile.
+	defer b.deleteConsumer(cons)
 	out := make([]Msg, 0, total)
 	for {
 		batch, err := fetchCtx(ctx, cons, total)

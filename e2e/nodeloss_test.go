@@ -69,7 +69,9 @@ func TestNodeLossUnderLoad(t *testing.T) {
 		}
 	}
 	// Steps placed again (their node was lost, or their run adopted while
-	// they were under way) show each placement, the last where they ran.
+	// they were under way) show each placement, numbered, one of them where
+	// they ran: usually the last, but a lost node's result can be committed
+	// after the step was placed again, and the first result journaled stands.
 	placedAgain, shown := 0, false
 	for _, id := range ids {
 		d, err := survivor.Get(ctx, id)
@@ -82,7 +84,11 @@ func TestNodeLossUnderLoad(t *testing.T) {
 			}
 			placedAgain++
 			last := st.Placements[len(st.Placements)-1]
-			if st.Placements[0].Attempt != 1 || last.Attempt != len(st.Placements) || last.Node != st.Node || last.Why == "" {
+			ranOn := false
+			for _, p := range st.Placements {
+				ranOn = ranOn || p.Node == st.Node
+			}
+			if st.Placements[0].Attempt != 1 || last.Attempt != len(st.Placements) || !ranOn || last.Why == "" {
 				t.Errorf("run %s step %s: placements %+v, executed on %s", id, st.ID, st.Placements, st.Node)
 			}
 		}

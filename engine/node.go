@@ -63,6 +63,7 @@ type Node struct {
 	tracer   trace.Tracer
 	meter    meter.Meter
 	journal  *journal.Store
+	sealer   *journal.Sealer // seals ended runs' journals
 	runs     *runs.Store
 	scripts  *deploy.Store
 	deployer *deploy.Deployer
@@ -166,6 +167,8 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		b.Close()
 		return nil, err
 	}
+	n.sealer = n.journal.NewSealer(journal.SealerOptions{Logger: &n.log})
+	go n.sealer.Run(n.baseCtx, 2*time.Second)
 	if !opts.NoRecovery {
 		n.recoverRuns(ctx)
 	}
@@ -223,6 +226,7 @@ func (n *Node) Close(ctx context.Context) error {
 	n.dispatch.close()
 	n.stopCancels()
 	n.cancelBase(errShutdown)
+	n.sealer.Wait()
 	n.log.Info().Msg("node stopped")
 	return n.bus.Close()
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"net/http"
 	"os"
 	"strings"
@@ -16,7 +17,8 @@ import (
 )
 
 // Options configures a Node. The zero value runs an embedded, in-process-only
-// node whose data lives in a temporary directory.
+// node whose data lives in a temporary directory; a zero field takes its
+// default.
 type Options struct {
 	// Name identifies the node (default: the host name up to its first dot).
 	Name string
@@ -103,23 +105,11 @@ func (o Options) withDefaults() Options {
 		tr.MaxIdleConnsPerHost = 64
 		o.HTTPClient = &http.Client{Transport: tr}
 	}
-	if o.MaxExecSteps == 0 {
-		o.MaxExecSteps = script.DefaultMaxSteps
-	}
-	if o.PayloadLimit <= 0 {
-		o.PayloadLimit = 1 << 20
-	}
-	if o.StepTimeout <= 0 {
-		o.StepTimeout = 30 * time.Second
-	}
-	if o.EventsKeepAlive <= 0 {
-		o.EventsKeepAlive = 15 * time.Second
-	}
-	if o.HeartbeatEvery <= 0 {
-		o.HeartbeatEvery = cluster.HeartbeatEvery
-	}
-	if o.TriggerTimeout <= 0 {
-		o.TriggerTimeout = 30 * time.Second
-	}
+	o.MaxExecSteps = cmp.Or(o.MaxExecSteps, script.DefaultMaxSteps)
+	o.PayloadLimit = cmp.Or(o.PayloadLimit, 1<<20)
+	o.StepTimeout = cmp.Or(o.StepTimeout, 30*time.Second)
+	o.EventsKeepAlive = cmp.Or(o.EventsKeepAlive, 15*time.Second)
+	o.HeartbeatEvery = cmp.Or(o.HeartbeatEvery, cluster.HeartbeatEvery)
+	o.TriggerTimeout = cmp.Or(o.TriggerTimeout, 30*time.Second)
 	return o
 }

@@ -253,6 +253,7 @@ func (r *run) end(result json.RawMessage, runErr *api.RunError) {
 	}
 	ev.Str("status", rec.Status).Int("steps", rec.Steps).Dur("took", now.Sub(rec.Started)).Msg("run ended")
 	r.finishLocal()
+	r.n.sealer.Add(r.id)
 }
 
 // block stops a recovered run whose script no longer matches its journal: it

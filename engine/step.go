@@ -123,7 +123,9 @@ func (r *run) dispatchUntilDone(ctx context.Context, step *builtins.Step, dec pl
 		if !errors.Is(err, errNodeLost) {
 			return res, err
 		}
-		if prev, err := r.n.journal.Result(ctx, r.id, env.Step); err == nil {
+		if prev, err := r.n.journal.LookupResult(ctx, r.id, env.Step); err != nil {
+			return api.ResultEntry{}, err
+		} else if prev != nil {
 			return *prev, nil
 		}
 		lost := dec.Node

@@ -216,3 +216,27 @@ func TestParseExportRefusesBadFiles(t *testing.T) {
 		})
 	}
 }
+
+// LookupResult tells "not journaled" (nil) from "the journal did not answer"
+// (it asks again until its context ends, then fails).
+func TestLookupResult(t *testing.T) {
+	b := bustest.Open(t, bus.Options{})
+	s := NewStore(b)
+	ctx := context.Background()
+	run := ulid.Make().String()
+	if res, err := s.LookupResult(ctx, run, "1"); res != nil || err != nil {
+		t.Fatalf("before the result: %+v %v, want nil, nil", res, err)
+	}
+	if _, err := s.AppendResult(ctx, run, api.ResultEntry{Step: "1", Value: json.RawMessage(`1`)}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.LookupResult(ctx, run, "1"); err != nil || string(res.Value) != "1" {
+		t.Fatalf("after the result: %+v %v", res, err)
+	}
+	b.Close()
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if res, err := s.LookupResult(short, run, "1"); res != nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "step 1 of run "+run) {
+		t.Fatalf("journal closed: %+v %v, want the deadline, naming the step", res, err)
+	}
+}

@@ -2,11 +2,13 @@ package journal
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
@@ -104,6 +106,9 @@ func (s *Store) Create(ctx context.Context, run string, kind api.EntryKind, key 
 // wrapping ErrNotFound.
 func (s *Store) Get(ctx context.Context, run string, kind api.EntryKind, key string, v any) error {
 	m, err := s.b.Entry(ctx, subject(run, kind, key))
+	if errors.Is(err, ErrNotFound) {
+		m.Data, err = s.sealedEntry(ctx, run, kind, key, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -111,6 +116,27 @@ func (s *Store) Get(ctx context.Context, run string, kind api.EntryKind, key str
 		return fmt.Errorf("journal: %s entry %s of run %s is corrupt: %w", kind, key, run, err)
 	}
 	return nil
+}
+
+// sealedEntry looks for an entry in run's sealed parts, returning notFound
+// when it is not there (or the run is not sealed).
+func (s *Store) sealedEntry(ctx context.Context, run string, kind api.EntryKind, key string, notFound error) ([]byte, error) {
+	parts, err := s.b.ReadDirect(ctx, bus.JournalPrefix+run+"."+sealedKind+".>")
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range parts {
+		recs, err := unpack(run, m)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			if r.Kind == kind && r.Key == key {
+				return r.Data, nil
+			}
+		}
+	}
+	return nil, notFound
 }
 
 // Result returns the journaled result of step id of run, or an error
@@ -121,6 +147,24 @@ func (s *Store) Result(ctx context.Context, run, step string) (*api.ResultEntry,
 		return nil, err
 	}
 	return res, nil
+}
+
+// LookupResult returns step's result if the journal holds it, and nil if
+// the journal answers that it does not. While the journal does not answer
+// (a lost node may have led it, and its result may be committed by the next
+// leader) it asks again, until ctx ends.
+func (s *Store) LookupResult(ctx context.Context, run, step string) (*api.ResultEntry, error) {
+	for {
+		res, err := s.Result(ctx, run, step)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("journal: looking up the result of step %s of run %s: %w (last error: %v)", step, run, context.Cause(ctx), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // AppendResult journals the result of a step, write-once: if another writer
@@ -149,17 +193,14 @@ func record(run string, m bus.Msg) Record {
 }
 
 // Read returns every entry of run in the order they were written; none for
-// a run the journal does not hold (never started, or expired).
+// a run the journal does not hold (never started, or expired). A sealed
+// run's entries read the same as a live one's.
 func (s *Store) Read(ctx context.Context, run string) ([]Record, error) {
 	msgs, err := s.b.Read(ctx, bus.JournalFilter(run))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Record, len(msgs))
-	for i, m := range msgs {
-		out[i] = record(run, m)
-	}
-	return out, nil
+	return records(run, msgs)
 }
 
 // Entries returns the entries of records.
@@ -174,7 +215,28 @@ func Entries(records []Record) []api.JournalEntry {
 // Follow calls fn with every entry of run in the order they were written:
 // first those already stored, then each new one as it is appended. It returns
 // nil as soon as fn returns false, ctx.Err() when ctx ends, and an error
-// wrapping bus.ErrClosed when the bus closes.
+// wrapping bus.ErrClosed when the bus closes. A run sealed while it is
+// followed goes on where it was: the entries of its sealed parts that were
+// delivered already are not delivered again.
 func (s *Store) Follow(ctx context.Context, run string, fn func(Record) bool) error {
-	return s.b.Follow(ctx, bus.JournalFilter(run), func(m bus.Msg) bool { return fn(record(run, m)) })
+	var last uint64
+	var ferr error
+	err := s.b.Follow(ctx, bus.JournalFilter(run), func(m bus.Msg) bool {
+		recs, err := records(run, []bus.Msg{m})
+		if err != nil {
+			ferr = err
+			return false
+		}
+		for _, r := range recs {
+			if r.Seq <= last {
+				continue
+			}
+			last = r.Seq
+			if !fn(r) {
+				return false
+			}
+		}
+		return true
+	})
+	return cmp.Or(ferr, err)
 }

@@ -1,0 +1,123 @@
+package journal
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/droverhq/drover/bus"
+)
+
+// DefaultSweepEvery is how often a Sealer looks for ended runs that nobody
+// sealed.
+const DefaultSweepEvery = 10 * time.Minute
+
+// SealerOptions configure a Sealer.
+type SealerOptions struct {
+	// SweepEvery is how often to sweep (default DefaultSweepEvery); the
+	// first sweep is at Run.
+	SweepEvery time.Duration
+	// Logger is told of runs that could not be sealed (they are tried again
+	// at the next sweep); nil means no logging.
+	Logger *zerolog.Logger
+}
+
+// A Sealer seals ended runs' journals in the background: the runs it is
+// given (Add: a coordinator's runs as they end), and those a sweep finds,
+// which ended while no node sealed them (their coordinator stopped first, or
+// the data dir was written before journals were sealed: sweeping is also
+// the upgrade of an older data dir).
+type Sealer struct {
+	s     *Store
+	opts  SealerOptions
+	queue chan string
+	done  chan struct{}
+}
+
+// NewSealer returns a sealer of the journals in s. Start it with Run.
+func (s *Store) NewSealer(opts SealerOptions) *Sealer {
+	if opts.SweepEvery <= 0 {
+		opts.SweepEvery = DefaultSweepEvery
+	}
+	if opts.Logger == nil {
+		nop := zerolog.Nop()
+		opts.Logger = &nop
+	}
+	return &Sealer{s: s, opts: opts, queue: make(chan string, 4096), done: make(chan struct{})}
+}
+
+// Add asks for run, which has ended, to be sealed. It never blocks: a run
+// that does not fit in the queue is found by the next sweep.
+func (z *Sealer) Add(run string) {
+	select {
+	case z.queue <- run:
+	default:
+	}
+}
+
+// Run seals what is added and sweeps, at once and then every SweepEvery,
+// until ctx ends; then it seals what is still queued, within drain, and
+// returns.
+func (z *Sealer) Run(ctx context.Context, drain time.Duration) {
+	defer close(z.done)
+	// Queued runs are sealed under a context that outlives ctx by drain.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(drain, cancel) })()
+	sweep := time.NewTimer(0)
+	defer sweep.Stop()
+	for {
+		select {
+		case run := <-z.queue:
+			z.seal(sctx, run)
+		case <-sweep.C:
+			z.Sweep(ctx)
+			sweep.Reset(z.opts.SweepEvery)
+		case <-ctx.Done():
+			for {
+				select {
+				case run := <-z.queue:
+					z.seal(sctx, run)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// Wait returns once Run has returned.
+func (z *Sealer) Wait() { <-z.done }
+
+// Sweep seals every run that has ended and is not sealed yet, and returns
+// how many it sealed.
+func (z *Sealer) Sweep(ctx context.Context) int {
+	subjects, err := z.s.b.JournalSubjects(ctx, bus.JournalPrefix+"*."+"end")
+	if err != nil {
+		if ctx.Err() == nil {
+			z.opts.Logger.Warn().Err(err).Msg("sweep journals to seal")
+		}
+		return 0
+	}
+	n := 0
+	for _, subj := range subjects {
+		if ctx.Err() != nil {
+			break
+		}
+		run, _, _ := strings.Cut(strings.TrimPrefix(subj, bus.JournalPrefix), ".")
+		if z.seal(ctx, run) {
+			n++
+		}
+	}
+	return n
+}
+
+func (z *Sealer) seal(ctx context.Context, run string) bool {
+	sealed, err := z.s.Seal(ctx, run)
+	if err != nil && ctx.Err() == nil {
+		z.opts.Logger.Warn().Err(err).Str("run", run).Msg("seal journal; the next sweep tries again")
+	}
+	return sealed
+}
