@@ -94,6 +94,12 @@ func (r *StartRequest) Check(limit int) (json.RawMessage, error) {
 	return input, nil
 }
 
+// DefaultPayloadLimit is the default hard limit on a step's arguments or
+// result and a run's input or result, in bytes (engine --payload-limit).
+// Values over 64 KiB are journaled by reference to a copy stored once (see
+// docs/architecture.md), so the limit is one of memory, not of the journal.
+const DefaultPayloadLimit = 32 << 20
+
 // Run is a run's record in the runs index.
 type Run struct {
 	ID     string `json:"id"`
@@ -112,7 +118,11 @@ type Run struct {
 	Expires     *time.Time        `json:"expires,omitempty"` // when retention removes it (nil: pinned)
 	Pinned      bool              `json:"pinned,omitempty"`
 	Result      json.RawMessage   `json:"result,omitempty"`
-	Error       *RunError         `json:"error,omitempty"`
+	// ResultLeftOut says that the result is large (over 64 KiB) and left
+	// out of the index: reading one run (its record, Wait, runs show) reads
+	// it from the journal; a listing leaves it out.
+	ResultLeftOut bool      `json:"result_left_out,omitempty"`
+	Error         *RunError `json:"error,omitempty"`
 }
 
 // Stopped reports whether the run has ended or is blocked: either way it makes

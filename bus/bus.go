@@ -77,6 +77,7 @@ type Bus struct {
 	mu      sync.Mutex
 	buckets map[string]*KV
 	pinned  jetstream.ObjectStore
+	values  jetstream.ObjectStore
 }
 
 // Open starts or connects to NATS and creates Drover's streams and buckets if
@@ -341,6 +342,13 @@ func (b *Bus) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("bus: object store %s: %w", PinnedBucket, err)
+	}
+	b.values, err = b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: ValuesBucket, Description: "Drover large journal values by content hash", Storage: jetstream.FileStorage,
+		Replicas: b.opts.Replicas, TTL: b.opts.JournalMaxAge + valueRefresh,
+	})
+	if err != nil {
+		return fmt.Errorf("bus: object store %s: %w", ValuesBucket, err)
 	}
 	return nil
 }

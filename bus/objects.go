@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -28,6 +29,41 @@ func (b *Bus) GetPinned(ctx context.Context, name string) ([]byte, error) {
 			return nil, fmt.Errorf("%w: pinned %s", ErrNotFound, name)
 		}
 		return nil, fmt.Errorf("bus: read pinned %s: %w", name, err)
+	}
+	return data, nil
+}
+
+// valueRefresh is how old a stored value may be before PutValue stores it
+// again: a value outlives the newest journal entry naming it, since values
+// are kept valueRefresh longer than journals.
+const valueRefresh = time.Hour
+
+// PutValue stores data under name (its content hash) in the values object
+// store, which keeps it as long as the journal keeps entries written now.
+// A value stored less than an hour ago is not stored again.
+func (b *Bus) PutValue(ctx context.Context, name string, data []byte) error {
+	if info, err := b.values.GetInfo(ctx, name); err == nil && !info.Deleted && time.Since(info.ModTime) < valueRefresh {
+		return nil
+	}
+	if err := retry(ctx, func(ctx context.Context) error { _, err := b.values.PutBytes(ctx, name, data); return err }); err != nil {
+		return fmt.Errorf("bus: store value %s: %w", name, err)
+	}
+	return b.synced(ctx)
+}
+
+// GetValue returns what PutValue stored under name, or ErrNotFound (it
+// expired with the journals).
+func (b *Bus) GetValue(ctx context.Context, name string) ([]byte, error) {
+	var data []byte
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		data, err = b.values.GetBytes(ctx, name)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, fmt.Errorf("%w: value %s", ErrNotFound, name)
+		}
+		return nil, fmt.Errorf("bus: read value %s: %w", name, err)
 	}
 	return data, nil
 }

@@ -49,6 +49,9 @@ const (
 	// PinnedBucket is an object store of runs kept past retention, each a
 	// self-contained export, with no expiry.
 	PinnedBucket = "drover_pinned"
+	// ValuesBucket is the object store of large journal values, by content
+	// hash, kept as long as journals are.
+	ValuesBucket = "drover_values"
 )
 
 // JournalSubject returns the subject of one journal entry of run: kind is

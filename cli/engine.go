@@ -116,7 +116,7 @@ value, stray argument).
 	f.Var(choiceValue{&e.logLevel, logLevels}, "log-level", "`LEVEL` of the logs on stderr: "+orList(logLevels))
 	e.maxSteps = script.DefaultMaxSteps
 	addMaxExecSteps(f, &e.maxSteps, "Starlark computation limit per run, as `N` steps (runaway-loop guard)")
-	f.IntVar(&e.payloadLimit, "payload-limit", 1<<20, "largest step argument, step result, input or run result, in `BYTES`")
+	f.IntVar(&e.payloadLimit, "payload-limit", api.DefaultPayloadLimit, "largest step argument, step result, input or run result, in `BYTES`")
 	e.stepTimeout, e.grace, e.retention, e.triggerTimeout = 30*time.Second, 10*time.Second, 30*24*time.Hour, 30*time.Second
 	f.Var(durationValue{p: &e.stepTimeout}, "step-timeout", "deadline of one step attempt when the builtin sets none")
 	f.Var(durationValue{p: &e.grace, zeroOK: true}, "grace", "on shutdown, how long runs in flight may take to finish (0: interrupt them at once)")

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"strconv"
@@ -25,6 +26,7 @@ type Envelope struct {
 	Attempt  int             `json:"attempt"`
 	Builtin  string          `json:"builtin"`
 	Args     json.RawMessage `json:"args"`
+	ArgsRef  string          `json:"args_ref,omitempty"` // large Args, stored as a journal value
 	Deadline time.Time       `json:"deadline"`
 	Key      string          `json:"key"` // idempotency key <run>/<step>
 	Demand   []meter.Demand  `json:"demand,omitempty"`
@@ -65,6 +67,13 @@ func (d *dispatcher) send(ctx context.Context, node string, env Envelope) (api.R
 	ch := make(chan api.ResultEntry, 1)
 	d.replies.Store(token, ch)
 	defer d.replies.Delete(token)
+	if d.journal.IsLarge(env.Args) {
+		var err error
+		if env.ArgsRef, err = d.journal.PutValue(ctx, env.Args); err != nil {
+			return api.ResultEntry{}, err
+		}
+		env.Args = nil
+	}
 	data, _ := api.EncodeJSON(env)
 	hdr := bus.Header{hdrReply: {d.inbox + token}}
 	telemetry.Propagator.Inject(ctx, hdr)
@@ -87,6 +96,10 @@ func (d *dispatcher) send(ctx context.Context, node string, env Envelope) (api.R
 	for {
 		select {
 		case res := <-ch:
+			if res.Step == "" { // a large result: read it from the journal
+				p, err := d.journal.Result(ctx, env.Run, env.Step)
+				return *cmp.Or(p, &res), err
+			}
 			return res, nil
 		case <-look.C:
 			if res, err := d.journal.Result(ctx, env.Run, env.Step); err == nil {
@@ -114,8 +127,8 @@ func (d *dispatcher) send(ctx context.Context, node string, env Envelope) (api.R
 func (d *dispatcher) onReply(m bus.Msg) {
 	token := m.Subject[len(d.inbox):]
 	if ch, ok := d.replies.Load(token); ok {
-		var res api.ResultEntry
-		if err := json.Unmarshal(m.Data, &res); err == nil {
+		var res api.ResultEntry // empty: journaled, too large to send
+		if len(m.Data) == 0 || json.Unmarshal(m.Data, &res) == nil {
 			select {
 			case ch.(chan api.ResultEntry) <- res:
 			default:

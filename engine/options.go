@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/script"
@@ -55,7 +56,7 @@ type Options struct {
 	// loops (default script.DefaultMaxSteps, 10,000,000).
 	MaxExecSteps uint64
 	// PayloadLimit bounds a step's arguments and result, a run's input and its
-	// result, in bytes (default 1 MiB).
+	// result, in bytes (default api.DefaultPayloadLimit).
 	PayloadLimit int
 	// StepTimeout bounds one attempt of a step that sets no deadline (default 30s).
 	StepTimeout time.Duration
@@ -106,7 +107,7 @@ func (o Options) withDefaults() Options {
 		o.HTTPClient = &http.Client{Transport: tr}
 	}
 	o.MaxExecSteps = cmp.Or(o.MaxExecSteps, script.DefaultMaxSteps)
-	o.PayloadLimit = cmp.Or(o.PayloadLimit, 1<<20)
+	o.PayloadLimit = cmp.Or(o.PayloadLimit, api.DefaultPayloadLimit)
 	o.StepTimeout = cmp.Or(o.StepTimeout, 30*time.Second)
 	o.EventsKeepAlive = cmp.Or(o.EventsKeepAlive, 15*time.Second)
 	o.HeartbeatEvery = cmp.Or(o.HeartbeatEvery, cluster.HeartbeatEvery)

@@ -86,9 +86,14 @@ func (w *worker) handle(m bus.StepMsg) {
 	defer cancel()
 	defer w.track(env.Run, cancel)()
 	var res api.ResultEntry
-	if step, err := n.opts.Registry.Lookup(env.Builtin); err != nil {
-		res = api.ResultEntry{Step: env.Step, Node: n.opts.Name, Attempts: env.Attempt, Start: time.Now().UTC(),
-			Error: builtins.Errorf(builtins.CodeInternal, "node %s has no builtin %s (is it running an older build?)", n.opts.Name, env.Builtin)}
+	step, err := n.opts.Registry.Lookup(env.Builtin)
+	if err != nil {
+		err = fmt.Errorf("node %s has no builtin %s (is it running an older build?)", n.opts.Name, env.Builtin)
+	} else if env.ArgsRef != "" {
+		env.Args, err = n.journal.Value(ctx, env.ArgsRef)
+	}
+	if err != nil {
+		res = api.ResultEntry{Step: env.Step, Node: n.opts.Name, Attempts: env.Attempt, Start: time.Now().UTC(), Error: builtins.Errorf(builtins.CodeInternal, "%v", err)}
 	} else {
 		res = w.execute(ctx, step, env.Run, env.Step, env.Args, env.Demand)
 	}
@@ -98,7 +103,7 @@ func (w *worker) handle(m bus.StepMsg) {
 	}
 	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer jcancel()
-	res, err := n.journal.AppendResult(jctx, env.Run, res)
+	res, err = n.journal.AppendResult(jctx, env.Run, res)
 	switch {
 	case errors.Is(err, journal.ErrExists):
 		// Another attempt's result stands but could not be read back: it is
@@ -113,6 +118,9 @@ func (w *worker) handle(m bus.StepMsg) {
 	}
 	if reply := m.Header.Get(hdrReply); reply != "" {
 		data, _ := api.EncodeJSON(res)
+		if n.journal.IsLarge(data) {
+			data = nil // the coordinator reads it from the journal
+		}
 		n.bus.Publish(reply, nil, data) // first: the coordinator waits for it
 	}
 	m.Ack()

@@ -24,10 +24,13 @@ var (
 )
 
 // Store reads and writes journals on a bus. It is safe for concurrent use.
-type Store struct{ b *bus.Bus }
+type Store struct {
+	b     *bus.Bus
+	large int // entries over this many bytes are stored as values
+}
 
 // NewStore returns the journals kept on b.
-func NewStore(b *bus.Bus) *Store { return &Store{b: b} }
+func NewStore(b *bus.Bus) *Store { return &Store{b: b, large: DefaultLargeValue} }
 
 // subject returns where an entry of run is stored.
 func subject(run string, kind api.EntryKind, key string) string {
@@ -66,6 +69,9 @@ func (s *Store) write(ctx context.Context, run string, kind api.EntryKind, key s
 	if data, err = api.EncodeJSON(entry); err != nil {
 		return nil, false, fmt.Errorf("journal: encode %s entry of run %s: %w", kind, run, err)
 	}
+	if data, err = s.spill(ctx, data); err != nil {
+		return nil, false, fmt.Errorf("journal: %s entry of run %s: %w", kind, run, err)
+	}
 	_, dup, err = s.b.AppendOnce(ctx, subject(run, kind, key), msgID(run, kind, key), nil, data)
 	return data, dup, err
 }
@@ -77,6 +83,13 @@ func (s *Store) AppendAsync(run string, kind api.EntryKind, key string, entry an
 	data, err := api.EncodeJSON(entry)
 	if err != nil {
 		return nil, fmt.Errorf("journal: encode %s entry of run %s: %w", kind, run, err)
+	}
+	if s.IsLarge(data) { // stored first, the one wait of a large entry
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if data, err = s.spill(ctx, data); err != nil {
+			return nil, fmt.Errorf("journal: %s entry of run %s: %w", kind, run, err)
+		}
 	}
 	return s.b.AppendAsync(subject(run, kind, key), msgID(run, kind, key), nil, data)
 }
@@ -93,6 +106,9 @@ func (s *Store) Create(ctx context.Context, run string, kind api.EntryKind, key 
 		return err == nil, err
 	}
 	m, err := s.b.LeaderEntry(ctx, subject(run, kind, key))
+	if err == nil {
+		m.Data, err = s.resolve(ctx, m.Data)
+	}
 	if err != nil {
 		return false, fmt.Errorf("%w: %s entry %s of run %s: the stored entry could not be read back: %v", ErrExists, kind, key, run, err)
 	}
@@ -108,6 +124,9 @@ func (s *Store) Get(ctx context.Context, run string, kind api.EntryKind, key str
 	m, err := s.b.Entry(ctx, subject(run, kind, key))
 	if errors.Is(err, ErrNotFound) {
 		m.Data, err = s.sealedEntry(ctx, run, kind, key, err)
+	}
+	if err == nil {
+		m.Data, err = s.resolve(ctx, m.Data)
 	}
 	if err != nil {
 		return err
@@ -200,7 +219,11 @@ func (s *Store) Read(ctx context.Context, run string) ([]Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return records(run, msgs)
+	recs, err := records(run, msgs)
+	if err == nil {
+		err = s.resolveAll(ctx, recs)
+	}
+	return recs, err
 }
 
 // Entries returns the entries of records.
@@ -232,6 +255,10 @@ func (s *Store) Follow(ctx context.Context, run string, fn func(Record) bool) er
 				continue
 			}
 			last = r.Seq
+			if r.Data, err = s.resolve(ctx, r.Data); err != nil {
+				ferr = fmt.Errorf("%w (%s entry %s of run %s)", err, r.Kind, r.Key, run)
+				return false
+			}
 			if !fn(r) {
 				return false
 			}

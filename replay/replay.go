@@ -23,7 +23,7 @@ type Options struct {
 	// MaxExecSteps bounds the Starlark computation (default
 	// script.DefaultMaxSteps).
 	MaxExecSteps uint64
-	// PayloadLimit bounds the result, in bytes (default 1 MiB).
+	// PayloadLimit bounds the result, in bytes (default api.DefaultPayloadLimit).
 	PayloadLimit int
 }
 

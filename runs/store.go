@@ -101,6 +101,9 @@ func (s *Store) Put(ctx context.Context, rec api.Run, prevStatus string, newAttr
 // caller has answered (a key too many in between is one List skips).
 func (s *Store) PutKeepOld(ctx context.Context, rec api.Run, prevStatus string, newAttrs map[string]string) (removeOld func(context.Context) error, err error) {
 	none := func(context.Context) error { return nil }
+	if len(rec.Result) > journal.DefaultLargeValue {
+		rec.Result, rec.ResultLeftOut = nil, true // the journal's end entry holds it
+	}
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return none, fmt.Errorf("runs: index run %s: %w", rec.ID, err)
@@ -157,7 +160,22 @@ func (s *Store) Record(ctx context.Context, id string) (*api.Run, error) {
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("runs: record of run %s is corrupt: %w", id, err)
 	}
-	return &rec, nil
+	return &rec, s.fillResult(ctx, &rec)
+}
+
+// fillResult reads a large result left out of rec from the run's journal.
+func (s *Store) fillResult(ctx context.Context, rec *api.Run) error {
+	if !rec.ResultLeftOut {
+		return nil
+	}
+	var end api.EndEntry
+	if err := s.journals.Get(ctx, rec.ID, api.EntryEnd, "", &end); errors.Is(err, bus.ErrNotFound) {
+		return nil // expired with the journal (a pinned run's copy holds it)
+	} else if err != nil {
+		return fmt.Errorf("runs: the result of run %s: %w", rec.ID, err)
+	}
+	rec.Result, rec.ResultLeftOut = end.Result, false
+	return nil
 }
 
 // records reads the records of ids concurrently; a record that has expired
@@ -225,7 +243,7 @@ func (s *Store) Wait(ctx context.Context, id string) (*api.Run, error) {
 	for e := range updates {
 		var rec api.Run
 		if e.Value != nil && json.Unmarshal(e.Value, &rec) == nil && rec.Stopped() {
-			return &rec, nil
+			return &rec, s.fillResult(ctx, &rec)
 		}
 	}
 	return nil, ctx.Err()

@@ -23,7 +23,7 @@ type Options struct {
 	// MaxSteps bounds the Starlark computation of the run, against runaway
 	// loops (default DefaultMaxSteps).
 	MaxSteps uint64
-	// PayloadLimit bounds main's result, in bytes (default 1 MiB).
+	// PayloadLimit bounds main's result, in bytes (default api.DefaultPayloadLimit).
 	PayloadLimit int
 	// LimitHint says how to raise MaxSteps, for the error of a run that
 	// reaches it (default: "raise the limit with --max-exec-steps if this is
@@ -41,7 +41,7 @@ func (o Options) withDefaults() Options {
 		o.MaxSteps = DefaultMaxSteps
 	}
 	if o.PayloadLimit <= 0 {
-		o.PayloadLimit = 1 << 20
+		o.PayloadLimit = api.DefaultPayloadLimit
 	}
 	if o.LimitHint == "" {
 		o.LimitHint = "raise the limit with --max-exec-steps if this is expected"

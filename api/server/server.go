@@ -47,7 +47,7 @@ type Events interface {
 
 // Options configures a Server. The zero value works.
 type Options struct {
-	// PayloadLimit bounds a run's input, in bytes (default 1 MiB): the body
+	// PayloadLimit bounds a run's input, in bytes (default api.DefaultPayloadLimit): the body
 	// of POST /v1/run/{name}, a quarter of a POST /v1/runs body.
 	PayloadLimit int
 	// HeaderAttrs maps request headers of POST /v1/run/{name} to run
@@ -79,7 +79,7 @@ type Server struct {
 // names are not valid (api.ErrBadInput).
 func New(b Backend, opts Options) (*Server, error) {
 	if opts.PayloadLimit <= 0 {
-		opts.PayloadLimit = 1 << 20
+		opts.PayloadLimit = api.DefaultPayloadLimit
 	}
 	if opts.TriggerTimeout <= 0 {
 		opts.TriggerTimeout = 30 * time.Second

@@ -2,8 +2,9 @@
 // grows: it starts a real `engine` process on a fresh data dir, fills the
 // journal with runs of -per-run steps each up to each total in -steps, and at
 // each total reports the process's resident memory (VmRSS) with the runs in
-// the data dir, live and after a restart, and the number of subjects the
-// journal stream holds (what nats-server keeps an index entry for in memory).
+// the data dir, live and after a restart, each once settled (20 s after the
+// last write, then stable), and the number of subjects the journal stream
+// holds (what nats-server keeps an index entry for in memory).
 //
 //	go run ./scripts/bench/memory [-steps 0,100000,1000000] [-per-run 1000] [-old REV]
 //
@@ -137,8 +138,16 @@ func (e *engine) stop() {
 	e.cmd.Wait()
 }
 
-// rss is the process's resident memory in MB, once it has settled: read
-// every second until two readings 3 s apart differ by under 2% (at most 60 s).
+// settle is how long after the last write memory is read: past the journal's
+// de-duplication window (10 s), whose message ids the server holds, and its
+// block caches' expiry, so that what is read is what the retained journal
+// costs rather than what the last seconds of writing left behind.
+const settle = 20 * time.Second
+
+// rss is the process's resident memory in MB, once it has settled: from
+// settle on, read every 5 s until three readings in a row are within 2%
+// (at most 2 minutes). The Go runtime gives freed memory back to the system
+// gradually, so an early reading includes what a burst left behind.
 func (e *engine) rss() float64 {
 	read := func() float64 {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/status", e.cmd.Process.Pid))
@@ -155,16 +164,25 @@ func (e *engine) rss() float64 {
 		}
 		return 0
 	}
-	prev := read()
-	for i := 0; i < 20; i++ {
-		time.Sleep(3 * time.Second) // let the heap and the scavenger settle
-		cur := read()
-		if cur > 0 && (cur-prev)/cur < 0.02 && (prev-cur)/cur < 0.02 {
-			return cur
+	time.Sleep(settle) // measure the settled state, not the burst (see settle)
+	readings := []float64{read()}
+	for len(readings) < 24 {
+		time.Sleep(5 * time.Second) // sampling interval
+		readings = append(readings, read())
+		if n := len(readings); n >= 3 && spread(readings[n-3:]) < 0.02 {
+			break
 		}
-		prev = cur
 	}
-	return prev
+	return readings[len(readings)-1]
+}
+
+// spread is (max-min)/max of rs.
+func spread(rs []float64) float64 {
+	lo, hi := rs[0], rs[0]
+	for _, r := range rs {
+		lo, hi = min(lo, r), max(hi, r)
+	}
+	return (hi - lo) / hi
 }
 
 // subjects is the number of subjects the journal stream holds, once it has
