@@ -9,8 +9,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/script"
