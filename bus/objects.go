@@ -11,26 +11,12 @@ import (
 
 // PutPinned stores data under name in the pinned-runs object store (no expiry).
 func (b *Bus) PutPinned(ctx context.Context, name string, data []byte) error {
-	if err := retry(ctx, func(ctx context.Context) error { _, err := b.pinned.PutBytes(ctx, name, data); return err }); err != nil {
-		return fmt.Errorf("bus: pin %s: %w", name, err)
-	}
-	return b.synced(ctx)
+	return b.putObject(ctx, b.pinned, "pin", name, data)
 }
 
 // GetPinned returns what PutPinned stored under name, or ErrNotFound.
 func (b *Bus) GetPinned(ctx context.Context, name string) ([]byte, error) {
-	var data []byte
-	err := retry(ctx, func(ctx context.Context) (err error) {
-		data, err = b.pinned.GetBytes(ctx, name)
-		return err
-	})
-	if err != nil {
-		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, fmt.Errorf("%w: pinned %s", ErrNotFound, name)
-		}
-		return nil, fmt.Errorf("bus: read pinned %s: %w", name, err)
-	}
-	return data, nil
+	return getObject(ctx, b.pinned, "pinned", name)
 }
 
 // valueRefresh is how old a stored value may be before PutValue stores it
@@ -45,25 +31,35 @@ func (b *Bus) PutValue(ctx context.Context, name string, data []byte) error {
 	if info, err := b.values.GetInfo(ctx, name); err == nil && !info.Deleted && time.Since(info.ModTime) < valueRefresh {
 		return nil
 	}
-	if err := retry(ctx, func(ctx context.Context) error { _, err := b.values.PutBytes(ctx, name, data); return err }); err != nil {
-		return fmt.Errorf("bus: store value %s: %w", name, err)
-	}
-	return b.synced(ctx)
+	return b.putObject(ctx, b.values, "store value", name, data)
 }
 
 // GetValue returns what PutValue stored under name, or ErrNotFound (it
 // expired with the journals).
 func (b *Bus) GetValue(ctx context.Context, name string) ([]byte, error) {
+	return getObject(ctx, b.values, "value", name)
+}
+
+// putObject stores data under name in store, durably (see groupsync.go).
+func (b *Bus) putObject(ctx context.Context, store jetstream.ObjectStore, what, name string, data []byte) error {
+	if err := retry(ctx, func(ctx context.Context) error { _, err := store.PutBytes(ctx, name, data); return err }); err != nil {
+		return fmt.Errorf("bus: %s %s: %w", what, name, err)
+	}
+	return b.synced(ctx)
+}
+
+// getObject reads name from store, or returns ErrNotFound.
+func getObject(ctx context.Context, store jetstream.ObjectStore, what, name string) ([]byte, error) {
 	var data []byte
 	err := retry(ctx, func(ctx context.Context) (err error) {
-		data, err = b.values.GetBytes(ctx, name)
+		data, err = store.GetBytes(ctx, name)
 		return err
 	})
 	if err != nil {
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, fmt.Errorf("%w: value %s", ErrNotFound, name)
+			return nil, fmt.Errorf("%w: %s %s", ErrNotFound, what, name)
 		}
-		return nil, fmt.Errorf("bus: read value %s: %w", name, err)
+		return nil, fmt.Errorf("bus: read %s %s: %w", what, name, err)
 	}
 	return data, nil
 }
