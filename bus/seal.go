@@ -141,7 +141,8 @@ func (b *Bus) PurgeJournal(ctx context.Context, filter string, before uint64) (u
 }
 
 // JournalSubjects returns the journal subjects matching filter that hold an
-// entry (e.g. "drover.journal.*.end": the runs that ended), in no order.
+// entry (e.g. "drover.journal.*.end": the runs that ended), sorted (run ids
+// sort by their start time).
 func (b *Bus) JournalSubjects(ctx context.Context, filter string) ([]string, error) {
 	var info *jetstream.StreamInfo
 	err := retryEach(ctx, 30*time.Second, func(ctx context.Context) (err error) {
@@ -155,6 +156,7 @@ func (b *Bus) JournalSubjects(ctx context.Context, filter string) ([]string, err
 	for s := range info.State.Subjects {
 		out = append(out, s)
 	}
+	slices.Sort(out)
 	return out, nil
 }
 

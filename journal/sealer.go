@@ -1,8 +1,11 @@
 package journal
 
 import (
+	"cmp"
 	"context"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,7 +25,14 @@ type SealerOptions struct {
 	// Logger is told of runs that could not be sealed (they are tried again
 	// at the next sweep); nil means no logging.
 	Logger *zerolog.Logger
+	// Workers is how many runs are sealed at once (default 4): sealing is
+	// three requests to the journal's leader per run, and must keep up with
+	// runs ending.
+	Workers int
 }
+
+// overflowSweep is how soon a sweep follows runs dropped from a full queue.
+const overflowSweep = 30 * time.Second
 
 // A Sealer seals ended runs' journals in the background: the runs it is
 // given (Add: a coordinator's runs as they end), and those a sweep finds,
@@ -30,10 +40,11 @@ type SealerOptions struct {
 // the data dir was written before journals were sealed: sweeping is also
 // the upgrade of an older data dir).
 type Sealer struct {
-	s     *Store
-	opts  SealerOptions
-	queue chan string
-	done  chan struct{}
+	s        *Store
+	opts     SealerOptions
+	queue    chan string
+	overflow chan struct{} // a run was dropped from the full queue
+	done     chan struct{}
 }
 
 // NewSealer returns a sealer of the journals in s. Start it with Run.
@@ -45,45 +56,71 @@ func (s *Store) NewSealer(opts SealerOptions) *Sealer {
 		nop := zerolog.Nop()
 		opts.Logger = &nop
 	}
-	return &Sealer{s: s, opts: opts, queue: make(chan string, 4096), done: make(chan struct{})}
+	opts.Workers = cmp.Or(max(opts.Workers, 0), 4)
+	return &Sealer{s: s, opts: opts, queue: make(chan string, 4096), overflow: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // Add asks for run, which has ended, to be sealed. It never blocks: a run
-// that does not fit in the queue is found by the next sweep.
+// that does not fit in the queue is found by a sweep, 30 s later at most.
 func (z *Sealer) Add(run string) {
 	select {
 	case z.queue <- run:
 	default:
+		select {
+		case z.overflow <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// Run seals what is added and sweeps, at once and then every SweepEvery,
-// until ctx ends; then it seals what is still queued, within drain, and
-// returns.
+// Run seals what is added, Workers runs at a time, and sweeps, at once and
+// then every SweepEvery (sooner after an overflow), until ctx ends; then it
+// seals what is still queued, within drain, and returns.
 func (z *Sealer) Run(ctx context.Context, drain time.Duration) {
 	defer close(z.done)
 	// Queued runs are sealed under a context that outlives ctx by drain.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	defer context.AfterFunc(ctx, func() { time.AfterFunc(drain, cancel) })()
-	sweep := time.NewTimer(0)
-	defer sweep.Stop()
-	for {
-		select {
-		case run := <-z.queue:
-			z.seal(sctx, run)
-		case <-sweep.C:
-			z.Sweep(ctx)
-			sweep.Reset(z.opts.SweepEvery)
-		case <-ctx.Done():
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range z.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for {
 				select {
 				case run := <-z.queue:
 					z.seal(sctx, run)
-				default:
-					return
+				case <-ctx.Done():
+					for {
+						select {
+						case run := <-z.queue:
+							z.seal(sctx, run)
+						default:
+							return
+						}
+					}
 				}
 			}
+		}()
+	}
+	next := time.Now()
+	sweep := time.NewTimer(0)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-sweep.C:
+			z.Sweep(ctx)
+			next = time.Now().Add(z.opts.SweepEvery)
+			sweep.Reset(z.opts.SweepEvery)
+		case <-z.overflow:
+			if soon := time.Now().Add(overflowSweep); soon.Before(next) {
+				next = soon
+				sweep.Reset(overflowSweep)
+			}
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -91,8 +128,8 @@ func (z *Sealer) Run(ctx context.Context, drain time.Duration) {
 // Wait returns once Run has returned.
 func (z *Sealer) Wait() { <-z.done }
 
-// Sweep seals every run that has ended and is not sealed yet, and returns
-// how many it sealed.
+// Sweep seals every run that has ended and is not sealed yet, oldest first
+// and Workers at a time, and returns how many it sealed.
 func (z *Sealer) Sweep(ctx context.Context) int {
 	subjects, err := z.s.b.JournalSubjects(ctx, bus.JournalPrefix+"*."+"end")
 	if err != nil {
@@ -101,17 +138,33 @@ func (z *Sealer) Sweep(ctx context.Context) int {
 		}
 		return 0
 	}
-	n := 0
+	runs := make(chan string)
+	var sealed atomic.Int64
+	var wg sync.WaitGroup
+	for range z.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for run := range runs {
+				if z.seal(ctx, run) {
+					sealed.Add(1)
+				}
+			}
+		}()
+	}
 	for _, subj := range subjects {
 		if ctx.Err() != nil {
 			break
 		}
 		run, _, _ := strings.Cut(strings.TrimPrefix(subj, bus.JournalPrefix), ".")
-		if z.seal(ctx, run) {
-			n++
-		}
+		runs <- run
 	}
-	return n
+	close(runs)
+	wg.Wait()
+	if n := sealed.Load(); n > 0 {
+		z.opts.Logger.Info().Int64("runs", n).Msg("sealed the journals of ended runs")
+	}
+	return int(sealed.Load())
 }
 
 func (z *Sealer) seal(ctx context.Context, run string) bool {

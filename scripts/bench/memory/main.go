@@ -2,7 +2,7 @@
 // grows: it starts a real `engine` process on a fresh data dir, fills the
 // journal with runs of -per-run steps each up to each total in -steps, and at
 // each total reports the process's resident memory (VmRSS) with the runs in
-// the data dir, live and after a restart, each once settled (20 s after the
+// the data dir, live and after a restart, each once settled (130 s after the
 // last write, then stable), and the number of subjects the journal stream
 // holds (what nats-server keeps an index entry for in memory).
 //
@@ -138,11 +138,13 @@ func (e *engine) stop() {
 	e.cmd.Wait()
 }
 
-// settle is how long after the last write memory is read: past the journal's
-// de-duplication window (10 s), whose message ids the server holds, and its
-// block caches' expiry, so that what is read is what the retained journal
-// costs rather than what the last seconds of writing left behind.
-const settle = 20 * time.Second
+// settle is how long after the last write memory is read: past Go's forced
+// garbage collection of an idle process (every 2 minutes: until then, an
+// engine that has just finished a burst of work still holds that work's
+// garbage), the journal's de-duplication window (10 s) and the server's block
+// caches' expiry, so that what is read is what the retained journal costs
+// rather than what the last burst of writing left behind.
+const settle = 130 * time.Second
 
 // rss is the process's resident memory in MB, once it has settled: from
 // settle on, read every 5 s until three readings in a row are within 2%
