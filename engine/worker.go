@@ -181,7 +181,7 @@ func (w *worker) attempt(ctx context.Context, step *builtins.Step, args json.Raw
 	actx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	end := n.meter.Begin(step.Name)
-	v, err := safeExec(actx, step, w.env, args)
+	v, err := step.SafeExec(actx, w.env, args)
 	end()
 	if err != nil {
 		serr := builtins.AsStepError(err)
@@ -201,17 +201,6 @@ func (w *worker) attempt(ctx context.Context, step *builtins.Step, args json.Raw
 		return nil, builtins.Errorf(builtins.CodePayloadTooLarge, "payload too large: %s returned %d bytes, over the payload limit of %d bytes", step.Name, len(raw), n.opts.PayloadLimit)
 	}
 	return raw, nil
-}
-
-// safeExec calls Exec, turning a panic into an internal error so one bad
-// builtin cannot take the node down.
-func safeExec(ctx context.Context, step *builtins.Step, env builtins.Env, args json.RawMessage) (v any, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = builtins.Errorf(builtins.CodeInternal, "%s panicked: %v", step.Name, p)
-		}
-	}()
-	return step.Exec(ctx, env, args)
 }
 
 // track registers the cancel function of a step this node executes for run,

@@ -193,3 +193,14 @@ func StepFrom(ctx context.Context) StepContext {
 	sc, _ := ctx.Value(stepCtxKey{}).(StepContext)
 	return sc
 }
+
+// SafeExec calls Exec, turning a panic into an internal error, so that one
+// bad builtin cannot take a node down.
+func (s *Step) SafeExec(ctx context.Context, env Env, args json.RawMessage) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = Errorf(CodeInternal, "%s panicked: %v", s.Name, p)
+		}
+	}()
+	return s.Exec(ctx, env, args)
+}

@@ -47,6 +47,7 @@ func main() {
 	syncPolicy := flag.String("sync", "interval", "the engine's --sync")
 	old := flag.String("old", "", "git revision of an engine to measure too (before/after)")
 	keep := flag.String("keep", "", "keep the new engine's data dir here")
+	trace = flag.Bool("trace", false, "print RSS every 10 s while it settles")
 	flag.Parse()
 	var totals []int
 	for _, s := range strings.Split(*stepsFlag, ",") {
@@ -138,6 +139,9 @@ func (e *engine) stop() {
 	e.cmd.Wait()
 }
 
+// trace prints RSS while it settles (-trace).
+var trace *bool
+
 // settle is how long after the last write memory is read: past Go's forced
 // garbage collection of an idle process (every 2 minutes: until then, an
 // engine that has just finished a burst of work still holds that work's
@@ -166,7 +170,12 @@ func (e *engine) rss() float64 {
 		}
 		return 0
 	}
-	time.Sleep(settle) // measure the settled state, not the burst (see settle)
+	for t := time.Duration(0); t < settle; t += 10 * time.Second {
+		if *trace {
+			fmt.Fprintf(os.Stderr, "memory: %3.0fs after the last write: RSS %.1f MB\n", t.Seconds(), read())
+		}
+		time.Sleep(10 * time.Second) // measure the settled state, not the burst (see settle)
+	}
 	readings := []float64{read()}
 	for len(readings) < 24 {
 		time.Sleep(5 * time.Second) // sampling interval
