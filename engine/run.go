@@ -17,7 +17,6 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/api"
-	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/replay"
 	"github.com/droverhq/drover/script"
@@ -42,8 +41,8 @@ type run struct {
 	done   chan struct{}
 
 	mu      sync.Mutex
-	record  api.Run        // Steps counts live steps only: see snapshot
-	pending []*bus.Pending // call entries not yet acknowledged
+	record  api.Run          // Steps counts live steps only: see snapshot
+	unacked *journal.Unacked // call entries not yet acknowledged
 	// suspended is set when a durable timer parks the run.
 	suspended *suspension
 	// journalErr is set when the journal could not be written.
@@ -59,7 +58,7 @@ func (n *Node) newRun(prog *script.Program, rec api.Run, input json.RawMessage, 
 		rec.Attrs = map[string]string{}
 	}
 	r := &run{
-		n: n, id: rec.ID, prog: prog, input: input, j: j, done: make(chan struct{}), record: rec,
+		n: n, id: rec.ID, prog: prog, input: input, j: j, done: make(chan struct{}), record: rec, unacked: n.journal.Unacked(rec.ID),
 		log: n.log.With().Str("run", rec.ID).Str("script", rec.Script).Str("version", prog.Hash[:12]).Logger(),
 	}
 	r.rt = replay.New(j, r)
@@ -212,7 +211,7 @@ func (r *run) execute() {
 func (r *run) end(result json.RawMessage, runErr *api.RunError) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r.waitPending(ctx)
+	r.unacked.Wait(ctx)
 	now := time.Now().UTC()
 	r.mu.Lock()
 	r.record.Ended = &now
@@ -281,21 +280,6 @@ func (r *run) finishLocal() {
 	r.n.mu.Unlock()
 	r.cancel(nil)
 	close(r.done)
-}
-
-// waitPending waits until every call entry appended without waiting is
-// acknowledged.
-func (r *run) waitPending(ctx context.Context) error {
-	r.mu.Lock()
-	pending := r.pending
-	r.pending = nil
-	r.mu.Unlock()
-	for _, p := range pending {
-		if err := p.Wait(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // journalFailed records that the run could not write its journal: the run is

@@ -60,7 +60,7 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 		// recovery executes the step again under the same idempotency key.
 		folded = &api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}
 	case call == nil:
-		if err := r.appendCall(api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}); err != nil {
+		if err := r.unacked.Append(api.EntryCall, id, api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}); err != nil {
 			return nil, r.journalFailed(err)
 		}
 	default:
@@ -95,7 +95,7 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 			return nil, err
 		}
 	}
-	if err := r.waitPending(ctx); err != nil {
+	if err := r.unacked.Wait(ctx); err != nil {
 		return nil, r.journalFailed(err)
 	}
 	r.mu.Lock()
@@ -183,16 +183,4 @@ func (n *Node) demands(step *builtins.Step, args json.RawMessage) []meter.Demand
 		}
 	}
 	return n.peers.Bind(step.Name, args, n.meter.Resources.Demands(step.Name, args, declared))
-}
-
-// appendCall journals a call entry without waiting; waitPending waits for it.
-func (r *run) appendCall(c api.CallEntry) error {
-	pend, err := r.n.journal.AppendAsync(r.id, api.EntryCall, c.Step, c)
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	r.pending = append(r.pending, pend)
-	r.mu.Unlock()
-	return nil
 }

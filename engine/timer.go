@@ -32,12 +32,12 @@ func (r *run) timer(step *builtins.Step, id string, args json.RawMessage, pos st
 	called := time.Now().UTC()
 	if call != nil {
 		called = call.Time
-	} else if err := r.appendCall(api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: r.n.opts.Name, Reason: "durable timer", Time: called}); err != nil {
+	} else if err := r.unacked.Append(api.EntryCall, id, api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: r.n.opts.Name, Reason: "durable timer", Time: called}); err != nil {
 		return nil, r.journalFailed(err)
 	}
 	until := called.Add(d)
 	if wait := time.Until(until); wait > suspendAfter {
-		if err := r.waitPending(r.ctx); err != nil {
+		if err := r.unacked.Wait(r.ctx); err != nil {
 			return nil, r.journalFailed(err)
 		}
 		r.mu.Lock()
@@ -57,7 +57,7 @@ func (r *run) timer(step *builtins.Step, id string, args json.RawMessage, pos st
 	if err != nil {
 		return nil, r.journalFailed(err)
 	}
-	if err := r.waitPending(r.ctx); err != nil {
+	if err := r.unacked.Wait(r.ctx); err != nil {
 		return nil, r.journalFailed(err)
 	}
 	r.mu.Lock()

@@ -240,3 +240,27 @@ func TestLookupResult(t *testing.T) {
 		t.Fatalf("journal closed: %+v %v, want the deadline, naming the step", res, err)
 	}
 }
+
+// Unacked appends without waiting; Wait returns once all are acknowledged,
+// and the entries are then read back in the order they were appended.
+func TestUnacked(t *testing.T) {
+	s := NewStore(bustest.Open(t, bus.Options{}))
+	ctx := context.Background()
+	run := ulid.Make().String()
+	u := s.Unacked(run)
+	if err := u.Wait(ctx); err != nil {
+		t.Fatalf("nothing appended: %v", err)
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		if err := u.Append(api.EntryCall, id, api.CallEntry{Step: id, Builtin: "t.echo"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := u.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.Read(ctx, run)
+	if err != nil || len(recs) != 3 || recs[0].Key != "1" || recs[2].Key != "3" {
+		t.Fatalf("read back %d entries: %v", len(recs), err)
+	}
+}
