@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"net/textproto"
 	"os"
 	"os/signal"
@@ -230,6 +231,10 @@ func (e *engineFlags) serve(ctx context.Context, opts engine.Options) error {
 		}
 		return failure(fmt.Errorf("cannot start the node on %s: %s", opts.DataDir, strings.TrimPrefix(err.Error(), "engine: ")))
 	}
+	// Starting read parts of the journal back (the server's expiry and
+	// de-duplication state): give that memory to the system now, not over
+	// the next minutes, so that the node's memory shows what it holds.
+	debug.FreeOSMemory()
 	srv := &http.Server{Handler: node.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(node.CloseStreams) // Shutdown waits for open event streams
 	served := make(chan error, 1)
