@@ -1,5 +1,10 @@
 package bus
 
+import (
+	"context"
+	"time"
+)
+
 // OpenCluster is openCluster for the external test package.
 var OpenCluster = openCluster
 
@@ -9,4 +14,21 @@ var OpenCluster = openCluster
 func WithoutGroupSync(opts Options) Options {
 	opts.noGroupSync = true
 	return opts
+}
+
+// SetValueRefresh sets how old a value may be before it is stored again,
+// and returns a function that restores it.
+func SetValueRefresh(d time.Duration) (restore func()) {
+	old := valueRefresh
+	valueRefresh = d
+	return func() { valueRefresh = old }
+}
+
+// ValueStored returns when the value under name was last stored.
+func (b *Bus) ValueStored(ctx context.Context, name string) (time.Time, error) {
+	info, err := b.values.GetInfo(ctx, name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return info.ModTime, nil
 }

@@ -19,10 +19,10 @@ func (b *Bus) GetPinned(ctx context.Context, name string) ([]byte, error) {
 	return getObject(ctx, b.pinned, "pinned", name)
 }
 
-// valueRefresh is how old a stored value may be before PutValue stores it
-// again: a value outlives the newest journal entry naming it, since values
-// are kept valueRefresh longer than journals.
-const valueRefresh = time.Hour
+// valueRefresh is how old a stored value may be before PutValue or
+// KeepValue stores it again: a value outlives the newest journal entry
+// naming it, since values are kept valueRefresh longer than journals.
+var valueRefresh = time.Hour
 
 // PutValue stores data under name (its content hash) in the values object
 // store, which keeps it as long as the journal keeps entries written now.
@@ -32,6 +32,22 @@ func (b *Bus) PutValue(ctx context.Context, name string, data []byte) error {
 		return nil
 	}
 	return b.putObject(ctx, b.values, "store value", name, data)
+}
+
+// KeepValue makes the value stored under name outlive journal entries
+// written from now on (a run's sealed parts, written when it ends, may name
+// a value stored days before): it stores it again if it was stored more
+// than an hour ago. A value that is gone is ErrNotFound.
+func (b *Bus) KeepValue(ctx context.Context, name string) error {
+	info, err := b.values.GetInfo(ctx, name)
+	if err == nil && !info.Deleted && time.Since(info.ModTime) < valueRefresh {
+		return nil
+	}
+	data, err := b.GetValue(ctx, name)
+	if err != nil {
+		return err
+	}
+	return b.putObject(ctx, b.values, "keep value", name, data)
 }
 
 // GetValue returns what PutValue stored under name, or ErrNotFound (it

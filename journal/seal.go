@@ -95,6 +95,9 @@ func (s *Store) Seal(ctx context.Context, run string) (bool, error) {
 		if len(entries) == 0 && len(parts) == 0 {
 			return false, nil
 		}
+		if err := s.keepValues(ctx, entries); err != nil {
+			return false, fmt.Errorf("journal: seal run %s: %w", run, err)
+		}
 		first := uint64(0) // the first part's sequence: entries below it are in parts
 		if len(parts) > 0 {
 			first = parts[0].Seq

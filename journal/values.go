@@ -6,8 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/droverhq/drover/bus"
 )
 
 // DefaultLargeValue is the size, in bytes, above which a journal entry (a
@@ -93,6 +96,25 @@ func (s *Store) resolveAll(ctx context.Context, recs []Record) error {
 			return fmt.Errorf("%w (%s entry %s)", err, recs[i].Kind, recs[i].Key)
 		}
 		recs[i].Data = data
+	}
+	return nil
+}
+
+// keepValues makes the large values that entries name outlive the sealed
+// parts about to hold them (bus.KeepValue). A value already gone is left
+// as it is: the entry was unreadable before sealing too.
+func (s *Store) keepValues(ctx context.Context, entries []Record) error {
+	for _, e := range entries {
+		if !bytes.HasPrefix(e.Data, []byte(refPrefix)) {
+			continue
+		}
+		var ref valueRef
+		if err := json.Unmarshal(e.Data, &ref); err != nil {
+			return fmt.Errorf("bad large-value reference in %s entry %s: %w", e.Kind, e.Key, err)
+		}
+		if err := s.b.KeepValue(ctx, ref.Name); err != nil && !errors.Is(err, bus.ErrNotFound) {
+			return err
+		}
 	}
 	return nil
 }
