@@ -50,6 +50,10 @@ type Options struct {
 	Replicas int
 	// JournalMaxAge is how long journals are kept (default 30 days).
 	JournalMaxAge time.Duration
+	// Partitions is how many partitions of the journal and the runs index
+	// this node makes and starts new runs in (default 1; at most
+	// MaxPartitions). Partitions other nodes made are read all the same.
+	Partitions int
 	// MaxPayload is the embedded server's largest message (default 8 MiB).
 	MaxPayload int32
 	// Sync is when the embedded server's writes reach the disk (the zero
@@ -65,7 +69,7 @@ type Bus struct {
 	ns      *server.Server // nil when external
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	journal jetstream.Stream
+	parts   partitions // the journal's and the runs index's
 	tmpDir  string
 	lock    *os.File
 
@@ -83,7 +87,10 @@ type Bus struct {
 // Open starts or connects to NATS and creates Drover's streams and buckets if
 // they do not exist yet.
 func Open(ctx context.Context, opts Options) (*Bus, error) {
-
+	if opts.Partitions > MaxPartitions {
+		return nil, fmt.Errorf("bus: %d partitions: at most %d", opts.Partitions, MaxPartitions)
+	}
+	opts.Partitions = max(opts.Partitions, 1)
 	if opts.JournalMaxAge <= 0 {
 		opts.JournalMaxAge = DefaultJournalMaxAge
 	}
@@ -303,28 +310,18 @@ const journalDuplicates = 10 * time.Second
 // ensure creates or updates every stream and bucket.
 func (b *Bus) ensure(ctx context.Context) error {
 	var err error
-	b.journal, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:                 JournalStream,
-		Description:          "Drover run journals: one write-once message per subject",
-		Subjects:             []string{JournalPrefix + ">"},
-		Storage:              jetstream.FileStorage,
-		Retention:            jetstream.LimitsPolicy,
-		MaxMsgsPerSubject:    1,
-		Discard:              jetstream.DiscardNew,
-		DiscardNewPerSubject: true,
-		MaxAge:               b.opts.JournalMaxAge,
-		Duplicates:           min(journalDuplicates, b.opts.JournalMaxAge),
-		Replicas:             b.opts.Replicas,
-		AllowDirect:          true,
-	})
+	created, err := b.createOrUpdate(ctx, b.journalConfig(0))
 	if err != nil {
 		return fmt.Errorf("bus: journal stream: %w", err)
+	}
+	if created {
+		b.spreadLeader(ctx, 0)
 	}
 	if err := b.ensureSteps(ctx); err != nil {
 		return err
 	}
 	for _, cfg := range []jetstream.KeyValueConfig{
-		{Bucket: RunsBucket, Description: "Drover runs index", History: 1, Storage: jetstream.FileStorage, TTL: b.opts.JournalMaxAge},
+		b.runsConfig(0),
 		{Bucket: ScriptsBucket, Description: "Drover script sources by content hash", History: 1, Storage: jetstream.FileStorage},
 		{Bucket: DataBucket, Description: "kv.* builtins", History: 1, Storage: jetstream.FileStorage},
 		{Bucket: NodesBucket, Description: "Drover node heartbeats", History: 1, Storage: jetstream.MemoryStorage, TTL: NodesTTL},
@@ -350,7 +347,7 @@ func (b *Bus) ensure(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bus: object store %s: %w", ValuesBucket, err)
 	}
-	return nil
+	return b.ensurePartitions(ctx, b.opts.Partitions)
 }
 
 // ClientURL is where NATS clients reach the embedded server, or the external

@@ -31,6 +31,12 @@ func freePorts(t testing.TB, n int) []int {
 // openCluster opens n embedded buses whose servers route to each other.
 func openCluster(t testing.TB, ctx context.Context, n int) []*Bus {
 	t.Helper()
+	return openClusterWith(t, ctx, n, Options{})
+}
+
+// openClusterWith is openCluster with base options for every node.
+func openClusterWith(t testing.TB, ctx context.Context, n int, base Options) []*Bus {
+	t.Helper()
 	ports := freePorts(t, n)
 	buses := make([]*Bus, n)
 	errs := make([]error, n)
@@ -45,8 +51,9 @@ func openCluster(t testing.TB, ctx context.Context, n int) []*Bus {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buses[i], errs[i] = Open(ctx, Options{Name: fmt.Sprintf("c%d", i+1), DataDir: t.TempDir(),
-				ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]), Peers: peers})
+			opts := base
+			opts.Name, opts.DataDir, opts.ClusterListen, opts.Peers = fmt.Sprintf("c%d", i+1), t.TempDir(), fmt.Sprintf("127.0.0.1:%d", ports[i]), peers
+			buses[i], errs[i] = Open(ctx, opts)
 		}()
 	}
 	wg.Wait()

@@ -59,7 +59,11 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func (b *Bus) journalConsumers(t *testing.T) int {
 	t.Helper()
-	info, err := b.journal.Info(context.Background())
+	s, err := b.journalStream(context.Background(), JournalPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func (b *Bus) Append(ctx context.Context, subject, msgID string, hdr Header, dat
 func (b *Bus) AppendOnce(ctx context.Context, subject, msgID string, hdr Header, data []byte) (seq uint64, duplicate bool, err error) {
 	var ack *jetstream.PubAck
 	err = retry(ctx, func(ctx context.Context) (err error) {
-		ack, err = b.js.PublishMsg(ctx, b.msg(subject, hdr, data), append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JournalStream))...)
+		ack, err = b.js.PublishMsg(ctx, b.msg(subject, hdr, data), append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(journalStreamOf(subject)))...)
 		return err
 	})
 	if err != nil {
@@ -53,7 +53,7 @@ type Pending struct {
 // AppendAsync starts a journal append without waiting for its acknowledgement;
 // call Wait before relying on it. Appends from one Bus are stored in order.
 func (b *Bus) AppendAsync(subject, msgID string, hdr Header, data []byte) (*Pending, error) {
-	fut, err := b.js.PublishMsgAsync(b.msg(subject, hdr, data), append(asyncRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JournalStream))...)
+	fut, err := b.js.PublishMsgAsync(b.msg(subject, hdr, data), append(asyncRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(journalStreamOf(subject)))...)
 	if err != nil {
 		return nil, b.appendErr(context.Background(), subject, err)
 	}
@@ -134,7 +134,11 @@ func (b *Bus) msg(subject string, hdr Header, data []byte) *nats.Msg {
 func (b *Bus) Entry(ctx context.Context, subject string) (Msg, error) {
 	var raw *jetstream.RawStreamMsg
 	err := retry(ctx, func(ctx context.Context) (err error) {
-		raw, err = b.journal.GetLastMsgForSubject(ctx, subject)
+		s, err := b.journalStream(ctx, subject)
+		if err != nil {
+			return err
+		}
+		raw, err = s.GetLastMsgForSubject(ctx, subject)
 		return err
 	})
 	if err != nil {
@@ -162,7 +166,11 @@ func (b *Bus) Read(ctx context.Context, filter string) ([]Msg, error) {
 func (b *Bus) readOnce(ctx context.Context, filter string) ([]Msg, error) {
 	var info *jetstream.StreamInfo
 	err := retry(ctx, func(ctx context.Context) (err error) {
-		info, err = b.journal.Info(ctx, jetstream.WithSubjectFilter(filter))
+		s, err := b.journalStream(ctx, filter)
+		if err != nil {
+			return err
+		}
+		info, err = s.Info(ctx, jetstream.WithSubjectFilter(filter))
 		return err
 	})
 	if err != nil {
@@ -177,7 +185,7 @@ func (b *Bus) readOnce(ctx context.Context, filter string) ([]Msg, error) {
 	}
 	var cons jetstream.Consumer
 	err = retry(ctx, func(ctx context.Context) (err error) {
-		cons, err = b.js.OrderedConsumer(ctx, JournalStream, jetstream.OrderedConsumerConfig{
+		cons, err = b.js.OrderedConsumer(ctx, journalStreamOf(filter), jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{filter},
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
 			// The consumer is (re)created inside Fetch, retried without
@@ -252,7 +260,7 @@ func fetchCtx(ctx context.Context, cons jetstream.Consumer, n int) (jetstream.Me
 func (b *Bus) Follow(ctx context.Context, filter string, fn func(Msg) bool) error {
 	var cons jetstream.Consumer
 	err := retry(ctx, func(ctx context.Context) (err error) {
-		cons, err = b.js.OrderedConsumer(ctx, JournalStream, jetstream.OrderedConsumerConfig{
+		cons, err = b.js.OrderedConsumer(ctx, journalStreamOf(filter), jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{filter},
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
 		})
@@ -307,5 +315,5 @@ func (b *Bus) deleteConsumer(cons jetstream.Consumer) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	b.js.DeleteConsumer(ctx, JournalStream, info.Name)
+	b.js.DeleteConsumer(ctx, info.Stream, info.Name)
 }

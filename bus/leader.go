@@ -73,7 +73,7 @@ func (b *Bus) leaderGet(ctx context.Context, stream string, req leaderReq) (*lea
 func (b *Bus) LeaderEntry(ctx context.Context, subject string) (Msg, error) {
 	var m *leaderMsg
 	err := retry(ctx, func(ctx context.Context) (err error) {
-		m, err = b.leaderGet(ctx, JournalStream, leaderReq{LastFor: subject})
+		m, err = b.leaderGet(ctx, journalStreamOf(subject), leaderReq{LastFor: subject})
 		return err
 	})
 	if err != nil {

@@ -53,7 +53,7 @@ func (b *Bus) multiLast(ctx context.Context, filter string) (msgs []Msg, tooMany
 		return nil, false, err
 	}
 	defer sub.Unsubscribe()
-	if err := b.nc.PublishRequest("$JS.API.DIRECT.GET."+JournalStream, inbox, req); err != nil {
+	if err := b.nc.PublishRequest("$JS.API.DIRECT.GET."+journalStreamOf(filter), inbox, req); err != nil {
 		return nil, false, err
 	}
 	for {
@@ -92,7 +92,7 @@ func (b *Bus) AppendAfter(ctx context.Context, subject, msgID, filter string, la
 	}
 	var ack *jetstream.PubAck
 	err := retry(ctx, func(ctx context.Context) (err error) {
-		ack, err = b.js.PublishMsg(ctx, m, append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(JournalStream))...)
+		ack, err = b.js.PublishMsg(ctx, m, append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(journalStreamOf(subject)))...)
 		return err
 	})
 	if err != nil {
@@ -117,7 +117,7 @@ func (b *Bus) PurgeJournal(ctx context.Context, filter string, before uint64) (u
 			Filter string `json:"filter"`
 			Seq    uint64 `json:"seq"`
 		}{filter, before})
-		reply, err := b.nc.RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+JournalStream, req)
+		reply, err := b.nc.RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+journalStreamOf(filter), req)
 		if err != nil {
 			return err
 		}
@@ -146,7 +146,11 @@ func (b *Bus) PurgeJournal(ctx context.Context, filter string, before uint64) (u
 func (b *Bus) JournalSubjects(ctx context.Context, filter string) ([]string, error) {
 	var info *jetstream.StreamInfo
 	err := retryEach(ctx, 30*time.Second, func(ctx context.Context) (err error) {
-		info, err = b.journal.Info(ctx, jetstream.WithSubjectFilter(filter))
+		s, err := b.journalStream(ctx, filter)
+		if err != nil {
+			return err
+		}
+		info, err = s.Info(ctx, jetstream.WithSubjectFilter(filter))
 		return err
 	})
 	if err != nil {

@@ -10,7 +10,8 @@ const (
 	// JournalStream holds every run's journal: one message per subject, written
 	// once (MaxMsgsPerSubject 1, DiscardNew per subject).
 	JournalStream = "DROVER_JOURNAL"
-	// JournalPrefix is the subject prefix of journal entries: drover.journal.<run>.<kind>[.<step>].
+	// JournalPrefix is the subject prefix of partition 0's journal entries:
+	// drover.journal.<run>.<kind>[.<step>] (see partitions.go).
 	JournalPrefix = "drover.journal."
 
 	// StepsStream prefixes the names of the step inboxes: each node's is
@@ -58,9 +59,10 @@ const (
 // "start", "tag", "call", "result" or "end"; key (a step id such as "3.2.1", or a
 // tag sequence) may be empty.
 func JournalSubject(run, kind, key string) string {
+	prefix := JournalPrefixOf(RunPartition(run))
 	var b strings.Builder
-	b.Grow(len(JournalPrefix) + len(run) + len(kind) + len(key) + 2)
-	b.WriteString(JournalPrefix)
+	b.Grow(len(prefix) + len(run) + len(kind) + len(key) + 2)
+	b.WriteString(prefix)
 	b.WriteString(run)
 	b.WriteByte('.')
 	b.WriteString(kind)
@@ -72,7 +74,11 @@ func JournalSubject(run, kind, key string) string {
 }
 
 // JournalFilter returns the subject filter that matches every entry of run.
-func JournalFilter(run string) string { return JournalPrefix + run + ".>" }
+func JournalFilter(run string) string { return JournalRunPrefix(run) + ">" }
+
+// JournalRunPrefix returns the prefix of every subject of run's journal:
+// its partition's prefix, the run and a dot.
+func JournalRunPrefix(run string) string { return JournalPrefixOf(RunPartition(run)) + run + "." }
 
 // NodeSubject returns the subject of node's heartbeats.
 func NodeSubject(node string) string { return NodesPrefix + node }

@@ -7,10 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"net/textproto"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -58,7 +58,7 @@ type engineFlags struct {
 	cluster                                        string
 	peers, resources, attrHeaders                  []string
 	maxSteps                                       uint64
-	payloadLimit, replicas                         int
+	payloadLimit, replicas, partitions             int
 	stepTimeout, grace, retention, triggerTimeout  time.Duration
 	sync                                           bus.SyncPolicy
 	syncSet                                        bool
@@ -112,6 +112,7 @@ value, stray argument).
 	f.StringVar(&e.natsURL, "nats", "", "`URL` of an external NATS with JetStream; nothing is embedded then")
 	f.StringVar(&e.cluster, "cluster", "", "`ADDR` (host:port) where the embedded NATS accepts routes from other nodes (with --peers)")
 	f.StringSliceVar(&e.peers, "peers", nil, "route `URLs` of the other nodes' --cluster addresses, comma-separated or repeated (nats://host:port)")
+	f.IntVar(&e.partitions, "partitions", 1, "spread new runs over `K` partitions of the journal and the runs index, each with its own stream leader (1 to 64; raising it on a running cluster moves no run)")
 	f.IntVar(&e.replicas, "replicas", 0, "`N` replicas of streams and buckets, 1 to 5 (default: 3 with 3 or more nodes, else 1)")
 	e.logLevel = "info"
 	f.Var(choiceValue{&e.logLevel, logLevels}, "log-level", "`LEVEL` of the logs on stderr: "+orList(logLevels))
@@ -144,6 +145,9 @@ func (e *engineFlags) options() (engine.Options, error) {
 	} else if !bus.ValidToken(name) {
 		return engine.Options{}, usageErrorf("--name %q: a node name cannot be empty or hold dots, spaces, * or >; use letters, digits, - and _", name)
 	}
+	if e.partitions < 1 || e.partitions > bus.MaxPartitions {
+		return engine.Options{}, usageErrorf("--partitions %d: want 1 to %d", e.partitions, bus.MaxPartitions)
+	}
 	if e.replicas < 0 || e.replicas > maxReplicas {
 		return engine.Options{}, usageErrorf("--replicas %d: want 1 to %d, or 0 for 3 with 3 or more nodes, else 1", e.replicas, maxReplicas)
 	}
@@ -167,7 +171,7 @@ func (e *engineFlags) options() (engine.Options, error) {
 	}
 	return engine.Options{
 		Name: name, DataDir: dir, Listen: e.listen, NATSURL: e.natsURL,
-		ClusterListen: e.cluster, Peers: e.peers, Replicas: e.replicas, Resources: e.resources,
+		ClusterListen: e.cluster, Peers: e.peers, Replicas: e.replicas, Partitions: e.partitions, Resources: e.resources,
 		MaxExecSteps: e.maxSteps, PayloadLimit: e.payloadLimit, StepTimeout: e.stepTimeout, JournalMaxAge: e.retention, Sync: sync,
 		HeaderAttrs: headerAttrs, TriggerTimeout: e.triggerTimeout,
 	}, nil

@@ -18,12 +18,15 @@ import (
 // coordinated and re-place the steps it was executing: every run completes,
 // none is lost, and no step that had a journaled result is executed again.
 //
+// The runs are spread over 3 journal partitions (--partitions 3), whose
+// leaders are spread over the nodes, so the kill usually takes one away.
+//
 // It takes 10 to 50 s (JetStream leader elections after the kill).
 func TestNodeLossUnderLoad(t *testing.T) {
 	counter := &keyCounter{counts: map[string]int{}}
 	partner := httptest.NewServer(counter)
 	defer partner.Close()
-	procs := startCluster(t, 3, "--log-level", "debug") // debug: every step, in the logs printed on failure
+	procs := startCluster(t, 3, "--log-level", "debug", "--partitions", "3") // debug: every step, in the logs printed on failure; runs spread over 3 journal partitions
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	waitNodes(t, ctx, procs[0].url, 3)

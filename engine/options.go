@@ -55,6 +55,10 @@ type Options struct {
 	// MaxExecSteps bounds the Starlark computation of one run, against runaway
 	// loops (default script.DefaultMaxSteps, 10,000,000).
 	MaxExecSteps uint64
+	// Partitions is how many partitions of the journal and the runs index
+	// this node makes and spreads its new runs over (default 1; see
+	// bus.Options.Partitions).
+	Partitions int
 	// PayloadLimit bounds a step's arguments and result, a run's input and its
 	// result, in bytes (default api.DefaultPayloadLimit).
 	PayloadLimit int

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/replay"
 	"github.com/droverhq/drover/script"
@@ -114,7 +116,7 @@ func (n *Node) begin(ctx context.Context, prog *script.Program, name string, ver
 		return nil, err
 	}
 	now := time.Now().UTC()
-	id := ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String()
+	id := bus.RunID(ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(), rand.IntN(max(n.opts.Partitions, 1)))
 	if attrs == nil {
 		attrs = map[string]string{}
 	}

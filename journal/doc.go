@@ -14,5 +14,11 @@
 // Layout on the bus (package bus names the stream and subject prefix):
 //
 //	drover.journal.<run>.<kind>[.<key>]   one message per subject, written once
+//	drover.journal.<run>.sealed.<n>       part n of an ended run's sealed journal
 //	message id <run>/<kind>[/<key>]       de-duplicates a retried write
+//
+// A run in partition p > 0 (its id ends in -<p>, see bus.RunPartition) has
+// the same subjects under drover.journal<p>. in its partition's stream.
+// Entries over DefaultLargeValue bytes are stored as references to the
+// values object store (values.go).
 package journal

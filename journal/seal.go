@@ -165,7 +165,7 @@ func (s *Store) packParts(entries []Record) [][]byte {
 
 // isPart reports whether subject is a part of run's sealed journal.
 func isPart(run, subject string) bool {
-	return strings.HasPrefix(subject, bus.JournalPrefix+run+"."+sealedKind+".")
+	return strings.HasPrefix(subject, bus.JournalRunPrefix(run)+sealedKind+".")
 }
 
 // unpack returns the entries of a sealed part.

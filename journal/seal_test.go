@@ -94,7 +94,7 @@ func TestSeal(t *testing.T) {
 	if sealed, err := s.Seal(ctx, run); err != nil || !sealed {
 		t.Fatalf("seal: %v %v", sealed, err)
 	}
-	if subs := subjects(t, b, run); len(subs) != 1 || subs[0] != bus.JournalPrefix+run+".sealed.0" {
+	if subs := subjects(t, b, run); len(subs) != 1 || subs[0] != bus.JournalRunPrefix(run)+"sealed.0" {
 		t.Fatalf("subjects after sealing: %v, want the one part", subs)
 	}
 	sameRecords(t, "read after sealing", mustRead(t, s, run), before)

@@ -131,7 +131,13 @@ func (z *Sealer) Wait() { <-z.done }
 // Sweep seals every run that has ended and is not sealed yet, oldest first
 // and Workers at a time, and returns how many it sealed.
 func (z *Sealer) Sweep(ctx context.Context) int {
-	subjects, err := z.s.b.JournalSubjects(ctx, bus.JournalPrefix+"*."+"end")
+	parts, err := z.s.b.Partitions(ctx)
+	var subjects []string
+	for p := 0; p < parts && err == nil; p++ {
+		var subs []string
+		subs, err = z.s.b.JournalSubjects(ctx, bus.JournalPrefixOf(p)+"*.end")
+		subjects = append(subjects, subs...)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			z.opts.Logger.Warn().Err(err).Msg("sweep journals to seal")
@@ -156,7 +162,7 @@ func (z *Sealer) Sweep(ctx context.Context) int {
 		if ctx.Err() != nil {
 			break
 		}
-		run, _, _ := strings.Cut(strings.TrimPrefix(subj, bus.JournalPrefix), ".")
+		run := strings.Split(subj, ".")[2] // drover.journal<p>.<run>.end
 		runs <- run
 	}
 	close(runs)

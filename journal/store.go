@@ -140,7 +140,7 @@ func (s *Store) Get(ctx context.Context, run string, kind api.EntryKind, key str
 // sealedEntry looks for an entry in run's sealed parts, returning notFound
 // when it is not there (or the run is not sealed).
 func (s *Store) sealedEntry(ctx context.Context, run string, kind api.EntryKind, key string, notFound error) ([]byte, error) {
-	parts, err := s.b.ReadDirect(ctx, bus.JournalPrefix+run+"."+sealedKind+".>")
+	parts, err := s.b.ReadDirect(ctx, bus.JournalRunPrefix(run)+sealedKind+".>")
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +207,7 @@ type Record struct {
 
 // record parses a message read from the bus.
 func record(run string, m bus.Msg) Record {
-	kind, key, _ := strings.Cut(strings.TrimPrefix(m.Subject, bus.JournalPrefix+run+"."), ".")
+	kind, key, _ := strings.Cut(strings.TrimPrefix(m.Subject, bus.JournalRunPrefix(run)), ".")
 	return Record{JournalEntry: api.JournalEntry{Kind: api.EntryKind(kind), Key: key, Data: m.Data}, Seq: m.Seq}
 }
 

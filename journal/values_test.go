@@ -47,7 +47,7 @@ func TestLargeValues(t *testing.T) {
 	must(s.Append(ctx, run, api.EntryResult, "2", api.ResultEntry{Step: "2", Value: big("r"), Node: "n1"}))
 	must(s.Append(ctx, run, api.EntryEnd, "", api.EndEntry{Status: api.StatusCompleted, Result: big("e"), Steps: 2}))
 	for _, key := range []string{"start", "call.1", "result.1", "end"} {
-		m, err := b.Entry(ctx, bus.JournalPrefix+run+"."+key)
+		m, err := b.Entry(ctx, bus.JournalRunPrefix(run)+key)
 		if err != nil || len(m.Data) > 200 || !bytes.HasPrefix(m.Data, []byte(refPrefix)) {
 			t.Fatalf("stored %s entry: %d bytes %.80s %v, want a reference", key, len(m.Data), m.Data, err)
 		}

@@ -3,8 +3,11 @@ package runs
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -55,7 +58,31 @@ func (s *Store) List(ctx context.Context, f api.ListFilter) ([]api.Run, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	return s.list(ctx, f, firstWindow, true)
+	buckets, err := s.buckets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(buckets) == 1 {
+		return s.list(ctx, buckets[0], f, firstWindow, true)
+	}
+	// Each partition's newest matching runs, merged: ids sort by start time.
+	found := make([][]api.Run, len(buckets))
+	errs := make([]error, len(buckets))
+	var wg sync.WaitGroup
+	for i, kv := range buckets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			found[i], errs[i] = s.list(ctx, kv, f, firstWindow, true)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	runs := slices.Concat(found...)
+	sort.Slice(runs, func(i, j int) bool { return runs[i].ID > runs[j].ID })
+	return runs[:min(len(runs), f.Limit)], nil
 }
 
 // plan is a way of listing runs.
@@ -69,12 +96,11 @@ const (
 
 // list lists runs matching f, starting with a look at window revisions per
 // run asked for; with useIndexes false it only reads revisions with values.
-func (s *Store) list(ctx context.Context, f api.ListFilter, window int, useIndexes bool) ([]api.Run, error) {
+func (s *Store) list(ctx context.Context, kv *bus.KV, f api.ListFilter, window int, useIndexes bool) ([]api.Run, error) {
 	var sinceID string
 	if f.Since > 0 {
 		sinceID = ulid.MustNew(ulid.Timestamp(time.Now().Add(-f.Since)), zeroEntropy{}).String()
 	}
-	kv := s.kv
 	indexes := indexes(f)
 	size := uint64(min(window*f.Limit, maxFirstWindow))
 	w, err := kv.Newest(ctx, size)
@@ -155,9 +181,9 @@ func (s *Store) list(ctx context.Context, f api.ListFilter, window int, useIndex
 		}
 		switch how {
 		case planStoredKeys:
-			return s.listStoredKeys(ctx, f, indexes[bestIndex].filter, sinceID)
+			return s.listStoredKeys(ctx, kv, f, indexes[bestIndex].filter, sinceID)
 		case planNewestKeys:
-			return s.listNewestKeys(ctx, f, indexes[bestIndex].filter, sinceID, uint64(needed(keyRuns[bestIndex])))
+			return s.listNewestKeys(ctx, kv, f, indexes[bestIndex].filter, sinceID, uint64(needed(keyRuns[bestIndex])))
 		}
 		more := size * uint64(grow-1)
 		if err := w.Widen(ctx, more); err != nil {
@@ -218,8 +244,8 @@ func indexes(f api.ListFilter) []index {
 
 // listStoredKeys lists runs matching f among those with a key matching
 // filter, all listed.
-func (s *Store) listStoredKeys(ctx context.Context, f api.ListFilter, filter, sinceID string) ([]api.Run, error) {
-	keys, err := s.kv.StoredKeys(ctx, filter)
+func (s *Store) listStoredKeys(ctx context.Context, kv *bus.KV, f api.ListFilter, filter, sinceID string) ([]api.Run, error) {
+	keys, err := kv.StoredKeys(ctx, filter)
 	if err != nil {
 		return nil, err
 	}
@@ -228,8 +254,8 @@ func (s *Store) listStoredKeys(ctx context.Context, f api.ListFilter, filter, si
 
 // listNewestKeys lists runs matching f among those with a key matching filter,
 // reading the newest keys, size revisions at first.
-func (s *Store) listNewestKeys(ctx context.Context, f api.ListFilter, filter, sinceID string, size uint64) ([]api.Run, error) {
-	w, err := s.kv.NewestKeys(ctx, filter, size)
+func (s *Store) listNewestKeys(ctx context.Context, kv *bus.KV, f api.ListFilter, filter, sinceID string, size uint64) ([]api.Run, error) {
+	w, err := kv.NewestKeys(ctx, filter, size)
 	if err != nil {
 		return nil, err
 	}

@@ -160,7 +160,7 @@ func TestList(t *testing.T) {
 				sinceID = ulid.MustNew(ulid.Timestamp(time.Now().Add(-f.Since)), zeroEntropy{}).String()
 			}
 			for _, x := range indexes(f) {
-				got, err := s.listStoredKeys(ctx, f, x.filter, sinceID)
+				got, err := s.listStoredKeys(ctx, s.opts.Bus.Bucket(bus.RunsBucket), f, x.filter, sinceID)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -168,7 +168,7 @@ func TestList(t *testing.T) {
 					t.Errorf("all keys of %s: %v, want %v", x.filter, ids(got), tt.want)
 				}
 				// Reading the newest keys, a revision at a time at first.
-				got, err = s.listNewestKeys(ctx, f, x.filter, sinceID, 1)
+				got, err = s.listNewestKeys(ctx, s.opts.Bus.Bucket(bus.RunsBucket), f, x.filter, sinceID, 1)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -177,7 +177,7 @@ func TestList(t *testing.T) {
 				}
 			}
 			// So does reading the newest part of the bucket, a window at a time.
-			got, err = s.list(ctx, f, 1, false)
+			got, err = s.list(ctx, s.opts.Bus.Bucket(bus.RunsBucket), f, 1, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -209,7 +209,7 @@ func TestListNewestWindows(t *testing.T) {
 		recent = append(recent, rec.ID)
 	}
 	slices.Reverse(recent)
-	got, err := s.list(ctx, api.ListFilter{Limit: 20}, firstWindow, false)
+	got, err := s.list(ctx, s.opts.Bus.Bucket(bus.RunsBucket), api.ListFilter{Limit: 20}, firstWindow, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestListNewestWindows(t *testing.T) {
 	if !slices.Equal(ids(got), wantFailed) {
 		t.Errorf("newest failed = %v, want %v", ids(got), wantFailed)
 	}
-	got, err = s.listNewestKeys(ctx, api.ListFilter{Limit: 5, Status: api.StatusFailed}, "s.failed.*", "", 10)
+	got, err = s.listNewestKeys(ctx, s.opts.Bus.Bucket(bus.RunsBucket), api.ListFilter{Limit: 5, Status: api.StatusFailed}, "s.failed.*", "", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestIndexRunAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Once indexRun returns, every key is readable.
-	kv := s.kv
+	kv := s.opts.Bus.Bucket(bus.RunsBucket)
 	for _, key := range []string{recordKey(rec.ID), statusKey(api.StatusRunning, rec.ID), scriptKey("s", api.StatusRunning, rec.ID), attrKey("k", "v", api.StatusRunning, rec.ID)} {
 		if _, _, err := kv.Get(ctx, key); err != nil {
 			t.Errorf("%s: %v", key, err)

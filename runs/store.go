@@ -37,7 +37,6 @@ type Options struct {
 // copies. It is safe for concurrent use.
 type Store struct {
 	opts     Options
-	kv       *bus.KV
 	journals *journal.Store
 }
 
@@ -49,7 +48,7 @@ func NewStore(opts Options) *Store {
 	if opts.Closing == nil {
 		opts.Closing = context.Background()
 	}
-	return &Store{opts: opts, kv: opts.Bus.Bucket(bus.RunsBucket), journals: journal.NewStore(opts.Bus)}
+	return &Store{opts: opts, journals: journal.NewStore(opts.Bus)}
 }
 
 // The runs index lives in the runs bucket:
@@ -117,6 +116,10 @@ func (s *Store) PutKeepOld(ctx context.Context, rec api.Run, prevStatus string, 
 	for k, v := range attrs {
 		keys = append(keys, attrKey(k, v, rec.Status, rec.ID))
 	}
+	kv, err := s.bucket(ctx, rec.ID)
+	if err != nil {
+		return none, err
+	}
 	// Start every write, then wait for all: one round trip.
 	puts := make([]*bus.PendingPut, 0, len(keys))
 	for i, key := range keys {
@@ -124,7 +127,7 @@ func (s *Store) PutKeepOld(ctx context.Context, rec api.Run, prevStatus string, 
 		if i == 0 {
 			value = data
 		}
-		p, err := s.kv.PutAsync(key, value)
+		p, err := kv.PutAsync(key, value)
 		if err != nil {
 			return none, err
 		}
@@ -138,9 +141,29 @@ func (s *Store) PutKeepOld(ctx context.Context, rec api.Run, prevStatus string, 
 	// Remove the old status key only now: a crash in between leaves a key
 	// too many, which List skips, rather than none.
 	if prevStatus != "" && prevStatus != rec.Status {
-		return func(ctx context.Context) error { return s.kv.Remove(ctx, statusKey(prevStatus, rec.ID)) }, nil
+		return func(ctx context.Context) error { return kv.Remove(ctx, statusKey(prevStatus, rec.ID)) }, nil
 	}
 	return none, nil
+}
+
+// bucket returns the runs-index bucket of run id's partition.
+func (s *Store) bucket(ctx context.Context, id string) (*bus.KV, error) {
+	return s.opts.Bus.RunsBucketFor(ctx, bus.RunPartition(id))
+}
+
+// buckets returns the runs-index buckets of every partition.
+func (s *Store) buckets(ctx context.Context) ([]*bus.KV, error) {
+	n, err := s.opts.Bus.Partitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*bus.KV, n)
+	for p := range out {
+		if out[p], err = s.opts.Bus.RunsBucketFor(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Record reads a run's record from the index, or returns an error wrapping
@@ -149,7 +172,11 @@ func (s *Store) Record(ctx context.Context, id string) (*api.Run, error) {
 	if !bus.ValidToken(id) {
 		return nil, fmt.Errorf("%w %q: run ids look like 01JD4W6Q3Z8X5M2N7P9R0S1T2V", api.ErrUnknownRun, id)
 	}
-	data, _, err := s.kv.Get(ctx, recordKey(id))
+	kv, err := s.bucket(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	data, _, err := kv.Get(ctx, recordKey(id))
 	if err != nil {
 		if errors.Is(err, bus.ErrNotFound) {
 			return nil, fmt.Errorf("%w %q (ctl runs ls lists the runs this cluster knows)", api.ErrUnknownRun, id)
@@ -205,9 +232,17 @@ func (s *Store) records(ctx context.Context, ids []string) ([]*api.Run, error) {
 // (read through the stream leader) and records: no windowed scan, which
 // depends on replicas answering direct gets right after a node loss.
 func (s *Store) Running(ctx context.Context) ([]api.Run, error) {
-	keys, err := s.kv.StoredKeys(ctx, statusKey(api.StatusRunning, "*"))
+	buckets, err := s.buckets(ctx)
 	if err != nil {
 		return nil, err
+	}
+	var keys []string
+	for _, kv := range buckets {
+		k, err := kv.StoredKeys(ctx, statusKey(api.StatusRunning, "*"))
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k...)
 	}
 	var runs []api.Run
 	for _, key := range keys {
@@ -236,7 +271,11 @@ func (s *Store) Wait(ctx context.Context, id string) (*api.Run, error) {
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	updates, err := s.kv.Watch(wctx, recordKey(id))
+	kv, err := s.bucket(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	updates, err := kv.Watch(wctx, recordKey(id))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,260 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Partitions. The journal and the runs index are split into partitions by
+// run, so that their writes are spread over several stream leaders: run ids
+// started in partition p > 0 end in "-<p>" (RunID), and a run's partition is
+// read from its id alone (RunPartition), with no table for nodes to agree
+// on. Partition 0 is the stream DROVER_JOURNAL on drover.journal.> and the
+// bucket drover_runs, as before partitions existed; partition p > 0 is the
+// stream DROVER_JOURNAL_<p> on drover.journal<p>.> (streams' subjects may not
+// overlap) and the bucket drover_runs_<p>. Growing the number of partitions
+// moves nothing: new runs go to the new ones, old runs stay where their ids
+// say.
+
+// MaxPartitions bounds Options.Partitions.
+const MaxPartitions = 64
+
+// RunPartition returns the partition of run: the number after a final "-",
+// or 0.
+func RunPartition(run string) int {
+	i := strings.LastIndexByte(run, '-')
+	if i < 0 {
+		return 0
+	}
+	p, err := strconv.Atoi(run[i+1:])
+	if err != nil || p <= 0 || p >= MaxPartitions || run[i+1] == '0' {
+		return 0
+	}
+	return p
+}
+
+// RunID returns the id of a run in partition p whose id in partition 0
+// would be id.
+func RunID(id string, p int) string {
+	if p <= 0 {
+		return id
+	}
+	return id + "-" + strconv.Itoa(p)
+}
+
+// JournalPrefixOf returns the subject prefix of partition p's journal
+// entries (JournalPrefix for partition 0).
+func JournalPrefixOf(p int) string {
+	if p <= 0 {
+		return JournalPrefix
+	}
+	return "drover.journal" + strconv.Itoa(p) + "."
+}
+
+// JournalStreamOf returns the name of partition p's journal stream.
+func JournalStreamOf(p int) string {
+	if p <= 0 {
+		return JournalStream
+	}
+	return JournalStream + "_" + strconv.Itoa(p)
+}
+
+// RunsBucketOf returns the name of partition p's runs-index bucket.
+func RunsBucketOf(p int) string {
+	if p <= 0 {
+		return RunsBucket
+	}
+	return RunsBucket + "_" + strconv.Itoa(p)
+}
+
+// journalStreamOf returns the journal stream holding subject, or matching
+// filter (a subject or a filter under one partition's prefix).
+func journalStreamOf(subject string) string {
+	rest, ok := strings.CutPrefix(subject, "drover.journal")
+	if !ok {
+		return JournalStream
+	}
+	digits, _, _ := strings.Cut(rest, ".")
+	p, err := strconv.Atoi(digits)
+	if err != nil {
+		return JournalStream
+	}
+	return JournalStreamOf(p)
+}
+
+// journalConfig is the configuration of partition p's journal stream.
+func (b *Bus) journalConfig(p int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:                 JournalStreamOf(p),
+		Description:          "Drover run journals: one write-once message per subject",
+		Subjects:             []string{JournalPrefixOf(p) + ">"},
+		Storage:              jetstream.FileStorage,
+		Retention:            jetstream.LimitsPolicy,
+		MaxMsgsPerSubject:    1,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxAge:               b.opts.JournalMaxAge,
+		Duplicates:           min(journalDuplicates, b.opts.JournalMaxAge),
+		Replicas:             b.opts.Replicas,
+		AllowDirect:          true,
+	}
+}
+
+// runsConfig is the configuration of partition p's runs-index bucket.
+func (b *Bus) runsConfig(p int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: RunsBucketOf(p), Description: "Drover runs index", History: 1,
+		Storage: jetstream.FileStorage, TTL: b.opts.JournalMaxAge, Replicas: b.opts.Replicas}
+}
+
+// partitions is what the bus knows of the partitions in NATS.
+type partitions struct {
+	mu      sync.Mutex
+	n       int                         // partitions known to exist
+	checked time.Time                   // when NATS was last asked
+	streams map[string]jetstream.Stream // journal streams by name, looked up once
+}
+
+// partitionsRecheck is how long a listing trusts the number of partitions
+// it last found: a node started with more partitions may have made some.
+const partitionsRecheck = 5 * time.Second
+
+// ensurePartitions creates partitions 1 to n-1 (partition 0 is made with
+// the other streams) and finds those other nodes made.
+func (b *Bus) ensurePartitions(ctx context.Context, n int) error {
+	for p := 1; p < n; p++ {
+		created, err := b.createOrUpdate(ctx, b.journalConfig(p))
+		if err != nil {
+			return fmt.Errorf("bus: journal stream of partition %d: %w", p, err)
+		}
+		kv, err := b.js.CreateOrUpdateKeyValue(ctx, b.runsConfig(p))
+		if err != nil {
+			return fmt.Errorf("bus: runs bucket of partition %d: %w", p, err)
+		}
+		b.mu.Lock()
+		b.buckets[RunsBucketOf(p)] = &KV{kv: kv, b: b, durable: true}
+		b.mu.Unlock()
+		if created {
+			b.spreadLeader(ctx, p)
+		}
+	}
+	_, err := b.Partitions(ctx)
+	return err
+}
+
+// createOrUpdate creates a stream, reporting whether it was new, or updates it.
+func (b *Bus) createOrUpdate(ctx context.Context, cfg jetstream.StreamConfig) (created bool, err error) {
+	_, err = b.js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		_, err = b.js.CreateOrUpdateStream(ctx, cfg)
+		return false, err
+	}
+	return err == nil, err
+}
+
+// spreadLeader asks, on a cluster, for the leader of partition p's journal
+// to move to the p-th server (by name) of its replicas, so that the
+// partitions' leaders are spread over the servers rather than left to the
+// elections. Best effort: a failure leaves the leader where it is.
+func (b *Bus) spreadLeader(ctx context.Context, p int) {
+	s, err := b.js.Stream(ctx, JournalStreamOf(p))
+	if err != nil {
+		return
+	}
+	info, err := s.Info(ctx)
+	if err != nil || info.Cluster == nil || len(info.Cluster.Replicas) == 0 {
+		return
+	}
+	servers := []string{info.Cluster.Leader}
+	for _, r := range info.Cluster.Replicas {
+		servers = append(servers, r.Name)
+	}
+	slices.Sort(servers)
+	want := servers[p%len(servers)]
+	if want == info.Cluster.Leader {
+		return
+	}
+	req := fmt.Sprintf(`{"placement":{"preferred":%q}}`, want)
+	b.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+JournalStreamOf(p), []byte(req))
+}
+
+// Partitions returns the number of partitions in NATS: those this bus made,
+// and those other nodes made (looked for again after partitionsRecheck).
+func (b *Bus) Partitions(ctx context.Context) (int, error) {
+	b.parts.mu.Lock()
+	n, fresh := b.parts.n, time.Since(b.parts.checked) < partitionsRecheck
+	b.parts.mu.Unlock()
+	if fresh {
+		return n, nil
+	}
+	found := 1
+	names := b.js.StreamNames(ctx, jetstream.WithStreamListSubject("drover.>"))
+	for name := range names.Name() {
+		if rest, ok := strings.CutPrefix(name, JournalStream+"_"); ok {
+			if p, err := strconv.Atoi(rest); err == nil && p < MaxPartitions {
+				found = max(found, p+1)
+			}
+		}
+	}
+	if err := names.Err(); err != nil {
+		if n > 0 {
+			return n, nil // what was found before
+		}
+		return 1, fmt.Errorf("bus: list the journal's partitions: %w", err)
+	}
+	b.parts.mu.Lock()
+	b.parts.n, b.parts.checked = max(found, b.parts.n), time.Now()
+	n = b.parts.n
+	b.parts.mu.Unlock()
+	return n, nil
+}
+
+// RunsBucketFor returns the runs-index bucket of partition p, opening it if
+// another node made it since this bus started.
+func (b *Bus) RunsBucketFor(ctx context.Context, p int) (*KV, error) {
+	if kv := b.Bucket(RunsBucketOf(p)); kv != nil {
+		return kv, nil
+	}
+	kv, err := b.js.KeyValue(ctx, RunsBucketOf(p))
+	if err != nil {
+		return nil, fmt.Errorf("bus: runs bucket of partition %d: %w", p, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if k := b.buckets[RunsBucketOf(p)]; k != nil {
+		return k, nil
+	}
+	k := &KV{kv: kv, b: b, durable: true}
+	b.buckets[RunsBucketOf(p)] = k
+	return k, nil
+}
+
+// journalStream returns the journal stream holding subject (or matching
+// filter), looked up once.
+func (b *Bus) journalStream(ctx context.Context, subject string) (jetstream.Stream, error) {
+	name := journalStreamOf(subject)
+	b.parts.mu.Lock()
+	s := b.parts.streams[name]
+	b.parts.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := b.js.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	b.parts.mu.Lock()
+	if b.parts.streams == nil {
+		b.parts.streams = map[string]jetstream.Stream{}
+	}
+	b.parts.streams[name] = s
+	b.parts.mu.Unlock()
+	return s, nil
+}
