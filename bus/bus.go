@@ -65,13 +65,13 @@ type Options struct {
 
 // Bus is a connection to NATS, embedded or external, with Drover's streams.
 type Bus struct {
-	opts    Options
-	ns      *server.Server // nil when external
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	parts   partitions // the journal's and the runs index's
-	tmpDir  string
-	lock    *os.File
+	opts   Options
+	ns     *server.Server // nil when external
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	parts  partitions // the journal's and the runs index's
+	tmpDir string
+	lock   *os.File
 
 	// group syncs the embedded server's store under the always policy
 	// (groupsync.go); remoteSync asks the server reached by URL to.
