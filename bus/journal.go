@@ -164,20 +164,12 @@ func (b *Bus) Read(ctx context.Context, filter string) ([]Msg, error) {
 // readOnce is one try of Read: an ordered consumer whose stream leader moves
 // fails with no responders, and Read tries again.
 func (b *Bus) readOnce(ctx context.Context, filter string) ([]Msg, error) {
-	var info *jetstream.StreamInfo
-	err := retry(ctx, func(ctx context.Context) (err error) {
-		s, err := b.journalStream(ctx, filter)
-		if err != nil {
-			return err
-		}
-		info, err = s.Info(ctx, jetstream.WithSubjectFilter(filter))
-		return err
-	})
+	counts, err := b.journalSubjectCounts(ctx, filter, 2*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("bus: read %s: %w", filter, err)
 	}
 	total := 0
-	for _, n := range info.State.Subjects {
+	for _, n := range counts {
 		total += int(n)
 	}
 	if total == 0 {
@@ -228,6 +220,24 @@ func (b *Bus) readOnce(ctx context.Context, filter string) ([]Msg, error) {
 			return out, ctx.Err()
 		}
 	}
+}
+
+// journalSubjectCounts returns how many entries each journal subject
+// matching filter holds, each try of the request bounded by attempt.
+func (b *Bus) journalSubjectCounts(ctx context.Context, filter string, attempt time.Duration) (map[string]uint64, error) {
+	var info *jetstream.StreamInfo
+	err := retryEach(ctx, attempt, func(ctx context.Context) error {
+		s, err := b.journalStream(ctx, filter)
+		if err != nil {
+			return err
+		}
+		info, err = s.Info(ctx, jetstream.WithSubjectFilter(filter))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return info.State.Subjects, nil
 }
 
 // fetchCtx is cons.Fetch(n) that returns when ctx ends: an ordered

@@ -144,20 +144,12 @@ func (b *Bus) PurgeJournal(ctx context.Context, filter string, before uint64) (u
 // entry (e.g. "drover.journal.*.end": the runs that ended), sorted (run ids
 // sort by their start time).
 func (b *Bus) JournalSubjects(ctx context.Context, filter string) ([]string, error) {
-	var info *jetstream.StreamInfo
-	err := retryEach(ctx, 30*time.Second, func(ctx context.Context) (err error) {
-		s, err := b.journalStream(ctx, filter)
-		if err != nil {
-			return err
-		}
-		info, err = s.Info(ctx, jetstream.WithSubjectFilter(filter))
-		return err
-	})
+	counts, err := b.journalSubjectCounts(ctx, filter, 30*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("bus: list %s: %w", filter, err)
 	}
-	out := make([]string, 0, len(info.State.Subjects))
-	for s := range info.State.Subjects {
+	out := make([]string, 0, len(counts))
+	for s := range counts {
 		out = append(out, s)
 	}
 	slices.Sort(out)
