@@ -373,6 +373,14 @@ func (b *Bus) Close() error {
 		b.nc.Close()
 	}
 	if b.ns != nil {
+		if !b.ns.JetStreamIsClustered() {
+			// Stop JetStream first (streams stop and write their state as
+			// in Shutdown): Shutdown would otherwise warn the pull
+			// consumers' waiting requests, whose clients are gone, and
+			// sleep 50 ms for the warnings to leave, a third of an
+			// embedded ctl's run.
+			b.ns.ShutdownJetStream()
+		}
 		b.ns.Shutdown()
 		b.ns.WaitForShutdown()
 	}
