@@ -27,15 +27,17 @@ import (
 // MaxPartitions bounds Options.Partitions.
 const MaxPartitions = 64
 
-// RunPartition returns the partition of run: the number after a final "-",
-// or 0.
+// ulidLen is the length of a ULID, a run id in partition 0.
+const ulidLen = 26
+
+// RunPartition returns the partition of run: the number after the "-" that
+// follows its ULID, or 0 (a run id of another form is in partition 0).
 func RunPartition(run string) int {
-	i := strings.LastIndexByte(run, '-')
-	if i < 0 {
+	if len(run) < ulidLen+2 || run[ulidLen] != '-' || run[ulidLen+1] < '1' || run[ulidLen+1] > '9' {
 		return 0
 	}
-	p, err := strconv.Atoi(run[i+1:])
-	if err != nil || p <= 0 || p >= MaxPartitions || run[i+1] == '0' {
+	p, err := strconv.Atoi(run[ulidLen+1:])
+	if err != nil || p >= MaxPartitions {
 		return 0
 	}
 	return p
@@ -217,12 +219,15 @@ func (b *Bus) Partitions(ctx context.Context) (int, error) {
 }
 
 // RunsBucketFor returns the runs-index bucket of partition p, opening it if
-// another node made it since this bus started.
+// another node made it since this bus started; ErrNotFound if nobody did.
 func (b *Bus) RunsBucketFor(ctx context.Context, p int) (*KV, error) {
 	if kv := b.Bucket(RunsBucketOf(p)); kv != nil {
 		return kv, nil
 	}
 	kv, err := b.js.KeyValue(ctx, RunsBucketOf(p))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("%w: runs bucket of partition %d", ErrNotFound, p)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bus: runs bucket of partition %d: %w", p, err)
 	}

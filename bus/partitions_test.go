@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ func TestRunPartition(t *testing.T) {
 		want int
 	}{
 		{id, 0}, {id + "-1", 1}, {id + "-63", 63}, {id + "-64", 0}, {id + "-0", 0}, {id + "-01", 0}, {id + "-x", 0}, {id + "-", 0}, {"", 0},
+		{"floor17961551-1", 0}, {id + "x-2", 0}, {id + "-+2", 0},
 	} {
 		if got := RunPartition(tt.run); got != tt.want {
 			t.Errorf("RunPartition(%q) = %d, want %d", tt.run, got, tt.want)
@@ -127,4 +129,17 @@ func TestPartitionsSpreadOnACluster(t *testing.T) {
 		}
 	}
 	t.Logf("leaders %v; writes per partition %v", leaders(), counts)
+}
+
+// A run id naming a partition nobody made is not found, not an error of
+// another kind.
+func TestMissingPartition(t *testing.T) {
+	b, err := Open(context.Background(), Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.RunsBucketFor(context.Background(), 7); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("partition 7: %v, want ErrNotFound", err)
+	}
 }

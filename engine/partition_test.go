@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -67,6 +68,9 @@ func TestPartitionedRuns(t *testing.T) {
 		}
 	}
 	check(n, "3 partitions")
+	if _, err := n.Get(ctx, "01JD4W6Q3Z8X5M2N7P9R0S1T2V-9"); !errors.Is(err, api.ErrUnknownRun) {
+		t.Fatalf("a run in a partition nobody made: %v, want ErrUnknownRun", err)
+	}
 	// Each run is sealed, in its own partition's stream.
 	for _, id := range ids {
 		sealed := func() bool {

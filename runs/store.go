@@ -173,10 +173,10 @@ func (s *Store) Record(ctx context.Context, id string) (*api.Run, error) {
 		return nil, fmt.Errorf("%w %q: run ids look like 01JD4W6Q3Z8X5M2N7P9R0S1T2V", api.ErrUnknownRun, id)
 	}
 	kv, err := s.bucket(ctx, id)
-	if err != nil {
-		return nil, err
+	var data []byte
+	if err == nil {
+		data, _, err = kv.Get(ctx, recordKey(id))
 	}
-	data, _, err := kv.Get(ctx, recordKey(id))
 	if err != nil {
 		if errors.Is(err, bus.ErrNotFound) {
 			return nil, fmt.Errorf("%w %q (ctl runs ls lists the runs this cluster knows)", api.ErrUnknownRun, id)
