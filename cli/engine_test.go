@@ -85,6 +85,8 @@ func TestEngineUsageErrors(t *testing.T) {
 		{"zero payload limit", []string{"--payload-limit", "0"}, "--payload-limit 0: want a number of bytes above 0"},
 		{"negative replicas", []string{"--replicas", "-1"}, "--replicas -1: want 1 to 5, or 0 for 3 with 3 or more nodes, else 1"},
 		{"too many replicas", []string{"--replicas", "7"}, "--replicas 7: want 1 to 5"},
+		{"no partitions", []string{"--partitions", "0"}, "--partitions 0: want 1 to 64"},
+		{"too many partitions", []string{"--partitions", "65"}, "--partitions 65: want 1 to 64"},
 		{"bad node name", []string{"--name", "n1.eu"}, `--name "n1.eu": a node name cannot be empty or hold dots, spaces, * or >`},
 		{"resource without value", []string{"--resource", "db"}, `--resource: bad resource declaration "db": no value; write NAME=N/PERIOD`},
 		{"resource bad option", []string{"--resource", "api=5/s,brust=3"}, `--resource: bad resource declaration "api=5/s,brust=3": unknown option "brust"`},

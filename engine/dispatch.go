@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"strconv"
@@ -98,7 +97,10 @@ func (d *dispatcher) send(ctx context.Context, node string, env Envelope) (api.R
 		case res := <-ch:
 			if res.Step == "" { // a large result: read it from the journal
 				p, err := d.journal.Result(ctx, env.Run, env.Step)
-				return *cmp.Or(p, &res), err
+				if err != nil {
+					return api.ResultEntry{}, err
+				}
+				return *p, nil
 			}
 			return res, nil
 		case <-look.C:
