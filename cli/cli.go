@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -52,7 +53,7 @@ const (
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, args, &app{stdin: stdin, stdout: stdout, stderr: &lockedWriter{w: stderr}, getenv: os.Getenv})
+	return run(ctx, args, &app{stdin: stdin, stdout: stdout, stderr: &lockedWriter{w: stderr}, getenv: os.Getenv, canBackground: true})
 }
 
 // app is one invocation of ctl: its streams, environment and global flags.
@@ -69,6 +70,12 @@ type app struct {
 	// sync is --sync of the embedded node; syncSet says it was given.
 	sync    bus.SyncPolicy
 	syncSet bool
+	// background is --background (0: off); backgroundSet says it was given.
+	background    time.Duration
+	backgroundSet bool
+	// canBackground is true in the ctl binary, which can start itself as a
+	// background node; tests run commands in-process instead.
+	canBackground bool
 
 	// dial, when set, replaces connect: tests give commands a node of their own.
 	dial func(ctx context.Context, mode nodeMode) (*conn, error)
@@ -147,8 +154,9 @@ func (a *app) rootCommand() *cobra.Command {
 		Long: `ctl runs Drover scripts, and inspects, replays and controls their runs.
 
 With --server URL (or DROVER_URL) it talks to a running engine node. Without,
-it starts an embedded node in-process on a local data dir, so one command
-works on a fresh machine and later commands find the same runs.
+it works on a local data dir: the first command starts a node on it in the
+background, and later commands use that node, so they start at once and find
+the same runs (see ctl background).
 
 Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
 3 replay diverged, 4 run cancelled, 130 interrupted.
@@ -163,10 +171,11 @@ Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", "", "`URL` of an engine node's HTTP API (default $DROVER_URL; none: embedded node)")
 	pf.StringVar(&a.dataDir, "data-dir", "", "`DIR` holding the embedded node's data "+dataDirDefault)
-	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log the embedded node's activity to stderr")
+	pf.BoolVarP(&a.verbose, "verbose", "v", false, "run the node in-process (as --background off) and log its activity to stderr")
 	addMaxExecSteps(pf, &a.maxSteps, "Starlark computation limit per run, as `N` steps, of the embedded node and of ctl replay (default "+strconv.Itoa(script.DefaultMaxSteps)+"; with --server the node's own limit applies to runs)")
 	a.sync = bus.SyncAlways
 	pf.Var(syncValue{&a.sync, &a.syncSet}, "sync", strings.Replace(syncHelp, "store:", "store of the embedded node:", 1))
+	pf.Var(backgroundValue{&a.background, &a.backgroundSet}, "background", backgroundHelp)
 	root.Flags().Bool("version", false, "print ctl's version and build, and exit")
 
 	runs := &cobra.Command{
@@ -178,7 +187,7 @@ Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
 	runs.AddCommand(a.runsLsCommand(), a.runsShowCommand(), a.runsWaitCommand(), a.runsWatchCommand(),
 		a.runsExportCommand(), a.runsPinCommand(), a.runsResumeCommand())
 	root.AddCommand(a.runCommand(), a.deployCommand(), a.rollbackCommand(), a.scriptsCommand(),
-		a.replayCommand(), a.cancelCommand(), a.nodesCommand(), runs)
+		a.replayCommand(), a.cancelCommand(), a.nodesCommand(), runs, a.backgroundCommand())
 	return root
 }
 

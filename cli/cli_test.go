@@ -42,11 +42,13 @@ func (r result) String() string {
 }
 
 // isolate clears ctl's environment and returns a fresh data dir for an
-// embedded node, set as DROVER_DATA.
+// embedded node in the test's process, set as DROVER_DATA. (A background node
+// is a ctl process of its own: e2e tests it with the real binary.)
 func isolate(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("DROVER_URL", "")
+	t.Setenv("DROVER_BACKGROUND", "off")
 	t.Setenv("DROVER_DATA", dir)
 	return dir
 }
@@ -283,7 +285,7 @@ func TestUsageErrors(t *testing.T) {
 		{"missing file", []string{"run"}, "ctl run: missing FILE.star", "ctl run"},
 		{"extra arg", []string{"run", "a.star", "b.star"}, `ctl run: unexpected argument "b.star" (want FILE.star|NAME)`, "ctl run"},
 		{"bad attr", []string{"run", "testdata/echo.star", "--attr", "noequals"}, `ctl run: --attr "noequals": want name=value`, "ctl run"},
-		{"detach without server", []string{"run", "--detach", "testdata/echo.star"}, "ctl run: --detach needs a server", "ctl run"},
+		{"detach without server", []string{"run", "--detach", "testdata/echo.star"}, "ctl run: --detach needs a node that outlives ctl", "ctl run"},
 		{"unknown command", []string{"rnu"}, `ctl: unknown command "rnu"; did you mean run or runs?`, "ctl"},
 		{"unknown runs command", []string{"runs", "delete"}, `ctl runs: unknown command "delete"`, "ctl runs"},
 		{"bad status", []string{"runs", "ls", "--status", "done"}, `ctl runs ls: --status "done": want running, completed, failed, cancelled or blocked`, "ctl runs ls"},

@@ -63,16 +63,31 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 	if url := a.serverURL(); url != "" {
 		return &conn{API: client.New(url), close: func() {}}, nil
 	}
-	dir, err := dataDir(a.dataDir, a.getenv)
+	dir, err := a.absDataDir()
 	if err != nil {
-		return nil, failure(err)
+		return nil, err
 	}
 	sync, err := syncPolicy(a.sync, a.syncSet, a.getenv)
 	if err != nil {
 		return nil, err
 	}
-	n, err := engine.NewNode(ctx, engine.Options{Name: embeddedName, DataDir: dir, Logger: a.logger(), NoRecovery: mode == noRecovery,
-		MaxExecSteps: a.maxSteps, Sync: sync})
+	idle, err := a.backgroundIdle()
+	if err != nil {
+		return nil, err
+	}
+	if idle > 0 {
+		return a.connectBackground(ctx, dir, sync, idle)
+	}
+	opts := engine.Options{Name: embeddedName, DataDir: dir, Logger: a.logger(), NoRecovery: mode == noRecovery,
+		MaxExecSteps: a.maxSteps, Sync: sync}
+	n, err := engine.NewNode(ctx, opts)
+	if errors.Is(err, bus.ErrDataDirInUse) {
+		if stopped, serr := a.stopBackgroundHolding(ctx, dir); serr != nil {
+			return nil, failure(serr)
+		} else if stopped {
+			n, err = engine.NewNode(ctx, opts)
+		}
+	}
 	if errors.Is(err, bus.ErrDataDirInUse) {
 		return nil, failure(err) // the message says what to do
 	}

@@ -62,6 +62,11 @@ type engineFlags struct {
 	stepTimeout, grace, retention, triggerTimeout  time.Duration
 	sync                                           bus.SyncPolicy
 	syncSet                                        bool
+
+	// wrap, when set, wraps the node's HTTP handler; serving, when set, is
+	// called once the API serves at url (ctl's background node uses both).
+	wrap    func(http.Handler) http.Handler
+	serving func(url string) error
 }
 
 func (e *engineFlags) command() *cobra.Command {
@@ -239,17 +244,26 @@ func (e *engineFlags) serve(ctx context.Context, opts engine.Options) error {
 	// de-duplication state): give that memory to the system now, not over
 	// the next minutes, so that the node's memory shows what it holds.
 	debug.FreeOSMemory()
-	srv := &http.Server{Handler: node.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	handler := node.Handler()
+	if e.wrap != nil {
+		handler = e.wrap(handler)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(node.CloseStreams) // Shutdown waits for open event streams
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info().Str("http", opts.AdvertiseHTTP).Str("nats", node.NATSURL()).Str("cluster", node.ClusterURL()).
 		Str("data_dir", opts.DataDir).Msg("serving")
 
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-served:
+	var serveErr, servingErr error
+	if e.serving != nil {
+		servingErr = e.serving(opts.AdvertiseHTTP)
+	}
+	if servingErr == nil {
+		select {
+		case <-ctx.Done():
+		case serveErr = <-served:
+		}
 	}
 	log.Info().Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), e.grace)
@@ -257,6 +271,9 @@ func (e *engineFlags) serve(ctx context.Context, opts engine.Options) error {
 	srv.Shutdown(sctx)
 	if err := node.Close(sctx); err != nil {
 		log.Error().Err(err).Msg("closing the node")
+	}
+	if servingErr != nil {
+		return failure(servingErr)
 	}
 	if serveErr != nil {
 		return failure(fmt.Errorf("the HTTP API stopped: %w", serveErr))

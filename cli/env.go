@@ -19,7 +19,8 @@ type envVar struct {
 // environment lists every variable either command reads, for their help.
 // docs/cli.md#environment holds the same table (TestEnvironmentDocumented).
 var environment = []envVar{
-	{"DROVER_URL", true, false, "the node to talk to, as --server; unset: an embedded node"},
+	{"DROVER_URL", true, false, "the node to talk to, as --server; unset: the data dir's node"},
+	{"DROVER_BACKGROUND", true, false, "as --background: how long the background node waits for a command (default 1h), or off"},
 	{"DROVER_DATA", true, true, "the data dir, as --data-dir"},
 	{"DROVER_SYNC", true, true, "the sync policy of the embedded NATS store, as --sync (default always)"},
 	{"XDG_DATA_HOME", true, true, "without --data-dir or DROVER_DATA: the data dir is $XDG_DATA_HOME/drover (absolute paths only)"},

@@ -56,7 +56,11 @@ times, attributes) is printed on stdout instead, whatever the outcome; with
 				return err
 			}
 			if detach && a.serverURL() == "" {
-				return usageErrorf("--detach needs a server: an embedded node stops when ctl exits, and its runs with it; start an `engine` node and pass --server URL or set DROVER_URL")
+				if idle, err := a.backgroundIdle(); err != nil {
+					return err
+				} else if idle == 0 {
+					return usageErrorf("--detach needs a node that outlives ctl: the embedded node of --background off or --verbose stops when ctl exits, and its runs with it; leave the background node on, or pass --server URL")
+				}
 			}
 			var script api.Script
 			if deployedName(args[0]) {
@@ -70,7 +74,7 @@ times, attributes) is printed on stdout instead, whatever the outcome; with
 	f := cmd.Flags()
 	f.StringVar(&input, "input", "", "the run's input: `JSON` text, @FILE.json, or @- for stdin (default null)")
 	f.StringArrayVar(&attrs, "attr", nil, "attribute of the run as `name=value` (repeatable)")
-	f.BoolVar(&detach, "detach", false, "print the run id on stdout and return without waiting (needs --server)")
+	f.BoolVar(&detach, "detach", false, "print the run id on stdout and return without waiting (needs --server or the background node)")
 	f.StringVar(&name, "name", "", "`NAME` of the script (default: FILE's base name without .star)")
 	f.BoolVar(&asJSON, "json", false, "print the run's record as JSON instead of its result (the exit code is the same)")
 	return cmd

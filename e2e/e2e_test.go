@@ -65,7 +65,7 @@ var runIDRe = regexp.MustCompile(`\b[0-9A-HJKMNP-TV-Z]{26}\b`)
 // TestReadmeEmbedded is the README's first command on a fresh data dir, then
 // the commands that find the run again.
 func TestReadmeEmbedded(t *testing.T) {
-	env := []string{"DROVER_DATA=" + t.TempDir(), "DROVER_URL="}
+	_, env := backgroundDir(t)
 	out, errOut, code := ctl(t, env, "run", "scripts/examples/hello.star")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)

@@ -1,0 +1,245 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// backgroundDir is a data dir for ctl commands that start a background node;
+// the node is stopped before the dir is removed.
+func backgroundDir(t *testing.T) (dir string, env []string) {
+	t.Helper()
+	dir = t.TempDir()
+	env = []string{"DROVER_DATA=" + dir, "DROVER_URL=", "DROVER_BACKGROUND="}
+	t.Cleanup(func() { ctl(t, env, "background", "stop") })
+	return dir, env
+}
+
+// backgroundPID is the pid that dir's ctl-node.json names, or 0.
+func backgroundPID(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "ctl-node.json"))
+	if err != nil {
+		return 0
+	}
+	var info struct{ PID int }
+	if err := json.Unmarshal(b, &info); err != nil {
+		t.Fatalf("ctl-node.json: %v: %s", err, b)
+	}
+	return info.PID
+}
+
+// alive reports whether process pid runs (and is not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// waitGone polls until process pid has exited.
+func waitGone(t *testing.T, pid int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still runs after %s", pid, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var startedRe = regexp.MustCompile(`started a background node on .* \(pid (\d+)\)`)
+
+// TestBackgroundNode: the first command starts the background node, the next
+// ones use it (the same process, no second start), --detach works with it,
+// and ctl background stop stops it.
+func TestBackgroundNode(t *testing.T) {
+	dir, env := backgroundDir(t)
+	out, errOut, code := ctl(t, env, "run", "scripts/examples/hello.star")
+	m := startedRe.FindStringSubmatch(errOut)
+	if code != 0 || m == nil || !strings.Contains(out, "hello, world") {
+		t.Fatalf("first run: exit %d, no start announced?\n%s\n%s", code, out, errOut)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	if backgroundPID(t, dir) != pid || !alive(pid) {
+		t.Fatalf("ctl-node.json names pid %d, announced %d (alive %v)", backgroundPID(t, dir), pid, alive(pid))
+	}
+	out, errOut, code = ctl(t, env, "run", "scripts/examples/hello.star")
+	if code != 0 || strings.Contains(errOut, "background node") || !strings.Contains(out, `"visits": 2`) {
+		t.Fatalf("second run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got := backgroundPID(t, dir); got != pid {
+		t.Fatalf("second run: background pid %d, want %d", got, pid)
+	}
+
+	script := filepath.Join(t.TempDir(), "slow.star")
+	os.WriteFile(script, []byte("def main(input):\n    sleep('300ms')\n    return 'slept'\n"), 0o644)
+	out, errOut, code = ctl(t, env, "run", script, "--detach")
+	id := strings.TrimSpace(out)
+	if code != 0 || !runIDRe.MatchString(id) {
+		t.Fatalf("detach: exit %d %q %s", code, out, errOut)
+	}
+	out, errOut, code = ctl(t, env, "runs", "wait", id, "--json")
+	if code != 0 || !strings.Contains(out, `"result": "slept"`) {
+		t.Fatalf("runs wait: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	out, _, code = ctl(t, env, "background", "status")
+	if code != 0 || !strings.Contains(out, "pid "+m[1]) || !strings.Contains(out, "sync=always") {
+		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+	out, _, code = ctl(t, env, "background", "stop")
+	if code != 0 || !strings.Contains(out, "stopped the background node") {
+		t.Fatalf("stop: exit %d\n%s", code, out)
+	}
+	waitGone(t, pid, 5*time.Second)
+	if _, err := os.Stat(filepath.Join(dir, "ctl-node.json")); !os.IsNotExist(err) {
+		t.Fatalf("ctl-node.json left after stop: %v", err)
+	}
+	if out, _, _ = ctl(t, env, "background", "status"); !strings.Contains(out, "no background node") {
+		t.Fatalf("status after stop:\n%s", out)
+	}
+}
+
+// TestBackgroundNodeCrash: a background node killed with SIGKILL while a run
+// sleeps leaves a stale ctl-node.json; the next command starts a new node,
+// which continues the run to its end.
+func TestBackgroundNodeCrash(t *testing.T) {
+	dir, env := backgroundDir(t)
+	script := filepath.Join(t.TempDir(), "slow.star")
+	os.WriteFile(script, []byte("def main(input):\n    kv.put('before', 1)\n    sleep('2s')\n    return 'woke'\n"), 0o644)
+	out, errOut, code := ctl(t, env, "run", script, "--detach")
+	id := strings.TrimSpace(out)
+	if code != 0 || !runIDRe.MatchString(id) {
+		t.Fatalf("detach: exit %d %q %s", code, out, errOut)
+	}
+	pid := backgroundPID(t, dir)
+	deadline := time.Now().Add(20 * time.Second)
+	for { // poll until the run is inside sleep (2 steps called)
+		out, _, _ = ctl(t, env, "runs", "show", id, "--json")
+		if strings.Count(out, `"builtin"`) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run never reached sleep:\n%s", out)
+		}
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	waitGone(t, pid, 5*time.Second)
+
+	out, errOut, code = ctl(t, env, "runs", "wait", id, "--json")
+	if code != 0 || !strings.Contains(out, `"result": "woke"`) || !startedRe.MatchString(errOut) {
+		t.Fatalf("runs wait after the crash: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got := backgroundPID(t, dir); got == pid || got == 0 {
+		t.Fatalf("background pid after the crash: %d (crashed one %d)", got, pid)
+	}
+	out, _, _ = ctl(t, env, "runs", "show", id, "--json")
+	if n := strings.Count(out, `"builtin": "kv.put"`); n != 1 {
+		t.Fatalf("kv.put journaled %d times after recovery:\n%s", n, out)
+	}
+}
+
+// TestBackgroundNodeSettingsAndIdle: a command asking for another --sync
+// restarts the node; a node given --background 1s stops on its own.
+func TestBackgroundNodeSettingsAndIdle(t *testing.T) {
+	dir, env := backgroundDir(t)
+	if _, errOut, code := ctl(t, env, "runs", "ls"); code != 0 || !startedRe.MatchString(errOut) {
+		t.Fatalf("ls: exit %d\n%s", code, errOut)
+	}
+	first := backgroundPID(t, dir)
+	_, errOut, code := ctl(t, env, "--sync", "interval", "--background", "1s", "run", "scripts/examples/hello.star")
+	if code != 0 || !strings.Contains(errOut, "restarting the background node") || !strings.Contains(errOut, "other settings: sync=always") {
+		t.Fatalf("run with --sync interval: exit %d\n%s", code, errOut)
+	}
+	waitGone(t, first, 5*time.Second)
+	second := backgroundPID(t, dir)
+	if second == 0 || second == first {
+		t.Fatalf("no new background node: %d (first %d)", second, first)
+	}
+	waitGone(t, second, 30*time.Second) // idle for 1s: it stops
+	if _, err := os.Stat(filepath.Join(dir, "ctl-node.json")); !os.IsNotExist(err) {
+		t.Fatalf("ctl-node.json left after the idle stop: %v", err)
+	}
+}
+
+// TestBackgroundNodeConcurrentStart: commands started together on a fresh
+// data dir share one background node.
+func TestBackgroundNodeConcurrentStart(t *testing.T) {
+	dir, env := backgroundDir(t)
+	var wg sync.WaitGroup
+	errs := make([]string, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, errOut, code := ctl(t, env, "run", "scripts/examples/hello.star")
+			if code != 0 || !strings.Contains(out, "hello, world") {
+				errs[i] = "exit " + strconv.Itoa(code) + "\n" + out + errOut
+			}
+		}()
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != "" {
+			t.Fatal(e)
+		}
+	}
+	out, _, _ := ctl(t, env, "runs", "ls")
+	if n := strings.Count(out, "completed"); n != 4 {
+		t.Fatalf("%d completed runs, want 4:\n%s", n, out)
+	}
+	if backgroundPID(t, dir) == 0 {
+		t.Fatal("no background node")
+	}
+}
+
+// TestBackgroundOffAndBadValues: --background off runs the node in ctl's
+// process, stopping a background node that holds the data dir; a bad
+// --background or DROVER_BACKGROUND is a usage error before anything starts.
+func TestBackgroundOffAndBadValues(t *testing.T) {
+	dir, env := backgroundDir(t)
+	for _, tt := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, []string{"--background", "soon", "runs", "ls"}, `invalid argument "soon" for "--background"`},
+		{nil, []string{"--background", "0s", "runs", "ls"}, "want off, or how long"},
+		{[]string{"DROVER_BACKGROUND=forever"}, []string{"runs", "ls"}, `DROVER_BACKGROUND="forever"`},
+	} {
+		_, errOut, code := ctl(t, append(append([]string{}, env...), tt.env...), tt.args...)
+		if code != 2 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v %v: exit %d, want 2 and %q\n%s", tt.env, tt.args, code, tt.want, errOut)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "jetstream")); !os.IsNotExist(err) {
+		t.Fatalf("a refused command touched the data dir: %v", err)
+	}
+
+	if _, errOut, code := ctl(t, env, "run", "scripts/examples/hello.star"); code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, errOut)
+	}
+	pid := backgroundPID(t, dir)
+	out, errOut, code := ctl(t, env, "--background", "off", "runs", "ls")
+	if code != 0 || !strings.Contains(errOut, "stopping the background node") || !strings.Contains(out, "completed") {
+		t.Fatalf("--background off: exit %d\n%s\n%s", code, out, errOut)
+	}
+	waitGone(t, pid, 5*time.Second)
+	_, errOut, code = ctl(t, env, "--background", "off", "run", "scripts/examples/hello.star", "--detach")
+	if code != 2 || !strings.Contains(errOut, "--detach needs a node that outlives ctl") {
+		t.Fatalf("--detach with --background off: exit %d\n%s", code, errOut)
+	}
+}
