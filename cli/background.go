@@ -359,18 +359,24 @@ func (a *app) stopBackgroundHolding(ctx context.Context, dir string) (bool, erro
 }
 
 // buildID identifies this ctl binary: the Go build id in its ELF notes, which
-// changes with any change to the code, else its version.
+// changes with any change to the code; elsewhere (no ELF) its path, size and
+// modification time; else its version.
 func buildID() string {
-	if exe, err := os.Executable(); err == nil {
-		if f, err := elf.Open(exe); err == nil {
-			defer f.Close()
-			// An ELF note: name size, desc size, type (4 bytes each), "Go\0\0", the id.
-			if s := f.Section(".note.go.buildid"); s != nil {
-				if b, err := s.Data(); err == nil && len(b) > 16 {
-					return strings.TrimRight(string(b[16:]), "\x00")
-				}
+	exe, err := os.Executable()
+	if err != nil {
+		return version()
+	}
+	if f, err := elf.Open(exe); err == nil {
+		defer f.Close()
+		// An ELF note: name size, desc size, type (4 bytes each), "Go\0\0", the id.
+		if s := f.Section(".note.go.buildid"); s != nil {
+			if b, err := s.Data(); err == nil && len(b) > 16 {
+				return strings.TrimRight(string(b[16:]), "\x00")
 			}
 		}
+	}
+	if st, err := os.Stat(exe); err == nil {
+		return fmt.Sprintf("%s %d %d", exe, st.Size(), st.ModTime().UnixNano())
 	}
 	return version()
 }
