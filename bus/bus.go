@@ -78,6 +78,9 @@ type Bus struct {
 	group      *groupSync
 	remoteSync bool
 
+	// multi routes the answers of requests answered by several messages.
+	multi replies
+
 	mu      sync.Mutex
 	buckets map[string]*KV
 	pinned  jetstream.ObjectStore

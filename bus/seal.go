@@ -47,19 +47,20 @@ func (b *Bus) multiLast(ctx context.Context, filter string) (msgs []Msg, tooMany
 	req, _ := json.Marshal(struct {
 		MultiLast []string `json:"multi_last"`
 	}{[]string{filter}})
-	inbox := b.nc.NewInbox()
-	sub, err := b.nc.SubscribeSync(inbox)
+	w, err := b.multi.wait(b.nc)
 	if err != nil {
 		return nil, false, err
 	}
-	defer sub.Unsubscribe()
-	if err := b.nc.PublishRequest("$JS.API.DIRECT.GET."+journalStreamOf(filter), inbox, req); err != nil {
+	defer w.close()
+	if err := b.nc.PublishRequest("$JS.API.DIRECT.GET."+journalStreamOf(filter), w.subject, req); err != nil {
 		return nil, false, err
 	}
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, false, err
+		var m *nats.Msg
+		select {
+		case m = <-w.msgs:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
 		}
 		switch status := m.Header.Get("Status"); status {
 		case "":
