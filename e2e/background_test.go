@@ -120,26 +120,12 @@ func TestBackgroundNodeCrash(t *testing.T) {
 	dir, env := backgroundDir(t)
 	script := filepath.Join(t.TempDir(), "slow.star")
 	os.WriteFile(script, []byte("def main(input):\n    kv.put('before', 1)\n    sleep('2s')\n    return 'woke'\n"), 0o644)
-	out, errOut, code := ctl(t, env, "run", script, "--detach")
-	id := strings.TrimSpace(out)
-	if code != 0 || !runIDRe.MatchString(id) {
-		t.Fatalf("detach: exit %d %q %s", code, out, errOut)
-	}
+	id := detachUntilSleeping(t, env, script)
 	pid := backgroundPID(t, dir)
-	deadline := time.Now().Add(20 * time.Second)
-	for { // poll until the run is inside sleep (2 steps called)
-		out, _, _ = ctl(t, env, "runs", "show", id, "--json")
-		if strings.Count(out, `"builtin"`) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run never reached sleep:\n%s", out)
-		}
-	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	waitGone(t, pid, 5*time.Second)
 
-	out, errOut, code = ctl(t, env, "runs", "wait", id, "--json")
+	out, errOut, code := ctl(t, env, "runs", "wait", id, "--json")
 	if code != 0 || !strings.Contains(out, `"result": "woke"`) || !startedRe.MatchString(errOut) {
 		t.Fatalf("runs wait after the crash: exit %d\n%s\n%s", code, out, errOut)
 	}

@@ -198,21 +198,7 @@ func TestEngineServerAndCleanShutdown(t *testing.T) {
 	}
 	script := filepath.Join(t.TempDir(), "slow.star")
 	os.WriteFile(script, []byte("def main(input):\n    kv.put('slow', 1)\n    sleep('1h')\n    return 'never'\n"), 0o644)
-	out, errOut, code = ctl(t, env, "run", script, "--detach")
-	id := strings.TrimSpace(out)
-	if code != 0 || !runIDRe.MatchString(id) {
-		t.Fatalf("detach: exit %d %q %s", code, out, errOut)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for { // poll until the run is inside sleep (2 steps called)
-		out, _, _ = ctl(t, env, "runs", "show", id, "--json")
-		if strings.Count(out, `"builtin"`) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run never reached sleep:\n%s", out)
-		}
-	}
+	id := detachUntilSleeping(t, env, script)
 	eng.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-eng.exited:
@@ -247,5 +233,27 @@ func TestEngineServerAndCleanShutdown(t *testing.T) {
 	_, errOut, code = ctl(t, env, "runs", "show", "01ZZZZZZZZZZZZZZZZZZZZZZZZ")
 	if code != 1 || !strings.Contains(errOut, "unknown run") {
 		t.Fatalf("unknown run: exit %d %s", code, errOut)
+	}
+}
+
+// detachUntilSleeping starts script (a kv.put, then a durable sleep) with
+// ctl run --detach, polls until the run is inside sleep (2 steps called),
+// and returns its id.
+func detachUntilSleeping(t *testing.T, env []string, script string) string {
+	t.Helper()
+	out, errOut, code := ctl(t, env, "run", script, "--detach")
+	id := strings.TrimSpace(out)
+	if code != 0 || !runIDRe.MatchString(id) {
+		t.Fatalf("detach: exit %d %q %s", code, out, errOut)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _, _ = ctl(t, env, "runs", "show", id, "--json")
+		if strings.Count(out, `"builtin"`) == 2 {
+			return id
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run never reached sleep:\n%s", out)
+		}
 	}
 }
