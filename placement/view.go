@@ -31,18 +31,45 @@ type View interface {
 
 // MemView is an in-memory View: the engine (or a simulator) puts every reading
 // it receives and deletes nodes whose heartbeat expired. Nodes not seen for
-// TTL are left out even before they are deleted. Writers pay for the sorted
-// snapshot, so that Nodes, on every placement, is cheap. It is safe for
-// concurrent use.
+// TTL are left out even before they are deleted. It is safe for concurrent
+// use.
+//
+// Put updates a working copy in place; Nodes hands out a snapshot of it,
+// copied again only after a change. Every node hears every node's heartbeat
+// each second, so a coordinator placing steps without pause would copy the
+// view on every heartbeat, O(N) each and O(N²) a second: for views of more
+// than batchAbove nodes the snapshot is copied at most every batchEvery, and
+// readings are then up to that much older when placement reads them (a
+// heartbeat is a second apart anyway). Deleting a node is seen at once.
 type MemView struct {
 	ttl time.Duration
 	now func() time.Time
 
 	mu      sync.Mutex
-	all     []NodeState // every node put, sorted by name; copied on write
+	work    []NodeState // every node put, sorted by name; updated in place, never handed out
+	all     []NodeState // the snapshot of work that readers get
+	dirty   bool        // work has changed since all was copied
+	force   bool        // ... by a Delete: copy at the next read
+	built   time.Time   // when all was copied
 	live    []NodeState // the nodes of all seen within TTL; nil when stale
 	expires time.Time   // when the oldest node in live expires
 	changed chan struct{}
+}
+
+// Views of more nodes than batchAbove copy their snapshot at most every
+// batchEvery (MemView).
+const (
+	batchAbove = 64
+	batchEvery = 100 * time.Millisecond
+)
+
+// SnapshotEvery is how often a MemView of n nodes copies its snapshot at
+// most: 0 (at every read after a change) up to batchAbove nodes.
+func SnapshotEvery(n int) time.Duration {
+	if n <= batchAbove {
+		return 0
+	}
+	return batchEvery
 }
 
 // NewMemView returns an empty view whose nodes expire TTL after their latest
@@ -78,22 +105,19 @@ func (v *MemView) Put(r meter.Reading) {
 	st := NodeState{Reading: r, Seen: v.now()}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	i, ok := findNode(v.all, r.Node)
+	i, ok := findNode(v.work, r.Node)
 	if ok {
-		prev := v.all[i]
+		prev := v.work[i]
 		if dt := r.Time.Sub(prev.Time).Seconds(); dt > 0 && r.Placed >= prev.Placed {
 			st.Placing = float64(r.Placed-prev.Placed) / dt
 		} else {
 			st.Placing = prev.Placing
 		}
-	}
-	all := make([]NodeState, 0, len(v.all)+1)
-	if ok {
-		all = append(append(append(all, v.all[:i]...), st), v.all[i+1:]...)
+		v.work[i] = st
 	} else {
-		all = append(append(append(all, v.all[:i]...), st), v.all[i:]...)
+		v.work = slices.Insert(v.work, i, st)
 	}
-	v.all, v.live = all, nil
+	v.dirty = true
 	v.notifyLocked()
 }
 
@@ -101,8 +125,9 @@ func (v *MemView) Put(r meter.Reading) {
 func (v *MemView) Delete(node string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if i, ok := findNode(v.all, node); ok {
-		v.all, v.live = slices.Delete(slices.Clone(v.all), i, i+1), nil
+	if i, ok := findNode(v.work, node); ok {
+		v.work = slices.Delete(v.work, i, i+1)
+		v.dirty, v.force = true, true
 		v.notifyLocked()
 	}
 }
@@ -130,6 +155,10 @@ func (v *MemView) Nodes() []NodeState {
 	now := v.now()
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.dirty && (v.force || len(v.work) <= batchAbove || now.Sub(v.built) >= batchEvery) {
+		v.all, v.live = slices.Clone(v.work), nil
+		v.dirty, v.force, v.built = false, false, now
+	}
 	if v.ttl <= 0 {
 		return v.all
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/placement"
 )
 
 // A FanInDesign is how the nodes of a cluster learn each other's readings.
@@ -25,18 +26,12 @@ type FanInDesign struct {
 	// reading once per Interval, and every other node hears one aggregator's
 	// summary. With no more nodes than aggregators it is the first design.
 	Aggregators int
-	// Batched is for a node hearing every heartbeat into a map, the sorted
-	// snapshot placement reads rebuilt at most ten times an interval, rather
-	// than copied on each heartbeat as placement.MemView.Put does.
-	Batched bool
 }
 
-// FanInDesigns are the designs compared by default: today's, today's with a
-// batched view, today's at a slower interval, and three aggregators
-// publishing summaries.
+// FanInDesigns are the designs compared by default: today's, today's at a
+// slower interval, and three aggregators publishing summaries.
 var FanInDesigns = []FanInDesign{
 	{Name: "all hear all", Interval: time.Second},
-	{Name: "all hear all, batched view", Interval: time.Second, Batched: true},
 	{Name: "all hear all, 5s", Interval: 5 * time.Second},
 	{Name: "3 aggregators + summary", Interval: time.Second, Aggregators: 3},
 }
@@ -54,9 +49,9 @@ type FanInCosts struct {
 	// Hear is the CPU a node that knows Nodes nodes spends on one heartbeat:
 	// decoding it and what cluster.Membership.onHeartbeat and the engine's
 	// onPeer do with it (store it, put its reading in the placement view,
-	// learn its resource bindings); HearBatched the same with a batched view
-	// (FanInDesign.Batched).
-	Hear, HearBatched time.Duration
+	// learn its resource bindings), with placement reading the view after
+	// every heartbeat (a coordinator placing steps without pause).
+	Hear time.Duration
 	// Transport is the CPU NATS spends carrying one heartbeat from a
 	// publisher to a subscriber on another server over a route (both
 	// servers and both clients); TransportSummary the same for a summary.
@@ -110,12 +105,9 @@ func Model(d FanInDesign, c FanInCosts) FanInLoad {
 		// sends its node's heartbeat to every other server.
 		l.Deliveries, l.Routed = n*n/sec, n*(n-1)/sec
 		hear := c.Hear
-		l.Age = d.Interval / 2
-		if d.Batched {
-			// The snapshot is rebuilt ten times an interval: a twentieth of
-			// one older on average.
-			hear, l.Age = c.HearBatched, l.Age+d.Interval/20
-		}
+		// A large view's snapshot is copied every SnapshotEvery: its readings
+		// are half that older on average.
+		l.Age = d.Interval/2 + placement.SnapshotEvery(c.Nodes)/2
 		l.PerNode, l.BytesPerNode, l.Message = n/sec, n*hb/sec, hear+c.Transport
 		l.Handling, l.CPU = l.PerNode*hear.Seconds(), l.PerNode*l.Message.Seconds()
 		l.Busiest, l.Egress = l.CPU, (n-1)*hb/sec
@@ -156,9 +148,6 @@ func WriteFanIn(w io.Writer, loads []FanInLoad) {
 	for _, l := range loads {
 		c := l.Costs
 		size, hear, transport := strconv.Itoa(c.HeartbeatBytes), c.Hear, c.Transport
-		if l.Design.Batched {
-			hear = c.HearBatched
-		}
 		if l.Design.Aggregators > 0 && l.Design.Aggregators < c.Nodes {
 			size, hear, transport = fmt.Sprintf("%d / %d", c.HeartbeatBytes, c.SummaryBytes), c.HearSummary, c.TransportSummary
 		}

@@ -116,9 +116,11 @@ type listener struct {
 	local *meter.Resources
 }
 
-func newListener() *listener {
+// newListener returns a listener whose view reads the clock now (nil:
+// time.Now).
+func newListener(now func() time.Time) *listener {
 	return &listener{nodes: map[string]api.NodeInfo{}, local: newResources(nil),
-		view: placement.NewMemView(cluster.NodeTimeout, nil)}
+		view: placement.NewMemView(cluster.NodeTimeout, now)}
 }
 
 func (l *listener) hear(data []byte) {
@@ -132,54 +134,6 @@ func (l *listener) hear(data []byte) {
 	l.mu.Unlock()
 	l.view.Put(info.Reading)
 	l.peers.Note(info.Reading, l.local)
-}
-
-// batchedListener is a listener whose view takes readings into a map and
-// rebuilds the sorted snapshot placement reads when asked (FanInDesign.Batched).
-type batchedListener struct {
-	mu       sync.Mutex
-	nodes    map[string]api.NodeInfo
-	states   map[string]placement.NodeState
-	snapshot []placement.NodeState
-	peers    meter.PeerBindings
-	local    *meter.Resources
-}
-
-func newBatchedListener() *batchedListener {
-	return &batchedListener{nodes: map[string]api.NodeInfo{}, states: map[string]placement.NodeState{}, local: newResources(nil)}
-}
-
-func (l *batchedListener) hear(data []byte) {
-	var info api.NodeInfo
-	if json.Unmarshal(data, &info) != nil || info.Name == "" {
-		return
-	}
-	info.Seen = time.Now()
-	st := placement.NodeState{Reading: info.Reading, Seen: info.Seen}
-	l.mu.Lock()
-	l.nodes[info.Name] = info
-	if prev, ok := l.states[st.Node]; ok {
-		if dt := st.Time.Sub(prev.Time).Seconds(); dt > 0 && st.Placed >= prev.Placed {
-			st.Placing = float64(st.Placed-prev.Placed) / dt
-		} else {
-			st.Placing = prev.Placing
-		}
-	}
-	l.states[st.Node] = st
-	l.mu.Unlock()
-	l.peers.Note(info.Reading, l.local)
-}
-
-// rebuild sorts the readings into the snapshot placement reads.
-func (l *batchedListener) rebuild() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	snap := make([]placement.NodeState, 0, len(l.states))
-	for _, st := range l.states {
-		snap = append(snap, st)
-	}
-	slices.SortFunc(snap, func(x, y placement.NodeState) int { return strings.Compare(x.Node, y.Node) })
-	l.snapshot = snap
 }
 
 // summaryEntry is one node in an aggregator's summary: the fields of its
@@ -324,33 +278,22 @@ func cpuBench(b *testing.B, op func(i int)) {
 }
 
 // benchHear measures a node that knows n nodes hearing their heartbeats in
-// turn.
+// turn, placement reading its view after each one (a coordinator placing
+// steps without pause). The view's clock is the heartbeats': a second goes
+// by every n of them, as in the cluster, whatever this machine's speed.
 func benchHear(n int) func(*testing.B) {
 	hbs := heartbeats(n)
 	return func(b *testing.B) {
-		l := newListener()
+		clock := time.Unix(1_000_000, 0)
+		l := newListener(func() time.Time { return clock })
 		for _, h := range hbs {
 			l.hear(h)
 		}
-		cpuBench(b, func(i int) { l.hear(hbs[i%n]) })
-	}
-}
-
-// benchHearBatched is benchHear with a batched view, rebuilt ten times for
-// every n heartbeats (ten times an interval).
-func benchHearBatched(n int) func(*testing.B) {
-	hbs := heartbeats(n)
-	every := max(1, n/10)
-	return func(b *testing.B) {
-		l := newBatchedListener()
-		for _, h := range hbs {
-			l.hear(h)
-		}
+		tick := time.Second / time.Duration(n)
 		cpuBench(b, func(i int) {
+			clock = clock.Add(tick)
 			l.hear(hbs[i%n])
-			if i%every == 0 {
-				l.rebuild()
-			}
+			l.view.Nodes()
 		})
 	}
 }
@@ -561,7 +504,7 @@ func FanIn(ctx context.Context, opts FanInOptions) ([]FanInLoad, error) {
 		for _, m := range []struct {
 			into  *time.Duration
 			bench func(*testing.B)
-		}{{&c.Hear, benchHear(n)}, {&c.HearBatched, benchHearBatched(n)}, {&c.Collect, benchCollect(n)}, {&c.Summarise, benchSummarise(n)}, {&c.HearSummary, benchHearSummary(n)}} {
+		}{{&c.Hear, benchHear(n)}, {&c.Collect, benchCollect(n)}, {&c.Summarise, benchSummarise(n)}, {&c.HearSummary, benchHearSummary(n)}} {
 			if *m.into, err = cost(m.bench); err != nil {
 				return nil, err
 			}

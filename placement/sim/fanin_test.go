@@ -17,7 +17,7 @@ import (
 // TestFanInModel checks the model's arithmetic on small clusters with round
 // costs.
 func TestFanInModel(t *testing.T) {
-	c := FanInCosts{HeartbeatBytes: 1000, SummaryBytes: 300, Hear: 20 * time.Microsecond, HearBatched: 8 * time.Microsecond, Transport: 10 * time.Microsecond,
+	c := FanInCosts{HeartbeatBytes: 1000, SummaryBytes: 300, Hear: 20 * time.Microsecond, Transport: 10 * time.Microsecond,
 		TransportSummary: 12 * time.Microsecond, Collect: 5 * time.Microsecond, Summarise: 30 * time.Microsecond, HearSummary: 15 * time.Microsecond}
 	hb := float64(framed("drover.nodes.node-0001", 1000)) // 1000 bytes and 37 of framing
 	sum := float64(framed(summarySubject, 300))
@@ -36,9 +36,6 @@ func TestFanInModel(t *testing.T) {
 		{"twice as often, twice the load", FanInDesign{Interval: 500 * time.Millisecond}, 3,
 			FanInLoad{Deliveries: 18, Routed: 12, PerNode: 6, BytesPerNode: 6 * hb, Message: 30 * time.Microsecond,
 				Handling: 120e-6, CPU: 180e-6, Busiest: 180e-6, Egress: 4 * hb, Age: 250 * time.Millisecond}},
-		{"a batched view: cheaper heartbeats, as many", FanInDesign{Interval: time.Second, Batched: true}, 3,
-			FanInLoad{Deliveries: 9, Routed: 6, PerNode: 3, BytesPerNode: 3 * hb, Message: 18 * time.Microsecond,
-				Handling: 24e-6, CPU: 54e-6, Busiest: 54e-6, Egress: 2 * hb, Age: 550 * time.Millisecond}},
 		{"no more nodes than aggregators: all hear all", FanInDesign{Interval: time.Second, Aggregators: 3}, 3, allHear},
 		// 4 heartbeats reach the aggregator (3 over routes), 3 summaries
 		// leave it; the aggregator decodes 4 heartbeats, encodes one
@@ -63,6 +60,11 @@ func TestFanInModel(t *testing.T) {
 			}
 		})
 	}
+	// A view of more than 64 nodes copies its snapshot every 100 ms: its
+	// readings are 50 ms older on average.
+	if age := Model(FanInDesigns[0], FanInCosts{Nodes: 100, Hear: c.Hear}).Age; age != 550*time.Millisecond {
+		t.Errorf("reading age at 100 nodes: %s, want 550ms", age)
+	}
 	// N² with all hearing all: ten times the nodes, a hundred times the
 	// deliveries, ten times each node's share.
 	c.Nodes = 10
@@ -72,7 +74,7 @@ func TestFanInModel(t *testing.T) {
 	}
 	var b bytes.Buffer
 	WriteFanIn(&b, []FanInLoad{big})
-	if want := "| all hear all | 100 | 1000 | 10k | 9900 | 100 | 103.7 kB/s | 20.0 + 10.0 | 0.3% | 0.3% | 102.7 kB/s | 500ms | — |"; !strings.Contains(b.String(), want) {
+	if want := "| all hear all | 100 | 1000 | 10k | 9900 | 100 | 103.7 kB/s | 20.0 + 10.0 | 0.3% | 0.3% | 102.7 kB/s | 550ms | — |"; !strings.Contains(b.String(), want) {
 		t.Errorf("table lacks\n%s\n%s", want, b.String())
 	}
 }
@@ -115,20 +117,12 @@ func TestHeartbeat(t *testing.T) {
 // replaced by a summary holds them with their placing rates.
 func TestStandIns(t *testing.T) {
 	hbs := heartbeats(20)
-	l := newListener()
+	l := newListener(nil)
 	for _, h := range append(hbs, hbs...) {
 		l.hear(h)
 	}
 	if n := len(l.view.Nodes()); n != 20 || len(l.nodes) != 20 {
 		t.Fatalf("the listener's view holds %d nodes, its map %d", n, len(l.nodes))
-	}
-	bl := newBatchedListener()
-	for _, h := range hbs {
-		bl.hear(h)
-	}
-	bl.rebuild()
-	if len(bl.snapshot) != 20 || bl.snapshot[0].Node != "node-0001" || bl.snapshot[19].Node != "node-0020" {
-		t.Fatalf("the batched view holds %d nodes", len(bl.snapshot))
 	}
 	a := fullAggregator(20)
 	var v summaryView
@@ -150,7 +144,6 @@ func TestStandIns(t *testing.T) {
 func BenchmarkHear(b *testing.B) {
 	for _, n := range FanInSizes {
 		b.Run(fmt.Sprintf("nodes=%d", n), benchHear(n))
-		b.Run(fmt.Sprintf("batched/nodes=%d", n), benchHearBatched(n))
 	}
 }
 
