@@ -32,6 +32,7 @@ import (
 	"github.com/droverhq/drover/api/client"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/script"
 )
 
 const (
@@ -73,7 +74,10 @@ type backgroundValue struct {
 }
 
 func (v backgroundValue) String() string {
-	if *v.p == 0 {
+	switch {
+	case !*v.set:
+		return "" // the default is in the flag's help
+	case *v.p == 0:
 		return "off"
 	}
 	return v.p.String()
@@ -87,8 +91,8 @@ func (v backgroundValue) Set(s string) error {
 		return nil
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return fmt.Errorf("want off, or how long the background node waits for the next command, such as 10m or 1h")
+	if err != nil || d < time.Second {
+		return fmt.Errorf("want off, or how long the background node waits for the next command, at least 1s, such as 10m or 1h")
 	}
 	*v.p, *v.set = d, true
 	return nil
@@ -121,6 +125,9 @@ func (a *app) backgroundIdle() (time.Duration, error) {
 // nodeSettings are the settings of a background node that a command can ask
 // for: a command asking for others restarts it.
 func nodeSettings(sync bus.SyncPolicy, maxSteps uint64) string {
+	if maxSteps == 0 {
+		maxSteps = script.DefaultMaxSteps
+	}
 	return fmt.Sprintf("sync=%s max-exec-steps=%d", sync, maxSteps)
 }
 
@@ -132,9 +139,9 @@ func (a *app) connectBackground(ctx context.Context, dir string, sync bus.SyncPo
 		return &conn{API: client.New(info.URL), close: func() {}}, nil
 	}
 	// One ctl at a time starts a node: the others then find it.
-	unlock, err := lockSpawn(dir)
+	unlock, err := lockSpawn(ctx, dir)
 	if err != nil {
-		return nil, failure(err)
+		return nil, interruptedOr(ctx, err)
 	}
 	defer unlock()
 	for attempt := 0; ; attempt++ {
@@ -149,7 +156,7 @@ func (a *app) connectBackground(ctx context.Context, dir string, sync bus.SyncPo
 			}
 			fmt.Fprintf(a.stderr, "ctl: restarting the background node on %s (pid %d runs %s)\n", dir, info.PID, why)
 			if err := stopBackground(ctx, info); err != nil {
-				return nil, failure(err)
+				return nil, interruptedOr(ctx, err)
 			}
 		}
 		info, err := a.startBackground(ctx, dir, sync, idle)
@@ -158,13 +165,13 @@ func (a *app) connectBackground(ctx context.Context, dir string, sync bus.SyncPo
 			// yet: wait for its exit.
 			if pid, ok := backgroundHolder(dir); ok {
 				if err := stopBackground(ctx, backgroundInfo{PID: pid}); err != nil {
-					return nil, failure(err)
+					return nil, interruptedOr(ctx, err)
 				}
 			}
 			continue
 		}
 		if err != nil {
-			return nil, failure(err)
+			return nil, interruptedOr(ctx, err)
 		}
 		fmt.Fprintf(a.stderr, "ctl: started a background node on %s (pid %d), so that the next commands start at once; it stops after %s without commands, or with ctl background stop\n",
 			dir, info.PID, idle)
@@ -184,6 +191,7 @@ func (a *app) startBackground(ctx context.Context, dir string, sync bus.SyncPoli
 		return backgroundInfo{}, errors.New("a Go test binary cannot start itself as ctl's background node: set DROVER_BACKGROUND=off")
 	}
 	logPath := filepath.Join(dir, backgroundLog)
+	os.Rename(logPath, logPath+".1") // the previous node's log, kept once
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return backgroundInfo{}, fmt.Errorf("cannot start a background node: %w", err)
@@ -196,6 +204,7 @@ func (a *app) startBackground(ctx context.Context, dir string, sync bus.SyncPoli
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // not interrupted with ctl's terminal
+	closeInheritedFiles()
 	err = cmd.Start()
 	logFile.Close()
 	if err != nil {
@@ -229,8 +238,9 @@ func (a *app) startBackground(ctx context.Context, dir string, sync bus.SyncPoli
 }
 
 // lockSpawn takes dir's ctl-node.lock, held while a ctl starts a background
-// node, and returns its release.
-func lockSpawn(dir string) (func(), error) {
+// node, and returns its release. It waits while another ctl starts one (at
+// most backgroundStart), or until ctx ends.
+func lockSpawn(ctx context.Context, dir string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create the data dir: %w", err)
 	}
@@ -238,12 +248,48 @@ func lockSpawn(dir string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start a background node: %w", err)
 	}
-	// Blocks while another ctl starts one: at most backgroundStart.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cannot start a background node: lock %s: %w", f.Name(), err)
+	deadline := time.Now().Add(backgroundStart)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("cannot start a background node: lock %s: %w (another ctl is starting one: is it stopped?)", f.Name(), err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	return func() { f.Close() }, nil
+}
+
+// interruptedOr is err as a command's error: exit 130 if ctx ended (ctl was
+// interrupted), else a failure.
+func interruptedOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return &exitError{code: ExitInterrupted, err: errors.New("interrupted while the background node was starting")}
+	}
+	return failure(err)
+}
+
+// closeInheritedFiles marks the descriptors ctl inherited above stderr (a
+// shell's 3>&1, a test harness's pipes) close-on-exec, so that the node,
+// which outlives ctl, does not hold them open: a reader waiting for their end
+// would wait for the node's.
+func closeInheritedFiles() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
 
 // backgroundFailed is the error of a background node that exited before
@@ -271,11 +317,11 @@ func readBackground(dir string) (backgroundInfo, bool) {
 	return info, true
 }
 
-// findBackground returns the background node serving dir, if one is alive and
-// answers.
+// findBackground returns the background node serving dir, if one is alive,
+// is dir's node, and answers.
 func findBackground(dir string) (backgroundInfo, bool) {
 	info, ok := readBackground(dir)
-	if !ok || !processAlive(info.PID) {
+	if !ok || !nodeOf(info.PID, dir) {
 		return backgroundInfo{}, false
 	}
 	c := http.Client{Timeout: 5 * time.Second}
@@ -285,6 +331,26 @@ func findBackground(dir string) (backgroundInfo, bool) {
 	}
 	resp.Body.Close()
 	return info, resp.StatusCode == http.StatusOK
+}
+
+// nodeOf reports whether process pid runs, and is dir's background node: on
+// Linux, its command line is ctl background serve --data-dir dir (a pid named
+// by a stale ctl-node.json may since have gone to another process).
+func nodeOf(pid int, dir string) bool {
+	if !processAlive(pid) {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) // no procfs: trust the pid
+	}
+	return isServeCommand(string(cmdline), dir)
+}
+
+// isServeCommand reports whether cmdline (NUL-separated, as in
+// /proc/PID/cmdline) is ctl background serve on dir.
+func isServeCommand(cmdline, dir string) bool {
+	return strings.Contains(cmdline, "\x00background\x00serve\x00") && strings.Contains(cmdline, "\x00--data-dir\x00"+dir+"\x00")
 }
 
 // processAlive reports whether process pid runs (a zombie, exited but not yet
@@ -319,7 +385,7 @@ func backgroundHolder(dir string) (int, bool) {
 		return 0, false
 	}
 	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil || !strings.Contains(string(cmdline), "\x00background\x00serve\x00") {
+	if err != nil || !isServeCommand(string(cmdline), dir) {
 		return 0, false
 	}
 	if info, ok := readBackground(dir); ok && info.PID == pid {
@@ -347,11 +413,27 @@ func stopBackground(ctx context.Context, info backgroundInfo) error {
 	return nil
 }
 
+// liveBackground returns the background node that dir's ctl-node.json names
+// if that process is dir's node (answering or not), and removes a stale file.
+func liveBackground(dir string) (backgroundInfo, bool) {
+	info, ok := readBackground(dir)
+	if !ok {
+		return backgroundInfo{}, false
+	}
+	if !nodeOf(info.PID, dir) {
+		if again, ok := readBackground(dir); ok && again == info {
+			os.Remove(filepath.Join(dir, backgroundFile))
+		}
+		return backgroundInfo{}, false
+	}
+	return info, true
+}
+
 // stopBackgroundHolding stops dir's background node so that ctl can open dir
 // in-process, and reports whether there was one.
 func (a *app) stopBackgroundHolding(ctx context.Context, dir string) (bool, error) {
-	info, ok := readBackground(dir)
-	if !ok || !processAlive(info.PID) {
+	info, ok := liveBackground(dir)
+	if !ok {
 		return false, nil
 	}
 	fmt.Fprintf(a.stderr, "ctl: stopping the background node on %s (pid %d) to run the node in-process\n", dir, info.PID)
@@ -429,8 +511,8 @@ dir continues them.`,
 			if err != nil {
 				return err
 			}
-			info, ok := readBackground(dir)
-			if !ok || !processAlive(info.PID) {
+			info, ok := liveBackground(dir)
+			if !ok {
 				fmt.Fprintf(a.stdout, "no background node on %s\n", dir)
 				return nil
 			}
@@ -478,16 +560,17 @@ func (a *app) backgroundServeCommand() *cobra.Command {
 			}
 			ctx, stop := context.WithCancel(cmd.Context())
 			defer stop()
-			w := &idleWatch{idle: idle}
-			w.last.Store(time.Now().UnixNano())
 			path := filepath.Join(dir, backgroundFile)
+			w := &idleWatch{idle: idle, path: path}
 			e := &engineFlags{getenv: a.getenv, stderr: a.stderr, http: "127.0.0.1:0", logLevel: "info", grace: closeGrace, wrap: w.wrap}
-			e.serving = func(url string) error {
-				info := backgroundInfo{PID: os.Getpid(), URL: url, Build: buildID(), Settings: nodeSettings(a.sync, a.maxSteps), Idle: idle.String()}
-				if err := writeFileAtomic(path, info); err != nil {
+			e.serving = func(url string, node *engine.Node) error {
+				w.info = backgroundInfo{PID: os.Getpid(), URL: url, Build: buildID(), Settings: nodeSettings(a.sync, a.maxSteps), Idle: idle.String()}
+				w.busy = func() bool { return stepsInFlight(ctx, node) }
+				if err := writeFileAtomic(path, w.info); err != nil {
 					return fmt.Errorf("cannot announce the background node: %w", err)
 				}
-				go w.watch(ctx, stop, path)
+				w.last.Store(time.Now().UnixNano()) // idle from now, not from the start of the store
+				go w.watch(ctx, stop)
 				return nil
 			}
 			defer func() {
@@ -514,13 +597,16 @@ func writeFileAtomic(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
-// idleWatch stops a background node once it has served no request for idle,
-// or when its ctl-node.json is gone (the data dir was removed) or names
-// another process.
+// idleWatch stops a background node once it has served no request and
+// executed no step for idle, or when its ctl-node.json is gone (the data dir
+// was removed) or names another process.
 type idleWatch struct {
 	idle   time.Duration
-	active atomic.Int64
-	last   atomic.Int64 // when the last request ended, in Unix nanoseconds
+	path   string         // ctl-node.json
+	info   backgroundInfo // what it says
+	busy   func() bool    // whether steps are executing
+	active atomic.Int64   // requests being served
+	last   atomic.Int64   // when the node was last busy, in Unix nanoseconds
 }
 
 // wrap counts h's requests in flight and notes when the last one ended.
@@ -535,11 +621,22 @@ func (w *idleWatch) wrap(h http.Handler) http.Handler {
 	})
 }
 
-// watch calls stop when the node has been idle for w.idle, after withdrawing
-// the file at path and serving backgroundDrain more; or at once when path no
-// longer names this process.
-func (w *idleWatch) watch(ctx context.Context, stop func(), path string) {
-	tick := time.NewTicker(min(w.idle/4, time.Second))
+// idleFor is how long the node has been idle: 0 while it serves a request or
+// executes a step.
+func (w *idleWatch) idleFor() time.Duration {
+	if w.active.Load() > 0 || w.busy() {
+		w.last.Store(time.Now().UnixNano())
+		return 0
+	}
+	return time.Since(time.Unix(0, w.last.Load()))
+}
+
+// watch calls stop once the node has been idle for w.idle: it withdraws
+// ctl-node.json, serves backgroundDrain more for a command that read the
+// file just before, and announces itself again if one came. It calls stop at
+// once when the file no longer names this process.
+func (w *idleWatch) watch(ctx context.Context, stop func()) {
+	tick := time.NewTicker(max(min(w.idle/4, time.Second), 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -547,18 +644,41 @@ func (w *idleWatch) watch(ctx context.Context, stop func(), path string) {
 			return
 		case <-tick.C:
 		}
-		if info, ok := readBackground(filepath.Dir(path)); !ok || info.PID != os.Getpid() {
+		if info, ok := readBackground(filepath.Dir(w.path)); !ok || info.PID != os.Getpid() {
 			stop()
 			return
 		}
-		if w.active.Load() == 0 && time.Since(time.Unix(0, w.last.Load())) >= w.idle {
-			os.Remove(path)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backgroundDrain):
-			}
-			stop()
+		if w.idleFor() < w.idle {
+			continue
+		}
+		withdrawn := time.Now()
+		os.Remove(w.path)
+		select {
+		case <-ctx.Done():
 			return
+		case <-time.After(backgroundDrain):
+		}
+		if w.idleFor() == 0 || time.Unix(0, w.last.Load()).After(withdrawn) {
+			if err := writeFileAtomic(w.path, w.info); err == nil {
+				continue // a command came meanwhile: go on serving
+			}
+		}
+		stop()
+		return
+	}
+}
+
+// stepsInFlight reports whether node is executing steps, from its own
+// latest meter reading.
+func stepsInFlight(ctx context.Context, node *engine.Node) bool {
+	nodes, err := node.Nodes(ctx)
+	if err != nil {
+		return false
+	}
+	for _, n := range nodes {
+		if n.Name == node.Name() {
+			return n.Reading.InFlightSum > 0
 		}
 	}
+	return false
 }

@@ -64,9 +64,9 @@ type engineFlags struct {
 	syncSet                                        bool
 
 	// wrap, when set, wraps the node's HTTP handler; serving, when set, is
-	// called once the API serves at url (ctl's background node uses both).
+	// called once node's API serves at url (ctl's background node uses both).
 	wrap    func(http.Handler) http.Handler
-	serving func(url string) error
+	serving func(url string, node *engine.Node) error
 }
 
 func (e *engineFlags) command() *cobra.Command {
@@ -257,7 +257,7 @@ func (e *engineFlags) serve(ctx context.Context, opts engine.Options) error {
 
 	var serveErr, servingErr error
 	if e.serving != nil {
-		servingErr = e.serving(opts.AdvertiseHTTP)
+		servingErr = e.serving(opts.AdvertiseHTTP, node)
 	}
 	if servingErr == nil {
 		select {

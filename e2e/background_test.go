@@ -2,7 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,7 +23,9 @@ import (
 func backgroundDir(t *testing.T) (dir string, env []string) {
 	t.Helper()
 	dir = t.TempDir()
-	env = []string{"DROVER_DATA=" + dir, "DROVER_URL=", "DROVER_BACKGROUND="}
+	// 2m, not the default hour: a test run interrupted before its cleanup
+	// leaves nodes that stop soon.
+	env = []string{"DROVER_DATA=" + dir, "DROVER_URL=", "DROVER_BACKGROUND=2m"}
 	t.Cleanup(func() { ctl(t, env, "background", "stop") })
 	return dir, env
 }
@@ -67,10 +74,22 @@ var startedRe = regexp.MustCompile(`started a background node on .* \(pid (\d+)\
 // and ctl background stop stops it.
 func TestBackgroundNode(t *testing.T) {
 	dir, env := backgroundDir(t)
-	out, errOut, code := ctl(t, env, "run", "scripts/examples/hello.star")
+	// ctl is given a pipe as descriptor 3 (as a shell's 3>&1): the node it
+	// starts must not hold it, or a reader would wait for the node's end.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	out, errOut, code := ctlFiles(t, env, []*os.File{pw}, "run", "scripts/examples/hello.star")
+	pw.Close()
 	m := startedRe.FindStringSubmatch(errOut)
 	if code != 0 || m == nil || !strings.Contains(out, "hello, world") {
 		t.Fatalf("first run: exit %d, no start announced?\n%s\n%s", code, out, errOut)
+	}
+	pr.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := pr.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("descriptor 3 is still open after ctl exited (read %d, %v): the background node inherited it", n, err)
 	}
 	pid, _ := strconv.Atoi(m[1])
 	if backgroundPID(t, dir) != pid || !alive(pid) {
@@ -204,6 +223,7 @@ func TestBackgroundOffAndBadValues(t *testing.T) {
 	}{
 		{nil, []string{"--background", "soon", "runs", "ls"}, `invalid argument "soon" for "--background"`},
 		{nil, []string{"--background", "0s", "runs", "ls"}, "want off, or how long"},
+		{nil, []string{"--background", "500ms", "runs", "ls"}, "at least 1s"},
 		{[]string{"DROVER_BACKGROUND=forever"}, []string{"runs", "ls"}, `DROVER_BACKGROUND="forever"`},
 	} {
 		_, errOut, code := ctl(t, append(append([]string{}, env...), tt.env...), tt.args...)
@@ -228,4 +248,113 @@ func TestBackgroundOffAndBadValues(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "--detach needs a node that outlives ctl") {
 		t.Fatalf("--detach with --background off: exit %d\n%s", code, errOut)
 	}
+}
+
+// TestBackgroundStopChecksThePid: a ctl-node.json left by a node that died
+// names a pid that may since belong to another process: ctl background stop
+// and --background off leave that process alone; stop removes the stale file.
+func TestBackgroundStopChecksThePid(t *testing.T) {
+	dir, env := backgroundDir(t)
+	other := exec.Command("sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Process.Kill()
+	stale := fmt.Sprintf(`{"pid":%d,"url":"http://127.0.0.1:1","build":"x","settings":"x","idle":"1h0m0s"}`, other.Process.Pid)
+	for _, args := range [][]string{{"background", "stop"}, {"--background", "off", "runs", "ls"}} {
+		if err := os.WriteFile(filepath.Join(dir, "ctl-node.json"), []byte(stale), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code := ctl(t, env, args...)
+		if code != 0 || strings.Contains(out+errOut, "stopp") {
+			t.Fatalf("%v with a stale ctl-node.json: exit %d\n%s\n%s", args, code, out, errOut)
+		}
+		if !alive(other.Process.Pid) {
+			t.Fatalf("%v killed the unrelated process the stale file named", args)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "ctl-node.json")); args[0] == "background" && !os.IsNotExist(err) {
+			t.Fatalf("%v left the stale ctl-node.json: %v", args, err)
+		}
+	}
+}
+
+// TestBackgroundNodeStaysWhileStepsRun: a node idle for its --background
+// time while a detached run executes a step stays up until the step ends,
+// and the run completes.
+func TestBackgroundNodeStaysWhileStepsRun(t *testing.T) {
+	dir, env := backgroundDir(t)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(3 * time.Second) // the step's duration, not synchronisation
+		w.Write([]byte("done"))
+	}))
+	defer slow.Close()
+	script := filepath.Join(t.TempDir(), "slow.star")
+	os.WriteFile(script, []byte("def main(input):\n    return http.get(input, timeout = '20s').body\n"), 0o644)
+	out, errOut, code := ctl(t, env, "--background", "1s", "run", script, "--input", fmt.Sprintf("%q", slow.URL), "--detach")
+	id := strings.TrimSpace(out)
+	if code != 0 || !runIDRe.MatchString(id) {
+		t.Fatalf("detach: exit %d %q %s", code, out, errOut)
+	}
+	pid := backgroundPID(t, dir)
+	waitGone(t, pid, 30*time.Second) // idle once the step has ended
+	out, errOut, code = ctl(t, env, "runs", "show", id, "--json")
+	if code != 0 || !strings.Contains(out, `"status": "completed"`) || !strings.Contains(out, `"result": "done"`) {
+		t.Fatalf("the run did not complete before the node stopped: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestBackgroundStartInterrupted: ctl waiting for another ctl to start the
+// node (the start lock held) stops at Ctrl-C, with exit 130.
+func TestBackgroundStartInterrupted(t *testing.T) {
+	dir, env := backgroundDir(t)
+	lock, err := os.OpenFile(filepath.Join(dir, "ctl-node.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "ctl"), "runs", "ls")
+	cmd.Dir, cmd.Env = "..", append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Poll until ctl has the lock file open, waiting for it, then interrupt.
+	deadline := time.Now().Add(10 * time.Second)
+	for !holdsFile(cmd.Process.Pid, lock.Name()) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("ctl never opened the start lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "interrupted") {
+			t.Fatalf("interrupted while waiting for the lock: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("ctl did not stop within 5s of Ctrl-C\n%s", stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ctl-node.json")); !os.IsNotExist(err) {
+		t.Fatalf("a node was started after the interrupt: %v", err)
+	}
+}
+
+// holdsFile reports whether process pid has path open.
+func holdsFile(pid int, path string) bool {
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && target == path {
+			return true
+		}
+	}
+	return false
 }

@@ -43,11 +43,18 @@ func TestMain(m *testing.M) {
 // ctl runs the ctl binary and returns stdout, stderr and the exit code.
 func ctl(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
+	return ctlFiles(t, env, nil, args...)
+}
+
+// ctlFiles is ctl with extra open files, descriptors 3 and up.
+func ctlFiles(t *testing.T, env []string, extra []*os.File, args ...string) (string, string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "ctl"), args...)
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), env...)
+	cmd.ExtraFiles = extra
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
