@@ -136,7 +136,7 @@ func nodeSettings(sync bus.SyncPolicy, maxSteps uint64) string {
 func (a *app) connectBackground(ctx context.Context, dir string, sync bus.SyncPolicy, idle time.Duration) (*conn, error) {
 	build, settings := buildID(), nodeSettings(sync, a.maxSteps)
 	if info, ok := findBackground(dir); ok && info.Build == build && info.Settings == settings {
-		return &conn{API: client.New(info.URL), close: func() {}}, nil
+		return backgroundConn(dir, info), nil
 	}
 	// One ctl at a time starts a node: the others then find it.
 	unlock, err := lockSpawn(ctx, dir)
@@ -147,7 +147,7 @@ func (a *app) connectBackground(ctx context.Context, dir string, sync bus.SyncPo
 	for attempt := 0; ; attempt++ {
 		info, ok := findBackground(dir)
 		if ok && info.Build == build && info.Settings == settings {
-			return &conn{API: client.New(info.URL), close: func() {}}, nil
+			return backgroundConn(dir, info), nil
 		}
 		if ok {
 			why := "another build of ctl"
@@ -175,8 +175,15 @@ func (a *app) connectBackground(ctx context.Context, dir string, sync bus.SyncPo
 		}
 		fmt.Fprintf(a.stderr, "ctl: started a background node on %s (pid %d), so that the next commands start at once; it stops after %s without commands, or with ctl background stop\n",
 			dir, info.PID, idle)
-		return &conn{API: client.New(info.URL), close: func() {}}, nil
+		return backgroundConn(dir, info), nil
 	}
+}
+
+// backgroundConn is a command's connection to dir's background node.
+func backgroundConn(dir string, info backgroundInfo) *conn {
+	c := client.New(info.URL).WithUnreachableHint(fmt.Sprintf("the background node on %s stopped; run the command again to start another, and see %s",
+		dir, filepath.Join(dir, backgroundLog)))
+	return &conn{API: c, close: func() {}}
 }
 
 // startBackground starts a background node on dir and waits until it serves.

@@ -6,6 +6,7 @@ package client
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,8 @@ import (
 type Client struct {
 	base string
 	http *http.Client
+	// unreachable ends the error of a request the node did not answer.
+	unreachable string
 }
 
 var _ api.API = (*Client)(nil)
@@ -33,6 +36,19 @@ func New(baseURL string) *Client {
 		baseURL = "http://" + baseURL
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), http: &http.Client{}}
+}
+
+// WithUnreachableHint sets what the error of a request the node did not
+// answer suggests (by default: check that engine runs, --server, DROVER_URL).
+func (c *Client) WithUnreachableHint(hint string) *Client {
+	c.unreachable = hint
+	return c
+}
+
+// unreachableErr is the error of a request to the node that failed with err.
+func (c *Client) unreachableErr(err error) error {
+	hint := cmp.Or(c.unreachable, "is `engine` running there? check --server / DROVER_URL")
+	return fmt.Errorf("drover node at %s: %w (%s)", c.base, err, hint)
 }
 
 // Start implements api.API.
@@ -118,7 +134,7 @@ func (c *Client) Events(ctx context.Context, id string, fn func(api.Event) bool)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("drover node at %s: %w (is `engine` running there? check --server / DROVER_URL)", c.base, err)
+		return c.unreachableErr(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
@@ -220,7 +236,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("drover node at %s: %w (is `engine` running there? check --server / DROVER_URL)", c.base, err)
+		return c.unreachableErr(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
