@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -353,6 +354,51 @@ func holdsFile(pid int, path string) bool {
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	for _, fd := range fds {
 		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && target == path {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBackgroundNodeDiesUnderACommand: a command waiting on the background
+// node when it dies says that the node stopped and where its log is.
+func TestBackgroundNodeDiesUnderACommand(t *testing.T) {
+	dir, env := backgroundDir(t)
+	script := filepath.Join(t.TempDir(), "slow.star")
+	os.WriteFile(script, []byte("def main(input):\n    kv.put('before', 1)\n    sleep('1h')\n    return 'never'\n"), 0o644)
+	id := detachUntilSleeping(t, env, script)
+	pid := backgroundPID(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "ctl"), "runs", "wait", id)
+	cmd.Dir, cmd.Env = "..", append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Poll until the command has a connection open (to the node: it has
+	// found it), then kill the node.
+	deadline := time.Now().Add(10 * time.Second)
+	for !connectedTo(cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("runs wait never connected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "the background node on "+dir+" stopped") {
+		t.Fatalf("runs wait when the node died: %v\n%s", err, stderr.String())
+	}
+}
+
+// connectedTo reports whether process pid has a TCP connection open.
+func connectedTo(pid int) bool {
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(target, "socket:") {
 			return true
 		}
 	}
