@@ -80,6 +80,8 @@ type Bus struct {
 
 	// multi routes the answers of requests answered by several messages.
 	multi replies
+	// stopRebalance stops the partitions' leaders rebalancing, if it runs.
+	stopRebalance context.CancelFunc
 
 	mu      sync.Mutex
 	buckets map[string]*KV
@@ -141,6 +143,11 @@ func Open(ctx context.Context, opts Options) (*Bus, error) {
 	if err != nil {
 		b.Close()
 		return nil, err
+	}
+	if b.ns != nil && b.clustered() {
+		var rctx context.Context
+		rctx, b.stopRebalance = context.WithCancel(context.Background())
+		go b.rebalance(rctx)
 	}
 	return b, nil
 }
@@ -371,6 +378,9 @@ func (b *Bus) Embedded() bool { return b.ns != nil }
 // Close drains the connection and shuts down an embedded server. Everything
 // acknowledged before Close is on disk.
 func (b *Bus) Close() error {
+	if b.stopRebalance != nil {
+		b.stopRebalance()
+	}
 	if b.nc != nil {
 		b.nc.FlushTimeout(2 * time.Second)
 		b.nc.Close()

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -164,27 +165,96 @@ func (b *Bus) createOrUpdate(ctx context.Context, cfg jetstream.StreamConfig) (c
 // spreadLeader asks, on a cluster, for the leader of partition p's journal
 // to move to the p-th server (by name) of its replicas, so that the
 // partitions' leaders are spread over the servers rather than left to the
-// elections. Best effort: a failure leaves the leader where it is.
+// first election.
 func (b *Bus) spreadLeader(ctx context.Context, p int) {
+	if want, leader, ok := b.preferredLeader(ctx, p); ok && want != leader {
+		b.stepDown(ctx, p, want)
+	}
+}
+
+// preferredLeader returns the server that should lead partition p's journal
+// (the p-th by name of its servers) and the one that does; ok is false when
+// the stream is not replicated, or the preferred server is not a current,
+// online replica (it cannot take over now).
+func (b *Bus) preferredLeader(ctx context.Context, p int) (want, leader string, ok bool) {
 	s, err := b.js.Stream(ctx, JournalStreamOf(p))
 	if err != nil {
-		return
+		return "", "", false
 	}
 	info, err := s.Info(ctx)
-	if err != nil || info.Cluster == nil || len(info.Cluster.Replicas) == 0 {
-		return
+	if err != nil || info.Cluster == nil || len(info.Cluster.Replicas) == 0 || info.Cluster.Leader == "" {
+		return "", "", false
 	}
-	servers := []string{info.Cluster.Leader}
+	leader = info.Cluster.Leader
+	servers := []string{leader}
+	ready := map[string]bool{leader: true}
 	for _, r := range info.Cluster.Replicas {
 		servers = append(servers, r.Name)
+		ready[r.Name] = r.Current && !r.Offline
 	}
 	slices.Sort(servers)
-	want := servers[p%len(servers)]
-	if want == info.Cluster.Leader {
-		return
-	}
+	want = servers[p%len(servers)]
+	return want, leader, ready[want]
+}
+
+// stepDown asks partition p's journal leader to hand over to server want.
+func (b *Bus) stepDown(ctx context.Context, p int, want string) error {
 	req := fmt.Sprintf(`{"placement":{"preferred":%q}}`, want)
-	b.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+JournalStreamOf(p), []byte(req))
+	reply, err := b.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+JournalStreamOf(p), []byte(req))
+	if err != nil {
+		return err
+	}
+	var resp struct {
+		Error *jetstream.APIError `json:"error"`
+	}
+	if json.Unmarshal(reply.Data, &resp) == nil && resp.Error != nil {
+		return resp.Error
+	}
+	return nil
+}
+
+// rebalanceEvery is how often a node of a cluster takes back the leadership
+// of the partitions it should lead, which an election (after a server was
+// lost or restarted) may have moved elsewhere.
+const rebalanceEvery = 30 * time.Second
+
+// RebalanceLeaders asks for the leadership of every partition this bus's
+// embedded server should lead (see spreadLeader) and does not, and returns
+// how many it asked for. Each server asks only for its own partitions, so
+// that servers do not contend; a bus connected to an external NATS leaves
+// leadership to that cluster's operators.
+func (b *Bus) RebalanceLeaders(ctx context.Context) int {
+	if b.ns == nil || !b.ns.JetStreamIsClustered() {
+		return 0
+	}
+	parts, err := b.Partitions(ctx)
+	if err != nil {
+		return 0
+	}
+	asked := 0
+	for p := range parts {
+		if want, leader, ok := b.preferredLeader(ctx, p); ok && want == b.ns.Name() && leader != want {
+			b.stepDown(ctx, p, want)
+			asked++
+		}
+	}
+	return asked
+}
+
+// rebalance runs RebalanceLeaders every rebalanceEvery until ctx ends.
+func (b *Bus) rebalance(ctx context.Context) {
+	tick := time.NewTicker(rebalanceEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			b.RebalanceLeaders(rctx)
+			cancel()
+		}
+	}
 }
 
 // Partitions returns the number of partitions in NATS: those this bus made,

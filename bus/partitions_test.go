@@ -143,3 +143,68 @@ func TestMissingPartition(t *testing.T) {
 		t.Fatalf("partition 7: %v, want ErrNotFound", err)
 	}
 }
+
+// TestRebalanceLeaders: after an election moves a partition's leader off
+// the server it was spread to, that server, and only that one, takes it back.
+func TestRebalanceLeaders(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	buses := openClusterWith(t, ctx, 3, Options{Partitions: 3})
+	for _, b := range buses {
+		defer b.Close()
+	}
+	const p = 1
+	// leader returns partition 1's preferred server and its leader, each
+	// request bounded so that polling goes on through elections.
+	leader := func() (want, leader string) {
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		want, leader, _ = buses[0].preferredLeader(qctx, p)
+		return want, leader
+	}
+	// poll calls act every second until done reports true.
+	poll := func(what string, done func() bool, act func()) {
+		t.Helper()
+		next := time.Now()
+		for !done() {
+			if ctx.Err() != nil {
+				t.Fatal(what)
+			}
+			if act != nil && time.Now().After(next) {
+				act()
+				next = time.Now().Add(time.Second)
+			}
+			time.Sleep(50 * time.Millisecond) // polling interval while leaders move
+		}
+	}
+	var want string
+	poll("partition 1's leader never reached its preferred server", func() bool { w, l := leader(); want = w; return l != "" && l == w }, nil)
+	var other string
+	for _, b := range buses {
+		if n := b.ns.Name(); n != want {
+			other = n
+			break
+		}
+	}
+	// Move it elsewhere, as an election after a failure might.
+	poll("partition 1's leader never moved to "+other, func() bool { _, l := leader(); return l == other }, func() {
+		if err := buses[0].stepDown(ctx, p, other); err != nil {
+			t.Logf("step down to %s: %v", other, err)
+		}
+	})
+	// What the buses' own loop does every 30 s, every second: only the
+	// preferred server asks, and the leadership comes back to it.
+	asked := map[string]int{}
+	poll("partition 1's leader did not come back to "+want, func() bool { _, l := leader(); return l == want }, func() {
+		for _, b := range buses {
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			asked[b.ns.Name()] += b.RebalanceLeaders(qctx)
+			cancel()
+		}
+	})
+	for server, n := range asked { // (its own loop may have asked first)
+		if server != want && n > 0 {
+			t.Fatalf("asks per server %v: want only %s's", asked, want)
+		}
+	}
+}
