@@ -316,22 +316,8 @@ func TestBackgroundStartInterrupted(t *testing.T) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(binDir, "ctl"), "runs", "ls")
-	cmd.Dir, cmd.Env = "..", append(os.Environ(), env...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Poll until ctl has the lock file open, waiting for it, then interrupt.
-	deadline := time.Now().Add(10 * time.Second)
-	for !holdsFile(cmd.Process.Pid, lock.Name()) {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("ctl never opened the start lock")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Interrupt ctl once it has the lock file open, waiting for it.
+	cmd, stderr := startCtlUntil(t, env, "open the start lock", func(pid int) bool { return holdsFile(pid, lock.Name()) }, "runs", "ls")
 	cmd.Process.Signal(os.Interrupt)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -368,25 +354,9 @@ func TestBackgroundNodeDiesUnderACommand(t *testing.T) {
 	os.WriteFile(script, []byte("def main(input):\n    kv.put('before', 1)\n    sleep('1h')\n    return 'never'\n"), 0o644)
 	id := detachUntilSleeping(t, env, script)
 	pid := backgroundPID(t, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "ctl"), "runs", "wait", id)
-	cmd.Dir, cmd.Env = "..", append(os.Environ(), env...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Poll until the command has a connection open (to the node: it has
-	// found it), then kill the node.
-	deadline := time.Now().Add(10 * time.Second)
-	for !connectedTo(cmd.Process.Pid) {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("runs wait never connected")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Kill the node once the command has a connection open (to the node:
+	// it has found it).
+	cmd, stderr := startCtlUntil(t, env, "connect", connectedTo, "runs", "wait", id)
 	syscall.Kill(pid, syscall.SIGKILL)
 	err := cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "the background node on "+dir+" stopped") {
@@ -403,4 +373,29 @@ func connectedTo(pid int) bool {
 		}
 	}
 	return false
+}
+
+// startCtlUntil starts ctl with args and polls until ready(its pid) holds
+// (or fails the test, saying that ctl never did what); the caller waits for
+// the command, which is killed if the test ends first.
+func startCtlUntil(t *testing.T, env []string, what string, ready func(pid int) bool, args ...string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "ctl"), args...)
+	cmd.Dir, cmd.Env = "..", append(os.Environ(), env...)
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !ready(cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("ctl %v did not %s within 10s", args, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cmd, stderr
 }
