@@ -162,13 +162,14 @@ func (a *app) connectBackground(ctx context.Context, dir string, sync bus.SyncPo
 		info, err := a.startBackground(ctx, dir, sync, idle)
 		if errors.Is(err, bus.ErrDataDirInUse) && attempt < 2 {
 			// A background node going idle has not let go of the data dir
-			// yet: wait for its exit.
+			// yet: wait for its exit. Any other holder (an engine, an
+			// in-process ctl) is the error.
 			if pid, ok := backgroundHolder(dir); ok {
 				if err := stopBackground(ctx, backgroundInfo{PID: pid}); err != nil {
 					return nil, interruptedOr(ctx, err)
 				}
+				continue
 			}
-			continue
 		}
 		if err != nil {
 			return nil, interruptedOr(ctx, err)

@@ -399,3 +399,20 @@ func startCtlUntil(t *testing.T, env []string, what string, ready func(pid int) 
 	}
 	return cmd, stderr
 }
+
+// TestBackgroundDataDirHeldByEngine: a data dir an engine holds is refused at
+// once, naming the engine's process and --server, and no node is left behind.
+func TestBackgroundDataDirHeldByEngine(t *testing.T) {
+	dir, env := backgroundDir(t)
+	eng := startEngine(t, dir)
+	_, errOut, code := ctl(t, env, "runs", "ls")
+	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("held by process %d", eng.cmd.Process.Pid)) || !strings.Contains(errOut, "--server") {
+		t.Fatalf("ctl on an engine's data dir: exit %d\n%s", code, errOut)
+	}
+	if strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("want one line of error, got:\n%s", errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ctl-node.json")); !os.IsNotExist(err) {
+		t.Fatalf("a background node announced itself on the engine's data dir: %v", err)
+	}
+}
