@@ -59,6 +59,13 @@ type Options struct {
 	// Sync is when the embedded server's writes reach the disk (the zero
 	// value: every 2 minutes; SyncAlways: before each acknowledgement).
 	Sync SyncPolicy
+	// RunLog makes the journal streams hold many messages per subject, so
+	// that a run's entries can share one subject, its log (AppendFenced;
+	// docs/architecture.md, "Next: one subject per run"); entries on a
+	// subject of their own stay write-once by an expected-sequence header
+	// instead of the stream's one-message-per-subject limit. The engine does
+	// not use it yet.
+	RunLog bool
 	// noGroupSync leaves the always policy to the server (benchmarks).
 	noGroupSync bool
 }
@@ -165,6 +172,9 @@ func (b *Bus) clusterSize() int {
 	}
 	return len(b.nc.Servers())
 }
+
+// RunLog reports whether the journal holds run logs (Options.RunLog).
+func (b *Bus) RunLog() bool { return b.opts.RunLog }
 
 // Replicas is the replication factor of Drover's streams and buckets.
 func (b *Bus) Replicas() int { return b.opts.Replicas }

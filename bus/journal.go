@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,11 +26,19 @@ func (b *Bus) Append(ctx context.Context, subject, msgID string, hdr Header, dat
 func (b *Bus) AppendOnce(ctx context.Context, subject, msgID string, hdr Header, data []byte) (seq uint64, duplicate bool, err error) {
 	var ack *jetstream.PubAck
 	err = retry(ctx, func(ctx context.Context) (err error) {
-		ack, err = b.js.PublishMsg(ctx, b.msg(subject, hdr, data), append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(journalStreamOf(subject)))...)
+		ack, err = b.js.PublishMsg(ctx, b.entryMsg(subject, hdr, data), append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(journalStreamOf(subject)))...)
 		return err
 	})
 	if err != nil {
 		err = b.appendErr(ctx, subject, err)
+		if errors.Is(err, ErrExists) && b.opts.RunLog {
+			// The expectation is checked before the message id: a retried
+			// write that was stored is refused rather than acknowledged as
+			// a duplicate. The stored entry tells.
+			if m, gerr := b.LeaderEntry(ctx, subject); gerr == nil && bytes.Equal(m.Data, data) {
+				return m.Seq, true, b.synced(ctx)
+			}
+		}
 		if errors.Is(err, ErrExists) { // the caller may rely on the stored entry
 			err = errors.Join(err, b.synced(ctx))
 		}
@@ -53,7 +62,7 @@ type Pending struct {
 // AppendAsync starts a journal append without waiting for its acknowledgement;
 // call Wait before relying on it. Appends from one Bus are stored in order.
 func (b *Bus) AppendAsync(subject, msgID string, hdr Header, data []byte) (*Pending, error) {
-	fut, err := b.js.PublishMsgAsync(b.msg(subject, hdr, data), append(asyncRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(journalStreamOf(subject)))...)
+	fut, err := b.js.PublishMsgAsync(b.entryMsg(subject, hdr, data), append(asyncRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(journalStreamOf(subject)))...)
 	if err != nil {
 		return nil, b.appendErr(context.Background(), subject, err)
 	}

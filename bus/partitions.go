@@ -95,6 +95,17 @@ func journalStreamOf(subject string) string {
 
 // journalConfig is the configuration of partition p's journal stream.
 func (b *Bus) journalConfig(p int) jetstream.StreamConfig {
+	if b.opts.RunLog {
+		cfg := b.writeOnceJournalConfig(p)
+		cfg.Description = "Drover run journals: a log subject per run, and write-once entries"
+		cfg.MaxMsgsPerSubject, cfg.DiscardNewPerSubject = -1, false
+		return cfg
+	}
+	return b.writeOnceJournalConfig(p)
+}
+
+// writeOnceJournalConfig is the journal stream of one message per subject.
+func (b *Bus) writeOnceJournalConfig(p int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:                 JournalStreamOf(p),
 		Description:          "Drover run journals: one write-once message per subject",

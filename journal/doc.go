@@ -15,6 +15,7 @@
 //
 //	drover.journal.<run>.<kind>[.<key>]   one message per subject, written once
 //	drover.journal.<run>.sealed.<n>       part n of an ended run's sealed journal
+//	drover.journal.<run>.log              the run's log, on a bus with RunLog (log.go)
 //	message id <run>/<kind>[/<key>]       de-duplicates a retried write
 //
 // A run in partition p > 0 (its id ends in -<p>, see bus.RunPartition) has

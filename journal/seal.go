@@ -61,6 +61,15 @@ func (s *Store) Seal(ctx context.Context, run string) (bool, error) {
 		if err != nil || len(msgs) == 0 {
 			return false, err
 		}
+		if slices.ContainsFunc(msgs, func(m bus.Msg) bool { return isLog(run, m.Subject) }) {
+			if len(msgs) == 1 {
+				return false, nil // a log alone is one subject already
+			}
+			// ReadDirect gives a subject's last message: the log's others too.
+			if msgs, err = s.b.Read(ctx, filter); err != nil {
+				return false, err
+			}
+		}
 		var entries []Record // not yet in a part
 		var parts []bus.Msg
 		covered := map[uint64]bool{}
@@ -84,6 +93,11 @@ func (s *Store) Seal(ctx context.Context, run string) (bool, error) {
 				continue
 			}
 			r := record(run, m)
+			if isLog(run, m.Subject) {
+				if r, err = unlog(run, m); err != nil {
+					return false, err
+				}
+			}
 			ended = ended || r.Kind == api.EntryEnd
 			if !covered[r.Seq] && (len(parts) == 0 || r.Seq < parts[0].Seq) {
 				entries = append(entries, r)
@@ -190,6 +204,14 @@ func records(run string, msgs []bus.Msg) ([]Record, error) {
 	out := make([]Record, 0, len(msgs))
 	sealed := false
 	for _, m := range msgs {
+		if isLog(run, m.Subject) {
+			r, err := unlog(run, m)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+			continue
+		}
 		if !isPart(run, m.Subject) {
 			out = append(out, record(run, m))
 			continue

@@ -137,8 +137,8 @@ func (s *Store) Get(ctx context.Context, run string, kind api.EntryKind, key str
 	return nil
 }
 
-// sealedEntry looks for an entry in run's sealed parts, returning notFound
-// when it is not there (or the run is not sealed).
+// sealedEntry looks for an entry in run's sealed parts and its log,
+// returning notFound when it is in neither.
 func (s *Store) sealedEntry(ctx context.Context, run string, kind api.EntryKind, key string, notFound error) ([]byte, error) {
 	parts, err := s.b.ReadDirect(ctx, bus.JournalRunPrefix(run)+sealedKind+".>")
 	if err != nil {
@@ -150,6 +150,21 @@ func (s *Store) sealedEntry(ctx context.Context, run string, kind api.EntryKind,
 			return nil, err
 		}
 		for _, r := range recs {
+			if r.Kind == kind && r.Key == key {
+				return r.Data, nil
+			}
+		}
+	}
+	if s.b.RunLog() {
+		logged, err := s.b.Read(ctx, subject(run, logKind, ""))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range logged {
+			r, err := unlog(run, m)
+			if err != nil {
+				return nil, err
+			}
 			if r.Kind == kind && r.Key == key {
 				return r.Data, nil
 			}

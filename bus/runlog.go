@@ -1,0 +1,73 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Run logs (Options.RunLog): many journal entries of a run on one subject,
+// each write fenced by the sequence its writer last saw there.
+
+// entryMsg is msg for a journal entry written once on a subject of its own:
+// with RunLog, the stream does not refuse a second message on the subject,
+// the expectation that it holds none does.
+func (b *Bus) entryMsg(subject string, hdr Header, data []byte) *nats.Msg {
+	m := b.msg(subject, hdr, data)
+	if b.opts.RunLog {
+		if m.Header == nil {
+			m.Header = nats.Header{}
+		}
+		m.Header.Set(expectedLastSubjectSeq, "0")
+	}
+	return m
+}
+
+// expectedLastSubjectSeq is the header that makes JetStream refuse a message
+// unless its subject's last message has the given sequence (0: none).
+const expectedLastSubjectSeq = "Nats-Expected-Last-Subject-Sequence"
+
+// AppendFenced writes one entry to subject, a subject many entries share (a
+// run's log, with RunLog), only if the subject's last entry has sequence
+// last (0: it holds none), and returns the entry's sequence. It fails with
+// ErrConflict when another entry was written there since last: the writer
+// reads what was (LastSeq, Read) and decides. msgID de-duplicates a retried
+// write within the stream's window; a retried write refused for its
+// expectation is also a conflict, which the read shows to be the writer's own.
+func (b *Bus) AppendFenced(ctx context.Context, subject, msgID string, last uint64, data []byte) (uint64, error) {
+	m := b.msg(subject, nil, data)
+	m.Header = nats.Header{expectedLastSubjectSeq: {strconv.FormatUint(last, 10)}}
+	var ack *jetstream.PubAck
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		ack, err = b.js.PublishMsg(ctx, m, append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(journalStreamOf(subject)))...)
+		return err
+	})
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return 0, fmt.Errorf("%w: %s: written since sequence %d", ErrConflict, subject, last)
+		}
+		if isClosed(err) {
+			return 0, fmt.Errorf("%w: append %s", ErrClosed, subject)
+		}
+		return 0, fmt.Errorf("bus: append %s: %w", subject, err)
+	}
+	if ack.Duplicate {
+		return 0, fmt.Errorf("%w: %s: a write with id %s is stored already", ErrConflict, subject, msgID)
+	}
+	return ack.Sequence, b.synced(ctx)
+}
+
+// LastSeq returns the sequence of subject's last entry, or 0 when it holds
+// none.
+func (b *Bus) LastSeq(ctx context.Context, subject string) (uint64, error) {
+	m, err := b.Entry(ctx, subject)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return m.Seq, err
+}

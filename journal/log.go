@@ -1,0 +1,135 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/starlark/builtins"
+)
+
+// The run log: the layout of one subject per run (docs/architecture.md,
+// "Next: one subject per run"), on a bus opened with RunLog. Entries a run's
+// coordinator writes share one subject,
+//
+//	drover.journal.<run>.log   {"kind", "key", "data"} per message
+//
+// each written only if the subject's last message is the one its writer saw
+// (bus.AppendFenced): another writer in between (a coordinator that lost the
+// run, or the one that adopted it) makes the write fail rather than fork the
+// journal. Readers merge the log with the run's other subjects by sequence.
+// The engine does not write logs yet.
+
+// logKind is the subject kind token of a run's log.
+const logKind = "log"
+
+// ErrFenced is returned by Log.Append when another writer appended to the
+// run's log since this Log last did: the run is no longer this writer's to
+// continue (read it again).
+var ErrFenced = errors.New("journal: another writer appended to the run's log")
+
+// Log appends entries to one run's log. It is safe for concurrent use;
+// appends are made one at a time, each after the previous one's
+// acknowledgement (each needs the sequence the previous one got).
+type Log struct {
+	s   *Store
+	run string
+
+	mu    sync.Mutex
+	last  uint64 // the sequence of the log's last entry, as this Log knows it
+	known bool   // last was read or written
+}
+
+// Log returns the log of run. fresh says the run is new, its log empty: the
+// first append then needs no read of the log's last sequence.
+func (s *Store) Log(run string, fresh bool) *Log {
+	return &Log{s: s, run: run, known: fresh}
+}
+
+// Append writes an entry to the log and waits until it is stored. It fails
+// with an error wrapping ErrFenced when another writer appended since this
+// Log's last entry. An append retried after its first try was stored (the
+// acknowledgement was lost) succeeds.
+func (l *Log) Append(ctx context.Context, kind api.EntryKind, key string, entry any) error {
+	data, err := api.EncodeJSON(entry)
+	if err != nil {
+		return fmt.Errorf("journal: encode %s entry of run %s: %w", kind, l.run, err)
+	}
+	if data, err = l.s.spill(ctx, data); err != nil {
+		return fmt.Errorf("journal: %s entry of run %s: %w", kind, l.run, err)
+	}
+	msg := logMessage(kind, key, data)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	subject := subject(l.run, logKind, "")
+	if !l.known {
+		if l.last, err = l.s.b.LastSeq(ctx, subject); err != nil {
+			return fmt.Errorf("journal: read the log of run %s: %w", l.run, err)
+		}
+		l.known = true
+	}
+	seq, err := l.s.b.AppendFenced(ctx, subject, msgID(l.run, kind, key), l.last, msg)
+	if errors.Is(err, bus.ErrConflict) {
+		// Written since: this append's own first try, or another writer.
+		seq, err = l.storedSince(ctx, subject, kind, key, msg)
+	}
+	if err != nil {
+		return err
+	}
+	l.last = seq
+	return nil
+}
+
+// storedSince reads the log past l.last after a refused append: it returns
+// the sequence of the entry written there if it is this one (its first try
+// was stored), and ErrFenced if anything else was written.
+func (l *Log) storedSince(ctx context.Context, subject string, kind api.EntryKind, key string, msg []byte) (uint64, error) {
+	msgs, err := l.s.b.Read(ctx, subject)
+	if err != nil {
+		return 0, fmt.Errorf("journal: read the log of run %s: %w", l.run, err)
+	}
+	var newer []bus.Msg
+	for _, m := range msgs {
+		if m.Seq > l.last {
+			newer = append(newer, m)
+		}
+	}
+	if len(newer) == 1 && bytes.Equal(newer[0].Data, msg) {
+		return newer[0].Seq, nil
+	}
+	l.known = false // read again before the next append
+	return 0, fmt.Errorf("%w: run %s (%d entries since sequence %d, before its %s entry %s)", ErrFenced, l.run, len(newer), l.last, kind, key)
+}
+
+// logMessage encodes an entry of a log: its kind, key and data.
+func logMessage(kind api.EntryKind, key string, data []byte) []byte {
+	buf := make([]byte, 0, len(data)+64)
+	buf = append(buf, `{"kind":`...)
+	buf = builtins.AppendJSONString(buf, string(kind))
+	if key != "" {
+		buf = append(buf, `,"key":`...)
+		buf = builtins.AppendJSONString(buf, key)
+	}
+	buf = append(buf, `,"data":`...)
+	buf = append(buf, data...)
+	return append(buf, '}')
+}
+
+// isLog reports whether subject is run's log.
+func isLog(run, subject string) bool {
+	return subject == bus.JournalRunPrefix(run)+logKind
+}
+
+// unlog returns the entry of a log message, with the message's sequence.
+func unlog(run string, m bus.Msg) (Record, error) {
+	var e sealedEntry
+	if err := json.Unmarshal(m.Data, &e); err != nil {
+		return Record{}, fmt.Errorf("journal: run %s: log entry %d is corrupt: %w", run, m.Seq, err)
+	}
+	return Record{JournalEntry: api.JournalEntry{Kind: e.Kind, Key: e.Key, Data: e.Data}, Seq: m.Seq}, nil
+}
