@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,8 +40,25 @@ const expectedLastSubjectSeq = "Nats-Expected-Last-Subject-Sequence"
 // write within the stream's window; a retried write refused for its
 // expectation is also a conflict, which the read shows to be the writer's own.
 func (b *Bus) AppendFenced(ctx context.Context, subject, msgID string, last uint64, data []byte) (uint64, error) {
+	ack, err := b.publishExpecting(ctx, subject, msgID, "", last, data)
+	if err != nil {
+		return 0, err
+	}
+	if ack.Duplicate {
+		return 0, fmt.Errorf("%w: %s: a write with id %s is stored already", ErrConflict, subject, msgID)
+	}
+	return ack.Sequence, b.synced(ctx)
+}
+
+// publishExpecting publishes data to subject only if the last message on
+// filter (subject when "") has sequence last; a message since fails it with
+// ErrConflict.
+func (b *Bus) publishExpecting(ctx context.Context, subject, msgID, filter string, last uint64, data []byte) (*jetstream.PubAck, error) {
 	m := b.msg(subject, nil, data)
 	m.Header = nats.Header{expectedLastSubjectSeq: {strconv.FormatUint(last, 10)}}
+	if filter != "" {
+		m.Header.Set("Nats-Expected-Last-Subject-Sequence-Subject", filter)
+	}
 	var ack *jetstream.PubAck
 	err := retry(ctx, func(ctx context.Context) (err error) {
 		ack, err = b.js.PublishMsg(ctx, m, append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(journalStreamOf(subject)))...)
@@ -49,17 +67,11 @@ func (b *Bus) AppendFenced(ctx context.Context, subject, msgID string, last uint
 	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			return 0, fmt.Errorf("%w: %s: written since sequence %d", ErrConflict, subject, last)
+			return nil, fmt.Errorf("%w: %s: written since sequence %d", ErrConflict, cmp.Or(filter, subject), last)
 		}
-		if isClosed(err) {
-			return 0, fmt.Errorf("%w: append %s", ErrClosed, subject)
-		}
-		return 0, fmt.Errorf("bus: append %s: %w", subject, err)
+		return nil, b.appendErr(ctx, subject, err)
 	}
-	if ack.Duplicate {
-		return 0, fmt.Errorf("%w: %s: a write with id %s is stored already", ErrConflict, subject, msgID)
-	}
-	return ack.Sequence, b.synced(ctx)
+	return ack, nil
 }
 
 // LastSeq returns the sequence of subject's last entry, or 0 when it holds

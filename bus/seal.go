@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -86,22 +85,9 @@ func (b *Bus) multiLast(ctx context.Context, filter string) (msgs []Msg, tooMany
 // checks it. It fails with ErrConflict when something was appended since,
 // and ErrExists when subject holds an entry already.
 func (b *Bus) AppendAfter(ctx context.Context, subject, msgID, filter string, last uint64, data []byte) (uint64, error) {
-	m := b.msg(subject, nil, data)
-	m.Header = nats.Header{
-		"Nats-Expected-Last-Subject-Sequence":         {strconv.FormatUint(last, 10)},
-		"Nats-Expected-Last-Subject-Sequence-Subject": {filter},
-	}
-	var ack *jetstream.PubAck
-	err := retry(ctx, func(ctx context.Context) (err error) {
-		ack, err = b.js.PublishMsg(ctx, m, append(pubRetry, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(journalStreamOf(subject)))...)
-		return err
-	})
+	ack, err := b.publishExpecting(ctx, subject, msgID, filter, last, data)
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			return 0, fmt.Errorf("%w: %s: appended to since sequence %d", ErrConflict, filter, last)
-		}
-		return 0, b.appendErr(ctx, subject, err)
+		return 0, err
 	}
 	if ack.Duplicate {
 		return 0, fmt.Errorf("%w: %s", ErrExists, subject)
