@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -78,6 +79,9 @@ func newTestNode(t testing.TB, opts Options) *Node {
 	}
 	if opts.Name == "" {
 		opts.Name = "n1"
+	}
+	if os.Getenv("DROVER_TEST_RUNLOG") != "" {
+		opts.RunLog = true // the run-log layout under every test
 	}
 	n, err := NewNode(context.Background(), opts)
 	if err != nil {

@@ -55,6 +55,9 @@ type Options struct {
 	// MaxExecSteps bounds the Starlark computation of one run, against runaway
 	// loops (default script.DefaultMaxSteps, 10,000,000).
 	MaxExecSteps uint64
+	// RunLog writes each run's coordinator entries to one subject, its log
+	// (bus.Options.RunLog; experimental: not yet gated for mixed clusters).
+	RunLog bool
 	// Partitions is how many partitions of the journal and the runs index
 	// this node makes and spreads its new runs over (default 1; see
 	// bus.Options.Partitions).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
@@ -56,6 +57,17 @@ func (s *Store) Log(run string, fresh bool) *Log {
 // Log's last entry. An append retried after its first try was stored (the
 // acknowledgement was lost) succeeds.
 func (l *Log) Append(ctx context.Context, kind api.EntryKind, key string, entry any) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.appendLocked(ctx, kind, key, entry)
+	if kind == api.EntryEnd && err == nil {
+		l.s.logs.Delete(l.run)
+	}
+	return err
+}
+
+// appendLocked is Append, l.mu held.
+func (l *Log) appendLocked(ctx context.Context, kind api.EntryKind, key string, entry any) error {
 	data, err := api.EncodeJSON(entry)
 	if err != nil {
 		return fmt.Errorf("journal: encode %s entry of run %s: %w", kind, l.run, err)
@@ -64,8 +76,6 @@ func (l *Log) Append(ctx context.Context, kind api.EntryKind, key string, entry 
 		return fmt.Errorf("journal: %s entry of run %s: %w", kind, l.run, err)
 	}
 	msg := logMessage(kind, key, data)
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	subject := subject(l.run, logKind, "")
 	if !l.known {
 		if l.last, err = l.s.b.LastSeq(ctx, subject); err != nil {
@@ -104,6 +114,62 @@ func (l *Log) storedSince(ctx context.Context, subject string, kind api.EntryKin
 	}
 	l.known = false // read again before the next append
 	return 0, fmt.Errorf("%w: run %s (%d entries since sequence %d, before its %s entry %s)", ErrFenced, l.run, len(newer), l.last, kind, key)
+}
+
+// logOf returns the log that an entry of kind of run goes to, or nil when it
+// goes to a subject of its own: with RunLog, a run's coordinator writes its
+// start, calls, folded results and end to the log (AppendAsync,
+// AppendResult); the others (tags, patches, versions, placements,
+// cancellations, workers' results) stay write-once on subjects of their
+// own. A Store keeps the log of each run it writes until the run's end.
+func (s *Store) logOf(run string, kind api.EntryKind) *Log {
+	if !s.b.RunLog() {
+		return nil
+	}
+	switch kind {
+	case api.EntryStart, api.EntryCall, api.EntryResult, api.EntryEnd:
+	default:
+		return nil
+	}
+	if l, ok := s.logs.Load(run); ok {
+		return l.(*Log)
+	}
+	l, _ := s.logs.LoadOrStore(run, s.Log(run, kind == api.EntryStart))
+	return l.(*Log)
+}
+
+// appendAsync starts Append, holding the log from now so that appends keep
+// their order, and returns its wait. The log is forgotten after the end.
+func (l *Log) appendAsync(kind api.EntryKind, key string, entry any) Pending {
+	l.mu.Lock() // released by the append's goroutine
+	p := &logPending{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		p.err = l.appendLocked(ctx, kind, key, entry)
+		l.mu.Unlock()
+		if kind == api.EntryEnd && p.err == nil {
+			l.s.logs.Delete(l.run)
+		}
+	}()
+	return p
+}
+
+// logPending is an asynchronous append to a log.
+type logPending struct {
+	done chan struct{}
+	err  error
+}
+
+// Wait implements Pending.
+func (p *logPending) Wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // logMessage encodes an entry of a log: its kind, key and data.

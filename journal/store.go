@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/droverhq/drover/api"
@@ -27,6 +28,13 @@ var (
 type Store struct {
 	b     *bus.Bus
 	large int // entries over this many bytes are stored as values
+	// logs are the logs of the runs this Store writes (with RunLog), by run.
+	logs sync.Map
+}
+
+// Pending is a journal append under way: Wait for it before relying on it.
+type Pending interface {
+	Wait(ctx context.Context) error
 }
 
 // NewStore returns the journals kept on b.
@@ -79,7 +87,10 @@ func (s *Store) write(ctx context.Context, run string, kind api.EntryKind, key s
 // AppendAsync starts writing an entry of run without waiting; call Wait on
 // the result before relying on it. Entries appended through one Store are
 // stored in order.
-func (s *Store) AppendAsync(run string, kind api.EntryKind, key string, entry any) (*bus.Pending, error) {
+func (s *Store) AppendAsync(run string, kind api.EntryKind, key string, entry any) (Pending, error) {
+	if l := s.logOf(run, kind); l != nil {
+		return l.appendAsync(kind, key, entry), nil
+	}
 	data, err := api.EncodeJSON(entry)
 	if err != nil {
 		return nil, fmt.Errorf("journal: encode %s entry of run %s: %w", kind, run, err)
@@ -205,6 +216,19 @@ func (s *Store) LookupResult(ctx context.Context, run, step string) (*api.Result
 // got there first (an attempt dispatched before a crash that finished late),
 // its result stands and is returned instead.
 func (s *Store) AppendResult(ctx context.Context, run string, res api.ResultEntry) (api.ResultEntry, error) {
+	if res.Call != nil {
+		if l := s.logOf(run, api.EntryResult); l != nil {
+			// A folded co-located result: only the run's coordinator
+			// writes it, and the log's fence arbitrates coordinators.
+			return res, l.Append(ctx, api.EntryResult, res.Step, res)
+		}
+	}
+	if l, ok := s.logs.Load(run); ok {
+		// The step's call, appended to the log without waiting, is stored
+		// before its result.
+		l.(*Log).mu.Lock()
+		l.(*Log).mu.Unlock()
+	}
 	var stored api.ResultEntry
 	created, err := s.Create(ctx, run, api.EntryResult, res.Step, res, &stored)
 	if err != nil || created {

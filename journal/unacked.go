@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"github.com/droverhq/drover/api"
-	"github.com/droverhq/drover/bus"
 )
 
 // Unacked is a run's entries appended without waiting and not yet known to
@@ -17,7 +16,7 @@ type Unacked struct {
 	run string
 
 	mu      sync.Mutex
-	pending []*bus.Pending
+	pending []Pending
 }
 
 // Unacked returns an empty set of run's unacknowledged appends.
