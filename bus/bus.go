@@ -61,10 +61,10 @@ type Options struct {
 	Sync SyncPolicy
 	// RunLog makes the journal streams hold many messages per subject, so
 	// that a run's entries can share one subject, its log (AppendFenced;
-	// docs/architecture.md, "Next: one subject per run"); entries on a
+	// docs/architecture.md, "One subject per run"); entries on a
 	// subject of their own stay write-once by an expected-sequence header
-	// instead of the stream's one-message-per-subject limit. The engine does
-	// not use it yet.
+	// instead of the stream's one-message-per-subject limit (experimental:
+	// engine.Options.RunLog).
 	RunLog bool
 	// noGroupSync leaves the always policy to the server (benchmarks).
 	noGroupSync bool

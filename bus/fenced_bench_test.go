@@ -14,7 +14,7 @@ import (
 )
 
 // BenchmarkFencedAppend measures what the proposed journal layout of one
-// subject per run (docs/architecture.md, "Next: one subject per run") would
+// subject per run (docs/architecture.md, "One subject per run") would
 // pay per entry, against today's write-once entry on a subject of its own,
 // on the same embedded server in the same run (interval policy): "subject"
 // is Append (a subject per entry, MaxMsgsPerSubject 1, message id);

@@ -24,7 +24,7 @@ import (
 // (bus.AppendFenced): another writer in between (a coordinator that lost the
 // run, or the one that adopted it) makes the write fail rather than fork the
 // journal. Readers merge the log with the run's other subjects by sequence.
-// The engine does not write logs yet.
+// The engine writes logs with engine.Options.RunLog (experimental).
 
 // logKind is the subject kind token of a run's log.
 const logKind = "log"
