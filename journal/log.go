@@ -15,7 +15,7 @@ import (
 )
 
 // The run log: the layout of one subject per run (docs/architecture.md,
-// "Next: one subject per run"), on a bus opened with RunLog. Entries a run's
+// "One subject per run"), on a bus opened with RunLog. Entries a run's
 // coordinator writes share one subject,
 //
 //	drover.journal.<run>.log   {"kind", "key", "data"} per message
