@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/droverhq/drover/api"
@@ -44,12 +45,19 @@ type Log struct {
 	mu    sync.Mutex
 	last  uint64 // the sequence of the log's last entry, as this Log knows it
 	known bool   // last was read or written
+	// others is set once the run has entries on subjects of their own (a
+	// step's result after its call, a tag, a patch; unknown for a run this
+	// Log did not start): its end then goes to a subject of its own too,
+	// where the sealer's sweep looks for ended runs to seal.
+	others atomic.Bool
 }
 
 // Log returns the log of run. fresh says the run is new, its log empty: the
 // first append then needs no read of the log's last sequence.
 func (s *Store) Log(run string, fresh bool) *Log {
-	return &Log{s: s, run: run, known: fresh}
+	l := &Log{s: s, run: run, known: fresh}
+	l.others.Store(!fresh)
+	return l
 }
 
 // Append writes an entry to the log and waits until it is stored. It fails
@@ -82,6 +90,9 @@ func (l *Log) appendLocked(ctx context.Context, kind api.EntryKind, key string, 
 			return fmt.Errorf("journal: read the log of run %s: %w", l.run, err)
 		}
 		l.known = true
+	}
+	if kind == api.EntryCall {
+		l.others.Store(true) // its result goes to a subject of its own
 	}
 	seq, err := l.s.b.AppendFenced(ctx, subject, msgID(l.run, kind, key), l.last, msg)
 	if errors.Is(err, bus.ErrConflict) {
@@ -131,11 +142,32 @@ func (s *Store) logOf(run string, kind api.EntryKind) *Log {
 	default:
 		return nil
 	}
-	if l, ok := s.logs.Load(run); ok {
-		return l.(*Log)
+	v, ok := s.logs.Load(run)
+	if !ok {
+		v, _ = s.logs.LoadOrStore(run, s.Log(run, kind == api.EntryStart))
 	}
-	l, _ := s.logs.LoadOrStore(run, s.Log(run, kind == api.EntryStart))
-	return l.(*Log)
+	l := v.(*Log)
+	if kind == api.EntryEnd && l.others.Load() {
+		return nil
+	}
+	return l
+}
+
+// ownSubject is told of an entry of run written to a subject of its own: the
+// run then has others, and the entry waits for the log's appends under way
+// (a result for its call); after the end, the log is forgotten.
+func (s *Store) ownSubject(run string, kind api.EntryKind) {
+	v, ok := s.logs.Load(run)
+	if !ok {
+		return
+	}
+	l := v.(*Log)
+	l.others.Store(true)
+	l.mu.Lock()
+	l.mu.Unlock()
+	if kind == api.EntryEnd {
+		s.logs.Delete(run)
+	}
 }
 
 // appendAsync starts Append, holding the log from now so that appends keep

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/oklog/ulid/v2"
@@ -146,4 +148,58 @@ func TestSealLog(t *testing.T) {
 		t.Fatalf("after sealing: subjects %v, want one part", subs)
 	}
 	sameRecords(t, "after sealing", mustRead(t, s, run), before)
+}
+
+// TestLogEndWhereTheSweepFindsIt: with a log, the end of a run that has
+// entries on subjects of their own (a step's result after its call) is on a
+// subject of its own, so that a sweep finds the run, ended and not sealed,
+// and seals it; a run whose journal is its log alone ends in its log.
+func TestLogEndWhereTheSweepFindsIt(t *testing.T) {
+	b := bustest.Open(t, bus.Options{RunLog: true})
+	s := NewStore(b)
+	ctx := context.Background()
+	write := func(withCall bool) string {
+		run := ulid.Make().String()
+		p, err := s.AppendAsync(run, api.EntryStart, "", api.StartEntry{Run: run})
+		if err == nil {
+			err = p.Wait(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if withCall {
+			if p, err = s.AppendAsync(run, api.EntryCall, "1", api.CallEntry{Step: "1", Builtin: "t.remote"}); err == nil {
+				_, err = s.AppendResult(ctx, run, api.ResultEntry{Step: "1", Value: json.RawMessage(`1`)})
+			}
+		} else {
+			_, err = s.AppendResult(ctx, run, api.ResultEntry{Step: "1", Value: json.RawMessage(`1`), Call: &api.CallEntry{Step: "1", Builtin: "t.echo"}})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err = s.AppendAsync(run, api.EntryEnd, "", api.EndEntry{Status: api.StatusCompleted, Steps: 1}); err == nil {
+			err = p.Wait(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return run
+	}
+	hybrid, alone := write(true), write(false)
+	if subs := subjects(t, b, alone); len(subs) != 1 || !strings.HasSuffix(subs[0], ".log") {
+		t.Fatalf("a run of folded steps: subjects %v, want its log alone", subs)
+	}
+	if !slices.Contains(subjects(t, b, hybrid), bus.JournalSubject(hybrid, "end", "")) {
+		t.Fatalf("the end of a run with a result on its own subject is not on a subject of its own: %v", subjects(t, b, hybrid))
+	}
+	if n := s.NewSealer(SealerOptions{}).Sweep(ctx); n != 1 {
+		t.Fatalf("the sweep sealed %d runs, want 1", n)
+	}
+	if subs := subjects(t, b, hybrid); len(subs) != 1 || !strings.HasSuffix(subs[0], ".sealed.0") {
+		t.Fatalf("after the sweep: %v", subs)
+	}
+	recs := mustRead(t, s, hybrid)
+	if len(recs) != 4 || recs[0].Kind != api.EntryStart || recs[3].Kind != api.EntryEnd {
+		t.Fatalf("the swept run reads %+v", recs)
+	}
 }

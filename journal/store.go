@@ -80,6 +80,7 @@ func (s *Store) write(ctx context.Context, run string, kind api.EntryKind, key s
 	if data, err = s.spill(ctx, data); err != nil {
 		return nil, false, fmt.Errorf("journal: %s entry of run %s: %w", kind, run, err)
 	}
+	s.ownSubject(run, kind)
 	_, dup, err = s.b.AppendOnce(ctx, subject(run, kind, key), msgID(run, kind, key), nil, data)
 	return data, dup, err
 }
@@ -102,6 +103,7 @@ func (s *Store) AppendAsync(run string, kind api.EntryKind, key string, entry an
 			return nil, fmt.Errorf("journal: %s entry of run %s: %w", kind, run, err)
 		}
 	}
+	s.ownSubject(run, kind)
 	return s.b.AppendAsync(subject(run, kind, key), msgID(run, kind, key), nil, data)
 }
 
@@ -222,12 +224,6 @@ func (s *Store) AppendResult(ctx context.Context, run string, res api.ResultEntr
 			// writes it, and the log's fence arbitrates coordinators.
 			return res, l.Append(ctx, api.EntryResult, res.Step, res)
 		}
-	}
-	if l, ok := s.logs.Load(run); ok {
-		// The step's call, appended to the log without waiting, is stored
-		// before its result.
-		l.(*Log).mu.Lock()
-		l.(*Log).mu.Unlock()
 	}
 	var stored api.ResultEntry
 	created, err := s.Create(ctx, run, api.EntryResult, res.Step, res, &stored)
