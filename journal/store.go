@@ -153,34 +153,22 @@ func (s *Store) Get(ctx context.Context, run string, kind api.EntryKind, key str
 // sealedEntry looks for an entry in run's sealed parts and its log,
 // returning notFound when it is in neither.
 func (s *Store) sealedEntry(ctx context.Context, run string, kind api.EntryKind, key string, notFound error) ([]byte, error) {
-	parts, err := s.b.ReadDirect(ctx, bus.JournalRunPrefix(run)+sealedKind+".>")
+	msgs, err := s.b.ReadDirect(ctx, bus.JournalRunPrefix(run)+sealedKind+".>")
+	if err == nil && s.b.RunLog() {
+		var logged []bus.Msg
+		logged, err = s.b.Read(ctx, subject(run, logKind, ""))
+		msgs = append(msgs, logged...)
+	}
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range parts {
-		recs, err := unpack(run, m)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			if r.Kind == kind && r.Key == key {
-				return r.Data, nil
-			}
-		}
+	recs, err := records(run, msgs)
+	if err != nil {
+		return nil, err
 	}
-	if s.b.RunLog() {
-		logged, err := s.b.Read(ctx, subject(run, logKind, ""))
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range logged {
-			r, err := unlog(run, m)
-			if err != nil {
-				return nil, err
-			}
-			if r.Kind == kind && r.Key == key {
-				return r.Data, nil
-			}
+	for _, r := range recs {
+		if r.Kind == kind && r.Key == key {
+			return r.Data, nil
 		}
 	}
 	return nil, notFound
