@@ -60,6 +60,11 @@ type StartRequest struct {
 	// TraceParent is an incoming W3C traceparent: the run's span becomes its
 	// child. Empty starts a trace of the run's own.
 	TraceParent string `json:"traceparent,omitempty"`
+	// Awaited says the caller waits for the run's end and tells nobody its
+	// id before: the run may then be journaled at its first output rather
+	// than at its start (docs/architecture.md, "Output commit"). Not sent
+	// over the API: a server sets it for its synchronous triggers.
+	Awaited bool `json:"-"`
 }
 
 // Deployed reports whether the request names a deployed script rather than

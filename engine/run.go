@@ -100,7 +100,7 @@ func (n *Node) Start(ctx context.Context, req api.StartRequest) (*api.Run, error
 	}
 	n.runsWG.Add(1)
 	n.mu.Unlock()
-	r, err := n.begin(ctx, prog, req.Script.Name, version, input, req.Attrs, req.TraceParent)
+	r, err := n.begin(ctx, prog, req.Script.Name, version, input, req.Attrs, req.TraceParent, req.Awaited)
 	if err != nil {
 		n.runsWG.Done()
 		return nil, err
@@ -110,8 +110,9 @@ func (n *Node) Start(ctx context.Context, req api.StartRequest) (*api.Run, error
 	return &rec, nil
 }
 
-// begin journals the start of a new run and indexes it.
-func (n *Node) begin(ctx context.Context, prog *script.Program, name string, version int, input json.RawMessage, attrs map[string]string, traceParent string) (*run, error) {
+// begin journals the start of a new run and indexes it, or, for an awaited
+// run, defers both to its first output (journal.Store.Defer).
+func (n *Node) begin(ctx context.Context, prog *script.Program, name string, version int, input json.RawMessage, attrs map[string]string, traceParent string, awaited bool) (*run, error) {
 	if err := n.scripts.Save(ctx, prog.Script, prog.Hash); err != nil {
 		return nil, err
 	}
@@ -121,24 +122,15 @@ func (n *Node) begin(ctx context.Context, prog *script.Program, name string, ver
 		attrs = map[string]string{}
 	}
 	start := api.StartEntry{Run: id, Script: name, Hash: prog.Hash, Input: input, Attrs: attrs, Coordinator: n.opts.Name, Time: now, TraceParent: traceParent, Version: version}
-	// The start entry and the index records are written at once: one round
-	// trip. The script starts only once both are stored.
-	pend, err := n.journal.AppendAsync(id, api.EntryStart, "", start)
-	if err != nil {
-		return nil, err
-	}
 	rec := api.Run{ID: id, Script: name, Hash: prog.Hash, Version: version, Status: api.StatusRunning, Attrs: attrs, Coordinator: n.opts.Name, Started: now}
 	r := n.newRun(prog, rec, input, nil, traceParent)
-	perr := n.runs.Put(ctx, r.snapshot(), "", attrs)
-	if err := pend.Wait(ctx); err != nil {
-		if perr == nil { // indexed as running, but never started: say so
-			rec.Status, rec.Ended, rec.Error = api.StatusFailed, &now, &api.RunError{Message: "the run did not start: its start entry could not be journaled: " + err.Error()}
-			n.runs.Put(context.WithoutCancel(ctx), rec, api.StatusRunning, nil)
-		}
-		return nil, err
+	index := func(ctx context.Context) error { return n.runs.Put(ctx, r.snapshot(), "", attrs) }
+	failed := func(err error) { // indexed as running, but never started: say so
+		rec.Status, rec.Ended, rec.Error = api.StatusFailed, &now, &api.RunError{Message: "the run did not start: its start entry could not be journaled: " + err.Error()}
+		n.runs.Put(context.WithoutCancel(ctx), rec, api.StatusRunning, nil)
 	}
-	if perr != nil {
-		return nil, perr
+	if err := n.journal.Begin(ctx, id, start, awaited, index, failed); err != nil {
+		return nil, err
 	}
 	n.mu.Lock()
 	n.active[id] = r
@@ -229,12 +221,17 @@ func (r *run) end(result json.RawMessage, runErr *api.RunError) {
 	rec := r.snapshot()
 	end := api.EndEntry{Status: rec.Status, Result: result, Error: runErr, Steps: rec.Steps, Time: now}
 	// The end entry and the index records are written at once (one round
-	// trip); the old status key is removed once waiters have the end.
-	pend, err := r.n.journal.AppendAsync(r.id, api.EntryEnd, "", end)
+	// trip); the old status key is removed once waiters have the end. A run
+	// that ends before its first output is written sealed, and indexed once.
+	pend, sealed, err := r.n.journal.AppendEnd(r.id, end)
 	if err != nil {
 		r.log.Error().Err(err).Msg("journal end of run")
 	}
-	removeOld, err := r.n.runs.PutKeepOld(ctx, rec, api.StatusRunning, nil)
+	indexed := api.StatusRunning
+	if sealed {
+		indexed = ""
+	}
+	removeOld, err := r.n.runs.PutKeepOld(ctx, rec, indexed, nil)
 	if err != nil {
 		r.log.Error().Err(err).Msg("index end of run")
 	}
@@ -254,7 +251,9 @@ func (r *run) end(result json.RawMessage, runErr *api.RunError) {
 	}
 	ev.Str("status", rec.Status).Int("steps", rec.Steps).Dur("took", now.Sub(rec.Started)).Msg("run ended")
 	r.finishLocal()
-	r.n.sealer.Add(r.id)
+	if !sealed {
+		r.n.sealer.Add(r.id)
+	}
 }
 
 // block stops a recovered run whose script no longer matches its journal: it
@@ -275,6 +274,7 @@ func (r *run) block(runErr *api.RunError) {
 
 // finishLocal forgets the run on this node, whatever became of it.
 func (r *run) finishLocal() {
+	r.n.journal.Drop(r.id) // a run that stops before its first output leaves nothing
 	r.n.mu.Lock()
 	if r.n.active[r.id] == r {
 		delete(r.n.active, r.id)

@@ -50,6 +50,11 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 	})
 	defer span.End()
 
+	if !step.Local { // a run is journaled before its first output
+		if err := r.n.journal.Commit(ctx, r.id); err != nil {
+			return nil, r.journalFailed(err)
+		}
+	}
 	attempt := 1
 	colocated := dec.Node == r.n.opts.Name && (step.Local || !r.n.opts.AlwaysDispatch)
 	var folded *api.CallEntry

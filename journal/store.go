@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/droverhq/drover/api"
@@ -30,6 +31,10 @@ type Store struct {
 	large int // entries over this many bytes are stored as values
 	// logs are the logs of the runs this Store writes (with RunLog), by run.
 	logs sync.Map
+	// deferred are the journals of runs before their first output, by run
+	// (commit.go), and ndeferred counts them.
+	deferred  sync.Map
+	ndeferred atomic.Int64
 }
 
 // Pending is a journal append under way: Wait for it before relying on it.
@@ -74,6 +79,9 @@ func (s *Store) Append(ctx context.Context, run string, kind api.EntryKind, key 
 // write encodes and appends an entry, returning what it wrote and whether
 // the bus dropped it as a duplicate of a write with the same message id.
 func (s *Store) write(ctx context.Context, run string, kind api.EntryKind, key string, entry any) (data []byte, dup bool, err error) {
+	if err := s.Commit(ctx, run); err != nil {
+		return nil, false, err
+	}
 	if data, err = api.EncodeJSON(entry); err != nil {
 		return nil, false, fmt.Errorf("journal: encode %s entry of run %s: %w", kind, run, err)
 	}
@@ -89,6 +97,14 @@ func (s *Store) write(ctx context.Context, run string, kind api.EntryKind, key s
 // the result before relying on it. Entries appended through one Store are
 // stored in order.
 func (s *Store) AppendAsync(run string, kind api.EntryKind, key string, entry any) (Pending, error) {
+	if s.ndeferred.Load() > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := s.Commit(ctx, run)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
 	if l := s.logOf(run, kind); l != nil {
 		return l.appendAsync(kind, key, entry), nil
 	}
@@ -204,9 +220,14 @@ func (s *Store) LookupResult(ctx context.Context, run, step string) (*api.Result
 
 // AppendResult journals the result of a step, write-once: if another writer
 // got there first (an attempt dispatched before a crash that finished late),
-// its result stands and is returned instead.
+// its result stands and is returned instead. The result of a folded call, in a
+// run still deferred (Defer), is kept with the run's other entries: the
+// caller commits a run (Commit) before executing any step but a side value.
 func (s *Store) AppendResult(ctx context.Context, run string, res api.ResultEntry) (api.ResultEntry, error) {
 	if res.Call != nil {
+		if kept, err := s.deferResult(ctx, run, res); kept || err != nil {
+			return res, err
+		}
 		if l := s.logOf(run, api.EntryResult); l != nil {
 			// A folded co-located result: only the run's coordinator
 			// writes it, and the log's fence arbitrates coordinators.

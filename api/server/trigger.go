@@ -77,7 +77,7 @@ func (s *Server) trigger(w http.ResponseWriter, r *http.Request) {
 			attrs[attr] = v
 		}
 	}
-	run, err := s.b.Start(r.Context(), api.StartRequest{Script: api.Script{Name: name}, Input: body, Attrs: attrs, TraceParent: r.Header.Get("traceparent")})
+	run, err := s.b.Start(r.Context(), api.StartRequest{Script: api.Script{Name: name}, Input: body, Attrs: attrs, TraceParent: r.Header.Get("traceparent"), Awaited: !async})
 	if err != nil {
 		writeErr(w, err)
 		return

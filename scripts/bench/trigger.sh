@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP trigger benchmark with a real load generator (wrk, from Debian's
-# packages): POST /v1/run/b3 of a deployed 3-step script on one engine,
+# packages): POST /v1/run/b3 of a deployed 3-step script on one engine (its
+# steps side values: time, uuid, random), then /v1/run/e3 (three kv.get),
 # keep-alive connections over loopback, each request waiting for the run's
 # end. Also measures, in the same sitting, the floor of the HTTP stack
 # (GET /v1/health) under the same load.
@@ -31,6 +32,13 @@ def main(input):
     return {"t": str(time.now()), "id": uuid(), "n": rand.int(1000), "who": input.get("who")}
 STAR
 DROVER_URL=$url "$work/ctl" deploy b3 "$work/b3.star" >/dev/null
+# The same with three steps that have an outside effect (reads of the kv.*
+# store): each is journaled before the run goes on, and the run from its first.
+cat >"$work/e3.star" <<'STAR'
+def main(input):
+    return {"a": kv.get("a"), "b": kv.get("b"), "c": kv.get("c"), "who": input.get("who")}
+STAR
+DROVER_URL=$url "$work/ctl" deploy e3 "$work/e3.star" >/dev/null
 cat >"$work/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"who": "acme"}'
@@ -46,3 +54,5 @@ printf '%-34s' "floor: GET /v1/health, 1 conn";       wrk -t1 -c1 -d"$DURATION" 
 # sweep after the queue overflows) that would still run during the next line.
 printf '%-34s' "POST /v1/run/b3, 1 conn";             wrk -t1 -c1 -d"$DURATION" --latency -s "$work/post.lua" "$url/v1/run/b3" | summary
 printf '%-34s' "POST /v1/run/b3, $CONNS conns";       wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$work/post.lua" "$url/v1/run/b3" | summary
+printf '%-34s' "POST /v1/run/e3, 1 conn";             wrk -t1 -c1 -d"$DURATION" --latency -s "$work/post.lua" "$url/v1/run/e3" | summary
+printf '%-34s' "POST /v1/run/e3, $CONNS conns";       wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$work/post.lua" "$url/v1/run/e3" | summary

@@ -1,0 +1,262 @@
+package journal
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus"
+)
+
+// Output commit. A run is journaled so that it can be recovered, and it only
+// needs recovering once something outside it has seen it: a step with an
+// outside effect, a timer, a tag in the index, its id given to a caller. A
+// run whose caller waits for its end, and learns its id only then (a
+// synchronous HTTP trigger), can keep its start and its side values (time,
+// random: steps with no outside effect) in memory until its first output:
+//
+//   - it commits (Commit): its entries are written, in order, and the run is
+//     indexed as running: from then on it is journaled like any other run;
+//   - or it ends first: its entries and its end are written at once as the
+//     one part of a sealed journal (AppendEnd), and nothing is left to seal.
+//
+// Should its node die before either, nothing outside the run saw it: the
+// caller's request fails and there is nothing to recover, as if the request
+// had never arrived. This is the output-commit rule of message logging
+// (Strom and Yemini, 1985); Temporal journals a workflow task's side effects
+// the same way, with the task's completion.
+
+// Bounds on what a run keeps in memory before its first output: past any of
+// them it commits.
+const (
+	deferredEntries = 64
+	deferredBytes   = 48 << 10 // a sealed part well under the payload limit
+	deferredFor     = 100 * time.Millisecond
+)
+
+// deferred is a run's journal before its first output.
+type deferred struct {
+	mu      sync.Mutex
+	entries []Record // start, then side values' results
+	size    int
+	commit  func(context.Context) error // indexes the run as running
+	timer   *time.Timer
+	// done is closed once the run committed or ended; err is the commit's.
+	done   chan struct{}
+	closed bool
+	err    error
+}
+
+// Begin journals the start of run and indexes it (index), at once: one
+// round trip; it returns once both are stored. An awaited run (one whose
+// caller waits for its end and learns its id only then) is deferred instead,
+// both waiting for its first output (Defer). When the start entry could not
+// be written after the run was indexed, failed is told, to say so in the
+// index.
+func (s *Store) Begin(ctx context.Context, run string, start api.StartEntry, awaited bool, index func(context.Context) error, failed func(error)) error {
+	if awaited && s.Defer(run, start, index) {
+		return nil
+	}
+	pend, err := s.AppendAsync(run, api.EntryStart, "", start)
+	if err != nil {
+		return err
+	}
+	ierr := index(ctx)
+	if err := pend.Wait(ctx); err != nil {
+		if ierr == nil {
+			failed(err)
+		}
+		return err
+	}
+	return ierr
+}
+
+// Defer begins run's journal in memory (see "Output commit"): its start
+// entry, and results of side values (AppendResult of a folded call) until
+// its first output. index is called when the run commits, as its entries are
+// written, to index it as running. A run that has not committed within
+// deferredFor commits on its own, so that it shows in the index. Defer
+// reports false, and keeps nothing, for a start entry over the bounds: the
+// caller journals it at once.
+func (s *Store) Defer(run string, start api.StartEntry, index func(context.Context) error) bool {
+	data, err := api.EncodeJSON(start)
+	if err != nil || len(data) > deferredBytes/2 {
+		return false
+	}
+	d := &deferred{entries: []Record{{JournalEntry: api.JournalEntry{Kind: api.EntryStart, Data: data}}}, size: len(data), commit: index, done: make(chan struct{})}
+	s.deferred.Store(run, d)
+	s.ndeferred.Add(1)
+	d.timer = time.AfterFunc(deferredFor, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s.Commit(ctx, run) // an error is the next append's too
+	})
+	return true
+}
+
+// take removes run's deferred journal and returns it, held, or nil when the
+// run is not deferred (or another caller took it: it waits for its end).
+func (s *Store) take(ctx context.Context, run string) (*deferred, error) {
+	if s.ndeferred.Load() == 0 {
+		return nil, nil
+	}
+	v, ok := s.deferred.Load(run)
+	if !ok {
+		return nil, nil
+	}
+	d := v.(*deferred)
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		select {
+		case <-d.done:
+			return nil, d.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	d.closed = true
+	d.timer.Stop()
+	s.deferred.Delete(run)
+	s.ndeferred.Add(-1)
+	return d, nil
+}
+
+// finish records how a taken deferred journal ended and releases it.
+func (d *deferred) finish(err error) error {
+	d.err = err
+	d.mu.Unlock()
+	close(d.done)
+	return err
+}
+
+// Commit writes run's deferred journal, in order, and indexes the run as
+// running, before its first output: a step with an outside effect, or its
+// id given to anyone (a trigger that stops waiting answers with it). It does
+// nothing for a run not deferred, or committed already; a commit under way
+// is waited for. It gives up after 30 s.
+func (s *Store) Commit(ctx context.Context, run string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d, err := s.take(ctx, run)
+	if d == nil || err != nil {
+		return err
+	}
+	pending := make([]Pending, 0, len(d.entries))
+	for _, e := range d.entries {
+		p, err := s.AppendAsync(run, e.Kind, e.Key, json.RawMessage(e.Data))
+		if err != nil {
+			return d.finish(err)
+		}
+		pending = append(pending, p)
+	}
+	err = d.commit(ctx)
+	for _, p := range pending {
+		if perr := p.Wait(ctx); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("journal: commit run %s: %w", run, err)
+	}
+	return d.finish(err)
+}
+
+// deferResult keeps a side value's result in run's deferred journal, and
+// reports whether it did: false for a run not deferred (any more), or one
+// that commits now, having reached a bound.
+func (s *Store) deferResult(ctx context.Context, run string, res api.ResultEntry) (bool, error) {
+	if s.ndeferred.Load() == 0 {
+		return false, nil
+	}
+	v, ok := s.deferred.Load(run)
+	if !ok {
+		return false, nil
+	}
+	d := v.(*deferred)
+	data, err := api.EncodeJSON(res)
+	if err == nil {
+		data, err = s.spill(ctx, data)
+	}
+	if err != nil {
+		return false, fmt.Errorf("journal: result entry %s of run %s: %w", res.Step, run, err)
+	}
+	d.mu.Lock()
+	if !d.closed && len(d.entries) < deferredEntries && d.size+len(data) < deferredBytes {
+		d.entries = append(d.entries, Record{JournalEntry: api.JournalEntry{Kind: api.EntryResult, Key: res.Step, Data: data}})
+		d.size += len(data)
+		d.mu.Unlock()
+		return true, nil
+	}
+	d.mu.Unlock()
+	return false, s.Commit(ctx, run)
+}
+
+// AppendEnd is AppendAsync of run's end entry. A run still deferred ends
+// without having committed: its entries and its end are written as one
+// sealed part, and sealed reports so (the run was never indexed, and has
+// nothing to seal).
+func (s *Store) AppendEnd(run string, end api.EndEntry) (p Pending, sealed bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := s.take(ctx, run)
+	if err != nil {
+		return nil, false, err
+	}
+	if d == nil {
+		p, err := s.AppendAsync(run, api.EntryEnd, "", end)
+		return p, false, err
+	}
+	data, err := api.EncodeJSON(end)
+	if err == nil {
+		data, err = s.spill(ctx, data)
+	}
+	if err != nil {
+		return nil, false, d.finish(fmt.Errorf("journal: end entry of run %s: %w", run, err))
+	}
+	entries := append(d.entries, Record{JournalEntry: api.JournalEntry{Kind: api.EntryEnd, Data: data}})
+	// Nothing else of the run is in the journal, nor will be (an ended run
+	// takes no entries): its entries are numbered from 1, in order.
+	for i := range entries {
+		entries[i].Seq = uint64(i + 1)
+	}
+	parts := s.packParts(entries)
+	pending := make(multiPending, 0, len(parts))
+	for i, part := range parts {
+		key := strconv.Itoa(i)
+		bp, err := s.b.AppendAsync(subject(run, sealedKind, key), msgID(run, sealedKind, key), nil, part)
+		if err != nil {
+			return nil, false, d.finish(err)
+		}
+		pending = append(pending, bp)
+	}
+	d.finish(nil)
+	return pending, true, nil
+}
+
+// Drop forgets run's deferred journal, if any, without writing it: the run
+// stopped before its first output (its node is shutting down), and nothing
+// outside it saw it.
+func (s *Store) Drop(run string) {
+	if d, _ := s.take(context.Background(), run); d != nil {
+		d.finish(nil)
+	}
+}
+
+// multiPending waits for several appends.
+type multiPending []*bus.Pending
+
+// Wait implements Pending.
+func (m multiPending) Wait(ctx context.Context) error {
+	for _, p := range m {
+		if err := p.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
