@@ -259,4 +259,3 @@ func (m multiPending) Wait(ctx context.Context) error {
 	}
 	return nil
 }
-
