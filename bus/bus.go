@@ -63,8 +63,9 @@ type Options struct {
 	// that a run's entries can share one subject, its log (AppendFenced;
 	// docs/architecture.md, "One subject per run"); entries on a
 	// subject of their own stay write-once by an expected-sequence header
-	// instead of the stream's one-message-per-subject limit (experimental:
-	// engine.Options.RunLog).
+	// instead of the stream's one-message-per-subject limit. A journal that
+	// has run logs keeps them whatever RunLog says: the change is made once,
+	// and not undone (see runLogGuard).
 	RunLog bool
 	// noGroupSync leaves the always policy to the server (benchmarks).
 	noGroupSync bool
@@ -329,7 +330,9 @@ const journalDuplicates = 10 * time.Second
 
 // ensure creates or updates every stream and bucket.
 func (b *Bus) ensure(ctx context.Context) error {
-	var err error
+	if s, err := b.js.Stream(ctx, JournalStreamOf(0)); err == nil && s.CachedInfo().Config.MaxMsgsPerSubject != 1 {
+		b.opts.RunLog = true // it has run logs already: keep them
+	}
 	created, err := b.createOrUpdate(ctx, b.journalConfig(0))
 	if err != nil {
 		return fmt.Errorf("bus: journal stream: %w", err)

@@ -99,10 +99,18 @@ func (b *Bus) journalConfig(p int) jetstream.StreamConfig {
 		cfg := b.writeOnceJournalConfig(p)
 		cfg.Description = "Drover run journals: a log subject per run, and write-once entries"
 		cfg.MaxMsgsPerSubject, cfg.DiscardNewPerSubject = -1, false
+		cfg.AllowMsgTTL = runLogGuard
 		return cfg
 	}
 	return b.writeOnceJournalConfig(p)
 }
+
+// runLogGuard is set on a journal stream with run logs (AllowMsgTTL; no
+// message has a TTL) so that a node of an earlier release, which would
+// update the stream back to one message per subject and so truncate every
+// run's log to its last entry, is refused instead: JetStream does not let
+// an update clear AllowMsgTTL ("message TTL status can not be disabled").
+const runLogGuard = true
 
 // writeOnceJournalConfig is the journal stream of one message per subject.
 func (b *Bus) writeOnceJournalConfig(p int) jetstream.StreamConfig {

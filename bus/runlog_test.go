@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,5 +47,54 @@ func TestRunLogWriteOnceAndFence(t *testing.T) {
 	}
 	if msgs, err := b.Read(ctx, log); err != nil || len(msgs) != 2 {
 		t.Fatalf("the log holds %d entries, %v; want 2", len(msgs), err)
+	}
+}
+
+// TestRunLogsStay: a data dir whose journal was made with one message per
+// subject gets run logs when opened with RunLog (its entries stay); once it
+// has them, a bus opened without RunLog keeps them, and an update back to
+// one message per subject, as a node of an earlier release would make it at
+// start (which would truncate every run's log to its last entry), is refused
+// with the log intact.
+func TestRunLogsStay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	open := func(runLog bool) *Bus {
+		t.Helper()
+		b, err := Open(ctx, Options{Name: "t", DataDir: dir, RunLog: runLog})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := open(false)
+	run := uniqueRun(t)
+	if _, err := b.Append(ctx, JournalSubject(run, "start", ""), run+"/start", nil, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b = open(true)
+	log := JournalSubject(run, "log", "")
+	s1, err := b.AppendFenced(ctx, log, run+"/l1", 0, []byte(`1`))
+	if err == nil {
+		_, err = b.AppendFenced(ctx, log, run+"/l2", s1, []byte(`2`))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b = open(false)
+	defer b.Close()
+	if !b.RunLog() {
+		t.Fatal("a bus opened without RunLog on a journal with run logs does not use them")
+	}
+	old := b.writeOnceJournalConfig(0)
+	if _, err := b.js.UpdateStream(ctx, old); err == nil || !strings.Contains(err.Error(), "TTL") {
+		t.Fatalf("an update back to one message per subject: %v, want it refused", err)
+	}
+	msgs, err := b.Read(ctx, JournalFilter(run))
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("after the refused update the run holds %d messages (%v), want its start and a log of 2", len(msgs), err)
 	}
 }

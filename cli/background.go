@@ -332,7 +332,9 @@ func findBackground(dir string) (backgroundInfo, bool) {
 	if !ok || !nodeOf(info.PID, dir) {
 		return backgroundInfo{}, false
 	}
-	c := http.Client{Timeout: 5 * time.Second}
+	// The probe's connection is closed once answered, not kept idle for
+	// the rest of the command.
+	c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get(info.URL + "/v1/health")
 	if err != nil {
 		return backgroundInfo{}, false

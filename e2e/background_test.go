@@ -364,16 +364,33 @@ func TestBackgroundNodeDiesUnderACommand(t *testing.T) {
 	}
 }
 
-// connectedTo reports whether process pid has a TCP connection open.
+// connectedTo reports whether process pid has had the same socket open on
+// two calls in a row: the command's connection to the node, not ctl's probe
+// of the node's health, which closes its connection as soon as it is
+// answered (and then, the node found, ctl no longer starts another).
 func connectedTo(pid int) bool {
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	open := map[string]bool{}
 	for _, fd := range fds {
 		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(target, "socket:") {
-			return true
+			open[target] = true
 		}
 	}
-	return false
+	seenMu.Lock()
+	defer seenMu.Unlock()
+	again := false
+	for target := range open {
+		again = again || seenSockets[target]
+	}
+	seenSockets = open
+	return again
 }
+
+// seenSockets are the sockets connectedTo saw open on its last call.
+var (
+	seenMu      sync.Mutex
+	seenSockets map[string]bool
+)
 
 // startCtlUntil starts ctl with args and polls until ready(its pid) holds
 // (or fails the test, saying that ctl never did what); the caller waits for

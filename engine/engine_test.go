@@ -81,7 +81,7 @@ func newTestNode(t testing.TB, opts Options) *Node {
 		opts.Name = "n1"
 	}
 	if os.Getenv("DROVER_TEST_RUNLOG") != "" {
-		opts.RunLog = true // the run-log layout under every test
+		opts.RunLog = true // run logs for clustered test nodes too (standalone ones have them)
 	}
 	n, err := NewNode(context.Background(), opts)
 	if err != nil {

@@ -56,7 +56,10 @@ type Options struct {
 	// loops (default script.DefaultMaxSteps, 10,000,000).
 	MaxExecSteps uint64
 	// RunLog writes each run's coordinator entries to one subject, its log
-	// (bus.Options.RunLog; experimental: not yet gated for mixed clusters).
+	// (bus.Options.RunLog). A standalone node (embedded NATS, no peers, no
+	// cluster listener) always does, and so does every node once a journal
+	// has logs; a cluster turns them on with it once every node runs this
+	// release (not yet gated automatically: docs/operations.md).
 	RunLog bool
 	// Partitions is how many partitions of the journal and the runs index
 	// this node makes and spreads its new runs over (default 1; see

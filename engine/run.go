@@ -251,9 +251,7 @@ func (r *run) end(result json.RawMessage, runErr *api.RunError) {
 	}
 	ev.Str("status", rec.Status).Int("steps", rec.Steps).Dur("took", now.Sub(rec.Started)).Msg("run ended")
 	r.finishLocal()
-	if !sealed {
-		r.n.sealer.Add(r.id)
-	}
+	r.n.sealer.Add(r.id)
 }
 
 // block stops a recovered run whose script no longer matches its journal: it

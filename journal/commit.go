@@ -235,6 +235,7 @@ func (s *Store) AppendEnd(run string, end api.EndEntry) (p Pending, sealed bool,
 		pending = append(pending, bp)
 	}
 	d.finish(nil)
+	s.whole.Store(run, true)
 	return pending, true, nil
 }
 

@@ -240,3 +240,36 @@ func TestDeferredRunCommits(t *testing.T) {
 		})
 	})
 }
+
+// TestSealerSkipsWholeRuns: a run that ended on one subject (a sealed part
+// written at its end, or its log) is not queued for sealing; others are.
+func TestSealerSkipsWholeRuns(t *testing.T) {
+	s := NewStore(bustest.Open(t, bus.Options{RunLog: true}))
+	ctx := context.Background()
+	prime(t, s)
+	z := s.NewSealer(SealerOptions{})
+	direct := ulid.Make().String()
+	s.Defer(direct, api.StartEntry{Run: direct}, func(context.Context) error { return nil })
+	if p, _, err := s.AppendEnd(direct, api.EndEntry{Status: api.StatusCompleted}); err != nil || p.Wait(ctx) != nil {
+		t.Fatal(err)
+	}
+	logged := ulid.Make().String()
+	for _, kind := range []api.EntryKind{api.EntryStart, api.EntryEnd} {
+		p, err := s.AppendAsync(logged, kind, "", map[string]string{})
+		if err == nil {
+			err = p.Wait(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	z.Add(direct)
+	z.Add(logged)
+	if len(z.queue) != 0 {
+		t.Fatalf("%d runs ended on one subject queued for sealing", len(z.queue))
+	}
+	z.Add(ulid.Make().String())
+	if len(z.queue) != 1 {
+		t.Fatal("a run not ended by this store was not queued")
+	}
+}

@@ -147,8 +147,11 @@ func (s *Store) logOf(run string, kind api.EntryKind) *Log {
 		v, _ = s.logs.LoadOrStore(run, s.Log(run, kind == api.EntryStart))
 	}
 	l := v.(*Log)
-	if kind == api.EntryEnd && l.others.Load() {
-		return nil
+	if kind == api.EntryEnd {
+		if l.others.Load() {
+			return nil
+		}
+		s.whole.Store(run, true)
 	}
 	return l
 }

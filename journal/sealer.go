@@ -61,8 +61,13 @@ func (s *Store) NewSealer(opts SealerOptions) *Sealer {
 }
 
 // Add asks for run, which has ended, to be sealed. It never blocks: a run
-// that does not fit in the queue is found by a sweep, 30 s later at most.
+// that does not fit in the queue is found by a sweep, 30 s later at most. A
+// run whose end this Store wrote as one subject (its log, or a sealed part)
+// has nothing to seal and is not queued.
 func (z *Sealer) Add(run string) {
+	if _, whole := z.s.whole.LoadAndDelete(run); whole {
+		return
+	}
 	select {
 	case z.queue <- run:
 	default:

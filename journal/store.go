@@ -35,6 +35,9 @@ type Store struct {
 	// (commit.go), and ndeferred counts them.
 	deferred  sync.Map
 	ndeferred atomic.Int64
+	// whole are runs this Store ended on one subject, with nothing to seal
+	// (their log, or a sealed part), until a Sealer is told of them.
+	whole sync.Map
 }
 
 // Pending is a journal append under way: Wait for it before relying on it.
