@@ -45,6 +45,7 @@ type Sealer struct {
 	queue    chan string
 	overflow chan struct{} // a run was dropped from the full queue
 	done     chan struct{}
+	pending  atomic.Int64 // runs queued or being sealed
 }
 
 // NewSealer returns a sealer of the journals in s. Start it with Run.
@@ -68,9 +69,11 @@ func (z *Sealer) Add(run string) {
 	if _, whole := z.s.whole.LoadAndDelete(run); whole {
 		return
 	}
+	z.pending.Add(1)
 	select {
 	case z.queue <- run:
 	default:
+		z.pending.Add(-1)
 		select {
 		case z.overflow <- struct{}{}:
 		default:
@@ -97,11 +100,13 @@ func (z *Sealer) Run(ctx context.Context, drain time.Duration) {
 				select {
 				case run := <-z.queue:
 					z.seal(sctx, run)
+					z.pending.Add(-1)
 				case <-ctx.Done():
 					for {
 						select {
 						case run := <-z.queue:
 							z.seal(sctx, run)
+							z.pending.Add(-1)
 						default:
 							return
 						}
@@ -129,6 +134,9 @@ func (z *Sealer) Run(ctx context.Context, drain time.Duration) {
 		}
 	}
 }
+
+// Pending counts the runs added and not yet sealed (queued, or being sealed).
+func (z *Sealer) Pending() int64 { return z.pending.Load() }
 
 // Wait returns once Run has returned.
 func (z *Sealer) Wait() { <-z.done }
