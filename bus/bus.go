@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -74,6 +75,7 @@ type Options struct {
 // Bus is a connection to NATS, embedded or external, with Drover's streams.
 type Bus struct {
 	opts   Options
+	runLog atomic.Bool    // the journal holds run logs (Options.RunLog, EnableRunLog)
 	ns     *server.Server // nil when external
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -111,6 +113,7 @@ func Open(ctx context.Context, opts Options) (*Bus, error) {
 		opts.MaxPayload = 8 << 20
 	}
 	b := &Bus{opts: opts, buckets: map[string]*KV{}}
+	b.runLog.Store(opts.RunLog)
 	var err error
 	if opts.URL != "" {
 		b.nc, err = nats.Connect(opts.URL, nats.Name("drover "+opts.Name), nats.MaxReconnects(-1))
@@ -175,7 +178,7 @@ func (b *Bus) clusterSize() int {
 }
 
 // RunLog reports whether the journal holds run logs (Options.RunLog).
-func (b *Bus) RunLog() bool { return b.opts.RunLog }
+func (b *Bus) RunLog() bool { return b.runLog.Load() }
 
 // Replicas is the replication factor of Drover's streams and buckets.
 func (b *Bus) Replicas() int { return b.opts.Replicas }
@@ -331,7 +334,7 @@ const journalDuplicates = 10 * time.Second
 // ensure creates or updates every stream and bucket.
 func (b *Bus) ensure(ctx context.Context) error {
 	if s, err := b.js.Stream(ctx, JournalStreamOf(0)); err == nil && s.CachedInfo().Config.MaxMsgsPerSubject != 1 {
-		b.opts.RunLog = true // it has run logs already: keep them
+		b.runLog.Store(true) // it has run logs already: keep them
 	}
 	created, err := b.createOrUpdate(ctx, b.journalConfig(0))
 	if err != nil {

@@ -31,10 +31,10 @@ func (b *Bus) AppendOnce(ctx context.Context, subject, msgID string, hdr Header,
 	})
 	if err != nil {
 		err = b.appendErr(ctx, subject, err)
-		if errors.Is(err, ErrExists) && b.opts.RunLog {
+		if errors.Is(err, ErrExists) {
 			// The expectation is checked before the message id: a retried
-			// write that was stored is refused rather than acknowledged as
-			// a duplicate. The stored entry tells.
+			// write that was stored may be refused rather than acknowledged
+			// as a duplicate. The stored entry tells.
 			if m, gerr := b.LeaderEntry(ctx, subject); gerr == nil && bytes.Equal(m.Data, data) {
 				return m.Seq, true, b.synced(ctx)
 			}

@@ -95,14 +95,19 @@ func journalStreamOf(subject string) string {
 
 // journalConfig is the configuration of partition p's journal stream.
 func (b *Bus) journalConfig(p int) jetstream.StreamConfig {
-	if b.opts.RunLog {
-		cfg := b.writeOnceJournalConfig(p)
-		cfg.Description = "Drover run journals: a log subject per run, and write-once entries"
-		cfg.MaxMsgsPerSubject, cfg.DiscardNewPerSubject = -1, false
-		cfg.AllowMsgTTL = runLogGuard
-		return cfg
+	if b.runLog.Load() {
+		return b.runLogJournalConfig(p)
 	}
 	return b.writeOnceJournalConfig(p)
+}
+
+// runLogJournalConfig is the journal stream with run logs.
+func (b *Bus) runLogJournalConfig(p int) jetstream.StreamConfig {
+	cfg := b.writeOnceJournalConfig(p)
+	cfg.Description = "Drover run journals: a log subject per run, and write-once entries"
+	cfg.MaxMsgsPerSubject, cfg.DiscardNewPerSubject = -1, false
+	cfg.AllowMsgTTL = runLogGuard
+	return cfg
 }
 
 // runLogGuard is set on a journal stream with run logs (AllowMsgTTL; no

@@ -15,17 +15,40 @@ import (
 // each write fenced by the sequence its writer last saw there.
 
 // entryMsg is msg for a journal entry written once on a subject of its own:
-// with RunLog, the stream does not refuse a second message on the subject,
-// the expectation that it holds none does.
+// with run logs, the stream does not refuse a second message on the subject,
+// the expectation that it holds none does. Every entry carries it, so that
+// write-once holds on a node whose journal gets run logs under it
+// (EnableRunLog on another node).
 func (b *Bus) entryMsg(subject string, hdr Header, data []byte) *nats.Msg {
 	m := b.msg(subject, hdr, data)
-	if b.opts.RunLog {
-		if m.Header == nil {
-			m.Header = nats.Header{}
-		}
-		m.Header.Set(expectedLastSubjectSeq, "0")
+	if m.Header == nil {
+		m.Header = nats.Header{}
 	}
+	m.Header.Set(expectedLastSubjectSeq, "0")
 	return m
+}
+
+// EnableRunLog gives a journal without run logs (a cluster's, made by an
+// earlier release) run logs: every journal stream is updated to hold many
+// messages per subject, with the guard that refuses an earlier release's
+// update back (runLogGuard); then this bus writes logs. Call it once every
+// node of the cluster reads logs (cluster.Upgrade, journal.FeatureRunLog):
+// the other nodes' buses then do the same, the update being done already.
+func (b *Bus) EnableRunLog(ctx context.Context) error {
+	if b.runLog.Load() {
+		return nil
+	}
+	n, err := b.Partitions(ctx)
+	if err != nil {
+		return err
+	}
+	for p := range n {
+		if _, err := b.js.UpdateStream(ctx, b.runLogJournalConfig(p)); err != nil {
+			return fmt.Errorf("bus: give journal stream %s run logs: %w", JournalStreamOf(p), err)
+		}
+	}
+	b.runLog.Store(true)
+	return nil
 }
 
 // expectedLastSubjectSeq is the header that makes JetStream refuse a message

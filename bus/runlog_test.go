@@ -98,3 +98,61 @@ func TestRunLogsStay(t *testing.T) {
 		t.Fatalf("after the refused update the run holds %d messages (%v), want its start and a log of 2", len(msgs), err)
 	}
 }
+
+// TestEnableRunLog: a cluster's journal gets run logs in place (every
+// partition), while a node that has not switched yet still writes entries
+// once; a bus opened after uses the logs.
+func TestEnableRunLog(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := Open(ctx, Options{Name: "a", DataDir: t.TempDir(), Listen: "127.0.0.1:-1", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	late, err := Open(ctx, Options{Name: "late", URL: a.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if a.RunLog() || late.RunLog() {
+		t.Fatal("run logs before EnableRunLog")
+	}
+	run := uniqueRun(t)
+	subj := JournalSubject(run, "result", "1")
+	if _, _, err := late.AppendOnce(ctx, subj, run+"/r1", nil, []byte(`"a"`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.EnableRunLog(ctx); err != nil || !a.RunLog() {
+		t.Fatalf("EnableRunLog: %v (run logs %v)", err, a.RunLog())
+	}
+	for p := range 2 {
+		s, err := a.js.Stream(ctx, JournalStreamOf(p))
+		if err != nil || s.CachedInfo().Config.MaxMsgsPerSubject != -1 || !s.CachedInfo().Config.AllowMsgTTL {
+			t.Fatalf("partition %d after EnableRunLog: %v %+v", p, err, s.CachedInfo().Config)
+		}
+	}
+	// late has not switched: its entries are still written once.
+	if _, _, err := late.AppendOnce(ctx, subj, run+"/r1-other", nil, []byte(`"b"`)); !errors.Is(err, ErrExists) {
+		t.Fatalf("a second entry from a node not switched yet: %v, want ErrExists", err)
+	}
+	if err := late.EnableRunLog(ctx); err != nil || !late.RunLog() {
+		t.Fatalf("EnableRunLog again, on another node: %v", err)
+	}
+	after, err := Open(ctx, Options{Name: "after", URL: a.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	if !after.RunLog() {
+		t.Fatal("a bus opened on a journal with run logs does not use them")
+	}
+	log := JournalSubject(run, "log", "")
+	s1, err := after.AppendFenced(ctx, log, run+"/l1", 0, []byte(`1`))
+	if err == nil {
+		_, err = a.AppendFenced(ctx, log, run+"/l2", s1, []byte(`2`))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -119,7 +119,7 @@ value, stray argument).
 	f.StringVar(&e.cluster, "cluster", "", "`ADDR` (host:port) where the embedded NATS accepts routes from other nodes (with --peers)")
 	f.StringSliceVar(&e.peers, "peers", nil, "route `URLs` of the other nodes' --cluster addresses, comma-separated or repeated (nats://host:port)")
 	f.IntVar(&e.partitions, "partitions", 1, "spread new runs over `K` partitions of the journal and the runs index, each with its own stream leader (1 to 64; raising it on a running cluster moves no run)")
-	f.BoolVar(&e.runLog, "experimental-run-log", false, "in a cluster or on --nats, write each run's coordinator entries to one subject per run, its log, rather than one subject per entry sealed after the run, once every node runs this release (a standalone node always does; see docs/architecture.md)")
+	f.BoolVar(&e.runLog, "experimental-run-log", false, "give the journal run logs at once (a run's coordinator entries on one subject rather than one subject per entry sealed after the run); a standalone node has them from the start, a cluster once every node runs a release that reads them (see docs/architecture.md)")
 	f.IntVar(&e.replicas, "replicas", 0, "`N` replicas of streams and buckets, 1 to 5 (default: 3 with 3 or more nodes, else 1)")
 	e.logLevel = "info"
 	f.Var(choiceValue{&e.logLevel, logLevels}, "log-level", "`LEVEL` of the logs on stderr: "+orList(logLevels))

@@ -57,6 +57,20 @@ type Options struct {
 	// NodeTimeout is 2.5 heartbeats.
 	HeartbeatEvery time.Duration
 	NodeTimeout    time.Duration
+	// Upgrades are changes to what the nodes share that this build makes
+	// once every node has a feature.
+	Upgrades []Upgrade
+}
+
+// An Upgrade is a change to what the nodes share (a stream's configuration,
+// say) that nodes of an earlier build would not understand: Apply is called
+// once every live node announces Feature, and this node has been up for a
+// NodeTimeout (so that it has heard every live node); it is tried again each
+// heartbeat until it succeeds. Each node applies it: Apply must be
+// idempotent.
+type Upgrade struct {
+	Feature string
+	Apply   func(context.Context) error
 }
 
 // Membership is this node's view of the live nodes. It is safe for
@@ -103,7 +117,43 @@ func (m *Membership) Run(ctx context.Context) error {
 		defer stop()
 		m.check(ctx)
 	}()
+	if len(m.opts.Upgrades) > 0 {
+		go m.upgrade(ctx)
+	}
 	return nil
+}
+
+// upgrade applies the upgrades, each once every live node has its feature,
+// until all are applied or ctx ends.
+func (m *Membership) upgrade(ctx context.Context) {
+	pending := slices.Clone(m.opts.Upgrades)
+	settle := time.NewTimer(m.opts.NodeTimeout)
+	defer settle.Stop()
+	select {
+	case <-settle.C:
+	case <-ctx.Done():
+		return
+	}
+	t := time.NewTicker(m.opts.HeartbeatEvery)
+	defer t.Stop()
+	for len(pending) > 0 {
+		pending = slices.DeleteFunc(pending, func(u Upgrade) bool {
+			if !m.AllHave(u.Feature) {
+				return false
+			}
+			if err := u.Apply(ctx); err != nil {
+				m.log.Warn().Err(err).Str("feature", u.Feature).Msg("upgrade: every node has the feature, but applying it failed; trying again")
+				return false
+			}
+			m.log.Debug().Str("feature", u.Feature).Msg("upgrade applied: every node has the feature")
+			return true
+		})
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // publish sends this node's heartbeat every HeartbeatEvery, and at once

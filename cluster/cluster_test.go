@@ -93,6 +93,45 @@ func TestAllHave(t *testing.T) {
 	bustest.PollUntil(t, func() bool { return a.AllHave("f") && c.AllHave("f") })
 }
 
+// An upgrade is applied once every live node has its feature, and not before
+// this node has been up a NodeTimeout: a node it has not heard from yet may
+// lack it.
+func TestUpgradeWaitsForEveryNode(t *testing.T) {
+	b := bustest.Open(t, bus.Options{})
+	_, stopOld := memberWith(t, b, "old", nil, nil)
+	var applied atomic.Int64
+	started := time.Now()
+	var at atomic.Int64
+	m := New(Options{Bus: b, Name: "new", HeartbeatEvery: 20 * time.Millisecond, NodeTimeout: 200 * time.Millisecond, Features: []string{"f"},
+		Reading: func() meter.Reading { return meter.Reading{Node: "new", Time: time.Now()} },
+		Upgrades: []Upgrade{{Feature: "f", Apply: func(context.Context) error {
+			if applied.Add(1) == 1 {
+				return errors.New("not yet") // tried again
+			}
+			at.Store(int64(time.Since(started)))
+			return nil
+		}}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bustest.PollUntil(t, func() bool { return len(m.Nodes()) == 2 })
+	// Well past the settling time and several heartbeats: still held back.
+	deadline := time.Now().Add(600 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if applied.Load() != 0 {
+			t.Fatal("applied while a node without the feature is live")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	stopOld()
+	bustest.PollUntil(t, func() bool { return applied.Load() == 2 })
+	if d := time.Duration(at.Load()); d < 200*time.Millisecond {
+		t.Fatalf("applied %v after start, before a NodeTimeout", d)
+	}
+}
+
 func TestClaimIsExclusive(t *testing.T) {
 	b := bustest.Open(t, bus.Options{})
 	ctx := context.Background()

@@ -55,11 +55,11 @@ type Options struct {
 	// MaxExecSteps bounds the Starlark computation of one run, against runaway
 	// loops (default script.DefaultMaxSteps, 10,000,000).
 	MaxExecSteps uint64
-	// RunLog writes each run's coordinator entries to one subject, its log
-	// (bus.Options.RunLog). A standalone node (embedded NATS, no peers, no
-	// cluster listener) always does, and so does every node once a journal
-	// has logs; a cluster turns them on with it once every node runs this
-	// release (not yet gated automatically: docs/operations.md).
+	// RunLog gives the journal run logs at once: each run's coordinator
+	// entries on one subject, its log (bus.Options.RunLog). Without it, a
+	// standalone node (embedded NATS, no peers, no cluster listener) has them
+	// from the start, and a cluster once every live node announces
+	// journal.FeatureRunLog (cluster.Upgrade).
 	RunLog bool
 	// Partitions is how many partitions of the journal and the runs index
 	// this node makes and spreads its new runs over (default 1; see

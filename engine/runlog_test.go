@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -74,5 +75,33 @@ def main(input):
 		if err != nil || d.Run.Status != api.StatusCompleted || len(d.Steps) != 3 || d.Steps[2].Attempts != 3 || d.Steps[1].Outcome != "ok" {
 			t.Fatalf("run %s after reopening: %v %+v", id, err, d)
 		}
+	}
+}
+
+// TestClusterGetsRunLogs: a cluster's journal starts without run logs (a
+// node of an earlier release could be among its nodes); once every node has
+// announced that it reads them, the nodes give it logs, and runs then write
+// them.
+func TestClusterGetsRunLogs(t *testing.T) {
+	if os.Getenv("DROVER_TEST_RUNLOG") != "" {
+		t.Skip("DROVER_TEST_RUNLOG forces run logs from the start")
+	}
+	var execs atomic.Int64
+	nodes := startCluster3(t, func(int) Options {
+		return Options{Registry: testRegistry(&execs), HeartbeatEvery: 50 * time.Millisecond}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for _, n := range nodes {
+		for !n.bus.RunLog() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no run logs 20 s after the cluster started", n.Name())
+			}
+			time.Sleep(10 * time.Millisecond) // polling interval
+		}
+	}
+	end := runScript(t, nodes[0], "def main(input):\n    return [test.echo(1), test.echo(2)]\n", `null`)
+	msgs, err := nodes[0].bus.Read(context.Background(), bus.JournalSubject(end.ID, "log", ""))
+	if err != nil || len(msgs) == 0 {
+		t.Fatalf("the run's log: %d messages, %v", len(msgs), err)
 	}
 }

@@ -19,8 +19,14 @@ import (
 // node has it (cluster.Membership.AllHave).
 const FeatureFoldedCall = "journal.folded-call"
 
+// FeatureRunLog names run logs (log.go): a build without them would not see
+// a run's entries in its log, and would update the journal back to one
+// message per subject. A cluster's journal gets logs once every node has it
+// (bus.Bus.EnableRunLog, through cluster.Upgrade).
+const FeatureRunLog = "journal.run-log"
+
 // Features are the journal forms this build reads (api.NodeInfo.Features).
-var Features = []string{FeatureFoldedCall}
+var Features = []string{FeatureFoldedCall, FeatureRunLog}
 
 // Journal is a run's journal read into memory, for replay and recovery. Its
 // fields are read-only once Parse returns it.
