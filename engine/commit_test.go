@@ -36,17 +36,7 @@ func commitRegistry(execs *atomic.Int64, probe func(ctx context.Context, env bui
 // startAwaited starts src as a synchronous trigger does, and waits for its end.
 func startAwaited(t *testing.T, n *Node, src string) *api.Run {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	run, err := n.Start(ctx, api.StartRequest{Script: testScript(src), Input: json.RawMessage(`{"who":"acme"}`), Awaited: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	end, err := n.Wait(ctx, run.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return end
+	return runRequest(t, n, api.StartRequest{Script: testScript(src), Input: json.RawMessage(`{"who":"acme"}`), Awaited: true})
 }
 
 // TestAwaitedRunOfSideValuesIsJournaledOnce: a run whose caller waits for its

@@ -101,9 +101,15 @@ func testScript(src string) api.Script {
 
 func runScript(t *testing.T, n *Node, src, input string) *api.Run {
 	t.Helper()
+	return runRequest(t, n, api.StartRequest{Script: testScript(src), Input: json.RawMessage(input)})
+}
+
+// runRequest starts req on n and waits for the run's end.
+func runRequest(t *testing.T, n *Node, req api.StartRequest) *api.Run {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r, err := n.Start(ctx, api.StartRequest{Script: testScript(src), Input: json.RawMessage(input)})
+	r, err := n.Start(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,17 +98,24 @@ func (s *Store) Defer(run string, start api.StartEntry, index func(context.Conte
 	return true
 }
 
+// deferredOf returns run's deferred journal, or nil.
+func (s *Store) deferredOf(run string) *deferred {
+	if s.ndeferred.Load() == 0 {
+		return nil
+	}
+	if v, ok := s.deferred.Load(run); ok {
+		return v.(*deferred)
+	}
+	return nil
+}
+
 // take removes run's deferred journal and returns it, held, or nil when the
 // run is not deferred (or another caller took it: it waits for its end).
 func (s *Store) take(ctx context.Context, run string) (*deferred, error) {
-	if s.ndeferred.Load() == 0 {
+	d := s.deferredOf(run)
+	if d == nil {
 		return nil, nil
 	}
-	v, ok := s.deferred.Load(run)
-	if !ok {
-		return nil, nil
-	}
-	d := v.(*deferred)
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -170,14 +177,10 @@ func (s *Store) Commit(ctx context.Context, run string) error {
 // reports whether it did: false for a run not deferred (any more), or one
 // that commits now, having reached a bound.
 func (s *Store) deferResult(ctx context.Context, run string, res api.ResultEntry) (bool, error) {
-	if s.ndeferred.Load() == 0 {
+	d := s.deferredOf(run)
+	if d == nil {
 		return false, nil
 	}
-	v, ok := s.deferred.Load(run)
-	if !ok {
-		return false, nil
-	}
-	d := v.(*deferred)
 	data, err := api.EncodeJSON(res)
 	if err == nil {
 		data, err = s.spill(ctx, data)
