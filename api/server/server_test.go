@@ -17,6 +17,8 @@ import (
 type backend struct {
 	api.API
 	starts atomic.Int64
+	// waitErr, when set, is what Wait returns.
+	waitErr error
 }
 
 func (b *backend) Start(_ context.Context, req api.StartRequest) (*api.Run, error) {
@@ -25,6 +27,9 @@ func (b *backend) Start(_ context.Context, req api.StartRequest) (*api.Run, erro
 }
 
 func (b *backend) Wait(ctx context.Context, id string) (*api.Run, error) {
+	if b.waitErr != nil {
+		return nil, b.waitErr
+	}
 	return &api.Run{ID: id, Status: api.StatusCompleted, Result: json.RawMessage(`"ok"`)}, nil
 }
 
@@ -134,5 +139,18 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 func TestHeaderAttrsAreChecked(t *testing.T) {
 	if _, err := New(&backend{}, Options{HeaderAttrs: map[string]string{"X-Customer": "not ok"}}); err == nil {
 		t.Fatal("an attribute name with a space was accepted")
+	}
+}
+
+// TestTriggerOfARunDroppedAtShutdown: a synchronous trigger whose run its node
+// dropped (stopped before the run's first output: nothing was kept) answers
+// 503 shutting_down, saying to send the request again.
+func TestTriggerOfARunDroppedAtShutdown(t *testing.T) {
+	b, srv := serve(t)
+	b.waitErr = api.ErrUnknownRun
+	resp, eb := do(t, http.MethodPost, srv.URL+"/v1/run/greet", `{}`, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || eb.Error.Code != api.CodeShuttingDown ||
+		!strings.Contains(eb.Error.Message, "01RUN") || !strings.Contains(eb.Error.Message, "send the request again") {
+		t.Fatalf("status %d, %+v", resp.StatusCode, eb.Error)
 	}
 }

@@ -96,6 +96,11 @@ func (s *Server) trigger(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusGatewayTimeout, api.CodeTimeout,
 			fmt.Sprintf("run %s did not end within %s; it goes on: follow it with GET /v1/runs/%s/wait or ctl runs wait %s", run.ID, timeout, run.ID, run.ID), run.ID)
 		return
+	case errors.Is(err, api.ErrUnknownRun):
+		// The run this request started is gone: its node stopped before the
+		// run's first output, and kept nothing of it (output commit).
+		writeErr(w, fmt.Errorf("%w: it stopped before run %s had any outside effect, and kept nothing of it: send the request again", api.ErrClosed, run.ID))
+		return
 	case err != nil:
 		writeErr(w, err)
 		return
