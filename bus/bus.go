@@ -113,7 +113,6 @@ func Open(ctx context.Context, opts Options) (*Bus, error) {
 		opts.MaxPayload = 8 << 20
 	}
 	b := &Bus{opts: opts, buckets: map[string]*KV{}}
-	b.runLog.Store(opts.RunLog)
 	var err error
 	if opts.URL != "" {
 		b.nc, err = nats.Connect(opts.URL, nats.Name("drover "+opts.Name), nats.MaxReconnects(-1))
@@ -130,6 +129,7 @@ func Open(ctx context.Context, opts Options) (*Bus, error) {
 		b.Close()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
+	b.runLog.Store(opts.RunLog && b.guarded())
 	if b.opts.Replicas <= 0 {
 		b.opts.Replicas = 1
 		if b.clusterSize() >= 3 {

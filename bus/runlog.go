@@ -28,6 +28,22 @@ func (b *Bus) entryMsg(subject string, hdr Header, data []byte) *nats.Msg {
 	return m
 }
 
+// ErrUnsupported is returned by EnableRunLog on a NATS server that cannot
+// hold run logs safely: the journal keeps its layout.
+var ErrUnsupported = errors.New("bus: not supported by this NATS server")
+
+// guarded reports whether the NATS server keeps runLogGuard: nats-server
+// 2.11 or later (AllowMsgTTL). An earlier one would ignore it, and an
+// earlier Drover could update a journal with logs back.
+func (b *Bus) guarded() bool {
+	if b.ns != nil {
+		return true // the embedded server is this build's
+	}
+	var major, minor int
+	fmt.Sscanf(b.nc.ConnectedServerVersion(), "%d.%d", &major, &minor)
+	return major > 2 || major == 2 && minor >= 11
+}
+
 // EnableRunLog gives a journal without run logs (a cluster's, made by an
 // earlier release) run logs: every journal stream is updated to hold many
 // messages per subject, with the guard that refuses an earlier release's
@@ -37,6 +53,9 @@ func (b *Bus) entryMsg(subject string, hdr Header, data []byte) *nats.Msg {
 func (b *Bus) EnableRunLog(ctx context.Context) error {
 	if b.runLog.Load() {
 		return nil
+	}
+	if !b.guarded() {
+		return fmt.Errorf("%w: run logs need nats-server 2.11 or later (this one is %s), whose streams can refuse an earlier Drover's update back", ErrUnsupported, b.nc.ConnectedServerVersion())
 	}
 	n, err := b.Partitions(ctx)
 	if err != nil {

@@ -136,13 +136,17 @@ func (m *Membership) upgrade(ctx context.Context) {
 	}
 	t := time.NewTicker(m.opts.HeartbeatEvery)
 	defer t.Stop()
+	said := map[string]string{} // the last failure of each feature, said once
 	for len(pending) > 0 {
 		pending = slices.DeleteFunc(pending, func(u Upgrade) bool {
 			if !m.AllHave(u.Feature) {
 				return false
 			}
 			if err := u.Apply(ctx); err != nil {
-				m.log.Warn().Err(err).Str("feature", u.Feature).Msg("upgrade: every node has the feature, but applying it failed; trying again")
+				if said[u.Feature] != err.Error() {
+					said[u.Feature] = err.Error()
+					m.log.Warn().Err(err).Str("feature", u.Feature).Msg("upgrade: every node has the feature, but applying it failed; trying again")
+				}
 				return false
 			}
 			m.log.Debug().Str("feature", u.Feature).Msg("upgrade applied: every node has the feature")

@@ -22,7 +22,9 @@ func (n *Node) Wait(ctx context.Context, id string) (*api.Run, error) {
 				return &rec, nil
 			} // parked or blocked: wait on the index
 		case <-ctx.Done():
-			n.journal.Commit(context.WithoutCancel(ctx), id) // the caller may now give its id out
+			if err := n.journal.Commit(ctx, id); err != nil { // the caller may now give its id out
+				return nil, err
+			}
 			return nil, ctx.Err()
 		}
 	}

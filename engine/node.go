@@ -108,7 +108,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	b, err := bus.Open(ctx, bus.Options{
 		Name: opts.Name, DataDir: opts.DataDir, URL: opts.NATSURL, Listen: opts.Listen,
 		ClusterListen: opts.ClusterListen, Peers: opts.Peers, Replicas: opts.Replicas, JournalMaxAge: opts.JournalMaxAge, Sync: opts.Sync,
-		Partitions: opts.Partitions, RunLog: opts.RunLog || opts.NATSURL == "" && len(opts.Peers) == 0 && opts.ClusterListen == "", // standalone
+		Partitions: opts.Partitions, RunLog: opts.RunLog || opts.NATSURL+opts.Listen+opts.ClusterListen == "" && len(opts.Peers) == 0, // nobody else can connect
 	})
 	if err != nil {
 		return nil, err

@@ -147,7 +147,7 @@ func (n *Node) readoptLater(id string) {
 	time.AfterFunc(2*time.Second, func() {
 		ctx, cancel := context.WithTimeout(n.baseCtx, time.Minute)
 		defer cancel()
-		if err := n.adopt(ctx, id); err != nil && !errors.Is(err, api.ErrClosed) {
+		if err := n.adopt(ctx, id); err != nil && !errors.Is(err, api.ErrClosed) && !errors.Is(err, api.ErrUnknownRun) {
 			n.log.Error().Err(err).Str("run", id).Msg("re-adopt interrupted run")
 			n.readoptLater(id)
 		}

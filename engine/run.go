@@ -227,11 +227,7 @@ func (r *run) end(result json.RawMessage, runErr *api.RunError) {
 	if err != nil {
 		r.log.Error().Err(err).Msg("journal end of run")
 	}
-	indexed := api.StatusRunning
-	if sealed {
-		indexed = ""
-	}
-	removeOld, err := r.n.runs.PutKeepOld(ctx, rec, indexed, nil)
+	removeOld, err := r.n.runs.PutKeepOld(ctx, rec, map[bool]string{false: api.StatusRunning}[sealed], nil) // never indexed if sealed
 	if err != nil {
 		r.log.Error().Err(err).Msg("index end of run")
 	}

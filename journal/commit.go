@@ -1,8 +1,10 @@
 package journal
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -40,14 +42,16 @@ const (
 
 // deferred is a run's journal before its first output.
 type deferred struct {
-	mu      sync.Mutex
-	entries []Record // start, then side values' results
+	mu      sync.Mutex // held while the journal is written
+	entries []Record   // start, then side values' results
 	size    int
-	commit  func(context.Context) error // indexes the run as running
+	index   func(context.Context) error // indexes the run as running
+	failed  func(error)                 // says in the index that it was not journaled
 	timer   *time.Timer
-	// done is closed once the run committed or ended; err is the commit's.
-	done   chan struct{}
+	// closed is set once a caller took it to write it (or drop it); done is
+	// closed once that caller is done, and err is its error.
 	closed bool
+	done   chan struct{}
 	err    error
 }
 
@@ -58,7 +62,7 @@ type deferred struct {
 // be written after the run was indexed, failed is told, to say so in the
 // index.
 func (s *Store) Begin(ctx context.Context, run string, start api.StartEntry, awaited bool, index func(context.Context) error, failed func(error)) error {
-	if awaited && s.Defer(run, start, index) {
+	if awaited && s.Defer(run, start, index, failed) {
 		return nil
 	}
 	pend, err := s.AppendAsync(run, api.EntryStart, "", start)
@@ -78,22 +82,22 @@ func (s *Store) Begin(ctx context.Context, run string, start api.StartEntry, awa
 // Defer begins run's journal in memory (see "Output commit"): its start
 // entry, and results of side values (AppendResult of a folded call) until
 // its first output. index is called when the run commits, as its entries are
-// written, to index it as running. A run that has not committed within
+// written, to index it as running; failed, when the run was indexed but its
+// entries could not be written. A run that has not committed within
 // deferredFor commits on its own, so that it shows in the index. Defer
 // reports false, and keeps nothing, for a start entry over the bounds: the
 // caller journals it at once.
-func (s *Store) Defer(run string, start api.StartEntry, index func(context.Context) error) bool {
+func (s *Store) Defer(run string, start api.StartEntry, index func(context.Context) error, failed func(error)) bool {
 	data, err := api.EncodeJSON(start)
 	if err != nil || len(data) > deferredBytes/2 {
 		return false
 	}
-	d := &deferred{entries: []Record{{JournalEntry: api.JournalEntry{Kind: api.EntryStart, Data: data}}}, size: len(data), commit: index, done: make(chan struct{})}
+	d := &deferred{entries: []Record{{JournalEntry: api.JournalEntry{Kind: api.EntryStart, Data: data}}}, size: len(data),
+		index: index, failed: failed, done: make(chan struct{})}
 	s.deferred.Store(run, d)
 	s.ndeferred.Add(1)
 	d.timer = time.AfterFunc(deferredFor, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		s.Commit(ctx, run) // an error is the next append's too
+		s.Commit(context.Background(), run) // a failure stays: the run's next write returns it
 	})
 	return true
 }
@@ -109,8 +113,10 @@ func (s *Store) deferredOf(run string) *deferred {
 	return nil
 }
 
-// take removes run's deferred journal and returns it, held, or nil when the
-// run is not deferred (or another caller took it: it waits for its end).
+// take returns run's deferred journal, held, for the caller to write (or
+// drop) and then release with release. It returns nil when the run is not
+// deferred, or when another caller took it: once that one released it, with
+// its error (a failed commit stays the run's error).
 func (s *Store) take(ctx context.Context, run string) (*deferred, error) {
 	d := s.deferredOf(run)
 	if d == nil {
@@ -128,26 +134,40 @@ func (s *Store) take(ctx context.Context, run string) (*deferred, error) {
 	}
 	d.closed = true
 	d.timer.Stop()
-	s.deferred.Delete(run)
-	s.ndeferred.Add(-1)
 	return d, nil
 }
 
-// finish records how a taken deferred journal ended and releases it.
-func (d *deferred) finish(err error) error {
+// release records how a taken deferred journal ended and wakes the callers
+// waiting for it. A journal written is forgotten; a failed one is kept, so
+// that the run's later writes fail too, until Drop.
+func (s *Store) release(run string, d *deferred, err error) error {
 	d.err = err
 	d.mu.Unlock()
 	close(d.done)
+	if err == nil {
+		s.forget(run, d)
+	}
 	return err
+}
+
+// forget removes d, run's deferred journal.
+func (s *Store) forget(run string, d *deferred) {
+	if s.deferred.CompareAndDelete(run, d) {
+		s.ndeferred.Add(-1)
+	}
 }
 
 // Commit writes run's deferred journal, in order, and indexes the run as
 // running, before its first output: a step with an outside effect, or its
 // id given to anyone (a trigger that stops waiting answers with it). It does
 // nothing for a run not deferred, or committed already; a commit under way
-// is waited for. It gives up after 30 s.
+// is waited for, and one that failed fails every later call. It goes on if
+// ctx is cancelled (a half-written commit helps nobody), for 30 s at most.
 func (s *Store) Commit(ctx context.Context, run string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if s.deferredOf(run) == nil {
+		return nil // the common case, on every append
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	d, err := s.take(ctx, run)
 	if d == nil || err != nil {
@@ -155,22 +175,26 @@ func (s *Store) Commit(ctx context.Context, run string) error {
 	}
 	pending := make([]Pending, 0, len(d.entries))
 	for _, e := range d.entries {
-		p, err := s.AppendAsync(run, e.Kind, e.Key, json.RawMessage(e.Data))
+		p, err := s.appendAsync(run, e.Kind, e.Key, json.RawMessage(e.Data))
 		if err != nil {
-			return d.finish(err)
+			return s.release(run, d, fmt.Errorf("journal: commit run %s: %w", run, err))
 		}
 		pending = append(pending, p)
 	}
-	err = d.commit(ctx)
+	ierr := d.index(ctx)
+	var werr error
 	for _, p := range pending {
-		if perr := p.Wait(ctx); perr != nil && err == nil {
-			err = perr
+		if err := p.Wait(ctx); err != nil && werr == nil {
+			werr = err
 		}
 	}
-	if err != nil {
-		err = fmt.Errorf("journal: commit run %s: %w", run, err)
+	if werr != nil && ierr == nil {
+		d.failed(werr) // indexed as running, but not journaled: say so
 	}
-	return d.finish(err)
+	if err := cmp.Or(werr, ierr); err != nil {
+		return s.release(run, d, fmt.Errorf("journal: commit run %s: %w", run, err))
+	}
+	return s.release(run, d, nil)
 }
 
 // deferResult keeps a side value's result in run's deferred journal, and
@@ -202,7 +226,8 @@ func (s *Store) deferResult(ctx context.Context, run string, res api.ResultEntry
 // AppendEnd is AppendAsync of run's end entry. A run still deferred ends
 // without having committed: its entries and its end are written as one
 // sealed part, and sealed reports so (the run was never indexed, and has
-// nothing to seal).
+// nothing to seal); AppendEnd then returns once the part is stored, so that
+// the run is indexed only once its journal is there.
 func (s *Store) AppendEnd(run string, end api.EndEntry) (p Pending, sealed bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -211,7 +236,7 @@ func (s *Store) AppendEnd(run string, end api.EndEntry) (p Pending, sealed bool,
 		return nil, false, err
 	}
 	if d == nil {
-		p, err := s.AppendAsync(run, api.EntryEnd, "", end)
+		p, err := s.appendAsync(run, api.EntryEnd, "", end)
 		return p, false, err
 	}
 	data, err := api.EncodeJSON(end)
@@ -219,7 +244,7 @@ func (s *Store) AppendEnd(run string, end api.EndEntry) (p Pending, sealed bool,
 		data, err = s.spill(ctx, data)
 	}
 	if err != nil {
-		return nil, false, d.finish(fmt.Errorf("journal: end entry of run %s: %w", run, err))
+		return nil, true, s.release(run, d, fmt.Errorf("journal: end entry of run %s: %w", run, err))
 	}
 	entries := append(d.entries, Record{JournalEntry: api.JournalEntry{Kind: api.EntryEnd, Data: data}})
 	// Nothing else of the run is in the journal, nor will be (an ended run
@@ -233,23 +258,39 @@ func (s *Store) AppendEnd(run string, end api.EndEntry) (p Pending, sealed bool,
 		key := strconv.Itoa(i)
 		bp, err := s.b.AppendAsync(subject(run, sealedKind, key), msgID(run, sealedKind, key), nil, part)
 		if err != nil {
-			return nil, false, d.finish(err)
+			return nil, true, s.release(run, d, fmt.Errorf("journal: end of run %s: %w", run, err))
 		}
 		pending = append(pending, bp)
 	}
-	d.finish(nil)
+	if err := pending.Wait(ctx); err != nil {
+		return nil, true, s.release(run, d, fmt.Errorf("journal: end of run %s: %w", run, err))
+	}
 	s.whole.Store(run, true)
-	return pending, true, nil
+	return stored{}, true, s.release(run, d, nil)
 }
 
+// stored is a Pending already stored.
+type stored struct{}
+
+// Wait implements Pending.
+func (stored) Wait(context.Context) error { return nil }
+
 // Drop forgets run's deferred journal, if any, without writing it: the run
-// stopped before its first output (its node is shutting down), and nothing
-// outside it saw it.
+// stopped before its first output (its node is shutting down), or its
+// commit failed, and nothing outside it saw it.
 func (s *Store) Drop(run string) {
-	if d, _ := s.take(context.Background(), run); d != nil {
-		d.finish(nil)
+	d := s.deferredOf(run)
+	if d == nil {
+		return
 	}
+	if taken, _ := s.take(context.Background(), run); taken != nil {
+		s.release(run, taken, errDropped)
+	}
+	s.forget(run, d)
 }
+
+// errDropped is the error of a deferred journal dropped.
+var errDropped = errors.New("journal: the run stopped before its first output; nothing of it was kept")
 
 // multiPending waits for several appends.
 type multiPending []*bus.Pending

@@ -50,7 +50,7 @@ func TestDeferredRunEndsSealed(t *testing.T) {
 		prime(t, s) // numbered from 1, a part needs no earlier message; a used stream is the usual case
 		run := ulid.Make().String()
 		var indexed atomic.Int32
-		if !s.Defer(run, api.StartEntry{Run: run, Script: "t"}, func(context.Context) error { indexed.Add(1); return nil }) {
+		if !s.Defer(run, api.StartEntry{Run: run, Script: "t"}, func(context.Context) error { indexed.Add(1); return nil }, nil) {
 			t.Fatal("Defer refused a small start entry")
 		}
 		for i := 1; i <= 3; i++ {
@@ -129,7 +129,7 @@ func TestDeferredRunCommits(t *testing.T) {
 				defer once.Unlock()
 				*index = append(*index, "indexed")
 				return nil
-			}) {
+			}, func(err error) { t.Errorf("failed(%v) called", err) }) {
 				t.Fatal("Defer refused a small start entry")
 			}
 			for i := 1; i <= n; i++ {
@@ -223,19 +223,67 @@ func TestDeferredRunCommits(t *testing.T) {
 		t.Run("large start", func(t *testing.T) {
 			run := ulid.Make().String()
 			big := json.RawMessage(`"` + strings.Repeat("x", deferredBytes) + `"`)
-			if s.Defer(run, api.StartEntry{Run: run, Input: big}, func(context.Context) error { return nil }) {
+			if s.Defer(run, api.StartEntry{Run: run, Input: big}, func(context.Context) error { return nil }, nil) {
 				t.Fatal("Defer kept a start entry over its bound")
 			}
 		})
 		t.Run("index fails", func(t *testing.T) {
 			run := ulid.Make().String()
-			s.Defer(run, api.StartEntry{Run: run}, func(context.Context) error { return fmt.Errorf("index down") })
+			s.Defer(run, api.StartEntry{Run: run}, func(context.Context) error { return fmt.Errorf("index down") }, nil)
 			err := s.Commit(ctx, run)
 			if err == nil || !strings.Contains(err.Error(), "index down") || !strings.Contains(err.Error(), run) {
 				t.Fatalf("Commit with a failing index: %v, want the index's error naming the run", err)
 			}
+			// The failure stays the run's: nothing it does next goes through.
+			if err := s.Commit(ctx, run); err == nil || !strings.Contains(err.Error(), "index down") {
+				t.Fatalf("a second Commit after a failed one: %v, want the same failure", err)
+			}
+			if err := s.Append(ctx, run, api.EntryTag, "1", api.TagEntry{}); err == nil {
+				t.Fatal("an append after a failed commit went through")
+			}
+			if _, _, err := s.AppendEnd(run, api.EndEntry{Status: api.StatusCompleted}); err == nil {
+				t.Fatal("the end after a failed commit went through")
+			}
+			s.Drop(run)
 			if err := s.Commit(ctx, run); err != nil {
-				t.Fatalf("a second Commit after a failed one: %v (the run is no longer deferred)", err)
+				t.Fatalf("Commit after Drop: %v", err)
+			}
+		})
+		t.Run("a commit under way is waited for", func(t *testing.T) {
+			run := ulid.Make().String()
+			entered, release := make(chan struct{}), make(chan struct{})
+			var released atomic.Bool
+			s.Defer(run, api.StartEntry{Run: run}, func(context.Context) error {
+				close(entered)
+				<-release
+				return nil
+			}, nil)
+			first := make(chan error, 1)
+			go func() { first <- s.Commit(ctx, run) }()
+			<-entered
+			second := make(chan bool, 1)
+			for _, write := range []func() error{
+				func() error { return s.Commit(ctx, run) },
+				func() error { _, err := s.AppendResult(ctx, run, sideValue("1")); return err },
+			} {
+				go func() {
+					err := write()
+					second <- err == nil && released.Load()
+				}()
+			}
+			time.Sleep(20 * time.Millisecond) // lets the other callers arrive while the commit is under way
+			released.Store(true)
+			close(release)
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if !<-second {
+					t.Fatal("a caller went on before the commit under way was done (or failed)")
+				}
+			}
+			if got, want := kinds(mustRead(t, s, run)), "start/ result/1"; got != want {
+				t.Fatalf("entries %s, want %s (the side value after the start)", got, want)
 			}
 		})
 	})
@@ -249,7 +297,7 @@ func TestSealerSkipsWholeRuns(t *testing.T) {
 	prime(t, s)
 	z := s.NewSealer(SealerOptions{})
 	direct := ulid.Make().String()
-	s.Defer(direct, api.StartEntry{Run: direct}, func(context.Context) error { return nil })
+	s.Defer(direct, api.StartEntry{Run: direct}, func(context.Context) error { return nil }, nil)
 	if p, _, err := s.AppendEnd(direct, api.EndEntry{Status: api.StatusCompleted}); err != nil || p.Wait(ctx) != nil {
 		t.Fatal(err)
 	}

@@ -100,14 +100,14 @@ func (s *Store) write(ctx context.Context, run string, kind api.EntryKind, key s
 // the result before relying on it. Entries appended through one Store are
 // stored in order.
 func (s *Store) AppendAsync(run string, kind api.EntryKind, key string, entry any) (Pending, error) {
-	if s.ndeferred.Load() > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := s.Commit(ctx, run)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
+	if err := s.Commit(context.Background(), run); err != nil {
+		return nil, err
 	}
+	return s.appendAsync(run, kind, key, entry)
+}
+
+// appendAsync is AppendAsync of a run that is not deferred (any more).
+func (s *Store) appendAsync(run string, kind api.EntryKind, key string, entry any) (Pending, error) {
 	if l := s.logOf(run, kind); l != nil {
 		return l.appendAsync(kind, key, entry), nil
 	}
@@ -173,7 +173,7 @@ func (s *Store) Get(ctx context.Context, run string, kind api.EntryKind, key str
 // returning notFound when it is in neither.
 func (s *Store) sealedEntry(ctx context.Context, run string, kind api.EntryKind, key string, notFound error) ([]byte, error) {
 	msgs, err := s.b.ReadDirect(ctx, bus.JournalRunPrefix(run)+sealedKind+".>")
-	if err == nil && s.b.RunLog() {
+	if err == nil { // a log, if another node wrote one (it may have run logs before this one)
 		var logged []bus.Msg
 		logged, err = s.b.Read(ctx, subject(run, logKind, ""))
 		msgs = append(msgs, logged...)
