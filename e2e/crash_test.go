@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,4 +127,101 @@ func TestSIGKILLLosesNoRun(t *testing.T) {
 	}
 	again, total := counter.check(t, runs*steps, runs)
 	t.Logf("%d requests before the kill, %d in all; %d in-flight steps executed again with the same key", atKill, total, again)
+}
+
+// TestSIGKILLDuringTriggers kills an engine with SIGKILL while synchronous
+// triggers run, some of scripts with an outside effect (a request to a
+// partner) after side values, some of side values alone, and restarts it on
+// the same data dir. A synchronous trigger's run is journaled only at its
+// first output (output commit): so every request the partner received came
+// from a run the restarted engine knows, and completes; and every run it
+// knows ends.
+func TestSIGKILLDuringTriggers(t *testing.T) {
+	counter := &keyCounter{counts: map[string]int{}}
+	partner := httptest.NewServer(counter)
+	defer partner.Close()
+	dir := t.TempDir()
+	eng := startEngine(t, dir)
+	c := client.New(eng.url)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for name, src := range map[string]string{
+		"fx":   "def main(input):\n    t = time.now()\n    n = rand.int(10)\n    return http.get(input[\"url\"] + \"/step?i=1\").json[\"i\"] + n * 0\n",
+		"side": "def main(input):\n    return [str(time.now()), uuid()]\n",
+	} {
+		if _, err := c.Deploy(ctx, api.DeployRequest{Script: api.Script{Name: name, Main: "main.star", Files: map[string]string{"main.star": src}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	body := fmt.Sprintf(`{"url": %q}`, partner.URL)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; load.Err() == nil; i++ {
+				name := []string{"fx", "side"}[(w+i)%2]
+				req, _ := http.NewRequestWithContext(load, http.MethodPost, eng.url+"/v1/run/"+name, strings.NewReader(body))
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	for { // poll until runs with outside effects are under way
+		if _, total := counter.snapshot(); total >= 100 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the triggers made no progress")
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	eng.cmd.Process.Kill() // SIGKILL
+	eng.wait()
+	stopLoad()
+	wg.Wait()
+
+	eng2 := startEngine(t, dir)
+	c2 := client.New(eng2.url)
+	counts, _ := counter.snapshot()
+	for key, n := range counts {
+		run, _, _ := strings.Cut(key, "/")
+		end, err := c2.Wait(ctx, run)
+		if err != nil || end.Status != api.StatusCompleted {
+			t.Fatalf("run %s made a request to the partner (%d times) but after the restart: %v %+v", run, n, err, end)
+		}
+		if n > 2 {
+			t.Errorf("step %s executed %d times", key, n)
+		}
+	}
+	runs, err := c2.List(ctx, api.ListFilter{Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notStarted := 0
+	for _, r := range runs {
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		end, err := c2.Wait(wctx, r.ID)
+		wcancel()
+		if err != nil || !end.Done() {
+			d, gerr := c2.Get(ctx, r.ID)
+			var logs []string
+			for _, l := range strings.Split(eng2.logs.String(), "\n") {
+				if strings.Contains(l, r.ID) {
+					logs = append(logs, l)
+				}
+			}
+			t.Fatalf("run %s (%s), in the index after the restart, did not end: %v %+v\ndetail %v %+v\n%s", r.ID, r.Script, err, end, gerr, d, strings.Join(logs, "\n"))
+		}
+		if end.Status == api.StatusFailed && strings.Contains(end.Error.Message, "did not start") {
+			notStarted++ // indexed as its start was journaled, when the node was killed
+			continue
+		}
+		if d, err := c2.Get(ctx, r.ID); err != nil || len(d.Steps) == 0 || end.Status != api.StatusCompleted {
+			t.Fatalf("run %s, in the index after the restart: %s, %v %+v", r.ID, end.Status, err, d)
+		}
+	}
+	t.Logf("%d runs made a request to the partner; %d runs in the index after the restart, %d of them failed as not started", len(counts), len(runs), notStarted)
 }

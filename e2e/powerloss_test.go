@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,7 +135,16 @@ func TestPowerLoss(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("--sync %s: %d runs acknowledged before the power cut, %d lost", tt.sync, len(acked), lost)
+			triggered := 0
+			for _, steps := range acked {
+				if steps == 3 {
+					triggered++
+				}
+			}
+			t.Logf("--sync %s: %d runs acknowledged before the power cut (%d triggered), %d lost", tt.sync, len(acked), triggered, lost)
+			if triggered == 0 {
+				t.Fatal("no triggered run completed before the power cut")
+			}
 			if len(acked) == 0 {
 				t.Fatal("no run completed before the power cut")
 			}
@@ -145,13 +155,33 @@ func TestPowerLoss(t *testing.T) {
 	}
 }
 
-// loadUntil runs scripts of 4 steps from 8 clients, calls cut once d has
-// passed while they go on, and returns the runs acknowledged as completed
-// before the cut, with their step counts.
+// loadUntil runs scripts from 8 clients, calls cut once d has passed while
+// they go on, and returns the runs acknowledged as completed before the cut,
+// with their step counts. Half the clients start runs of 4 steps and wait
+// for them; the others trigger a deployed script of 3 side values
+// synchronously, whose runs are journaled once, at their end (output commit).
 func loadUntil(t *testing.T, url string, d time.Duration, cut func()) map[string]int {
 	t.Helper()
 	c := client.New(url)
 	src := "def main(input):\n    kv.put('k%d' % input, str(time.now()))\n    return [uuid(), rand.int(10)]\n"
+	ctx0, cancel0 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel0()
+	if _, err := c.Deploy(ctx0, api.DeployRequest{Script: api.Script{Name: "side", Main: "side.star",
+		Files: map[string]string{"side.star": "def main(input):\n    return [str(time.now()), uuid(), rand.int(10)]\n"}}}); err != nil {
+		t.Fatal(err)
+	}
+	trigger := func(ctx context.Context) (string, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/run/side", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("trigger: status %d", resp.StatusCode)
+		}
+		return resp.Header.Get(api.RunIDHeader), nil
+	}
 	var mu sync.Mutex
 	acked := map[string]int{}
 	cutting := make(chan struct{})
@@ -162,9 +192,14 @@ func loadUntil(t *testing.T, url string, d time.Duration, cut func()) map[string
 			defer wg.Done()
 			for i := 0; ; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				r, err := c.Start(ctx, api.StartRequest{Script: api.Script{Name: "pl", Main: "pl.star", Files: map[string]string{"pl.star": src}},
-					Input: json.RawMessage(fmt.Sprint(w*100000 + i))})
-				if err == nil {
+				var r *api.Run
+				var err error
+				steps := 4 // time.now, kv.put, uuid, rand.int
+				if w%2 == 1 {
+					r, steps = &api.Run{}, 3
+					r.ID, err = trigger(ctx)
+				} else if r, err = c.Start(ctx, api.StartRequest{Script: api.Script{Name: "pl", Main: "pl.star", Files: map[string]string{"pl.star": src}},
+					Input: json.RawMessage(fmt.Sprint(w*100000 + i))}); err == nil {
 					var end *api.Run
 					if end, err = c.Wait(ctx, r.ID); err == nil && end.Status != api.StatusCompleted {
 						err = fmt.Errorf("run %s %s: %+v", r.ID, end.Status, end.Error)
@@ -181,7 +216,7 @@ func loadUntil(t *testing.T, url string, d time.Duration, cut func()) map[string
 					return
 				}
 				mu.Lock()
-				acked[r.ID] = 4 // time.now, kv.put, uuid, rand.int
+				acked[r.ID] = steps
 				mu.Unlock()
 			}
 		}()

@@ -49,6 +49,9 @@ func (n *Node) adopt(ctx context.Context, id string) error {
 	return a.err
 }
 
+// errNoJournal says that a run in the index has no journal.
+var errNoJournal = errors.New("no journal")
+
 // adoption is an adoption in progress; err is set before done closes.
 type adoption struct {
 	done chan struct{}
@@ -63,7 +66,7 @@ func (n *Node) adoptNow(ctx context.Context, id string) error {
 		return err
 	}
 	if len(records) == 0 {
-		return fmt.Errorf("%w %q: no journal", api.ErrUnknownRun, id)
+		return fmt.Errorf("%w %q: %w", api.ErrUnknownRun, id, errNoJournal)
 	}
 	j, err := journal.Parse(journal.Entries(records))
 	if err != nil {
@@ -135,7 +138,9 @@ func (n *Node) recoverRuns(ctx context.Context) {
 		if rec.Coordinator != n.opts.Name {
 			continue
 		}
-		if err := n.adopt(ctx, rec.ID); err != nil {
+		if err := n.adopt(ctx, rec.ID); errors.Is(err, errNoJournal) {
+			n.runs.NotStarted(ctx, rec, fmt.Errorf("node %s stopped first", rec.Coordinator)) // indexed, not journaled
+		} else if err != nil {
 			n.log.Error().Err(err).Str("run", rec.ID).Msg("recovery: adopt run")
 		}
 	}

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
@@ -292,4 +294,35 @@ func sleepStep() *builtins.Step {
 		err := starlark.UnpackArgs(b.Name(), args, kwargs, "d", &d)
 		return d, err
 	}, Exec: func(context.Context, builtins.Env, json.RawMessage) (any, error) { return nil, nil }}
+}
+
+// TestRecoveryEndsRunsIndexedButNotJournaled: a run in the index as running
+// whose start was never journaled (its node stopped between the two writes)
+// is marked failed, "did not start", by its node's recovery, rather than
+// left running for ever.
+func TestRecoveryEndsRunsIndexedButNotJournaled(t *testing.T) {
+	dir := t.TempDir()
+	var execs atomic.Int64
+	n := newTestNode(t, Options{Registry: testRegistry(&execs), DataDir: dir})
+	ctx := context.Background()
+	id := bus.RunID(ulid.Make().String(), 0)
+	rec := api.Run{ID: id, Script: "t", Status: api.StatusRunning, Coordinator: "n1", Started: time.Now().UTC(), Attrs: map[string]string{}}
+	if err := n.runs.Put(ctx, rec, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	grace, cancel := context.WithTimeout(ctx, time.Second)
+	n.Close(grace)
+	cancel()
+	n2 := newTestNode(t, Options{Registry: testRegistry(&execs), DataDir: dir})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := n2.Record(ctx, id)
+		if err == nil && got.Status == api.StatusFailed && got.Error != nil && strings.Contains(got.Error.Message, "did not start") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after recovery: %v %+v", err, got)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
 }

@@ -125,10 +125,7 @@ func (n *Node) begin(ctx context.Context, prog *script.Program, name string, ver
 	rec := api.Run{ID: id, Script: name, Hash: prog.Hash, Version: version, Status: api.StatusRunning, Attrs: attrs, Coordinator: n.opts.Name, Started: now}
 	r := n.newRun(prog, rec, input, nil, traceParent)
 	index := func(ctx context.Context) error { return n.runs.Put(ctx, r.snapshot(), "", attrs) }
-	failed := func(err error) { // indexed as running, but never started: say so
-		rec.Status, rec.Ended, rec.Error = api.StatusFailed, &now, &api.RunError{Message: "the run did not start: its start entry could not be journaled: " + err.Error()}
-		n.runs.Put(context.WithoutCancel(ctx), rec, api.StatusRunning, nil)
-	}
+	failed := func(err error) { n.runs.NotStarted(context.WithoutCancel(ctx), rec, err) } // indexed, never started
 	if err := n.journal.Begin(ctx, id, start, awaited, index, failed); err != nil {
 		return nil, err
 	}

@@ -95,6 +95,16 @@ func (s *Store) Put(ctx context.Context, rec api.Run, prevStatus string, newAttr
 	return removeOld(ctx)
 }
 
+// NotStarted marks rec, indexed as running, as failed because its start was
+// never journaled (why says why: the write failed, or its node stopped
+// first): no step of it ran, and nothing can recover it.
+func (s *Store) NotStarted(ctx context.Context, rec api.Run, why error) error {
+	now := time.Now().UTC()
+	rec.Status, rec.Ended = api.StatusFailed, &now
+	rec.Error = &api.RunError{Message: "the run did not start: its start entry was not journaled: " + why.Error()}
+	return s.Put(ctx, rec, api.StatusRunning, nil)
+}
+
 // PutKeepOld is Put that leaves the removal of the old status key to the
 // caller: it returns the function that removes it, to be called once the
 // caller has answered (a key too many in between is one List skips).
