@@ -65,6 +65,24 @@ func (k *keyCounter) snapshot() (map[string]int, int) {
 	return c, k.total
 }
 
+// killAfter polls until the partner has had requests requests, then kills
+// eng with SIGKILL and waits for it to be gone.
+func killAfter(t *testing.T, ctx context.Context, counter *keyCounter, eng *engineProc, requests int) {
+	t.Helper()
+	for {
+		_, total := counter.snapshot()
+		if total >= requests {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the runs made no progress: %d requests of %d", total, requests)
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	eng.cmd.Process.Kill() // SIGKILL
+	eng.wait()
+}
+
 const crashScript = `
 def main(input):
     total = 0
@@ -98,17 +116,7 @@ func TestSIGKILLLosesNoRun(t *testing.T) {
 		}
 		ids = append(ids, r.ID)
 	}
-	for { // poll until the runs are well under way
-		if _, total := counter.snapshot(); total >= runs*steps/3 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("runs made no progress")
-		}
-		time.Sleep(time.Millisecond) // polling interval
-	}
-	eng.cmd.Process.Kill() // SIGKILL
-	eng.wait()
+	killAfter(t, ctx, counter, eng, runs*steps/3) // the runs well under way
 	_, atKill := counter.snapshot()
 	if atKill >= runs*steps {
 		t.Fatalf("every step was done before the kill (%d requests): the test proves nothing", atKill)
@@ -169,17 +177,7 @@ func TestSIGKILLDuringTriggers(t *testing.T) {
 			}
 		}()
 	}
-	for { // poll until runs with outside effects are under way
-		if _, total := counter.snapshot(); total >= 100 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the triggers made no progress")
-		}
-		time.Sleep(time.Millisecond) // polling interval
-	}
-	eng.cmd.Process.Kill() // SIGKILL
-	eng.wait()
+	killAfter(t, ctx, counter, eng, 100) // runs with outside effects under way
 	stopLoad()
 	wg.Wait()
 
