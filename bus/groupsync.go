@@ -67,9 +67,25 @@ func newGroupSync(dir string) (*groupSync, error) {
 // wait returns once a sync that started after wait was called has finished:
 // everything acknowledged before the call is then on disk.
 func (g *groupSync) wait(ctx context.Context) error {
+	return g.waitRound(ctx, g.mark())
+}
+
+// mark returns the round that has not started yet: a sync that starts after
+// this call. Waiting for it (waitRound) later costs no sync of its own if
+// another waiter joins the same round meanwhile, and nothing if it is done.
+func (g *groupSync) mark() *syncRound {
 	g.mu.Lock()
-	r := g.next
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	return g.next
+}
+
+// waitRound returns once round r (mark) has finished.
+func (g *groupSync) waitRound(ctx context.Context, r *syncRound) error {
+	select {
+	case <-r.done:
+		return r.err
+	default:
+	}
 	select {
 	case g.kick <- struct{}{}:
 	default: // a round is already asked for; it will take r
@@ -152,6 +168,19 @@ func (b *Bus) synced(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// syncedLater is synced split in two: called once a write is acknowledged, it
+// returns the wait for that write to be on disk. Writes acknowledged one
+// after another, each marked as it is, and waited for together afterwards,
+// share one sync (the round each marked, or one that started later) rather
+// than paying one each, as waiting for each in turn does.
+func (b *Bus) syncedLater() func(context.Context) error {
+	if b.group != nil {
+		r := b.group.mark()
+		return func(ctx context.Context) error { return b.group.waitRound(ctx, r) }
+	}
+	return b.synced
 }
 
 // probeRemoteSync asks a server reached by URL whether it is a Drover

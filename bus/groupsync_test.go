@@ -90,3 +90,68 @@ func TestRemoteSync(t *testing.T) {
 		})
 	}
 }
+
+// Writes taken Stored one after another and then waited for share one sync;
+// waited for each in turn, they pay one each.
+func TestStoredWritesShareOneSync(t *testing.T) {
+	if !syncfsSupported {
+		t.Skip("no syncfs(2) here: the server syncs each message")
+	}
+	ctx := context.Background()
+	b, err := Open(ctx, Options{Name: "g", DataDir: t.TempDir(), Sync: SyncAlways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	kv := b.Bucket(RunsBucket)
+	rounds := func() int {
+		b.group.mu.Lock()
+		defer b.group.mu.Unlock()
+		return b.group.rounds
+	}
+	puts := func(prefix string) []*PendingPut {
+		var out []*PendingPut
+		for i := range 3 {
+			p, err := kv.PutAsync(fmt.Sprintf("%s.%d", prefix, i), []byte("v"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	before := rounds()
+	app, err := b.AppendAsync(JournalSubject("a", "end", ""), "a/end", nil, []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := app.Stored(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waits := []func(context.Context) error{w}
+	for _, p := range puts("a") {
+		w, err := p.Stored(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, w)
+	}
+	for _, w := range waits {
+		if err := w(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rounds() - before; got != 1 {
+		t.Fatalf("an append and three puts, stored then waited for: %d syncs, want 1", got)
+	}
+	before = rounds()
+	for _, p := range puts("b") {
+		if _, err := p.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rounds() - before; got < 2 {
+		t.Fatalf("three puts waited for in turn: %d syncs (the test no longer shows the difference)", got)
+	}
+}

@@ -93,6 +93,24 @@ func (p *Pending) Wait(ctx context.Context) error {
 	}
 }
 
+// Stored blocks until the append is acknowledged (or, failed, appended
+// again) and returns the wait for it to be on disk under the sync policy:
+// take Stored of a group of writes, then call each wait, to pay one sync for
+// all (see syncedLater).
+func (p *Pending) Stored(ctx context.Context) (durable func(context.Context) error, err error) {
+	select {
+	case <-p.fut.Ok():
+		if p.durable {
+			return p.b.syncedLater(), nil
+		}
+		return noSync, nil
+	case err := <-p.fut.Err():
+		return noSync, p.Resend(ctx, err) // a resent append waits for its sync
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // Resend handles err, the failure of the asynchronous publish: when nobody
 // answered (a timeout, no responders) it publishes the message again,
 // synchronously and with retries, under the same message id; otherwise it

@@ -282,6 +282,26 @@ func (k *KV) PutAsync(key string, value []byte) (*PendingPut, error) {
 	return &PendingPut{k: k, key: key, fut: fut}, nil
 }
 
+// Stored blocks until the put is acknowledged and returns the wait for it to
+// be on disk under the sync policy: start a group of puts, take Stored of
+// each, then call each wait, to pay one round trip and one sync for all.
+func (p *PendingPut) Stored(ctx context.Context) (durable func(context.Context) error, err error) {
+	select {
+	case <-p.fut.Ok():
+		if !p.k.durable {
+			return noSync, nil
+		}
+		return p.k.b.syncedLater(), nil
+	case err := <-p.fut.Err():
+		return nil, fmt.Errorf("bus: put %s: %w", p.key, err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// noSync is the wait of a write with nothing to wait for.
+func noSync(context.Context) error { return nil }
+
 // Wait blocks until the put is stored and returns the key's new revision.
 func (p *PendingPut) Wait(ctx context.Context) (uint64, error) {
 	select {

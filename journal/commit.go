@@ -253,7 +253,7 @@ func (s *Store) AppendEnd(run string, end api.EndEntry) (p Pending, sealed bool,
 		entries[i].Seq = uint64(i + 1)
 	}
 	parts := s.packParts(entries)
-	pending := make(multiPending, 0, len(parts))
+	pending := make([]*bus.Pending, 0, len(parts))
 	for i, part := range parts {
 		key := strconv.Itoa(i)
 		bp, err := s.b.AppendAsync(subject(run, sealedKind, key), msgID(run, sealedKind, key), nil, part)
@@ -262,18 +262,32 @@ func (s *Store) AppendEnd(run string, end api.EndEntry) (p Pending, sealed bool,
 		}
 		pending = append(pending, bp)
 	}
-	if err := pending.Wait(ctx); err != nil {
-		return nil, true, s.release(run, d, fmt.Errorf("journal: end of run %s: %w", run, err))
+	// Stored, so that the run is indexed after; on disk (the returned wait)
+	// with the index's own writes, in one sync under the always policy.
+	var durable syncWaits
+	for _, bp := range pending {
+		w, err := bp.Stored(ctx)
+		if err != nil {
+			return nil, true, s.release(run, d, fmt.Errorf("journal: end of run %s: %w", run, err))
+		}
+		durable = append(durable, w)
 	}
 	s.whole.Store(run, true)
-	return stored{}, true, s.release(run, d, nil)
+	return durable, true, s.release(run, d, nil)
 }
 
-// stored is a Pending already stored.
-type stored struct{}
+// syncWaits is a Pending of writes stored, waiting for them to be on disk.
+type syncWaits []func(context.Context) error
 
 // Wait implements Pending.
-func (stored) Wait(context.Context) error { return nil }
+func (w syncWaits) Wait(ctx context.Context) error {
+	for _, wait := range w {
+		if err := wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Drop forgets run's deferred journal, if any, without writing it: the run
 // stopped before its first output (its node is shutting down), or its
@@ -292,15 +306,3 @@ func (s *Store) Drop(run string) {
 // errDropped is the error of a deferred journal dropped.
 var errDropped = errors.New("journal: the run stopped before its first output; nothing of it was kept")
 
-// multiPending waits for several appends.
-type multiPending []*bus.Pending
-
-// Wait implements Pending.
-func (m multiPending) Wait(ctx context.Context) error {
-	for _, p := range m {
-		if err := p.Wait(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
-}

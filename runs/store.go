@@ -143,8 +143,17 @@ func (s *Store) PutKeepOld(ctx context.Context, rec api.Run, prevStatus string, 
 		}
 		puts = append(puts, p)
 	}
+	// Every put acknowledged, then one sync for all (under the always policy).
+	durable := make([]func(context.Context) error, 0, len(puts))
 	for _, p := range puts {
-		if _, err := p.Wait(ctx); err != nil {
+		d, err := p.Stored(ctx)
+		if err != nil {
+			return none, err
+		}
+		durable = append(durable, d)
+	}
+	for _, d := range durable {
+		if err := d(ctx); err != nil {
 			return none, err
 		}
 	}
