@@ -305,4 +305,3 @@ func (s *Store) Drop(run string) {
 
 // errDropped is the error of a deferred journal dropped.
 var errDropped = errors.New("journal: the run stopped before its first output; nothing of it was kept")
-
