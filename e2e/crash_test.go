@@ -65,6 +65,17 @@ func (k *keyCounter) snapshot() (map[string]int, int) {
 	return c, k.total
 }
 
+// crashSetup starts a partner service that counts requests by idempotency
+// key, and an engine on a fresh data dir.
+func crashSetup(t *testing.T) (counter *keyCounter, partner *httptest.Server, dir string, eng *engineProc) {
+	t.Helper()
+	counter = &keyCounter{counts: map[string]int{}}
+	partner = httptest.NewServer(counter)
+	t.Cleanup(partner.Close)
+	dir = t.TempDir()
+	return counter, partner, dir, startEngine(t, dir)
+}
+
 // killAfter polls until the partner has had requests requests, then kills
 // eng with SIGKILL and waits for it to be gone.
 func killAfter(t *testing.T, ctx context.Context, counter *keyCounter, eng *engineProc, requests int) {
@@ -96,11 +107,7 @@ def main(input):
 // journaled result is executed again, and a step caught in flight is executed
 // again with the same idempotency key.
 func TestSIGKILLLosesNoRun(t *testing.T) {
-	counter := &keyCounter{counts: map[string]int{}}
-	partner := httptest.NewServer(counter)
-	defer partner.Close()
-	dir := t.TempDir()
-	eng := startEngine(t, dir)
+	counter, partner, dir, eng := crashSetup(t)
 	c := client.New(eng.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -145,11 +152,7 @@ func TestSIGKILLLosesNoRun(t *testing.T) {
 // from a run the restarted engine knows, and completes; and every run it
 // knows ends.
 func TestSIGKILLDuringTriggers(t *testing.T) {
-	counter := &keyCounter{counts: map[string]int{}}
-	partner := httptest.NewServer(counter)
-	defer partner.Close()
-	dir := t.TempDir()
-	eng := startEngine(t, dir)
+	counter, partner, dir, eng := crashSetup(t)
 	c := client.New(eng.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
