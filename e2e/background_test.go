@@ -133,15 +133,23 @@ func TestBackgroundNode(t *testing.T) {
 	}
 }
 
+// sleepingInBackground starts, detached, a run that puts kv "before" then
+// sleeps d and returns result, and waits until it sleeps on dir's
+// background node; it returns the run's id and the node's pid.
+func sleepingInBackground(t *testing.T, env []string, dir, d, result string) (id string, pid int) {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "slow.star")
+	os.WriteFile(script, []byte(fmt.Sprintf("def main(input):\n    kv.put('before', 1)\n    sleep(%q)\n    return %q\n", d, result)), 0o644)
+	id = detachUntilSleeping(t, env, script)
+	return id, backgroundPID(t, dir)
+}
+
 // TestBackgroundNodeCrash: a background node killed with SIGKILL while a run
 // sleeps leaves a stale ctl-node.json; the next command starts a new node,
 // which continues the run to its end.
 func TestBackgroundNodeCrash(t *testing.T) {
 	dir, env := backgroundDir(t)
-	script := filepath.Join(t.TempDir(), "slow.star")
-	os.WriteFile(script, []byte("def main(input):\n    kv.put('before', 1)\n    sleep('2s')\n    return 'woke'\n"), 0o644)
-	id := detachUntilSleeping(t, env, script)
-	pid := backgroundPID(t, dir)
+	id, pid := sleepingInBackground(t, env, dir, "2s", "woke")
 	syscall.Kill(pid, syscall.SIGKILL)
 	waitGone(t, pid, 5*time.Second)
 
@@ -350,10 +358,7 @@ func holdsFile(pid int, path string) bool {
 // node when it dies says that the node stopped and where its log is.
 func TestBackgroundNodeDiesUnderACommand(t *testing.T) {
 	dir, env := backgroundDir(t)
-	script := filepath.Join(t.TempDir(), "slow.star")
-	os.WriteFile(script, []byte("def main(input):\n    kv.put('before', 1)\n    sleep('1h')\n    return 'never'\n"), 0o644)
-	id := detachUntilSleeping(t, env, script)
-	pid := backgroundPID(t, dir)
+	id, pid := sleepingInBackground(t, env, dir, "1h", "never")
 	// Kill the node once the command has a connection open (to the node:
 	// it has found it).
 	cmd, stderr := startCtlUntil(t, env, "connect", connectedTo, "runs", "wait", id)
