@@ -32,6 +32,10 @@ const (
 	// messages from the executing node's worker:
 	// drover.reply.<node>.<nonce>.<token>.
 	ReplyPrefix = "drover.reply."
+	// ExecPrefix is the subject prefix of steps sent directly to the node
+	// that executes them, core messages answered on a coordinator's reply
+	// subject: drover.exec.<node>.
+	ExecPrefix = "drover.exec."
 
 	// RunsBucket is the runs index: one record per run and attribute index keys.
 	RunsBucket = "drover_runs"
@@ -91,6 +95,10 @@ func CancelSubject(run string) string { return CancelPrefix + run }
 // incarnation (node, and a nonce that tells its restarts apart): a reply's
 // subject is the prefix and a token; subscribe to the prefix and "*".
 func ReplyInbox(node, nonce string) string { return ReplyPrefix + node + "." + nonce + "." }
+
+// ExecSubject returns the subject on which node receives steps sent
+// directly (package dispatch).
+func ExecSubject(node string) string { return ExecPrefix + node }
 
 // StepSubject returns the subject on which node receives step envelopes.
 func StepSubject(node string) string { return StepsPrefix + node }

@@ -12,8 +12,8 @@
 //     where the journal ends;
 //   - a live step (step.go): its id assigned by the interpreter, placed on a
 //     node, its call journaled, executed in-process when placement picks this
-//     node or dispatched to that node's worker (dispatch.go), and its result
-//     journaled before the script sees it;
+//     node or dispatched to that node's worker (package dispatch), and its
+//     result journaled before the script sees it;
 //   - the worker (worker.go): executing steps on this node, with retries,
 //     resource units and deadlines;
 //   - durable timers (timer.go), cancellation (cancel.go), and adoption of

@@ -1,6 +1,10 @@
 package engine
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/droverhq/drover/dispatch"
+)
 
 // Causes of a run's context ending, and of a step's dispatch failing. None
 // reaches the API: a run interrupted by one of them is left unfinished in
@@ -16,7 +20,7 @@ var (
 	errCancelled = errors.New("engine: run cancelled")
 	// errNodeLost reports that the node executing a dispatched step stopped
 	// heartbeating before it answered.
-	errNodeLost = errors.New("engine: executing node lost")
+	errNodeLost = dispatch.ErrNodeLost
 	// errSuspended unwinds the script when a durable timer parks the run.
 	errSuspended = errors.New("engine: run parked until its timer fires")
 )

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/deploy"
+	"github.com/droverhq/drover/dispatch"
 	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/limits"
 	"github.com/droverhq/drover/meter"
@@ -71,7 +73,7 @@ type Node struct {
 	cluster  *cluster.Membership
 	view     *placement.MemView // live nodes' readings, when placement is Adaptive
 	peers    meter.PeerBindings
-	dispatch *dispatcher
+	dispatch *dispatch.Dispatcher
 	worker   *worker
 
 	baseCtx    context.Context // ends when the node stops
@@ -147,11 +149,11 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		b.Close()
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	n.cluster = cluster.New(cluster.Options{Bus: b, Name: opts.Name, HTTP: opts.AdvertiseHTTP, Logger: &n.log, Features: journal.Features,
+	n.cluster = cluster.New(cluster.Options{Bus: b, Name: opts.Name, HTTP: opts.AdvertiseHTTP, Logger: &n.log, Features: slices.Concat(journal.Features, []string{dispatch.Feature}),
 		HeartbeatEvery: opts.HeartbeatEvery, Reading: n.readMeter, OnPeer: n.onPeer, OnLost: n.onLost,
 		Upgrades: []cluster.Upgrade{{Feature: journal.FeatureRunLog, Apply: b.EnableRunLog}}})
 	n.worker = newWorker(n)
-	if n.dispatch, err = newDispatcher(b, n.journal, n.cluster, opts.Name); err != nil {
+	if n.dispatch, err = dispatch.New(dispatch.Options{Bus: b, Journal: n.journal, Cluster: n.cluster, Node: opts.Name, Nonce: newNonce()}); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -224,7 +226,7 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.stopStreams()
 	n.worker.stop()
-	n.dispatch.close()
+	n.dispatch.Close()
 	n.stopCancels()
 	n.cancelBase(errShutdown)
 	n.sealer.Wait()

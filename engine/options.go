@@ -92,8 +92,9 @@ type Options struct {
 	// NoRecovery skips adopting this node's unfinished runs at start (ctl's
 	// read-only commands use it: they should not run anything).
 	NoRecovery bool
-	// AlwaysDispatch sends even co-located steps through the STEPS stream to the
-	// node's own worker; benchmarks and tests use it to measure that path.
+	// AlwaysDispatch dispatches even co-located steps to the node's own
+	// worker (directly or through its inbox, as another node's); benchmarks
+	// and tests use it to measure those paths.
 	AlwaysDispatch bool
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/dispatch"
 	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/placement"
@@ -59,10 +60,11 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 	colocated := dec.Node == r.n.opts.Name && (step.Local || !r.n.opts.AlwaysDispatch)
 	var folded *api.CallEntry
 	switch {
-	case call == nil && colocated && r.n.foldable(step):
-		// Executed here, and short: the call is journaled with its result,
-		// in one entry. Should the run stop before, nothing is journaled and
-		// recovery executes the step again under the same idempotency key.
+	case call == nil && r.n.foldable(step) && (colocated || r.n.direct(args)):
+		// Short, and executed here or sent directly: the call is journaled
+		// with its result, in one entry. Should the run stop before, nothing
+		// is journaled and recovery executes the step again under the same
+		// idempotency key.
 		folded = &api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}
 	case call == nil:
 		if err := r.unacked.Append(api.EntryCall, id, api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}); err != nil {
@@ -81,23 +83,25 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 	var err error
 	if colocated {
 		res = r.n.worker.execute(ctx, step, r.id, id, args, demands)
-		res.Call = folded
 		if res.Error != nil && errors.Is(context.Cause(r.ctx), errShutdown) {
 			// Interrupted by shutdown: leave the call without a result so that
 			// recovery executes it again with the same idempotency key.
 			return nil, &script.StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodeCancelled, Message: cancelReason(r.ctx)}
 		}
-		if res, err = r.n.journal.AppendResult(ctx, r.id, res); err != nil {
-			return nil, r.journalFailed(err)
-		}
 	} else {
-		env := Envelope{Run: r.id, Step: id, Attempt: attempt, Builtin: step.Name, Args: args, Key: r.id + "/" + id,
+		env := dispatch.Envelope{Run: r.id, Step: id, Attempt: attempt, Builtin: step.Name, Args: args, Key: r.id + "/" + id,
 			Deadline: time.Now().Add(step.Budget(args, r.n.opts.StepTimeout)), Demand: demands}
-		if res, err = r.dispatchUntilDone(ctx, step, dec, env); err != nil {
+		if res, err = r.dispatchUntilDone(ctx, step, dec, env, folded); err != nil {
 			if errors.Is(err, bus.ErrClosed) || !errors.As(err, new(*script.StepFailure)) {
 				return nil, r.journalFailed(err)
 			}
 			return nil, err
+		}
+	}
+	if colocated || folded != nil { // the result is the coordinator's to journal
+		res.Call = folded
+		if res, err = r.n.journal.AppendResult(ctx, r.id, res); err != nil {
+			return nil, r.journalFailed(err)
 		}
 	}
 	if err := r.unacked.Wait(ctx); err != nil {
@@ -119,19 +123,33 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 }
 
 // dispatchUntilDone dispatches a step and, if the executing node is lost
-// before answering, places it again (attempt + 1, same idempotency key,
-// journaled as a place entry) unless the lost node had journaled its result
-// already.
-func (r *run) dispatchUntilDone(ctx context.Context, step *builtins.Step, dec placement.Decision, env Envelope) (api.ResultEntry, error) {
+// before answering, places it again (attempt + 1, same idempotency key)
+// unless the lost node had journaled its result already. A step whose call
+// is folded into its result (folded) is sent directly and its result, not
+// journaled, is returned; its call records the node that executed it.
+// Another is sent through the node's inbox, its result journaled by the
+// worker, and placed again with a place entry.
+func (r *run) dispatchUntilDone(ctx context.Context, step *builtins.Step, dec placement.Decision, env dispatch.Envelope, folded *api.CallEntry) (api.ResultEntry, error) {
 	for {
-		res, err := r.n.dispatch.send(ctx, dec.Node, env)
-		if !errors.Is(err, errNodeLost) {
+		var res api.ResultEntry
+		var err error
+		if folded != nil {
+			res, err = r.n.dispatch.Call(ctx, dec.Node, env)
+		} else {
+			res, err = r.n.dispatch.Send(ctx, dec.Node, env)
+		}
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return api.ResultEntry{}, &script.StepFailure{Builtin: step.Name, Step: env.Step, Code: builtins.CodeCancelled, Message: cancelReason(ctx)}
+		case !errors.Is(err, errNodeLost):
 			return res, err
 		}
-		if prev, err := r.n.journal.LookupResult(ctx, r.id, env.Step); err != nil {
-			return api.ResultEntry{}, err
-		} else if prev != nil {
-			return *prev, nil
+		if folded == nil {
+			if prev, err := r.n.journal.LookupResult(ctx, r.id, env.Step); err != nil {
+				return api.ResultEntry{}, err
+			} else if prev != nil {
+				return *prev, nil
+			}
 		}
 		lost := dec.Node
 		if dec, err = r.n.place(ctx, placement.Request{Run: r.id, Step: env.Step, Builtin: step.Name, Coordinator: r.n.opts.Name, Demands: env.Demand}); err != nil {
@@ -139,11 +157,18 @@ func (r *run) dispatchUntilDone(ctx context.Context, step *builtins.Step, dec pl
 		}
 		env.Attempt++
 		r.log.Warn().Str("step", env.Step).Str("lost", lost).Str("node", dec.Node).Int("attempt", env.Attempt).Msg("executing node lost; step placed again")
-		if err := r.placedAgain(env.Step, env.Attempt, dec, "node "+lost+" was lost before it answered"); err != nil {
+		why := "node " + lost + " was lost before it answered"
+		if folded != nil {
+			folded.Node, folded.Reason = dec.Node, dec.Reason+"; "+why
+		} else if err := r.placedAgain(env.Step, env.Attempt, dec, why); err != nil {
 			return api.ResultEntry{}, err
 		}
 		if dec.Node == r.n.opts.Name && !r.n.opts.AlwaysDispatch {
-			return r.n.journal.AppendResult(ctx, r.id, r.n.worker.execute(ctx, step, r.id, env.Step, env.Args, env.Demand))
+			res := r.n.worker.execute(ctx, step, r.id, env.Step, env.Args, env.Demand)
+			if folded != nil {
+				return res, nil
+			}
+			return r.n.journal.AppendResult(ctx, r.id, res)
 		}
 	}
 }
@@ -168,6 +193,13 @@ const foldBelow = 2 * time.Millisecond
 func (n *Node) foldable(step *builtins.Step) bool {
 	return n.cluster.AllHave(journal.FeatureFoldedCall) &&
 		(step.Local || placement.MeasuredShort(n.opts.Placement, step.Name, foldBelow))
+}
+
+// direct reports whether a short step placed on another node can be sent
+// there directly (package dispatch): every node answers direct calls, and
+// its arguments travel in the request.
+func (n *Node) direct(args json.RawMessage) bool {
+	return n.cluster.AllHave(dispatch.Feature) && !n.journal.IsLarge(args)
 }
 
 // place asks the placement policy for a node and counts the decision in this

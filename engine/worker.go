@@ -14,6 +14,7 @@ import (
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/dispatch"
 	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/starlark/builtins"
@@ -45,14 +46,27 @@ func newWorker(n *Node) *worker {
 	return &worker{n: n, env: env, tracer: n.tracer, cancels: map[string]map[*int]context.CancelFunc{}}
 }
 
-// start consumes this node's step inbox.
-func (w *worker) start(ctx context.Context) (err error) {
-	w.halt, err = w.n.bus.ConsumeSteps(ctx, w.n.opts.Name, w.handle)
-	return err
+// start consumes this node's step inbox and answers the steps sent to it
+// directly.
+func (w *worker) start(ctx context.Context) error {
+	n := w.n
+	halt, err := n.bus.ConsumeSteps(ctx, n.opts.Name, w.handle)
+	if err != nil {
+		return err
+	}
+	stopDirect, err := dispatch.Serve(n.bus, n.journal, n.opts.Name, n.baseCtx, w.direct, func(err error, env dispatch.Envelope) {
+		n.log.Error().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("direct step: no answer sent; the coordinator sends it again")
+	})
+	if err != nil {
+		halt()
+		return err
+	}
+	w.halt = func() { stopDirect(); halt() }
+	return nil
 }
 
 // stop stops consuming and waits for the steps being executed, which are
-// journaled before it returns.
+// journaled (or answered) before it returns.
 func (w *worker) stop() {
 	w.halt()
 	w.mu.Lock()
@@ -61,27 +75,72 @@ func (w *worker) stop() {
 	w.wg.Wait()
 }
 
-// handle executes a dispatched step, journals the result (write-once: if
+// take counts a step about to be executed from the inbox or sent directly;
+// false once the worker stopped.
+func (w *worker) take() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.wg.Add(1)
+	}
+	return !w.stopped
+}
+
+// handle executes a step from the inbox, journals the result (write-once: if
 // another attempt already wrote it, that result stands) and notifies the
 // coordinator.
 func (w *worker) handle(m bus.StepMsg) {
-	w.mu.Lock()
-	if w.stopped {
-		w.mu.Unlock()
+	if !w.take() {
 		m.Nak()
 		return
 	}
-	w.wg.Add(1)
-	w.mu.Unlock()
 	defer w.wg.Done()
 	n := w.n
-	var env Envelope
+	var env dispatch.Envelope
 	if err := json.Unmarshal(m.Data, &env); err != nil {
 		n.log.Error().Err(err).Msg("dropping malformed step envelope")
 		m.Ack()
 		return
 	}
-	ctx := telemetry.Propagator.Extract(n.baseCtx, m.Header)
+	res, ok := w.executeEnvelope(telemetry.Propagator.Extract(n.baseCtx, m.Header), env)
+	if !ok {
+		m.Nak() // interrupted by shutdown: hand the step back, journal nothing
+		return
+	}
+	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer jcancel()
+	res, err := n.journal.AppendResult(jctx, env.Run, res)
+	switch {
+	case errors.Is(err, journal.ErrExists):
+		// Another attempt's result stands but could not be read back: it is
+		// journaled, so the step is done; the coordinator reads it there.
+		n.log.Warn().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("step result already journaled")
+		m.Ack()
+		return
+	case err != nil:
+		n.log.Error().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("journal step result; handing the step back")
+		m.Nak()
+		return
+	}
+	dispatch.Notify(n.bus, n.journal, m.Header, res) // first: the coordinator waits for it
+	m.Ack()
+}
+
+// direct executes a step sent directly (dispatch.Serve): the coordinator
+// journals its result.
+func (w *worker) direct(ctx context.Context, env dispatch.Envelope) (api.ResultEntry, bool) {
+	if !w.take() {
+		return api.ResultEntry{}, false
+	}
+	defer w.wg.Done()
+	return w.executeEnvelope(ctx, env)
+}
+
+// executeEnvelope executes a step sent by a coordinator, this node or
+// another. It returns false if shutdown interrupted the step: nothing is to
+// be journaled or answered.
+func (w *worker) executeEnvelope(ctx context.Context, env dispatch.Envelope) (api.ResultEntry, bool) {
+	n := w.n
 	ctx, cancel := context.WithDeadline(ctx, env.Deadline)
 	defer cancel()
 	defer w.track(env.Run, cancel)()
@@ -97,33 +156,7 @@ func (w *worker) handle(m bus.StepMsg) {
 	} else {
 		res = w.execute(ctx, step, env.Run, env.Step, env.Args, env.Demand)
 	}
-	if res.Error != nil && errors.Is(context.Cause(n.baseCtx), errShutdown) {
-		m.Nak() // interrupted by shutdown: hand the step back, journal nothing
-		return
-	}
-	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer jcancel()
-	res, err = n.journal.AppendResult(jctx, env.Run, res)
-	switch {
-	case errors.Is(err, journal.ErrExists):
-		// Another attempt's result stands but could not be read back: it is
-		// journaled, so the step is done; the coordinator reads it there.
-		n.log.Warn().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("step result already journaled")
-		m.Ack()
-		return
-	case err != nil:
-		n.log.Error().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("journal step result; handing the step back")
-		m.Nak()
-		return
-	}
-	if reply := m.Header.Get(hdrReply); reply != "" {
-		data, _ := api.EncodeJSON(res)
-		if n.journal.IsLarge(data) {
-			data = nil // the coordinator reads it from the journal
-		}
-		n.bus.Publish(reply, nil, data) // first: the coordinator waits for it
-	}
-	m.Ack()
+	return res, res.Error == nil || !errors.Is(context.Cause(n.baseCtx), errShutdown)
 }
 
 // execute performs a step on this node, retrying retryable failures per the

@@ -1,0 +1,79 @@
+package dispatch
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/meter"
+	"github.com/droverhq/drover/starlark/builtins"
+)
+
+func TestWireRoundTrip(t *testing.T) {
+	envs := []Envelope{
+		{Run: "01JCZ0Q8Y5T3J4B2N6X7W9V0RA", Step: "1.2", Attempt: 3, Builtin: "http.get", Args: json.RawMessage(`{"url":"http://x"}`),
+			ArgsRef: "sha256-ab", Deadline: time.Unix(0, 1_700_000_000_123_456_789).UTC(), Key: "01JCZ0Q8Y5T3J4B2N6X7W9V0RA/1.2",
+			Demand: []meter.Demand{{Resource: "github_api", Amount: 1}, {Resource: "db", Amount: 0.25}}},
+		{Run: "r", Step: "1"}, // zero deadline, no arguments, no demand
+	}
+	for _, env := range envs {
+		got, err := decodeEnvelope(encodeEnvelope(env))
+		if err != nil || !reflect.DeepEqual(got, env) {
+			t.Errorf("envelope: %+v, %v; want %+v", got, err, env)
+		}
+	}
+	results := []api.ResultEntry{
+		{Step: "1.2", Value: json.RawMessage(`[1,"a"]`), Node: "n2", Attempts: 2, Start: time.Unix(0, 1_700_000_000_000_000_001).UTC(), Duration: 1500 * time.Microsecond, SpanID: "0123456789abcdef"},
+		{Step: "3", Error: &builtins.StepError{Code: builtins.CodeTimeout, Message: "http.get: no answer within 30s", Retryable: true}, Node: "n1", Attempts: 5},
+		{Step: "4", Error: &builtins.StepError{Code: "http", Message: "404"}},
+	}
+	for _, res := range results {
+		got, err := decodeResult(encodeResult(res))
+		if err != nil || !reflect.DeepEqual(got, res) {
+			t.Errorf("result: %+v, %v; want %+v", got, err, res)
+		}
+	}
+}
+
+// TestWireRejectsMalformed: every truncation, trailing bytes and another
+// version are errors, never a panic or a partial value.
+func TestWireRejectsMalformed(t *testing.T) {
+	env := encodeEnvelope(Envelope{Run: "r", Step: "1", Builtin: "b", Args: json.RawMessage(`1`), Deadline: time.Now(), Demand: []meter.Demand{{Resource: "x", Amount: 1}}})
+	res := encodeResult(api.ResultEntry{Step: "1", Value: json.RawMessage(`1`), Error: &builtins.StepError{Code: "c", Message: "m"}, Node: "n", Start: time.Now()})
+	for i := range len(env) {
+		if _, err := decodeEnvelope(env[:i]); err == nil {
+			t.Errorf("envelope cut at %d of %d decoded", i, len(env))
+		}
+	}
+	for i := range len(res) {
+		if _, err := decodeResult(res[:i]); err == nil {
+			t.Errorf("result cut at %d of %d decoded", i, len(res))
+		}
+	}
+	if _, err := decodeEnvelope(append(env, 0)); err == nil {
+		t.Error("envelope with a trailing byte decoded")
+	}
+	other := append([]byte{wireVersion + 1}, env[1:]...)
+	if _, err := decodeEnvelope(other); err == nil || !strings.Contains(err.Error(), "unknown version") {
+		t.Errorf("another version: %v", err)
+	}
+	if _, err := decodeEnvelope([]byte(`{"run":"r"}`)); err == nil {
+		t.Error("JSON decoded as the wire form")
+	}
+}
+
+// TestWireCoversEveryField fails when Envelope or api.ResultEntry gains a
+// field: add it to wire.go, or a direct step would lose it on the way.
+func TestWireCoversEveryField(t *testing.T) {
+	for _, c := range []struct {
+		v      any
+		fields int
+	}{{Envelope{}, 9}, {api.ResultEntry{}, 9}, {builtins.StepError{}, 3}, {meter.Demand{}, 2}} {
+		if n := reflect.TypeOf(c.v).NumField(); n != c.fields {
+			t.Errorf("%T has %d fields, the wire form knows %d: encode the new ones in wire.go (api.ResultEntry.Call is the coordinator's and is not sent)", c.v, n, c.fields)
+		}
+	}
+}
