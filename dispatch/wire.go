@@ -29,9 +29,12 @@ var errWire = errors.New("dispatch: malformed direct message")
 // encoder appends fields to a buffer.
 type encoder []byte
 
-func (e *encoder) str(s string)   { *e = binary.AppendUvarint(*e, uint64(len(s))); *e = append(*e, s...) }
-func (e *encoder) bytes(b []byte) { *e = binary.AppendUvarint(*e, uint64(len(b))); *e = append(*e, b...) }
-func (e *encoder) int(i int64)    { *e = binary.AppendVarint(*e, i) }
+func (e *encoder) str(s string) { *e = binary.AppendUvarint(*e, uint64(len(s))); *e = append(*e, s...) }
+func (e *encoder) bytes(b []byte) {
+	*e = binary.AppendUvarint(*e, uint64(len(b)))
+	*e = append(*e, b...)
+}
+func (e *encoder) int(i int64) { *e = binary.AppendVarint(*e, i) }
 func (e *encoder) time(t time.Time) {
 	if t.IsZero() {
 		e.int(math.MinInt64)
