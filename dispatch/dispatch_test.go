@@ -230,3 +230,27 @@ func TestServeRemembersBoundedAnswers(t *testing.T) {
 		t.Fatalf("by age: %d answers", len(s.answers))
 	}
 }
+
+// TestServeDropsMalformedRequest: a request that does not decode (JSON, a
+// node of another build) is dropped and said so; the node goes on answering.
+func TestServeDropsMalformedRequest(t *testing.T) {
+	f := newFixture(t)
+	errs := make(chan error, 4)
+	var execs atomic.Int64
+	stop, err := Serve(f.b, f.j, "n2", context.Background(), echo(&execs), func(err error, _ Envelope) { errs <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	for _, data := range [][]byte{[]byte(`{"run":"r1"}`), nil, {wireVersion, 0xff}} {
+		if err := f.b.Publish(bus.ExecSubject("n2"), nil, data); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errs; !strings.Contains(err.Error(), "dropping a direct request") {
+			t.Errorf("%q: %v", data, err)
+		}
+	}
+	if res, err := f.d.Call(context.Background(), "n2", envelope("1")); err != nil || execs.Load() != 1 || string(res.Value) != `"hi"` {
+		t.Fatalf("after malformed requests: %+v, %v", res, err)
+	}
+}

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -65,7 +66,7 @@ func Serve(b *bus.Bus, j *journal.Store, node string, base context.Context, hand
 func (s *server) receive(m bus.Msg) {
 	env, err := decodeEnvelope(m.Data)
 	if err != nil {
-		s.log(err, env)
+		s.log(fmt.Errorf("dispatch: dropping a direct request: %w", err), env)
 		return
 	}
 	reply := m.Header.Get(hdrReply)
@@ -131,7 +132,7 @@ func (s *server) execute(hdr bus.Header, reply, key string, env Envelope) {
 	if s.journal.IsLarge(data) {
 		ref, err := s.journal.PutValue(s.base, res.Value)
 		if err != nil {
-			s.log(err, env) // no answer: the request is sent again
+			s.log(fmt.Errorf("dispatch: store a large result, to answer with it (the coordinator sends the request again): %w", err), env)
 			s.mu.Lock()
 			delete(s.inFlight, key)
 			s.mu.Unlock()
@@ -147,7 +148,7 @@ func (s *server) execute(hdr bus.Header, reply, key string, env Envelope) {
 
 func (s *server) send(reply string, hdr bus.Header, data []byte, env Envelope) {
 	if err := s.b.Publish(reply, hdr, data); err != nil {
-		s.log(err, env)
+		s.log(fmt.Errorf("dispatch: answer (the coordinator sends the request again): %w", err), env)
 	}
 }
 

@@ -55,7 +55,7 @@ func (w *worker) start(ctx context.Context) error {
 		return err
 	}
 	stopDirect, err := dispatch.Serve(n.bus, n.journal, n.opts.Name, n.baseCtx, w.direct, func(err error, env dispatch.Envelope) {
-		n.log.Error().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("direct step: no answer sent; the coordinator sends it again")
+		n.log.Error().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("direct step")
 	})
 	if err != nil {
 		halt()
