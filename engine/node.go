@@ -74,6 +74,7 @@ type Node struct {
 	view     *placement.MemView // live nodes' readings, when placement is Adaptive
 	peers    meter.PeerBindings
 	dispatch *dispatch.Dispatcher
+	profiles *placement.Profiles // builtins as measured here: the placement policy's when it learns
 	worker   *worker
 
 	baseCtx    context.Context // ends when the node stops
@@ -142,6 +143,10 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	if n.opts.Placement == nil {
 		n.view = placement.NewMemView(opts.HeartbeatEvery*cluster.NodeTimeout/cluster.HeartbeatEvery, nil)
 		n.opts.Placement = placement.NewAdaptive(n.view, placement.Options{})
+	}
+	n.profiles = placement.NewProfiles(0)
+	if l, ok := n.opts.Placement.(placement.Learner); ok {
+		n.profiles = l.Profiles()
 	}
 	isLive := func(node string) bool { return n.cluster.IsLive(node) }
 	shared := limits.New(limits.Options{Bus: b, Node: opts.Name, IsLive: isLive, Context: n.baseCtx, Logger: &n.log})

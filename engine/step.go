@@ -112,6 +112,8 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 	r.mu.Unlock()
 	if obs, ok := r.n.opts.Placement.(placement.Learner); ok {
 		obs.Observe(step.Name, res.Duration, -1, -1)
+	} else {
+		r.n.profiles.Observe(step.Name, res.Duration, -1, -1)
 	}
 	if e := r.log.Debug(); e.Enabled() {
 		e.Str("step", id).Str("builtin", step.Name).Str("exec_node", res.Node).Dur("took", res.Duration).Bool("ok", res.Error == nil).Msg("step")
@@ -188,11 +190,12 @@ func (r *run) placedAgain(id string, attempt int, dec placement.Decision, why st
 // the next attempt if the run is adopted meanwhile.
 const foldBelow = 2 * time.Millisecond
 
-// foldable reports whether a co-located step's call can wait for its result:
-// a side value, or a builtin this node has measured as short.
+// foldable reports whether a step's call can wait for its result: a side
+// value, or a builtin this node has measured as short (whatever its
+// placement policy: one that does not learn has the node measure for it).
 func (n *Node) foldable(step *builtins.Step) bool {
 	return n.cluster.AllHave(journal.FeatureFoldedCall) &&
-		(step.Local || placement.MeasuredShort(n.opts.Placement, step.Name, foldBelow))
+		(step.Local || n.profiles.Short(step.Name, foldBelow))
 }
 
 // direct reports whether a short step placed on another node can be sent

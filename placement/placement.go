@@ -82,18 +82,6 @@ type Learner interface {
 	Profiles() *Profiles
 }
 
-// MeasuredShort reports whether policy p has measured builtin at least three
-// times and its typical wall time is under below. A policy that does not
-// learn has measured nothing.
-func MeasuredShort(p Policy, builtin string, below time.Duration) bool {
-	l, ok := p.(Learner)
-	if !ok {
-		return false
-	}
-	pr, measured := l.Profiles().Get(builtin)
-	return measured && pr.Samples >= 3 && pr.Wall < below
-}
-
 // A NoNodeError says why no node could take a step. It wraps ErrNoNode.
 type NoNodeError struct {
 	Builtin string

@@ -56,6 +56,13 @@ func NewProfiles(alpha float64) *Profiles {
 	return &Profiles{alpha: alpha, m: map[string]Profile{}}
 }
 
+// Short reports whether builtin was measured at least three times and its
+// typical wall time is under below.
+func (p *Profiles) Short(builtin string, below time.Duration) bool {
+	pr, measured := p.Get(builtin)
+	return measured && pr.Samples >= 3 && pr.Wall < below
+}
+
 // Observe learns from one completed step (or failed attempt) of builtin. A
 // negative cpu or mem means it was not measured: that average is left as it
 // is (a first sample without CPU time assumes the step computed throughout).
