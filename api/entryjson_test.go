@@ -73,3 +73,21 @@ func BenchmarkEncodeResultEntry(b *testing.B) {
 		}
 	})
 }
+
+// TestAppendJSONAppends: AppendJSON writes after what buf holds, by hand or
+// through encoding/json, the bytes EncodeJSON returns.
+func TestAppendJSONAppends(t *testing.T) {
+	for _, v := range []any{
+		ResultEntry{Step: "1", Value: json.RawMessage(`"<a>"`), Node: "n1", Start: time.Unix(1, 2).UTC()}, // by hand
+		TagEntry{Attrs: map[string]string{"customer": "a&b"}},                                            // encoding/json
+	} {
+		want, err := EncodeJSON(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := AppendJSON([]byte("prefix:"), v)
+		if err != nil || string(got) != "prefix:"+string(want) {
+			t.Errorf("%T: %s, %v; want prefix:%s", v, got, err, want)
+		}
+	}
+}

@@ -86,6 +86,9 @@ func journalStreamOf(subject string) string {
 		return JournalStream
 	}
 	digits, _, _ := strings.Cut(rest, ".")
+	if digits == "" { // partition 0: drover.journal.<run>…
+		return JournalStream
+	}
 	p, err := strconv.Atoi(digits)
 	if err != nil {
 		return JournalStream

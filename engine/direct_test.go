@@ -81,16 +81,7 @@ func TestDirectStepPlacedAgainWhenNodeLost(t *testing.T) {
 	var execs atomic.Int64
 	learner := placement.NewAdaptive(placement.NewMemView(time.Minute, nil), placement.Options{})
 	n := newTestNode(t, Options{Registry: testRegistry(&execs), Placement: ghostLearner{&firstGhost{placed: map[string]int{}}, learner}})
-	bustest.PollUntil(t, func() bool {
-		lost, release := n.cluster.Lost("ghost")
-		defer release()
-		select {
-		case <-lost:
-			return true
-		default:
-			return false
-		}
-	})
+	waitLost(t, n, "ghost")
 	end := runScript(t, n, fiveEchoes, "")
 	if end.Status != api.StatusCompleted || string(end.Result) != "7" || execs.Load() != 5 {
 		t.Fatalf("run: %s %s %+v, %d executions", end.Status, end.Result, end.Error, execs.Load())

@@ -35,6 +35,21 @@ func (p *firstGhost) Place(_ context.Context, req placement.Request) (placement.
 	return placement.Decision{Node: req.Coordinator, Reason: "test: then the coordinator"}, nil
 }
 
+// waitLost waits until n counts node as lost.
+func waitLost(t *testing.T, n *Node, node string) {
+	t.Helper()
+	bustest.PollUntil(t, func() bool {
+		lost, release := n.cluster.Lost(node)
+		defer release()
+		select {
+		case <-lost:
+			return true
+		default:
+			return false
+		}
+	})
+}
+
 // TestStepPlacedAgainShowsEachAttempt: a step whose executing node is lost
 // before it answers is placed again, and the run's detail shows each
 // placement: node, reason, and why it was placed again.
@@ -45,16 +60,7 @@ func TestStepPlacedAgainShowsEachAttempt(t *testing.T) {
 	bustest.PollUntil(t, func() bool {
 		return n.cluster.IsLive("n1") && len(n.cluster.Nodes()) == 1 && n.cluster.Nodes()[0].Age >= 0
 	})
-	bustest.PollUntil(t, func() bool {
-		lost, release := n.cluster.Lost("ghost")
-		defer release()
-		select {
-		case <-lost:
-			return true
-		default:
-			return false
-		}
-	})
+	waitLost(t, n, "ghost")
 	end := runScript(t, n, "def main(input):\n    return test.echo(7)\n", "")
 	if end.Status != api.StatusCompleted || string(end.Result) != "7" || execs.Load() != 1 {
 		t.Fatalf("run: %s %s %+v, %d executions", end.Status, end.Result, end.Error, execs.Load())

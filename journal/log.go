@@ -76,14 +76,16 @@ func (l *Log) Append(ctx context.Context, kind api.EntryKind, key string, entry 
 
 // appendLocked is Append, l.mu held.
 func (l *Log) appendLocked(ctx context.Context, kind api.EntryKind, key string, entry any) error {
-	data, err := api.EncodeJSON(entry)
+	msg, data, err := encodeLogMessage(kind, key, entry)
 	if err != nil {
 		return fmt.Errorf("journal: encode %s entry of run %s: %w", kind, l.run, err)
 	}
-	if data, err = l.s.spill(ctx, data); err != nil {
-		return fmt.Errorf("journal: %s entry of run %s: %w", kind, l.run, err)
+	if l.s.IsLarge(data) {
+		if data, err = l.s.spill(ctx, data); err != nil {
+			return fmt.Errorf("journal: %s entry of run %s: %w", kind, l.run, err)
+		}
+		msg = logMessage(kind, key, data)
 	}
-	msg := logMessage(kind, key, data)
 	subject := subject(l.run, logKind, "")
 	if !l.known {
 		if l.last, err = l.s.b.LastSeq(ctx, subject); err != nil {
@@ -209,16 +211,30 @@ func (p *logPending) Wait(ctx context.Context) error {
 
 // logMessage encodes an entry of a log: its kind, key and data.
 func logMessage(kind api.EntryKind, key string, data []byte) []byte {
-	buf := make([]byte, 0, len(data)+64)
+	buf := appendLogPrefix(make([]byte, 0, len(data)+64), kind, key)
+	buf = append(buf, data...)
+	return append(buf, '}')
+}
+
+// encodeLogMessage is logMessage of entry's encoding, written in place; data
+// is that encoding, within msg.
+func encodeLogMessage(kind api.EntryKind, key string, entry any) (msg, data []byte, err error) {
+	prefix := appendLogPrefix(make([]byte, 0, 512), kind, key)
+	if msg, err = api.AppendJSON(prefix, entry); err != nil {
+		return nil, nil, err
+	}
+	return append(msg, '}'), msg[len(prefix):], nil
+}
+
+// appendLogPrefix appends a log message's start, up to its data.
+func appendLogPrefix(buf []byte, kind api.EntryKind, key string) []byte {
 	buf = append(buf, `{"kind":`...)
 	buf = builtins.AppendJSONString(buf, string(kind))
 	if key != "" {
 		buf = append(buf, `,"key":`...)
 		buf = builtins.AppendJSONString(buf, key)
 	}
-	buf = append(buf, `,"data":`...)
-	buf = append(buf, data...)
-	return append(buf, '}')
+	return append(buf, `,"data":`...)
 }
 
 // isLog reports whether subject is run's log.
