@@ -30,4 +30,5 @@ type Msg struct {
 	Header  Header
 	Data    []byte
 	Seq     uint64 // stream sequence, 0 for core messages
+	Reply   string // a core message's reply subject
 }

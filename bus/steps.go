@@ -93,11 +93,20 @@ func (b *Bus) Publish(subject string, hdr Header, data []byte) error {
 	return nil
 }
 
+// PublishRequest sends a core NATS message whose answer is expected on
+// reply (Msg.Reply where it is received).
+func (b *Bus) PublishRequest(subject, reply string, data []byte) error {
+	if err := b.nc.PublishRequest(subject, reply, data); err != nil {
+		return fmt.Errorf("bus: publish %s: %w", subject, err)
+	}
+	return nil
+}
+
 // Subscribe delivers core messages on subject (wildcards allowed) to handle,
 // in order, on one goroutine, until the returned function is called.
 func (b *Bus) Subscribe(subject string, handle func(Msg)) (unsubscribe func(), err error) {
 	sub, err := b.nc.Subscribe(subject, func(m *nats.Msg) {
-		handle(Msg{Subject: m.Subject, Header: Header(m.Header), Data: m.Data})
+		handle(Msg{Subject: m.Subject, Header: Header(m.Header), Data: m.Data, Reply: m.Reply})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: subscribe %s: %w", subject, err)

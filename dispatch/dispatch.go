@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/journal"
@@ -58,14 +60,9 @@ type Envelope struct {
 	Demand   []meter.Demand  `json:"demand,omitempty"`
 }
 
-// Headers of step envelopes and direct replies.
-const (
-	// hdrReply names where the executing node answers.
-	hdrReply = "Drover-Reply"
-	// hdrValue names the journal value holding a direct reply's result value,
-	// too large to travel in the reply.
-	hdrValue = "Drover-Value"
-)
+// hdrReply is the header of an inbox envelope naming where the worker tells
+// the coordinator that the result is journaled.
+const hdrReply = "Drover-Reply"
 
 // Lost tells when a node is lost: cluster.Membership implements it.
 type Lost interface {
@@ -195,9 +192,11 @@ func (d *Dispatcher) Send(ctx context.Context, node string, env Envelope) (api.R
 func (d *Dispatcher) Call(ctx context.Context, node string, env Envelope) (api.ResultEntry, error) {
 	w := d.waiter()
 	defer w.close()
-	data := encodeEnvelope(env)
-	hdr := w.header(ctx)
-	send := func() error { return d.opts.Bus.Publish(bus.ExecSubject(node), hdr, data) }
+	trace := propagation.MapCarrier{}
+	telemetry.Propagator.Inject(ctx, trace)
+	data := encodeRequest(env, trace)
+	reply := d.inbox + w.token
+	send := func() error { return d.opts.Bus.PublishRequest(bus.ExecSubject(node), reply, data) }
 	if err := send(); err != nil {
 		return api.ResultEntry{}, err
 	}
@@ -206,11 +205,8 @@ func (d *Dispatcher) Call(ctx context.Context, node string, env Envelope) (api.R
 		silence: func() time.Duration { every = min(2*every, 8*d.opts.ResendAfter); return every / 2 },
 		silent:  func() (api.ResultEntry, bool) { send(); return api.ResultEntry{}, false },
 		answer: func(m bus.Msg) (api.ResultEntry, error) {
-			res, err := decodeResult(m.Data)
-			if err != nil {
-				return res, err
-			}
-			if ref := m.Header.Get(hdrValue); ref != "" {
+			res, ref, err := decodeAnswer(m.Data)
+			if err == nil && ref != "" {
 				res.Value, err = d.opts.Journal.Value(ctx, ref)
 			}
 			return res, err

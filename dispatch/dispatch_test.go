@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/bus/bustest"
@@ -72,13 +74,23 @@ func echo(execs *atomic.Int64) Handler {
 	}
 }
 
+// TestCallAnswered: a direct call returns the executing node's result, and
+// the step executes under the caller's trace.
 func TestCallAnswered(t *testing.T) {
 	f := newFixture(t)
 	var execs atomic.Int64
-	f.serve(t, "n2", echo(&execs))
-	res, err := f.d.Call(context.Background(), "n2", envelope("1"))
+	traces := make(chan trace.SpanContext, 1)
+	f.serve(t, "n2", func(ctx context.Context, env Envelope) (api.ResultEntry, bool) {
+		traces <- trace.SpanContextFromContext(ctx)
+		return echo(&execs)(ctx, env)
+	})
+	caller := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled})
+	res, err := f.d.Call(trace.ContextWithSpanContext(context.Background(), caller), "n2", envelope("1"))
 	if err != nil || string(res.Value) != `"hi"` || res.Node != "n2" || res.Step != "1" || execs.Load() != 1 {
 		t.Fatalf("call: %+v, %v, %d executions", res, err, execs.Load())
+	}
+	if got := <-traces; got.TraceID() != caller.TraceID() || got.SpanID() != caller.SpanID() || !got.IsRemote() {
+		t.Fatalf("the step's trace: %v, want the caller's %v", got, caller)
 	}
 }
 
@@ -144,11 +156,11 @@ func TestServeExecutesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop2()
-	if err := f.b.Publish(bus.ExecSubject("n2"), bus.Header{hdrReply: {"test.answer"}}, encodeEnvelope(envelope("1"))); err != nil {
+	if err := f.b.PublishRequest(bus.ExecSubject("n2"), "test.answer", encodeRequest(envelope("1"), nil)); err != nil {
 		t.Fatal(err)
 	}
 	m := <-answers
-	res, err := decodeResult(m.Data)
+	res, _, err := decodeAnswer(m.Data)
 	if err != nil || string(res.Value) != `"hi"` || execs.Load() != 1 {
 		t.Fatalf("answer again: %+v, %v, %d executions", res, err, execs.Load())
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/journal"
@@ -47,7 +49,6 @@ type server struct {
 
 // answer is a reply sent, kept for a request sent again.
 type answer struct {
-	hdr  bus.Header
 	data []byte
 	at   time.Time
 }
@@ -64,12 +65,11 @@ func Serve(b *bus.Bus, j *journal.Store, node string, base context.Context, hand
 
 // receive takes one request, on the subscription's goroutine.
 func (s *server) receive(m bus.Msg) {
-	env, err := decodeEnvelope(m.Data)
+	env, trace, err := decodeRequest(m.Data)
 	if err != nil {
 		s.log(fmt.Errorf("dispatch: dropping a direct request: %w", err), env)
 		return
 	}
-	reply := m.Header.Get(hdrReply)
 	key := env.Key + "/a" + strconv.Itoa(env.Attempt)
 	s.mu.Lock()
 	if s.inFlight[key] {
@@ -78,12 +78,12 @@ func (s *server) receive(m bus.Msg) {
 	}
 	if a, ok := s.answers[key]; ok {
 		s.mu.Unlock()
-		s.send(reply, a.hdr, a.data, env)
+		s.send(m.Reply, a.data, env)
 		return
 	}
 	s.inFlight[key] = true
 	s.mu.Unlock()
-	r := request{hdr: m.Header, reply: reply, key: key, env: env}
+	r := request{trace: trace, reply: m.Reply, key: key, env: env}
 	select {
 	case s.idle <- r:
 	default:
@@ -93,7 +93,7 @@ func (s *server) receive(m bus.Msg) {
 
 // request is a request taken, to be executed.
 type request struct {
-	hdr        bus.Header
+	trace      propagation.MapCarrier
 	reply, key string
 	env        Envelope
 }
@@ -105,7 +105,7 @@ func (s *server) executor(r request) {
 	idle := time.NewTimer(idleFor)
 	defer idle.Stop()
 	for {
-		s.execute(r.hdr, r.reply, r.key, r.env)
+		s.execute(r)
 		idle.Reset(idleFor)
 		select {
 		case r = <-s.idle:
@@ -119,35 +119,36 @@ func (s *server) executor(r request) {
 const idleFor = 10 * time.Second
 
 // execute executes one request's step and answers it.
-func (s *server) execute(hdr bus.Header, reply, key string, env Envelope) {
-	res, ok := s.handle(telemetry.Propagator.Extract(s.base, hdr), env)
+func (s *server) execute(r request) {
+	res, ok := s.handle(telemetry.Propagator.Extract(s.base, r.trace), r.env)
 	if !ok {
-		s.mu.Lock()
-		delete(s.inFlight, key)
-		s.mu.Unlock()
+		s.forget(r.key)
 		return
 	}
-	var ahdr bus.Header
-	data := encodeResult(res)
+	data := encodeAnswer(res, "")
 	if s.journal.IsLarge(data) {
 		ref, err := s.journal.PutValue(s.base, res.Value)
 		if err != nil {
-			s.log(fmt.Errorf("dispatch: store a large result, to answer with it (the coordinator sends the request again): %w", err), env)
-			s.mu.Lock()
-			delete(s.inFlight, key)
-			s.mu.Unlock()
+			s.log(fmt.Errorf("dispatch: store a large result, to answer with it (the coordinator sends the request again): %w", err), r.env)
+			s.forget(r.key)
 			return
 		}
 		res.Value = nil
-		data = encodeResult(res)
-		ahdr = bus.Header{hdrValue: {ref}}
+		data = encodeAnswer(res, ref)
 	}
-	s.send(reply, ahdr, data, env)
-	s.remember(key, answer{hdr: ahdr, data: data, at: s.now()})
+	s.send(r.reply, data, r.env)
+	s.remember(r.key, answer{data: data, at: s.now()})
 }
 
-func (s *server) send(reply string, hdr bus.Header, data []byte, env Envelope) {
-	if err := s.b.Publish(reply, hdr, data); err != nil {
+// forget lets a request that was not answered be executed when it comes again.
+func (s *server) forget(key string) {
+	s.mu.Lock()
+	delete(s.inFlight, key)
+	s.mu.Unlock()
+}
+
+func (s *server) send(reply string, data []byte, env Envelope) {
+	if err := s.b.Publish(reply, nil, data); err != nil {
 		s.log(fmt.Errorf("dispatch: answer (the coordinator sends the request again): %w", err), env)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/starlark/builtins"
@@ -19,10 +21,11 @@ func TestWireRoundTrip(t *testing.T) {
 			Demand: []meter.Demand{{Resource: "github_api", Amount: 1}, {Resource: "db", Amount: 0.25}}},
 		{Run: "r", Step: "1"}, // zero deadline, no arguments, no demand
 	}
+	trace := propagation.MapCarrier{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "a=b"}
 	for _, env := range envs {
-		got, err := decodeEnvelope(encodeEnvelope(env))
-		if err != nil || !reflect.DeepEqual(got, env) {
-			t.Errorf("envelope: %+v, %v; want %+v", got, err, env)
+		got, gotTrace, err := decodeRequest(encodeRequest(env, trace))
+		if err != nil || !reflect.DeepEqual(got, env) || !reflect.DeepEqual(gotTrace, trace) {
+			t.Errorf("request: %+v %v, %v; want %+v %v", got, gotTrace, err, env, trace)
 		}
 	}
 	results := []api.ResultEntry{
@@ -30,10 +33,11 @@ func TestWireRoundTrip(t *testing.T) {
 		{Step: "3", Error: &builtins.StepError{Code: builtins.CodeTimeout, Message: "http.get: no answer within 30s", Retryable: true}, Node: "n1", Attempts: 5},
 		{Step: "4", Error: &builtins.StepError{Code: "http", Message: "404"}},
 	}
-	for _, res := range results {
-		got, err := decodeResult(encodeResult(res))
-		if err != nil || !reflect.DeepEqual(got, res) {
-			t.Errorf("result: %+v, %v; want %+v", got, err, res)
+	for i, res := range results {
+		ref := []string{"", "sha256-cd", ""}[i]
+		got, gotRef, err := decodeAnswer(encodeAnswer(res, ref))
+		if err != nil || !reflect.DeepEqual(got, res) || gotRef != ref {
+			t.Errorf("answer: %+v %q, %v; want %+v %q", got, gotRef, err, res, ref)
 		}
 	}
 }
@@ -41,26 +45,26 @@ func TestWireRoundTrip(t *testing.T) {
 // TestWireRejectsMalformed: every truncation, trailing bytes and another
 // version are errors, never a panic or a partial value.
 func TestWireRejectsMalformed(t *testing.T) {
-	env := encodeEnvelope(Envelope{Run: "r", Step: "1", Builtin: "b", Args: json.RawMessage(`1`), Deadline: time.Now(), Demand: []meter.Demand{{Resource: "x", Amount: 1}}})
-	res := encodeResult(api.ResultEntry{Step: "1", Value: json.RawMessage(`1`), Error: &builtins.StepError{Code: "c", Message: "m"}, Node: "n", Start: time.Now()})
-	for i := range len(env) {
-		if _, err := decodeEnvelope(env[:i]); err == nil {
-			t.Errorf("envelope cut at %d of %d decoded", i, len(env))
+	req := encodeRequest(Envelope{Run: "r", Step: "1", Builtin: "b", Args: json.RawMessage(`1`), Deadline: time.Now(), Demand: []meter.Demand{{Resource: "x", Amount: 1}}}, propagation.MapCarrier{"traceparent": "t"})
+	res := encodeAnswer(api.ResultEntry{Step: "1", Value: json.RawMessage(`1`), Error: &builtins.StepError{Code: "c", Message: "m"}, Node: "n", Start: time.Now()}, "ref")
+	for i := range len(req) {
+		if _, _, err := decodeRequest(req[:i]); err == nil {
+			t.Errorf("request cut at %d of %d decoded", i, len(req))
 		}
 	}
 	for i := range len(res) {
-		if _, err := decodeResult(res[:i]); err == nil {
-			t.Errorf("result cut at %d of %d decoded", i, len(res))
+		if _, _, err := decodeAnswer(res[:i]); err == nil {
+			t.Errorf("answer cut at %d of %d decoded", i, len(res))
 		}
 	}
-	if _, err := decodeEnvelope(append(env, 0)); err == nil {
-		t.Error("envelope with a trailing byte decoded")
+	if _, _, err := decodeRequest(append(req, 0)); err == nil {
+		t.Error("request with a trailing byte decoded")
 	}
-	other := append([]byte{wireVersion + 1}, env[1:]...)
-	if _, err := decodeEnvelope(other); err == nil || !strings.Contains(err.Error(), "unknown version") {
+	other := append([]byte{wireVersion + 1}, req[1:]...)
+	if _, _, err := decodeRequest(other); err == nil || !strings.Contains(err.Error(), "unknown version") {
 		t.Errorf("another version: %v", err)
 	}
-	if _, err := decodeEnvelope([]byte(`{"run":"r"}`)); err == nil {
+	if _, _, err := decodeRequest([]byte(`{"run":"r"}`)); err == nil {
 		t.Error("JSON decoded as the wire form")
 	}
 }
