@@ -79,7 +79,7 @@ func BenchmarkEncodeResultEntry(b *testing.B) {
 func TestAppendJSONAppends(t *testing.T) {
 	for _, v := range []any{
 		ResultEntry{Step: "1", Value: json.RawMessage(`"<a>"`), Node: "n1", Start: time.Unix(1, 2).UTC()}, // by hand
-		TagEntry{Attrs: map[string]string{"customer": "a&b"}},                                            // encoding/json
+		TagEntry{Attrs: map[string]string{"customer": "a&b"}},                                             // encoding/json
 	} {
 		want, err := EncodeJSON(v)
 		if err != nil {
