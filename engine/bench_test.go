@@ -85,12 +85,14 @@ var syncPolicies = []bus.SyncPolicy{bus.SyncAlways, {}}
 
 // BenchmarkStep measures one no-op step, journaled (write-once, file
 // storage), under each sync policy: co-located (executed in-process) and
-// dispatched (through the step inbox to the worker, result journaled by the
-// worker). "seq" runs the steps one after another in one run and reports
-// p50/p99 per step; "64runs" runs 64 runs concurrently and reports steps/s.
-// Each also measures, on the same node in the same run, its floor: one
-// acknowledged journal append (floor-p50-µs), or 64 concurrent writers'
-// appends (floor-appends/s), and reports the ratio (x-floor: step p50 over
+// dispatched (to the node's own worker, as to another node's: directly once
+// the builtin is measured short). "seq" runs the steps one after another in
+// one run and reports p50/p99 per step; "64runs" runs 64 runs concurrently
+// and reports steps/s. Each also measures, on the same node in the same run,
+// its floor: one acknowledged journal append (floor-p50-µs), or 64
+// concurrent writers' appends (floor-appends/s), in turns with the steps
+// (floorTurns of each), so that a change of the machine's speed during the
+// run weighs on both alike; and reports the ratio (x-floor: step p50 over
 // the floor's, or steps/s over the floor's appends/s).
 func BenchmarkStep(b *testing.B) {
 	productionTelemetry()
@@ -100,32 +102,41 @@ func BenchmarkStep(b *testing.B) {
 			b.Run(mode+"/seq", func(b *testing.B) {
 				lat := &latencies{}
 				n := newTestNode(b, Options{Registry: benchRegistry(lat, nil), AlwaysDispatch: dispatch, Sync: policy})
-				runN(b, n, 1, b.N)
+				var floor bustest.Floor
+				runN(b, n, 1, b.N, floorTurns, func() {
+					sealed(b, n)
+					floor = floor.Add(measureFloor(b, n, 1, max(50, min(b.N, 2000)/floorTurns)))
+				})
 				p50 := lat.report(b)
-				sealed(b, n)
-				floor := measureFloor(b, n, 1, max(200, min(b.N, 2000)))
+				floor.Report(b, "floor-")
 				b.ReportMetric(float64(p50.Nanoseconds())/float64(floor.P50.Nanoseconds()), "x-floor")
 			})
 			b.Run(mode+"/64runs", func(b *testing.B) {
 				lat := &latencies{}
 				n := newTestNode(b, Options{Registry: benchRegistry(lat, nil), AlwaysDispatch: dispatch, Sync: policy})
-				start := time.Now()
-				runN(b, n, 64, b.N)
-				perSec := float64(b.N) / time.Since(start).Seconds()
+				var floor bustest.Floor
+				elapsed := runN(b, n, 64, b.N, floorTurns, func() {
+					sealed(b, n)
+					floor = floor.Add(measureFloor(b, n, 64, max(4, min(b.N/64, 100)/floorTurns)))
+				})
+				perSec := float64(b.N) / elapsed.Seconds()
 				b.ReportMetric(perSec, "steps/s")
 				lat.report(b)
-				sealed(b, n)
-				floor := measureFloor(b, n, 64, max(10, min(b.N/64, 100)))
+				floor.Report(b, "floor-")
 				b.ReportMetric(perSec/floor.PerSec(), "x-floor")
 			})
 		}
 	}
 }
 
-// sealed waits until n has sealed the runs that ended (dispatched runs are:
-// their workers' results are on subjects of their own), so that the floor
-// measured next is the journal's alone, not shared with their seals. It
-// reports how long that took (sealed-ms).
+// floorTurns is how many turns a step benchmark takes between steps and
+// their floor.
+const floorTurns = 4
+
+// sealed waits until n has sealed the runs that ended (runs with results
+// journaled by a worker are: those are on subjects of their own), so that
+// the floor measured next is the journal's alone, not shared with their
+// seals. It reports how long that took (sealed-ms, the last wait).
 func sealed(b *testing.B, n *Node) {
 	b.Helper()
 	start, deadline := time.Now(), time.Now().Add(5*time.Minute)
@@ -138,20 +149,22 @@ func sealed(b *testing.B, n *Node) {
 	b.ReportMetric(float64(time.Since(start).Milliseconds()), "sealed-ms")
 }
 
-// measureFloor measures and reports, prefixed "floor-", appends on n's bus
-// from writers writers, each entries.
+// measureFloor measures appends on n's bus from writers writers, each
+// entries.
 func measureFloor(b *testing.B, n *Node, writers, each int) bustest.Floor {
 	b.Helper()
 	f, err := bustest.MeasureFloor(context.Background(), n.bus, writers, each)
 	if err != nil {
 		b.Fatal(err)
 	}
-	f.Report(b, "floor-")
 	return f
 }
 
-// runN makes total steps in `runs` concurrent runs.
-func runN(b *testing.B, n *Node, runs, total int) {
+// runN makes total steps in `runs` concurrent runs, in turns turns one after
+// another, and returns the time the steps took. After each turn it stops
+// the benchmark's timer and calls after (nil: nothing). It reports the
+// process's CPU time per step (cpu-µs/op), counted during the turns only.
+func runN(b *testing.B, n *Node, runs, total, turns int, after func()) time.Duration {
 	b.Helper()
 	ctx := context.Background()
 	// Warm up: compile the script and open the journal paths.
@@ -160,27 +173,36 @@ func runN(b *testing.B, n *Node, runs, total int) {
 		b.Fatal(err)
 	}
 	n.Wait(ctx, r.ID)
-	cpu0 := bustest.ProcessCPU()
-	defer func() {
-		b.ReportMetric(float64((bustest.ProcessCPU()-cpu0).Microseconds())/float64(total), "cpu-µs/op")
-	}()
+	var elapsed, cpu time.Duration
+	per := (total + runs*turns - 1) / (runs * turns)
 	b.ResetTimer()
-	per := (total + runs - 1) / runs
-	ids := make([]string, runs)
-	for i := range ids {
-		r, err := n.Start(ctx, api.StartRequest{Script: testScript(loopScript), Input: json.RawMessage(fmt.Sprint(per))})
-		if err != nil {
-			b.Fatal(err)
+	for range turns {
+		start, cpu0 := time.Now(), bustest.ProcessCPU()
+		ids := make([]string, runs)
+		for i := range ids {
+			r, err := n.Start(ctx, api.StartRequest{Script: testScript(loopScript), Input: json.RawMessage(fmt.Sprint(per))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids[i] = r.ID
 		}
-		ids[i] = r.ID
-	}
-	for _, id := range ids {
-		end, err := n.Wait(ctx, id)
-		if err != nil || end.Status != api.StatusCompleted {
-			b.Fatalf("run %s: %v %+v", id, err, end.Error)
+		for _, id := range ids {
+			end, err := n.Wait(ctx, id)
+			if err != nil || end.Status != api.StatusCompleted {
+				b.Fatalf("run %s: %v %+v", id, err, end.Error)
+			}
 		}
+		elapsed += time.Since(start)
+		cpu += bustest.ProcessCPU() - cpu0
+		b.StopTimer()
+		if after != nil {
+			after()
+		}
+		b.StartTimer()
 	}
 	b.StopTimer()
+	b.ReportMetric(float64(cpu.Microseconds())/float64(per*runs*turns), "cpu-µs/op")
+	return elapsed
 }
 
 // BenchmarkInFlightRunMemory reports the heap held by one run waiting on a step.

@@ -76,14 +76,13 @@ func BenchmarkCluster3Step(b *testing.B) {
 		}
 		b.Run(mode+"/seq", func(b *testing.B) {
 			*lat = latencies{}
-			runN(b, nodes[0], 1, b.N)
+			runN(b, nodes[0], 1, b.N, 1, nil)
 			lat.report(b)
 		})
 		b.Run(mode+"/64runs", func(b *testing.B) {
 			*lat = latencies{}
-			start := time.Now()
-			runN(b, nodes[0], 64, b.N)
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "steps/s")
+			elapsed := runN(b, nodes[0], 64, b.N, 1, nil)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "steps/s")
 			lat.report(b)
 		})
 		grace, cancel := context.WithTimeout(context.Background(), time.Second)

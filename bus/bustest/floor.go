@@ -19,6 +19,20 @@ type Floor struct {
 	Elapsed  time.Duration // wall time of all appends
 	P50, P99 time.Duration // of one append
 	CPU      time.Duration // the process's CPU time over all appends
+	// Latencies are every append's, sorted.
+	Latencies []time.Duration
+}
+
+// Add returns the floor of f's appends and g's together: measured in turns
+// with what they are the floor of, so that both see the machine alike.
+func (f Floor) Add(g Floor) Floor {
+	all := slices.Concat(f.Latencies, g.Latencies)
+	slices.Sort(all)
+	sum := Floor{Appends: f.Appends + g.Appends, Elapsed: f.Elapsed + g.Elapsed, CPU: f.CPU + g.CPU, Latencies: all}
+	if len(all) > 0 {
+		sum.P50, sum.P99 = all[len(all)/2], all[len(all)*99/100]
+	}
+	return sum
 }
 
 // PerSec is the appends' throughput.
@@ -78,7 +92,7 @@ func MeasureFloor(ctx context.Context, b *bus.Bus, writers, each int) (Floor, er
 	if f.Appends == 0 {
 		return Floor{}, fmt.Errorf("bustest: no appends measured")
 	}
-	f.P50, f.P99 = all[len(all)/2], all[len(all)*99/100]
+	f.P50, f.P99, f.Latencies = all[len(all)/2], all[len(all)*99/100], all
 	return f, nil
 }
 
