@@ -102,7 +102,7 @@ def call(url, i):
 
 def main(input):
     calls = parallel([call(input["url"], i) for i in range(12)])
-    reports = [http.post(input["url"] + "/report?i=%d" % i, json={"calls": calls}).json["i"] for i in range(3)]
+    reports = [http.post(input["url"] + "/report?i=%d" % i, json={"calls": calls}).json["i"] for i in range(8)]
     return {"calls": len(calls), "reports": len(reports)}
 `
 
@@ -110,7 +110,10 @@ def main(input):
 // may call the API 4 times a second (a limit per source IP), so 12 calls
 // started at once spread over the three nodes instead of queueing on one;
 // only n3 declares the reports resource, so every report is posted from n3. Each
-// step's node and the reason for it are in the run's record.
+// step's node and the reason for it are in the run's record. Once n1 has
+// measured http.post short, the reports go to n3 directly (package dispatch,
+// between two engine processes): each is journaled by n1 as one entry, its
+// call folded into its result.
 func TestStepsFollowResources(t *testing.T) {
 	counter := &keyCounter{counts: map[string]int{}}
 	partner := httptest.NewServer(counter)
@@ -160,6 +163,23 @@ func TestStepsFollowResources(t *testing.T) {
 		if calls[node] == 0 || calls[node] > 6 {
 			t.Fatalf("API calls by node = %v, want them spread over n1, n2 and n3 by the per-node limit", calls)
 		}
+	}
+	exp, err := c.Export(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := 0
+	for _, e := range exp.Journal {
+		var res api.ResultEntry
+		if e.Kind == api.EntryResult && json.Unmarshal(e.Data, &res) == nil && res.Call != nil && res.Call.Builtin == "http.post" {
+			if res.Node != "n3" || res.Call.Node != "n3" {
+				t.Fatalf("report %s sent directly ran on %s (call placed on %s)", res.Step, res.Node, res.Call.Node)
+			}
+			direct++
+		}
+	}
+	if direct == 0 {
+		t.Fatalf("no report was sent directly to n3 (http.post measured short after 3 of 8)")
 	}
 	out, _, code := ctl(t, []string{"DROVER_URL=" + procs[1].url}, "runs", "show", r.ID)
 	if code != 0 || !strings.Contains(out, "n3") || !strings.Contains(out, "lacks reports") {
