@@ -10,6 +10,10 @@ import (
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/bus/bustest"
+	"github.com/droverhq/drover/cluster"
+	"github.com/droverhq/drover/dispatch"
+	"github.com/droverhq/drover/journal"
+	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/placement"
 )
 
@@ -95,5 +99,31 @@ func TestDirectStepPlacedAgainWhenNodeLost(t *testing.T) {
 	}
 	if s := d.Steps[4]; s.Node != "n1" || !strings.Contains(s.Reason, "ghost was lost before it answered") || len(s.Placements) != 0 {
 		t.Fatalf("direct step: %+v", s)
+	}
+}
+
+// TestDirectWaitsForEveryNode: while a live node does not answer direct
+// calls (an earlier build, mid-upgrade), short steps go through the inbox,
+// as before: each journals its call, and the worker its result.
+func TestDirectWaitsForEveryNode(t *testing.T) {
+	var execs atomic.Int64
+	n := newTestNode(t, Options{Registry: testRegistry(&execs), AlwaysDispatch: true, Placement: placement.Fixed{Node: "n1"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	old := cluster.New(cluster.Options{Bus: n.bus, Name: "old", Features: journal.Features,
+		Reading: func() meter.Reading { return meter.Reading{Node: "old", Time: time.Now()} }})
+	if err := old.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bustest.PollUntil(t, func() bool { return n.cluster.IsLive("old") })
+	if n.cluster.AllHave(dispatch.Feature) {
+		t.Fatal("a node without the feature is live, and every node has it")
+	}
+	end := runScript(t, n, fiveEchoes, "")
+	if end.Status != api.StatusCompleted || execs.Load() != 5 {
+		t.Fatalf("run: %s %+v, %d executions", end.Status, end.Error, execs.Load())
+	}
+	if kinds := journalKinds(t, n, end.ID); kinds[api.EntryCall] != 5 || kinds[api.EntryResult] != 5 {
+		t.Fatalf("journal: %v; want every step's call and result", kinds)
 	}
 }
