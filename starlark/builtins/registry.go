@@ -13,9 +13,10 @@ import (
 // A Registry holds the builtins scripts can call. The zero value is not usable;
 // create one with NewRegistry or start from Default.Clone().
 type Registry struct {
-	mu     sync.RWMutex
-	steps  map[string]*Step
-	inline map[string]starlark.Value
+	mu           sync.RWMutex
+	steps        map[string]*Step
+	inline       map[string]starlark.Value
+	integrations map[string]*Integration
 }
 
 // Default is the registry that integrations register into from init functions.
@@ -23,7 +24,7 @@ var Default = NewRegistry()
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{steps: map[string]*Step{}, inline: map[string]starlark.Value{}}
+	return &Registry{steps: map[string]*Step{}, inline: map[string]starlark.Value{}, integrations: map[string]*Integration{}}
 }
 
 // MustRegister adds a step builtin. It panics on an empty or duplicate name, or
@@ -86,6 +87,9 @@ func (r *Registry) Clone() *Registry {
 	}
 	for k, v := range r.inline {
 		c.inline[k] = v
+	}
+	for k, v := range r.integrations {
+		c.integrations[k] = v
 	}
 	return c
 }

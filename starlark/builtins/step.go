@@ -144,6 +144,7 @@ type NodeEnv struct {
 	Client    *http.Client // its outbound HTTP client
 	Store     KVStore      // the store behind kv.*
 	Publisher func(ctx context.Context, subject string, payload []byte) error
+	Opened    *Opened // its integrations (Use)
 }
 
 var _ Env = (*NodeEnv)(nil)
@@ -156,6 +157,10 @@ func (e *NodeEnv) HTTPClient() *http.Client { return e.Client }
 
 // KV implements Env.
 func (e *NodeEnv) KV() KVStore { return e.Store }
+
+// Integration returns the node's instance of integration name (nil if it
+// has none): what Use reads.
+func (e *NodeEnv) Integration(name string) any { return e.Opened.Get(name) }
 
 // Publish implements Env.
 func (e *NodeEnv) Publish(ctx context.Context, subject string, payload []byte) error {

@@ -21,6 +21,8 @@ type Env struct {
 	Client *http.Client
 	// Store is what KV returns.
 	Store *KVStore
+	// Integrations are the instances builtins.Use finds, by integration name.
+	Integrations map[string]any
 
 	mu         sync.Mutex
 	published  []Message
@@ -41,6 +43,9 @@ func NewEnv() *Env { return &Env{Client: &http.Client{}, Store: NewKVStore()} }
 
 // Node implements builtins.Env; it returns Node.
 func (e *Env) Node() string { return Node }
+
+// Integration returns e.Integrations[name], for builtins.Use.
+func (e *Env) Integration(name string) any { return e.Integrations[name] }
 
 // HTTPClient implements builtins.Env; it returns e.Client.
 func (e *Env) HTTPClient() *http.Client { return e.Client }

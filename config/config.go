@@ -1,0 +1,234 @@
+// Package config reads a node's configuration file (`engine --config
+// drover.yaml`): for now its integrations section, each integration's
+// settings decoded into the typed configuration it declares
+// (builtins.Define).
+//
+//	integrations:
+//	  greet:
+//	    greeting: hello
+//	    token: ${GREET_TOKEN}
+//
+// ${NAME} in a value is replaced by the environment variable NAME; an unset
+// one is an error (write $${ for a literal ${). Every problem names the file
+// and line: a section for an integration this build does not have, a field
+// its configuration does not have, a value of the wrong type.
+package config
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/droverhq/drover/starlark/builtins"
+)
+
+// file is the configuration file's layout.
+type file struct {
+	Integrations map[string]yaml.Node `yaml:"integrations"`
+}
+
+// Load reads the configuration file at path and returns, by integration
+// name, the configuration of each of r's integrations the file has a
+// section for (a pointer its NewConfig returned, filled). lookup reads the
+// environment (os.LookupEnv).
+func Load(path string, r *builtins.Registry, lookup func(string) (string, bool)) (map[string]any, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data, r, lookup)
+}
+
+// Parse is Load of data, read from a file named name.
+func Parse(name string, data []byte, r *builtins.Registry, lookup func(string) (string, bool)) (map[string]any, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", name, err)
+	}
+	if len(root.Content) == 0 {
+		return map[string]any{}, nil // empty file
+	}
+	if err := expand(name, &root, lookup); err != nil {
+		return nil, err
+	}
+	if err := known(name, root.Content[0], reflect.TypeFor[file](), ""); err != nil {
+		return nil, err
+	}
+	var f file
+	if err := root.Decode(&f); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", name, err)
+	}
+	byName := map[string]*builtins.Integration{}
+	var names []string
+	for _, in := range r.Integrations() {
+		byName[in.Name] = in
+		names = append(names, in.Name)
+	}
+	configs := map[string]any{}
+	sections := make([]string, 0, len(f.Integrations))
+	for s := range f.Integrations {
+		sections = append(sections, s)
+	}
+	sort.Strings(sections)
+	for _, s := range sections {
+		node := f.Integrations[s]
+		in := byName[s]
+		if in == nil {
+			have := "none"
+			if len(names) > 0 {
+				have = strings.Join(names, ", ")
+			}
+			return nil, fmt.Errorf("config: %s:%d: integration %q is not in this engine build (it has: %s)", name, node.Line, s, have)
+		}
+		cfg := in.NewConfig()
+		if node.Kind == 0 || node.Tag == "!!null" {
+			configs[s] = cfg // a section without settings: the defaults
+			continue
+		}
+		if err := known(name, &node, reflect.TypeOf(cfg), "integrations."+s); err != nil {
+			return nil, err
+		}
+		if err := node.Decode(cfg); err != nil {
+			return nil, fmt.Errorf("config: %s: integration %s: %w", name, s, err)
+		}
+		configs[s] = cfg
+	}
+	return configs, nil
+}
+
+// expand replaces ${NAME} in every scalar value below n (not in keys).
+func expand(name string, n *yaml.Node, lookup func(string) (string, bool)) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "$") {
+			return nil
+		}
+		v, err := expandString(n.Value, lookup)
+		if err != nil {
+			return fmt.Errorf("config: %s:%d: %w", name, n.Line, err)
+		}
+		if v != n.Value {
+			n.Value = v
+			if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle|yaml.TaggedStyle) == 0 {
+				n.Tag = "" // plain: the expanded value's own type shows (a port, a flag)
+			}
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			if err := expand(name, n.Content[i], lookup); err != nil {
+				return err
+			}
+		}
+	default:
+		for _, c := range n.Content {
+			if err := expand(name, c, lookup); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// expandString replaces ${NAME} in s; $${ is a literal ${.
+func expandString(s string, lookup func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		if i > 0 && s[i-1] == '$' { // $${: a literal ${
+			b.WriteString(s[:i-1])
+			b.WriteString("${")
+			s = s[i+2:]
+			continue
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("%q: ${ without its } (write $${ for a literal ${)", s)
+		}
+		v := s[i+2 : i+end]
+		if v == "" || strings.ContainsAny(v, " ${") {
+			return "", fmt.Errorf("%q: ${%s} is not an environment variable's name", s, v)
+		}
+		val, ok := lookup(v)
+		if !ok {
+			return "", fmt.Errorf("${%s} is not set in the environment (set it, or write $${%s} for a literal)", v, v)
+		}
+		b.WriteString(s[:i])
+		b.WriteString(val)
+		s = s[i+end+1:]
+	}
+}
+
+// known checks that every key of the mapping n names a field of t (a struct
+// or a pointer to one), recursively, so that a misspelt setting is an error
+// at its line rather than a default silently kept.
+func known(name string, n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == reflect.TypeFor[time.Duration](), t == reflect.TypeFor[yaml.Node]():
+		return nil // a value of its own; a section, checked against its integration
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() {
+				fields[builtins.FieldName(f)] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i]
+			ft, ok := fields[key.Value]
+			if !ok {
+				return fmt.Errorf("config: %s:%d: %s has no setting %q (it has: %s)", name, key.Line, orTop(path), key.Value, strings.Join(sortedNames(fields), ", "))
+			}
+			if err := known(name, n.Content[i+1], ft, join(path, key.Value)); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := known(name, n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := known(name, c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orTop(path string) string {
+	if path == "" {
+		return "the file"
+	}
+	return path
+}
+
+func sortedNames(m map[string]reflect.Type) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

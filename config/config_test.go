@@ -1,0 +1,89 @@
+package config
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/droverhq/drover/starlark/builtins"
+)
+
+type server struct {
+	Addr    string
+	Timeout time.Duration
+}
+
+type greetConfig struct {
+	Greeting string
+	Token    string `secret:"true"`
+	Port     int
+	Servers  map[string]server
+	Tags     []string `yaml:"tag_list"`
+}
+
+func registry() *builtins.Registry {
+	r := builtins.NewRegistry()
+	r.MustRegisterIntegration(builtins.Define("greet", "greets", greetConfig{Greeting: "hello", Port: 7}, func(_ context.Context, c greetConfig) (greetConfig, error) { return c, nil }))
+	r.MustRegisterIntegration(builtins.Define("plain", "no settings", struct{}{}, func(context.Context, struct{}) (int, error) { return 1, nil }))
+	return r
+}
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParse(t *testing.T) {
+	src := `
+integrations:
+  greet:
+    token: ${TOKEN}
+    port: ${PORT}
+    servers:
+      a: {addr: "${HOST}:1", timeout: 3s}
+    tag_list: [x, "$${literal}"]
+  plain:
+`
+	configs, err := Parse("drover.yaml", []byte(src), registry(), env(map[string]string{"TOKEN": "s3cret-token", "PORT": "5432", "HOST": "db"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := configs["greet"].(*greetConfig)
+	if g.Greeting != "hello" || g.Token != "s3cret-token" || g.Port != 5432 || g.Servers["a"].Addr != "db:1" || g.Servers["a"].Timeout != 3*time.Second || strings.Join(g.Tags, ",") != "x,${literal}" {
+		t.Fatalf("greet config: %+v", g)
+	}
+	if _, ok := configs["plain"].(*struct{}); !ok {
+		t.Fatalf("plain config: %#v", configs["plain"])
+	}
+	if configs, err := Parse("empty.yaml", nil, registry(), env(nil)); err != nil || len(configs) != 0 {
+		t.Fatalf("empty file: %v %v", configs, err)
+	}
+}
+
+// TestParseErrors: each mistake is reported with the file, the line and
+// what to do, before anything is opened.
+func TestParseErrors(t *testing.T) {
+	for _, c := range []struct{ name, src, want string }{
+		{"unset variable", "integrations:\n  greet:\n    token: ${NOPE}\n", `drover.yaml:3: ${NOPE} is not set in the environment`},
+		{"unclosed", "integrations:\n  greet:\n    token: ${NOPE\n", `drover.yaml:3: "${NOPE": ${ without its }`},
+		{"unknown integration", "integrations:\n  sqll:\n    dsn: x\n", `drover.yaml:3: integration "sqll" is not in this engine build (it has: greet, plain)`},
+		{"unknown setting", "integrations:\n  greet:\n    greting: hi\n", `drover.yaml:3: integrations.greet has no setting "greting" (it has: greeting, port, servers, tag_list, token)`},
+		{"nested unknown", "integrations:\n  greet:\n    servers:\n      a: {adr: x}\n", `drover.yaml:4: integrations.greet.servers.a has no setting "adr"`},
+		{"unknown top level", "integration:\n  greet: {}\n", `drover.yaml:1: the file has no setting "integration" (it has: integrations)`},
+		{"wrong type", "integrations:\n  greet:\n    port: many\n", "cannot unmarshal !!str `many` into int"},
+		{"not yaml", "integrations: [\n", "drover.yaml"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("drover.yaml", []byte(c.src), registry(), env(nil))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	if _, err := Load("/nonexistent/drover.yaml", registry(), env(nil)); err == nil || !strings.Contains(err.Error(), "/nonexistent/drover.yaml") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
