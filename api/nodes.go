@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/meter"
+	"github.com/droverhq/drover/starlark/builtins"
 )
 
 // NodeInfo is one node as the cluster sees it: its addresses and its latest
@@ -20,6 +21,9 @@ type NodeInfo struct {
 	// only once every live node has it, so that a cluster upgrades one node
 	// at a time.
 	Features []string `json:"features,omitempty"`
+	// Integrations are the states of the node's integrations (databases,
+	// caches, queues its builtins reach), as its last checks found them.
+	Integrations []builtins.IntegrationStatus `json:"integrations,omitempty"`
 	// Seen is when this node last received the heartbeat; Age its age.
 	Seen time.Time     `json:"seen"`
 	Age  time.Duration `json:"age_ns"`

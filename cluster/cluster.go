@@ -21,6 +21,7 @@ import (
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/meter"
+	"github.com/droverhq/drover/starlark/builtins"
 )
 
 // Default timings: a node publishes its heartbeat every HeartbeatEvery and
@@ -47,6 +48,9 @@ type Options struct {
 	Features []string
 	// Reading reads this node's meter, once per heartbeat.
 	Reading func() meter.Reading
+	// Integrations returns the states of this node's integrations, for its
+	// heartbeats (nil: none).
+	Integrations func() []builtins.IntegrationStatus
 	// OnPeer is called with every heartbeat's reading of a peer.
 	OnPeer func(meter.Reading)
 	// OnLost is called, on its own goroutine, when a peer stops heartbeating.
@@ -202,7 +206,11 @@ func (m *Membership) Beat() {
 }
 
 func (m *Membership) info(r meter.Reading) api.NodeInfo {
-	return api.NodeInfo{Name: m.opts.Name, HTTP: m.opts.HTTP, NATS: m.opts.Bus.ClientURL(), Cluster: m.opts.Bus.ClusterURL(), Started: m.started, Reading: r, Features: m.opts.Features}
+	info := api.NodeInfo{Name: m.opts.Name, HTTP: m.opts.HTTP, NATS: m.opts.Bus.ClientURL(), Cluster: m.opts.Bus.ClusterURL(), Started: m.started, Reading: r, Features: m.opts.Features}
+	if m.opts.Integrations != nil {
+		info.Integrations = m.opts.Integrations()
+	}
+	return info
 }
 
 func (m *Membership) onHeartbeat(msg bus.Msg) {

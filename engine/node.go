@@ -28,6 +28,7 @@ import (
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/script"
+	"github.com/droverhq/drover/starlark/builtins"
 )
 
 // The read side of the API is served by the runs store and the scripts side
@@ -59,23 +60,24 @@ type Node struct {
 	runsAPI
 	scriptsAPI
 
-	opts     Options
-	bus      *bus.Bus
-	log      zerolog.Logger
-	tracer   trace.Tracer
-	meter    meter.Meter
-	journal  *journal.Store
-	sealer   *journal.Sealer // seals ended runs' journals
-	runs     *runs.Store
-	scripts  *deploy.Store
-	deployer *deploy.Deployer
-	compiler *script.Compiler
-	cluster  *cluster.Membership
-	view     *placement.MemView // live nodes' readings, when placement is Adaptive
-	peers    meter.PeerBindings
-	dispatch *dispatch.Dispatcher
-	profiles *placement.Profiles // builtins as measured here: the placement policy's when it learns
-	worker   *worker
+	opts         Options
+	bus          *bus.Bus
+	log          zerolog.Logger
+	tracer       trace.Tracer
+	meter        meter.Meter
+	journal      *journal.Store
+	sealer       *journal.Sealer // seals ended runs' journals
+	runs         *runs.Store
+	scripts      *deploy.Store
+	deployer     *deploy.Deployer
+	compiler     *script.Compiler
+	cluster      *cluster.Membership
+	view         *placement.MemView // live nodes' readings, when placement is Adaptive
+	peers        meter.PeerBindings
+	dispatch     *dispatch.Dispatcher
+	profiles     *placement.Profiles // builtins as measured here: the placement policy's when it learns
+	integrations *builtins.Opened
+	worker       *worker
 
 	baseCtx    context.Context // ends when the node stops
 	cancelBase context.CancelCauseFunc
@@ -154,26 +156,30 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		b.Close()
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	n.integrations = builtins.OpenIntegrations(ctx, n.opts.Registry, opts.Integrations)
+	n.checkIntegrations(ctx)
 	n.cluster = cluster.New(cluster.Options{Bus: b, Name: opts.Name, HTTP: opts.AdvertiseHTTP, Logger: &n.log, Features: slices.Concat(journal.Features, []string{dispatch.Feature}),
+		Integrations:   n.integrations.Statuses,
 		HeartbeatEvery: opts.HeartbeatEvery, Reading: n.readMeter, OnPeer: n.onPeer, OnLost: n.onLost,
 		Upgrades: []cluster.Upgrade{{Feature: journal.FeatureRunLog, Apply: b.EnableRunLog}}})
 	n.worker = newWorker(n)
-	if n.dispatch, err = dispatch.New(dispatch.Options{Bus: b, Journal: n.journal, Cluster: n.cluster, Node: opts.Name, Nonce: newNonce()}); err != nil {
+	fail := func(err error) (*Node, error) {
+		n.integrations.Close()
 		b.Close()
 		return nil, err
+	}
+	if n.dispatch, err = dispatch.New(dispatch.Options{Bus: b, Journal: n.journal, Cluster: n.cluster, Node: opts.Name, Nonce: newNonce()}); err != nil {
+		return fail(err)
 	}
 	if n.stopCancels, err = b.Subscribe(bus.CancelSubject("*"), n.onCancel); err != nil {
-		b.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err = n.worker.start(ctx); err != nil {
-		b.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := n.cluster.Run(n.baseCtx); err != nil {
 		n.worker.stop()
-		b.Close()
-		return nil, err
+		return fail(err)
 	}
 	n.sealer = n.journal.NewSealer(journal.SealerOptions{Logger: &n.log})
 	go n.sealer.Run(n.baseCtx, 2*time.Second)
@@ -181,6 +187,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		n.recoverRuns(ctx)
 	}
 	go n.deployer.Watch(n.baseCtx)
+	go n.watchIntegrations(n.baseCtx)
 	n.log.Info().Bool("embedded", b.Embedded()).Str("nats", b.ClientURL()).Msg("node started")
 	return n, nil
 }
@@ -231,12 +238,46 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.stopStreams()
 	n.worker.stop()
+	if err := n.integrations.Close(); err != nil {
+		n.log.Warn().Err(err).Msg("closing integrations")
+	}
 	n.dispatch.Close()
 	n.stopCancels()
 	n.cancelBase(errShutdown)
 	n.sealer.Wait()
 	n.log.Info().Msg("node stopped")
 	return n.bus.Close()
+}
+
+// IntegrationCheckEvery is how often a node checks its integrations again.
+const IntegrationCheckEvery = 30 * time.Second
+
+// checkIntegrations checks the node's integrations and logs each one that
+// fails, saying why, or has nothing to connect to.
+func (n *Node) checkIntegrations(ctx context.Context) {
+	for _, st := range n.integrations.Check(ctx) {
+		switch st.State {
+		case builtins.StateFailing:
+			n.log.Error().Str("integration", st.Name).Msg(st.Error)
+		case builtins.StateUnconfigured:
+			n.log.Info().Str("integration", st.Name).Str("why", st.Error).Msg("integration not configured")
+		}
+	}
+}
+
+// watchIntegrations checks the node's integrations every
+// IntegrationCheckEvery until ctx ends.
+func (n *Node) watchIntegrations(ctx context.Context) {
+	t := time.NewTicker(IntegrationCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			n.checkIntegrations(ctx)
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // readMeter reads this node's meter for a heartbeat (meter.ReadEvery) and

@@ -41,6 +41,12 @@ type Options struct {
 	AdvertiseHTTP string
 	// Registry holds the builtins scripts can call (default builtins.Default).
 	Registry *builtins.Registry
+	// Integrations are the configurations of the registry's integrations, by
+	// name, as config.Load returns them; one without a configuration opens
+	// with its defaults. The node opens, provisions and checks them all as
+	// it starts (a failure is logged and shown, not fatal), checks them
+	// again every IntegrationCheckEvery, and closes them when it stops.
+	Integrations map[string]any
 	// Placement chooses the node of each step. Nil means the production
 	// policy (placement.Adaptive) over the live nodes' meters.
 	Placement placement.Policy

@@ -39,7 +39,7 @@ type worker struct {
 }
 
 func newWorker(n *Node) *worker {
-	env := &builtins.NodeEnv{Name: n.opts.Name, Client: n.opts.HTTPClient, Store: n.bus.DataStore(),
+	env := &builtins.NodeEnv{Name: n.opts.Name, Client: n.opts.HTTPClient, Store: n.bus.DataStore(), Opened: n.integrations,
 		Publisher: func(_ context.Context, subject string, payload []byte) error {
 			return n.bus.Publish(subject, nil, payload)
 		}}
@@ -218,6 +218,9 @@ func (w *worker) attempt(ctx context.Context, step *builtins.Step, args json.Raw
 	end()
 	if err != nil {
 		serr := builtins.AsStepError(err)
+		if msg := builtins.Redact(serr.Message); msg != serr.Message { // a secret never reaches the journal
+			serr = &builtins.StepError{Code: serr.Code, Message: msg, Retryable: serr.Retryable}
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil, &builtins.StepError{Code: builtins.CodeCancelled, Message: fmt.Sprintf("%s: %s", step.Name, cancelReason(ctx))}

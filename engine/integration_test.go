@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus/bustest"
+	"github.com/droverhq/drover/starlark/builtins"
+)
+
+// vaultConfig is a test integration's configuration, with a secret.
+type vaultConfig struct {
+	Addr  string
+	Token string `secret:"true"`
+}
+
+// vault is its instance: a check that fails, and a step whose error quotes
+// the token, as a careless driver's might.
+type vault struct{ cfg vaultConfig }
+
+func (v *vault) Check(context.Context) error {
+	return errors.New("dial " + v.cfg.Addr + " with token " + v.cfg.Token + ": connection refused")
+}
+
+// syncBuffer is a log sink safe for the node's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestIntegrationSecretNeverLeaves: a node opens an integration from its
+// configuration, checks it at start and shows its failing state (which
+// address, why) in its heartbeat; its steps reach the instance through
+// builtins.Use. A secret planted in the configuration, quoted by the
+// integration's check and by its step's error, appears in none of the
+// node's logs, the run's journal and export, the API's answers or the
+// spans.
+func TestIntegrationSecretNeverLeaves(t *testing.T) {
+	const secret = "tok-planted-8c1f0e"
+	spans := recordSpans(t)
+	reg := builtins.NewRegistry()
+	in := builtins.Define("vault", "a test vault", vaultConfig{Addr: "127.0.0.1:1"}, func(_ context.Context, c vaultConfig) (*vault, error) { return &vault{cfg: c}, nil })
+	in.Steps = []*builtins.Step{{Name: "vault.read", Retry: builtins.RetryPolicy{MaxAttempts: 1}, Exec: func(_ context.Context, env builtins.Env, _ json.RawMessage) (any, error) {
+		v, err := builtins.Use[*vault](env, "vault")
+		if err != nil {
+			return nil, err
+		}
+		return nil, builtins.Errorf("vault", "read from %s as %s: denied", v.cfg.Addr, v.cfg.Token)
+	}}}
+	reg.MustRegisterIntegration(in)
+	logs := &syncBuffer{}
+	logger := zerolog.New(logs)
+	n := newTestNode(t, Options{Registry: reg, Logger: &logger, Integrations: map[string]any{"vault": &vaultConfig{Addr: "127.0.0.1:1", Token: secret}}})
+
+	var st builtins.IntegrationStatus
+	bustest.PollUntil(t, func() bool {
+		nodes, err := n.Nodes(context.Background())
+		if err != nil || len(nodes) != 1 || len(nodes[0].Integrations) != 1 {
+			return false
+		}
+		st = nodes[0].Integrations[0]
+		return true
+	})
+	if st.Name != "vault" || st.State != builtins.StateFailing || st.Error != "integration vault: check: dial 127.0.0.1:1 with token [redacted]: connection refused" || st.Config["token"] != builtins.Redacted {
+		t.Fatalf("status: %+v", st)
+	}
+
+	end := runScript(t, n, "def main(input):\n    return vault.read()\n", "")
+	if end.Status != api.StatusFailed || !strings.Contains(end.Error.Message, "read from 127.0.0.1:1 as [redacted]: denied") {
+		t.Fatalf("run: %s %+v", end.Status, end.Error)
+	}
+	ctx := context.Background()
+	exp, err := n.Export(ctx, end.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := n.Get(ctx, end.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := n.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := n.journal.Read(ctx, end.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, v := range map[string]any{"export": exp, "run detail": d, "run end": end, "nodes": nodes, "journal": recs} {
+		data, _ := json.Marshal(v)
+		if bytes.Contains(data, []byte(secret)) {
+			t.Errorf("the secret is in the %s: %s", what, data)
+		}
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("the secret is in the logs:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "connection refused") {
+		t.Errorf("the failing check is not logged:\n%s", logs.String())
+	}
+	for _, s := range spans.Ended() {
+		data, _ := json.Marshal(map[string]any{"name": s.Name(), "status": s.Status(), "attrs": s.Attributes(), "events": s.Events()})
+		if bytes.Contains(data, []byte(secret)) {
+			t.Errorf("the secret is in span %s: %s", s.Name(), data)
+		}
+	}
+}
