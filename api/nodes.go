@@ -28,3 +28,19 @@ type NodeInfo struct {
 	Seen time.Time     `json:"seen"`
 	Age  time.Duration `json:"age_ns"`
 }
+
+// NodeIntegrations is one node's integrations, as GET /v1/integrations
+// lists them.
+type NodeIntegrations struct {
+	Node         string                       `json:"node"`
+	Integrations []builtins.IntegrationStatus `json:"integrations"`
+}
+
+// IntegrationsOf returns the integrations of each of nodes.
+func IntegrationsOf(nodes []NodeInfo) []NodeIntegrations {
+	out := make([]NodeIntegrations, 0, len(nodes))
+	for _, n := range nodes {
+		out = append(out, NodeIntegrations{Node: n.Name, Integrations: n.Integrations})
+	}
+	return out
+}

@@ -588,7 +588,11 @@ func (a *app) backgroundServeCommand() *cobra.Command {
 					os.Remove(path)
 				}
 			}()
-			return e.serve(ctx, engine.Options{Name: embeddedName, DataDir: dir, Sync: a.sync, MaxExecSteps: a.maxSteps})
+			integrations, err := loadConfig(a.getenv("DROVER_CONFIG"))
+			if err != nil {
+				return err
+			}
+			return e.serve(ctx, engine.Options{Name: embeddedName, DataDir: dir, Sync: a.sync, MaxExecSteps: a.maxSteps, Integrations: integrations})
 		},
 	}
 }

@@ -187,7 +187,7 @@ Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
 	runs.AddCommand(a.runsLsCommand(), a.runsShowCommand(), a.runsWaitCommand(), a.runsWatchCommand(),
 		a.runsExportCommand(), a.runsPinCommand(), a.runsResumeCommand())
 	root.AddCommand(a.runCommand(), a.deployCommand(), a.rollbackCommand(), a.scriptsCommand(),
-		a.replayCommand(), a.cancelCommand(), a.nodesCommand(), runs, a.backgroundCommand())
+		a.replayCommand(), a.cancelCommand(), a.nodesCommand(), a.integrationsCommand(), runs, a.backgroundCommand())
 	return root
 }
 

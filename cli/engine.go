@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,9 +20,11 @@ import (
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/config"
 	"github.com/droverhq/drover/engine"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/script"
+	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/telemetry"
 )
 
@@ -57,6 +60,7 @@ type engineFlags struct {
 	name, dataDir, listen, natsURL, http, logLevel string
 	cluster                                        string
 	peers, resources, attrHeaders                  []string
+	configFile                                     string
 	maxSteps                                       uint64
 	payloadLimit, replicas, partitions             int
 	stepTimeout, grace, retention, triggerTimeout  time.Duration
@@ -134,6 +138,7 @@ value, stray argument).
 	f.Var(syncValue{&e.sync, &e.syncSet}, "sync", syncHelp)
 	f.Var(durationValue{p: &e.triggerTimeout}, "trigger-timeout", "how long POST /v1/run/NAME waits for the run's end before answering 504 (?timeout= overrides)")
 	f.StringArrayVar(&e.resources, "resource", nil, "a custom resource `SPEC`, repeatable: NAME=RATE/UNIT[,burst=N] (e.g. github_api=5000/h,host=api.github.com) or NAME=SIZE (a pool, e.g. db=20,builtin=sql.*); options scope=node|cluster|group:NAME")
+	f.StringVar(&e.configFile, "config", "", "node configuration `FILE` (YAML): the settings of its integrations, with ${ENV} expanded (default $DROVER_CONFIG; see docs/integrations.md)")
 	f.StringArrayVar(&e.attrHeaders, "attr-header", nil, "a request header of POST /v1/run/NAME that becomes a run attribute, repeatable: `HEADER=ATTR` (e.g. X-Customer-Id=customer)")
 	cmd.Flags().Bool("version", false, "print engine's version and build, and exit")
 	return cmd
@@ -176,12 +181,30 @@ func (e *engineFlags) options() (engine.Options, error) {
 	if err != nil {
 		return engine.Options{}, usageErrorf("%v", err)
 	}
+	integrations, err := loadConfig(cmp.Or(e.configFile, e.getenv("DROVER_CONFIG")))
+	if err != nil {
+		return engine.Options{}, err
+	}
 	return engine.Options{
+		Integrations: integrations,
 		Name: name, DataDir: dir, Listen: e.listen, NATSURL: e.natsURL,
 		ClusterListen: e.cluster, Peers: e.peers, Replicas: e.replicas, Partitions: e.partitions, Resources: e.resources,
 		MaxExecSteps: e.maxSteps, PayloadLimit: e.payloadLimit, StepTimeout: e.stepTimeout, JournalMaxAge: e.retention, Sync: sync,
 		HeaderAttrs: headerAttrs, TriggerTimeout: e.triggerTimeout, RunLog: e.runLog,
 	}, nil
+}
+
+// loadConfig reads the node configuration file at path ("" for none): the
+// configurations of the integrations this build has.
+func loadConfig(path string) (map[string]any, error) {
+	if path == "" {
+		return nil, nil
+	}
+	configs, err := config.Load(path, builtins.Default, os.LookupEnv)
+	if err != nil {
+		return nil, usageErrorf("%s", strings.TrimPrefix(err.Error(), "config: "))
+	}
+	return configs, nil
 }
 
 // parseAttrHeaders reads --attr-header HEADER=ATTR specs.

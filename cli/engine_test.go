@@ -234,3 +234,38 @@ func TestEngineDataDirInUse(t *testing.T) {
 		t.Fatalf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestEngineConfigErrors: a configuration file that cannot be read or names
+// what this build lacks is a usage error saying where, before anything
+// starts; DROVER_CONFIG names it as --config does.
+func TestEngineConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "drover.yaml")
+	if err := os.WriteFile(bad, []byte("integrations:\n  sqll:\n    dsn: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"missing file", nil, []string{"--config", filepath.Join(dir, "none.yaml")}, "open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
+		{"unknown integration", nil, []string{"--config", bad}, bad + `:2: integration "sqll" is not in this engine build`},
+		{"from the environment", map[string]string{"DROVER_CONFIG": bad}, nil, bad + `:2: integration "sqll" is not in this engine build`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"DROVER_DATA": filepath.Join(t.TempDir(), "data")}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			r := engineCmd(t, env, append(tt.args, "--http", "127.0.0.1:0", "--listen", "")...)
+			if r.code != ExitUsage || !strings.HasPrefix(r.stderr, "engine: "+tt.want) {
+				t.Fatalf("exit %d\n%s\nwant engine: %s", r.code, r.stderr, tt.want)
+			}
+			if _, err := os.Stat(env["DROVER_DATA"]); !os.IsNotExist(err) {
+				t.Errorf("the data dir was created (%v): the node started", err)
+			}
+		})
+	}
+}

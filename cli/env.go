@@ -23,6 +23,7 @@ var environment = []envVar{
 	{"DROVER_BACKGROUND", true, false, "as --background: how long the background node waits for a command (default 1h), or off"},
 	{"DROVER_DATA", true, true, "the data dir, as --data-dir"},
 	{"DROVER_SYNC", true, true, "the sync policy of the embedded NATS store, as --sync (default always)"},
+	{"DROVER_CONFIG", true, true, "the node configuration file (integrations' settings), as engine --config"},
 	{"XDG_DATA_HOME", true, true, "without --data-dir or DROVER_DATA: the data dir is $XDG_DATA_HOME/drover (absolute paths only)"},
 	{"HOME", true, true, "else the data dir is ~/.local/share/drover"},
 	{"USER", true, false, "who cancels, deploys or resumes, when the system cannot name the user"},

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/droverhq/drover/api"
 )
 
 func (a *app) nodesCommand() *cobra.Command {
@@ -54,5 +56,45 @@ resource (rate limits, pools). A node that stops publishing for 3 s is dropped.`
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the nodes as JSON")
+	return cmd
+}
+
+func (a *app) integrationsCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "integrations",
+		Short: "Show each node's integrations and their state",
+		Long: `List, for every live node, the integrations of its build (databases, caches,
+queues its builtins reach) with their state as the node's last check found it:
+ok, failing (with why: which address, what to do) or unconfigured. Nodes check
+them as they start and every 30 s. Configuration comes from the node's
+--config file (docs/integrations.md); secrets show as [redacted].`,
+		Example: `  ctl integrations
+  ctl integrations --json`,
+		Args: wantArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.connect(cmd.Context(), noRecovery)
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			nodes, err := c.Nodes(cmd.Context())
+			if err != nil {
+				return failure(err)
+			}
+			if asJSON {
+				return writeValue(a.stdout, api.IntegrationsOf(nodes))
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tINTEGRATION\tSTATE\tCHECKED\tERROR")
+			for _, n := range nodes {
+				for _, in := range n.Integrations {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\n", n.Name, in.Name, in.State, time.Since(in.Checked).Round(time.Second), orDash(in.Error))
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the integrations as JSON: by node, each with its state and configuration")
 	return cmd
 }

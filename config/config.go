@@ -27,7 +27,8 @@ import (
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
-// file is the configuration file's layout.
+// file is the configuration file's layout (its sections are read one by
+// one, against each integration's configuration).
 type file struct {
 	Integrations map[string]yaml.Node `yaml:"integrations"`
 }
@@ -59,10 +60,6 @@ func Parse(name string, data []byte, r *builtins.Registry, lookup func(string) (
 	if err := known(name, root.Content[0], reflect.TypeFor[file](), ""); err != nil {
 		return nil, err
 	}
-	var f file
-	if err := root.Decode(&f); err != nil {
-		return nil, fmt.Errorf("config: %s: %w", name, err)
-	}
 	byName := map[string]*builtins.Integration{}
 	var names []string
 	for _, in := range r.Integrations() {
@@ -70,35 +67,47 @@ func Parse(name string, data []byte, r *builtins.Registry, lookup func(string) (
 		names = append(names, in.Name)
 	}
 	configs := map[string]any{}
-	sections := make([]string, 0, len(f.Integrations))
-	for s := range f.Integrations {
-		sections = append(sections, s)
+	sections := section(root.Content[0], "integrations")
+	if sections == nil {
+		return configs, nil
 	}
-	sort.Strings(sections)
-	for _, s := range sections {
-		node := f.Integrations[s]
-		in := byName[s]
+	if sections.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("config: %s:%d: integrations: want a mapping of integration names to their settings", name, sections.Line)
+	}
+	for i := 0; i+1 < len(sections.Content); i += 2 {
+		key, node := sections.Content[i], sections.Content[i+1]
+		in := byName[key.Value]
 		if in == nil {
 			have := "none"
 			if len(names) > 0 {
 				have = strings.Join(names, ", ")
 			}
-			return nil, fmt.Errorf("config: %s:%d: integration %q is not in this engine build (it has: %s)", name, node.Line, s, have)
+			return nil, fmt.Errorf("config: %s:%d: integration %q is not in this engine build (it has: %s)", name, key.Line, key.Value, have)
 		}
 		cfg := in.NewConfig()
-		if node.Kind == 0 || node.Tag == "!!null" {
-			configs[s] = cfg // a section without settings: the defaults
+		if node.Tag == "!!null" {
+			configs[in.Name] = cfg // a section without settings: the defaults
 			continue
 		}
-		if err := known(name, &node, reflect.TypeOf(cfg), "integrations."+s); err != nil {
+		if err := known(name, node, reflect.TypeOf(cfg), "integrations."+in.Name); err != nil {
 			return nil, err
 		}
 		if err := node.Decode(cfg); err != nil {
-			return nil, fmt.Errorf("config: %s: integration %s: %w", name, s, err)
+			return nil, fmt.Errorf("config: %s: integration %s: %w", name, in.Name, err)
 		}
-		configs[s] = cfg
+		configs[in.Name] = cfg
 	}
 	return configs, nil
+}
+
+// section returns the value of key in the mapping n, or nil.
+func section(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // expand replaces ${NAME} in every scalar value below n (not in keys).

@@ -66,7 +66,7 @@ func TestParseErrors(t *testing.T) {
 	for _, c := range []struct{ name, src, want string }{
 		{"unset variable", "integrations:\n  greet:\n    token: ${NOPE}\n", `drover.yaml:3: ${NOPE} is not set in the environment`},
 		{"unclosed", "integrations:\n  greet:\n    token: ${NOPE\n", `drover.yaml:3: "${NOPE": ${ without its }`},
-		{"unknown integration", "integrations:\n  sqll:\n    dsn: x\n", `drover.yaml:3: integration "sqll" is not in this engine build (it has: greet, plain)`},
+		{"unknown integration", "integrations:\n  sqll:\n    dsn: x\n", `drover.yaml:2: integration "sqll" is not in this engine build (it has: greet, plain)`},
 		{"unknown setting", "integrations:\n  greet:\n    greting: hi\n", `drover.yaml:3: integrations.greet has no setting "greting" (it has: greeting, port, servers, tag_list, token)`},
 		{"nested unknown", "integrations:\n  greet:\n    servers:\n      a: {adr: x}\n", `drover.yaml:4: integrations.greet.servers.a has no setting "adr"`},
 		{"unknown top level", "integration:\n  greet: {}\n", `drover.yaml:1: the file has no setting "integration" (it has: integrations)`},
@@ -85,5 +85,11 @@ func TestParseErrors(t *testing.T) {
 func TestLoadMissingFile(t *testing.T) {
 	if _, err := Load("/nonexistent/drover.yaml", registry(), env(nil)); err == nil || !strings.Contains(err.Error(), "/nonexistent/drover.yaml") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestParseIntegrationsNotAMapping(t *testing.T) {
+	if _, err := Parse("drover.yaml", []byte("integrations: [greet]\n"), registry(), env(nil)); err == nil || !strings.Contains(err.Error(), "drover.yaml:1: integrations: want a mapping") {
+		t.Fatalf("integrations as a list: %v", err)
 	}
 }

@@ -189,6 +189,10 @@ func (s *Server) routes() {
 		nodes, err := s.b.Nodes(r.Context())
 		reply(w, map[string]any{"nodes": nodes}, err)
 	})
+	m.HandleFunc("GET /v1/integrations", func(w http.ResponseWriter, r *http.Request) {
+		nodes, err := s.b.Nodes(r.Context())
+		reply(w, map[string]any{"nodes": api.IntegrationsOf(nodes)}, err)
+	})
 	m.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"node": s.b.Name(), "nats": s.b.NATSURL()})
 	})

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/starlark/builtins"
 )
 
 // backend is an api.API that knows one deployed script, "greet", and counts
@@ -42,6 +43,10 @@ func (b *backend) ScriptSource(_ context.Context, name string) (*api.ScriptVersi
 
 func (b *backend) Record(_ context.Context, id string) (*api.Run, error) {
 	return &api.Run{ID: id, Status: api.StatusRunning}, nil
+}
+
+func (b *backend) Nodes(context.Context) ([]api.NodeInfo, error) {
+	return []api.NodeInfo{{Name: "n1", Integrations: []builtins.IntegrationStatus{{Name: "sql", State: builtins.StateFailing, Error: "integration sql: check: dial 127.0.0.1:1: refused"}}}, {Name: "n2"}}, nil
 }
 
 func (b *backend) OpenEvents(context.Context, string) (Events, error) { panic("not reached") }
@@ -152,5 +157,25 @@ func TestTriggerOfARunDroppedAtShutdown(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || eb.Error.Code != api.CodeShuttingDown ||
 		!strings.Contains(eb.Error.Message, "01RUN") || !strings.Contains(eb.Error.Message, "send the request again") {
 		t.Fatalf("status %d, %+v", resp.StatusCode, eb.Error)
+	}
+}
+
+// TestIntegrations: GET /v1/integrations lists each live node's
+// integrations with their state.
+func TestIntegrations(t *testing.T) {
+	_, srv := serve(t)
+	resp, err := http.Get(srv.URL + "/v1/integrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Nodes []api.NodeIntegrations `json:"nodes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	if len(out.Nodes) != 2 || out.Nodes[0].Node != "n1" || out.Nodes[0].Integrations[0].State != builtins.StateFailing || out.Nodes[1].Node != "n2" || len(out.Nodes[1].Integrations) != 0 {
+		t.Fatalf("integrations: %+v", out.Nodes)
 	}
 }
