@@ -13,8 +13,9 @@
 //     coordinator journals with the step's call, in one entry, as it does for
 //     a short step it executes itself. Nothing is written on the way: a
 //     short step costs one journal append wherever it runs. A request met
-//     with silence is sent again; the executing node recognises it and
-//     neither executes the step twice nor forgets a result it sent lately.
+//     with silence is sent again; the executing node recognises it: it does
+//     not execute the step again while it executes it, nor while it
+//     remembers the answer it sent.
 //
 // A lost executing node (Membership.Lost) ends either way with ErrNodeLost:
 // the coordinator places the step again.
@@ -29,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/droverhq/drover/api"
@@ -41,7 +43,7 @@ import (
 
 // Feature names direct calls (Call, Serve): a coordinator calls a node
 // directly only once every node has it (cluster.Membership.AllHave).
-const Feature = "dispatch.direct"
+const Feature = "dispatch.direct.v1"
 
 // ErrNodeLost reports that the node executing a step stopped heartbeating
 // before it answered.
@@ -78,8 +80,12 @@ type Options struct {
 	// earlier ones, so that a restarted coordinator gets no stale replies.
 	Node, Nonce string
 	// ResendAfter is how long a direct call waits for its answer before
-	// sending the request again (default 1s, doubling up to 8s).
+	// sending the request again (default 1s), then twice that, then four
+	// times that, and so on every four times that.
 	ResendAfter time.Duration
+	// Logger receives answers that are not answers (undecodable: a node of
+	// another build) (default: none).
+	Logger *zerolog.Logger
 }
 
 // Dispatcher sends this node's steps to other nodes (and its own worker)
@@ -96,6 +102,10 @@ type Dispatcher struct {
 func New(opts Options) (*Dispatcher, error) {
 	if opts.ResendAfter <= 0 {
 		opts.ResendAfter = time.Second
+	}
+	if opts.Logger == nil {
+		nop := zerolog.Nop()
+		opts.Logger = &nop
 	}
 	d := &Dispatcher{opts: opts, inbox: bus.ReplyInbox(opts.Node, opts.Nonce)}
 	var err error
@@ -123,7 +133,7 @@ type waiter struct {
 }
 
 func (d *Dispatcher) waiter() *waiter {
-	w := &waiter{d: d, token: strconv.FormatUint(d.next.Add(1), 36), replies: make(chan bus.Msg, 1)}
+	w := &waiter{d: d, token: strconv.FormatUint(d.next.Add(1), 36), replies: make(chan bus.Msg, 4)}
 	d.replies.Store(w.token, w.replies)
 	return w
 }
@@ -170,25 +180,30 @@ func (d *Dispatcher) Send(ctx context.Context, node string, env Envelope) (api.R
 		deadline: journaled,
 		failed:   pend.Err(),
 		resend:   pend.Resend,
-		answer: func(m bus.Msg) (api.ResultEntry, error) {
+		answer: func(m bus.Msg) (api.ResultEntry, bool, error) {
 			if len(m.Data) == 0 { // a large result: read it from the journal
 				p, err := d.opts.Journal.Result(ctx, env.Run, env.Step)
 				if err != nil {
-					return api.ResultEntry{}, err
+					return api.ResultEntry{}, true, err
 				}
-				return *p, nil
+				return *p, true, nil
 			}
 			var res api.ResultEntry
-			return res, json.Unmarshal(m.Data, &res)
+			if err := json.Unmarshal(m.Data, &res); err != nil {
+				d.dropped(env, err)
+				return res, false, nil // the journal has it, if the worker wrote it
+			}
+			return res, true, nil
 		},
 	})
 }
 
 // Call sends a step to node directly and returns its result, not journaled:
-// the caller journals it. It sends the request again after silences of
-// ResendAfter, doubling; it returns ErrNodeLost if node stops heartbeating
-// first, and ctx's error if ctx ends. Arguments must not be large
-// (journal.Store.IsLarge): Send those.
+// the caller journals it. It sends the request again after a silence (or
+// NATS's "no responders") of ResendAfter, then twice and four times that,
+// and so on; it returns ErrNodeLost if node stops heartbeating first, and
+// ctx's error if ctx ends. Arguments must not be large (journal.Store.IsLarge):
+// Send those.
 func (d *Dispatcher) Call(ctx context.Context, node string, env Envelope) (api.ResultEntry, error) {
 	w := d.waiter()
 	defer w.close()
@@ -200,16 +215,30 @@ func (d *Dispatcher) Call(ctx context.Context, node string, env Envelope) (api.R
 	if err := send(); err != nil {
 		return api.ResultEntry{}, err
 	}
-	every := d.opts.ResendAfter
+	next := d.opts.ResendAfter
 	return d.await(ctx, node, env, w, awaitOptions{
-		silence: func() time.Duration { every = min(2*every, 8*d.opts.ResendAfter); return every / 2 },
-		silent:  func() (api.ResultEntry, bool) { send(); return api.ResultEntry{}, false },
-		answer: func(m bus.Msg) (api.ResultEntry, error) {
+		silence: func() time.Duration {
+			cur := next
+			next = min(2*next, 4*d.opts.ResendAfter)
+			return cur
+		},
+		silent: func() (api.ResultEntry, bool) { send(); return api.ResultEntry{}, false },
+		answer: func(m bus.Msg) (api.ResultEntry, bool, error) {
+			if m.Header.Get("Status") == "503" {
+				// No responders: nobody listens on the node's subject (it
+				// stopped, or is stopping). Silence: send again until it
+				// answers or is lost.
+				return api.ResultEntry{}, false, nil
+			}
 			res, ref, err := decodeAnswer(m.Data)
-			if err == nil && ref != "" {
+			if err != nil {
+				d.dropped(env, err)
+				return res, false, nil
+			}
+			if ref != "" {
 				res.Value, err = d.opts.Journal.Value(ctx, ref)
 			}
-			return res, err
+			return res, true, err
 		},
 	})
 }
@@ -230,12 +259,17 @@ func Notify(b *bus.Bus, j *journal.Store, hdr bus.Header, res api.ResultEntry) {
 
 // awaitOptions are what Send and Call do differently while they wait.
 type awaitOptions struct {
-	silence  func() time.Duration               // how long until silent is called (again)
-	silent   func() (api.ResultEntry, bool)     // after a silence: a result found otherwise?
-	deadline func() (api.ResultEntry, bool)     // past the deadline: a result found otherwise?
-	failed   <-chan error                       // the request's publish failed
-	resend   func(context.Context, error) error // after failed
-	answer   func(bus.Msg) (api.ResultEntry, error)
+	silence  func() time.Duration                                    // how long until silent is called (again)
+	silent   func() (api.ResultEntry, bool)                          // after a silence: a result found otherwise?
+	deadline func() (api.ResultEntry, bool)                          // past the deadline: a result found otherwise?
+	failed   <-chan error                                            // the request's publish failed
+	resend   func(context.Context, error) error                      // after failed
+	answer   func(bus.Msg) (res api.ResultEntry, ok bool, err error) // ok: an answer (else keep waiting)
+}
+
+// dropped logs an answer to env's request that was no answer.
+func (d *Dispatcher) dropped(env Envelope, err error) {
+	d.opts.Logger.Warn().Err(err).Str("run", env.Run).Str("step", env.Step).Msg("dropping an undecodable answer to a step; waiting for another")
 }
 
 // await waits for the answer to a request sent to node.
@@ -253,7 +287,9 @@ func (d *Dispatcher) await(ctx context.Context, node string, env Envelope, w *wa
 	for {
 		select {
 		case m := <-w.replies:
-			return o.answer(m)
+			if res, ok, err := o.answer(m); ok || err != nil {
+				return res, err
+			}
 		case <-silence.C:
 			if res, ok := o.silent(); ok {
 				return res, nil

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"sync"
 	"time"
@@ -36,9 +37,12 @@ type server struct {
 	journal *journal.Store
 	base    context.Context
 	handle  Handler
-	idle    chan request // to an executor waiting for one
+	idle    chan request   // to an executor waiting for one
+	done    chan struct{}  // closed by stop: idle executors return
+	running sync.WaitGroup // requests taken, until their answer is sent
 
 	mu       sync.Mutex
+	stopped  bool                  // no request is taken any more
 	inFlight map[string]bool       // by request key: executing
 	answers  map[string]answer     // by request key: answered lately
 	order    []string              // keys of answers, oldest first
@@ -54,13 +58,40 @@ type answer struct {
 }
 
 // Serve answers the direct requests to node (Call) with handle, each in its
-// own goroutine under a context derived from base, until stop is called.
-// A request sent again while its step executes is not executed again; one
-// sent again after it was answered gets the same answer, if it is among the
-// ones remembered. onError learns of answers that could not be sent.
+// own goroutine under a context derived from base, until stop is called;
+// stop returns once the requests taken are answered (or given no answer by
+// handle). A request sent again while its step executes is not executed
+// again; one sent again after it was answered (the same step, attempt,
+// builtin and arguments) gets the same answer, if it is among the ones
+// remembered. onError learns of requests dropped and answers that could not
+// be sent.
 func Serve(b *bus.Bus, j *journal.Store, node string, base context.Context, handle Handler, onError func(error, Envelope)) (stop func(), err error) {
-	s := &server{b: b, journal: j, base: base, handle: handle, idle: make(chan request), inFlight: map[string]bool{}, answers: map[string]answer{}, now: time.Now, log: onError}
-	return b.Subscribe(bus.ExecSubject(node), s.receive)
+	s := &server{b: b, journal: j, base: base, handle: handle, idle: make(chan request), done: make(chan struct{}),
+		inFlight: map[string]bool{}, answers: map[string]answer{}, now: time.Now, log: onError}
+	unsubscribe, err := b.Subscribe(bus.ExecSubject(node), s.receive)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		s.mu.Lock()
+		s.stopped = true
+		s.mu.Unlock()
+		unsubscribe()
+		close(s.done)
+		s.running.Wait()
+	}, nil
+}
+
+// requestKey identifies a request across its re-sends: the step's attempt,
+// and what it calls (a run resumed on another script version may call
+// something else under the same step id).
+func requestKey(env Envelope) string {
+	h := fnv.New64a()
+	h.Write([]byte(env.Builtin))
+	h.Write([]byte{0})
+	h.Write(env.Args)
+	h.Write([]byte(env.ArgsRef))
+	return env.Key + "/a" + strconv.Itoa(env.Attempt) + "/" + strconv.FormatUint(h.Sum64(), 36)
 }
 
 // receive takes one request, on the subscription's goroutine.
@@ -70,8 +101,12 @@ func (s *server) receive(m bus.Msg) {
 		s.log(fmt.Errorf("dispatch: dropping a direct request: %w", err), env)
 		return
 	}
-	key := env.Key + "/a" + strconv.Itoa(env.Attempt)
+	key := requestKey(env)
 	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return // the coordinator sends it again, to a node that answers
+	}
 	if s.inFlight[key] {
 		s.mu.Unlock()
 		return // its answer is coming
@@ -82,6 +117,7 @@ func (s *server) receive(m bus.Msg) {
 		return
 	}
 	s.inFlight[key] = true
+	s.running.Add(1) // until answered
 	s.mu.Unlock()
 	r := request{trace: trace, reply: m.Reply, key: key, env: env}
 	select {
@@ -106,10 +142,13 @@ func (s *server) executor(r request) {
 	defer idle.Stop()
 	for {
 		s.execute(r)
+		s.running.Done()
 		idle.Reset(idleFor)
 		select {
 		case r = <-s.idle:
 		case <-idle.C:
+			return
+		case <-s.done:
 			return
 		}
 	}

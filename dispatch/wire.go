@@ -174,7 +174,23 @@ func decodeRequest(data []byte) (Envelope, propagation.MapCarrier, error) {
 		k := d.str()
 		trace[k] = d.str()
 	}
-	return env, trace, d.done()
+	if err := d.done(); err != nil {
+		return env, nil, err
+	}
+	return env, trace, env.check()
+}
+
+// check reports what makes a decoded envelope unusable.
+func (env Envelope) check() error {
+	if env.Run == "" || env.Step == "" || env.Builtin == "" || env.Attempt < 1 {
+		return fmt.Errorf("dispatch: direct request without a run, step, builtin or attempt (%q %q %q %d)", env.Run, env.Step, env.Builtin, env.Attempt)
+	}
+	for _, d := range env.Demand {
+		if math.IsNaN(d.Amount) || math.IsInf(d.Amount, 0) || d.Amount < 0 || d.Resource == "" {
+			return fmt.Errorf("dispatch: direct request of %s with a bad demand %q=%v", env.Builtin, d.Resource, d.Amount)
+		}
+	}
+	return nil
 }
 
 // count reads the number of items that follow, each at least a byte.

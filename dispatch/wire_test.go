@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ func TestWireRoundTrip(t *testing.T) {
 		{Run: "01JCZ0Q8Y5T3J4B2N6X7W9V0RA", Step: "1.2", Attempt: 3, Builtin: "http.get", Args: json.RawMessage(`{"url":"http://x"}`),
 			ArgsRef: "sha256-ab", Deadline: time.Unix(0, 1_700_000_000_123_456_789).UTC(), Key: "01JCZ0Q8Y5T3J4B2N6X7W9V0RA/1.2",
 			Demand: []meter.Demand{{Resource: "github_api", Amount: 1}, {Resource: "db", Amount: 0.25}}},
-		{Run: "r", Step: "1"}, // zero deadline, no arguments, no demand
+		{Run: "r", Step: "1", Attempt: 1, Builtin: "b"}, // zero deadline, no arguments, no demand
 	}
 	trace := propagation.MapCarrier{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "a=b"}
 	for _, env := range envs {
@@ -66,6 +67,16 @@ func TestWireRejectsMalformed(t *testing.T) {
 	}
 	if _, _, err := decodeRequest([]byte(`{"run":"r"}`)); err == nil {
 		t.Error("JSON decoded as the wire form")
+	}
+	for _, env := range []Envelope{
+		{Step: "1", Attempt: 1, Builtin: "b"},
+		{Run: "r", Step: "1", Attempt: 0, Builtin: "b"},
+		{Run: "r", Step: "1", Attempt: 1, Builtin: "b", Demand: []meter.Demand{{Resource: "db", Amount: math.NaN()}}},
+		{Run: "r", Step: "1", Attempt: 1, Builtin: "b", Demand: []meter.Demand{{Resource: "db", Amount: -1}}},
+	} {
+		if _, _, err := decodeRequest(encodeRequest(env, nil)); err == nil {
+			t.Errorf("%+v decoded", env)
+		}
 	}
 }
 

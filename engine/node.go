@@ -168,7 +168,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		b.Close()
 		return nil, err
 	}
-	if n.dispatch, err = dispatch.New(dispatch.Options{Bus: b, Journal: n.journal, Cluster: n.cluster, Node: opts.Name, Nonce: newNonce()}); err != nil {
+	if n.dispatch, err = dispatch.New(dispatch.Options{Bus: b, Journal: n.journal, Cluster: n.cluster, Node: opts.Name, Nonce: newNonce(), Logger: &n.log}); err != nil {
 		return fail(err)
 	}
 	if n.stopCancels, err = b.Subscribe(bus.CancelSubject("*"), n.onCancel); err != nil {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -110,7 +112,9 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 	r.mu.Lock()
 	r.record.Steps++
 	r.mu.Unlock()
-	if obs, ok := r.n.opts.Placement.(placement.Learner); ok {
+	if res.Start.IsZero() {
+		// No node executed it (no answer by the deadline): nothing learned.
+	} else if obs, ok := r.n.opts.Placement.(placement.Learner); ok {
 		obs.Observe(step.Name, res.Duration, -1, -1)
 	} else {
 		r.n.profiles.Observe(step.Name, res.Duration, -1, -1)
@@ -132,6 +136,8 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 // Another is sent through the node's inbox, its result journaled by the
 // worker, and placed again with a place entry.
 func (r *run) dispatchUntilDone(ctx context.Context, step *builtins.Step, dec placement.Decision, env dispatch.Envelope, folded *api.CallEntry) (api.ResultEntry, error) {
+	backoff := 50 * time.Millisecond
+	var whys []string
 	for {
 		var res api.ResultEntry
 		var err error
@@ -153,6 +159,16 @@ func (r *run) dispatchUntilDone(ctx context.Context, step *builtins.Step, dec pl
 				return *prev, nil
 			}
 		}
+		// A policy may pick the lost node again until it hears of the loss:
+		// wait a little more each time rather than spin.
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return api.ResultEntry{}, &script.StepFailure{Builtin: step.Name, Step: env.Step, Code: builtins.CodeCancelled, Message: cancelReason(ctx)}
+		}
+		backoff = min(2*backoff, 2*time.Second)
 		lost := dec.Node
 		if dec, err = r.n.place(ctx, placement.Request{Run: r.id, Step: env.Step, Builtin: step.Name, Coordinator: r.n.opts.Name, Demands: env.Demand}); err != nil {
 			return api.ResultEntry{}, &script.StepFailure{Builtin: step.Name, Step: env.Step, Code: api.CodePlacement, Message: err.Error()}
@@ -161,12 +177,16 @@ func (r *run) dispatchUntilDone(ctx context.Context, step *builtins.Step, dec pl
 		r.log.Warn().Str("step", env.Step).Str("lost", lost).Str("node", dec.Node).Int("attempt", env.Attempt).Msg("executing node lost; step placed again")
 		why := "node " + lost + " was lost before it answered"
 		if folded != nil {
-			folded.Node, folded.Reason = dec.Node, dec.Reason+"; "+why
+			whys = append(whys, why)
+			folded.Node, folded.Reason = dec.Node, dec.Reason+"; attempt "+strconv.Itoa(env.Attempt)+", as "+strings.Join(whys, ", then ")
 		} else if err := r.placedAgain(env.Step, env.Attempt, dec, why); err != nil {
 			return api.ResultEntry{}, err
 		}
 		if dec.Node == r.n.opts.Name && !r.n.opts.AlwaysDispatch {
 			res := r.n.worker.execute(ctx, step, r.id, env.Step, env.Args, env.Demand)
+			if res.Error != nil && errors.Is(context.Cause(r.ctx), errShutdown) {
+				return api.ResultEntry{}, &script.StepFailure{Builtin: step.Name, Step: env.Step, Code: builtins.CodeCancelled, Message: cancelReason(r.ctx)}
+			}
 			if folded != nil {
 				return res, nil
 			}
