@@ -64,6 +64,7 @@ type engineFlags struct {
 	maxSteps                                       uint64
 	payloadLimit, replicas, partitions             int
 	stepTimeout, grace, retention, triggerTimeout  time.Duration
+	foldBelow                                      time.Duration
 	sync                                           bus.SyncPolicy
 	syncSet                                        bool
 	runLog                                         bool
@@ -130,8 +131,9 @@ value, stray argument).
 	e.maxSteps = script.DefaultMaxSteps
 	addMaxExecSteps(f, &e.maxSteps, "Starlark computation limit per run, as `N` steps (runaway-loop guard)")
 	f.IntVar(&e.payloadLimit, "payload-limit", api.DefaultPayloadLimit, "largest step argument, step result, input or run result, in `BYTES`")
-	e.stepTimeout, e.grace, e.retention, e.triggerTimeout = 30*time.Second, 10*time.Second, 30*24*time.Hour, 30*time.Second
+	e.stepTimeout, e.grace, e.retention, e.triggerTimeout, e.foldBelow = 30*time.Second, 10*time.Second, 30*24*time.Hour, 30*time.Second, 2*time.Millisecond
 	f.Var(durationValue{p: &e.stepTimeout}, "step-timeout", "deadline of one step attempt when the builtin sets none")
+	f.Var(durationValue{p: &e.foldBelow}, "fold-below", "a builtin typically this quick has each step journaled once, with its call, and sent to other nodes directly; a step the coordinator had not journaled when it stopped is executed again (see docs/architecture.md)")
 	f.Var(durationValue{p: &e.grace, zeroOK: true}, "grace", "on shutdown, how long runs in flight may take to finish (0: interrupt them at once)")
 	f.Var(durationValue{p: &e.retention}, "retention", "how long journals and run records are kept (ctl runs pin keeps a run longer)")
 	e.sync = bus.SyncAlways
@@ -187,9 +189,9 @@ func (e *engineFlags) options() (engine.Options, error) {
 	}
 	return engine.Options{
 		Integrations: integrations,
-		Name: name, DataDir: dir, Listen: e.listen, NATSURL: e.natsURL,
+		Name:         name, DataDir: dir, Listen: e.listen, NATSURL: e.natsURL,
 		ClusterListen: e.cluster, Peers: e.peers, Replicas: e.replicas, Partitions: e.partitions, Resources: e.resources,
-		MaxExecSteps: e.maxSteps, PayloadLimit: e.payloadLimit, StepTimeout: e.stepTimeout, JournalMaxAge: e.retention, Sync: sync,
+		MaxExecSteps: e.maxSteps, PayloadLimit: e.payloadLimit, StepTimeout: e.stepTimeout, FoldBelow: e.foldBelow, JournalMaxAge: e.retention, Sync: sync,
 		HeaderAttrs: headerAttrs, TriggerTimeout: e.triggerTimeout, RunLog: e.runLog,
 	}, nil
 }

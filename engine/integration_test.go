@@ -5,15 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus/bustest"
+	"github.com/droverhq/drover/replay"
 	"github.com/droverhq/drover/starlark/builtins"
+	sqlbuiltin "github.com/droverhq/drover/starlark/builtins/sql"
 )
 
 // vaultConfig is a test integration's configuration, with a secret.
@@ -124,4 +130,54 @@ func TestIntegrationSecretNeverLeaves(t *testing.T) {
 			t.Errorf("the secret is in span %s: %s", s.Name(), data)
 		}
 	}
+}
+
+// TestSQLRunReplaysWithoutTheDatabase: a run that writes and reads
+// PostgreSQL through the sql integration, configured as a node's
+// configuration file gives it, replays from its export with the same result
+// and no call to the database (every sql.* Exec counted).
+func TestSQLRunReplaysWithoutTheDatabase(t *testing.T) {
+	table := fmt.Sprintf("drover_e%d", time.Now().UnixNano())
+	reg := builtins.Default.Clone()
+	n := newTestNode(t, Options{Registry: reg, Integrations: map[string]any{"sql": &sqlbuiltin.Config{Connections: map[string]sqlbuiltin.Connection{
+		"db": {DSN: envOr("DROVER_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")}}}}})
+	src := fmt.Sprintf(`
+def main(input):
+    sql.exec("db", "create table %[1]s (id int primary key, customer text)")
+    sql.tx("db", [{"exec": "insert into %[1]s values ($1, $2)", "params": [1, input]}, {"exec": "insert into %[1]s values ($1, $2)", "params": [2, input]}])
+    rows = sql.query("db", "select id, customer from %[1]s where customer = $1 order by id", [input])
+    sql.exec("db", "drop table %[1]s")
+    return rows
+`, table)
+	end := runScript(t, n, src, `"acme"`)
+	if end.Status != api.StatusCompleted || string(end.Result) != `[{"customer":"acme","id":1},{"customer":"acme","id":2}]` {
+		t.Fatalf("run: %s %s %+v", end.Status, end.Result, end.Error)
+	}
+	exp, err := n.Export(context.Background(), end.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	counting := builtins.Default.Clone().Restrict("sql") // the same builtins, each Exec counted
+	offline := builtins.NewRegistry()
+	for _, name := range counting.Steps() {
+		s, _ := counting.Lookup(name)
+		c := *s
+		c.Exec = func(ctx context.Context, env builtins.Env, args json.RawMessage) (any, error) {
+			calls.Add(1)
+			return s.Exec(ctx, env, args)
+		}
+		offline.MustRegister(&c)
+	}
+	rep, err := replay.Replay(context.Background(), exp, replay.Options{Registry: offline})
+	if err != nil || !rep.Matches || rep.Steps != 4 || calls.Load() != 0 {
+		t.Fatalf("replay: %v %+v, %d calls to the database", err, rep, calls.Load())
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }

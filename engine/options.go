@@ -76,6 +76,13 @@ type Options struct {
 	PayloadLimit int
 	// StepTimeout bounds one attempt of a step that sets no deadline (default 30s).
 	StepTimeout time.Duration
+	// FoldBelow is the longest a builtin may typically take for its steps'
+	// calls to be journaled with their results, in one entry, and sent to
+	// another node directly (default 2ms): should the coordinator stop
+	// before the result is written, such a step is executed again. A longer
+	// step journals its call first and goes through the executing node's
+	// inbox, its result written by that node.
+	FoldBelow time.Duration
 	// JournalMaxAge is how long journals are kept (default 30 days).
 	JournalMaxAge time.Duration
 	// Sync is when an embedded server's writes reach the disk, and so what
@@ -126,6 +133,7 @@ func (o Options) withDefaults() Options {
 	o.MaxExecSteps = cmp.Or(o.MaxExecSteps, script.DefaultMaxSteps)
 	o.PayloadLimit = cmp.Or(o.PayloadLimit, api.DefaultPayloadLimit)
 	o.StepTimeout = cmp.Or(o.StepTimeout, 30*time.Second)
+	o.FoldBelow = cmp.Or(o.FoldBelow, 2*time.Millisecond)
 	o.EventsKeepAlive = cmp.Or(o.EventsKeepAlive, 15*time.Second)
 	o.HeartbeatEvery = cmp.Or(o.HeartbeatEvery, cluster.HeartbeatEvery)
 	o.TriggerTimeout = cmp.Or(o.TriggerTimeout, 30*time.Second)

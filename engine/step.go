@@ -204,18 +204,12 @@ func (r *run) placedAgain(id string, attempt int, dec placement.Decision, why st
 	return err
 }
 
-// foldBelow is the longest a co-located step is expected to take for its
-// call to be journaled with its result: a longer one journals its call first,
-// so that it shows as under way (runs show, events) and is placed again as
-// the next attempt if the run is adopted meanwhile.
-const foldBelow = 2 * time.Millisecond
-
 // foldable reports whether a step's call can wait for its result: a side
 // value, or a builtin this node has measured as short (whatever its
 // placement policy: one that does not learn has the node measure for it).
 func (n *Node) foldable(step *builtins.Step) bool {
 	return n.cluster.AllHave(journal.FeatureFoldedCall) &&
-		(step.Local || n.profiles.Short(step.Name, foldBelow))
+		(step.Local || n.profiles.Short(step.Name, n.opts.FoldBelow))
 }
 
 // direct reports whether a short step placed on another node can be sent

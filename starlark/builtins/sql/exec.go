@@ -50,7 +50,7 @@ func oneArgs(query bool) func(b *starlark.Builtin, args starlark.Tuple, kwargs [
 		if err := builtins.UnpackArgs(b.Name(), args, kwargs, "conn", &conn, "sql", &text, "params?", &params); err != nil {
 			return nil, err
 		}
-		st, err := newStatement(b.Name(), "params", text, params, query)
+		st, err := newStatement(b.Name(), "", text, params, query)
 		if err != nil {
 			return nil, err
 		}
@@ -108,10 +108,15 @@ func txArgs(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (
 	return c, nil
 }
 
-// newStatement checks one statement's SQL and parameters.
-func newStatement(fn, param, text string, params starlark.Value, query bool) (statement, error) {
+// newStatement checks one statement's SQL and parameters; within is the
+// statement's place in sql.tx's list ("" for sql.query and sql.exec).
+func newStatement(fn, within, text string, params starlark.Value, query bool) (statement, error) {
+	sqlParam, paramsParam := "sql", "params"
+	if within != "" {
+		sqlParam, paramsParam = within, within+".params"
+	}
 	if strings.TrimSpace(text) == "" {
-		return statement{}, &builtins.ArgError{Func: fn, Param: param, Err: errors.New("empty SQL")}
+		return statement{}, &builtins.ArgError{Func: fn, Param: sqlParam, Err: errors.New(`empty SQL (a sql.tx statement needs "query" or "exec")`)}
 	}
 	var seq starlark.Indexable
 	switch p := params.(type) {
@@ -120,13 +125,13 @@ func newStatement(fn, param, text string, params starlark.Value, query bool) (st
 	case starlark.Tuple:
 		seq = p
 	default:
-		return statement{}, &builtins.ArgError{Func: fn, Param: "params", Err: fmt.Errorf("got %s, want a list: values travel as parameters ($1 or ?), never inside the SQL", params.Type())}
+		return statement{}, &builtins.ArgError{Func: fn, Param: paramsParam, Err: fmt.Errorf("got %s, want a list: values travel as parameters ($1 or ?), never inside the SQL", params.Type())}
 	}
 	st := statement{Params: make([]any, 0, seq.Len())}
 	for i := range seq.Len() {
 		v, err := builtins.ToJSON(seq.Index(i))
 		if err != nil {
-			return statement{}, &builtins.ArgError{Func: fn, Param: fmt.Sprintf("params[%d]", i), Err: err}
+			return statement{}, &builtins.ArgError{Func: fn, Param: fmt.Sprintf("%s[%d]", paramsParam, i), Err: err}
 		}
 		st.Params = append(st.Params, v)
 	}
