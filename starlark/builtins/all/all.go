@@ -16,6 +16,7 @@ import (
 	"github.com/droverhq/drover/starlark/builtins/kv"
 	"github.com/droverhq/drover/starlark/builtins/log"
 	"github.com/droverhq/drover/starlark/builtins/rand"
+	"github.com/droverhq/drover/starlark/builtins/redis"
 	"github.com/droverhq/drover/starlark/builtins/sql"
 	"github.com/droverhq/drover/starlark/builtins/tag"
 	"github.com/droverhq/drover/starlark/builtins/time"
@@ -29,6 +30,7 @@ var modules = []func(*builtins.Registry){
 	kv.Register,
 	log.Register,
 	rand.Register,
+	redis.Register,
 	sql.Register,
 	tag.Register,
 	time.Register,
