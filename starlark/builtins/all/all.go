@@ -10,6 +10,7 @@ package all
 
 import (
 	"github.com/droverhq/drover/starlark/builtins"
+	"github.com/droverhq/drover/starlark/builtins/cache"
 	"github.com/droverhq/drover/starlark/builtins/emit"
 	"github.com/droverhq/drover/starlark/builtins/http"
 	"github.com/droverhq/drover/starlark/builtins/json"
@@ -24,6 +25,7 @@ import (
 
 // modules are the Register functions of the modules of Script API v0.
 var modules = []func(*builtins.Registry){
+	cache.Register,
 	emit.Register,
 	http.Register,
 	json.Register,

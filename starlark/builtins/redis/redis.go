@@ -103,23 +103,37 @@ var noRetry = builtins.RetryPolicy{MaxAttempts: 1}
 func steps() []*builtins.Step {
 	return []*builtins.Step{
 		{Name: "redis.get", Doc: "the string under a key, or None", Args: params("key"),
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) { return nilIsNone(r.Get(ctx, a.Key).Result()) })},
+			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+				return nilIsNone(r.Get(ctx, a.Key).Result())
+			})},
 		{Name: "redis.set", Doc: "set a key, with an optional time to live", Args: setArgs,
 			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return nil, r.Set(ctx, a.Key, a.Value, time.Duration(a.TTL)).Err()
 			})},
 		{Name: "redis.incr", Doc: "add to a counter; its new value", Args: incrArgs, Retry: noRetry,
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) { return r.IncrBy(ctx, a.Key, a.By).Result() })},
+			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+				return r.IncrBy(ctx, a.Key, a.By).Result()
+			})},
 		{Name: "redis.delete", Doc: "remove keys; how many there were", Args: deleteArgs,
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) { return r.Del(ctx, a.Keys...).Result() })},
+			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+				return r.Del(ctx, a.Keys...).Result()
+			})},
 		{Name: "redis.hget", Doc: "a field of a hash, or None", Args: params("key", "field"),
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) { return nilIsNone(r.HGet(ctx, a.Key, a.Field).Result()) })},
+			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+				return nilIsNone(r.HGet(ctx, a.Key, a.Field).Result())
+			})},
 		{Name: "redis.hset", Doc: "set a field of a hash; 1 if it is new", Args: params("key", "field", "value"),
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) { return r.HSet(ctx, a.Key, a.Field, a.Value).Result() })},
+			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+				return r.HSet(ctx, a.Key, a.Field, a.Value).Result()
+			})},
 		{Name: "redis.hgetall", Doc: "every field of a hash, as a dict", Args: params("key"),
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) { return r.HGetAll(ctx, a.Key).Result() })},
+			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+				return r.HGetAll(ctx, a.Key).Result()
+			})},
 		{Name: "redis.publish", Doc: "publish a message on a channel; how many subscribers got it", Args: params("channel", "message"), Retry: noRetry,
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) { return r.Publish(ctx, a.Channel, a.Message).Result() })},
+			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+				return r.Publish(ctx, a.Channel, a.Message).Result()
+			})},
 	}
 }
 
