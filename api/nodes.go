@@ -3,6 +3,7 @@ package api
 import (
 	"time"
 
+	"github.com/droverhq/drover/breaker"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/starlark/builtins"
 )
@@ -24,6 +25,9 @@ type NodeInfo struct {
 	// Integrations are the states of the node's integrations (databases,
 	// caches, queues its builtins reach), as its last checks found them.
 	Integrations []builtins.IntegrationStatus `json:"integrations,omitempty"`
+	// Breakers are the node's circuit breakers that are open, trying, or
+	// counting failures (package breaker).
+	Breakers []breaker.Status `json:"breakers,omitempty"`
 	// Seen is when this node last received the heartbeat; Age its age.
 	Seen time.Time     `json:"seen"`
 	Age  time.Duration `json:"age_ns"`
@@ -34,13 +38,14 @@ type NodeInfo struct {
 type NodeIntegrations struct {
 	Node         string                       `json:"node"`
 	Integrations []builtins.IntegrationStatus `json:"integrations"`
+	Breakers     []breaker.Status             `json:"breakers,omitempty"`
 }
 
 // IntegrationsOf returns the integrations of each of nodes.
 func IntegrationsOf(nodes []NodeInfo) []NodeIntegrations {
 	out := make([]NodeIntegrations, 0, len(nodes))
 	for _, n := range nodes {
-		out = append(out, NodeIntegrations{Node: n.Name, Integrations: n.Integrations})
+		out = append(out, NodeIntegrations{Node: n.Name, Integrations: n.Integrations, Breakers: n.Breakers})
 	}
 	return out
 }

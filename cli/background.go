@@ -588,11 +588,12 @@ func (a *app) backgroundServeCommand() *cobra.Command {
 					os.Remove(path)
 				}
 			}()
-			integrations, err := loadConfig(a.getenv("DROVER_CONFIG"))
+			node, err := loadConfig(a.getenv("DROVER_CONFIG"))
 			if err != nil {
 				return err
 			}
-			return e.serve(ctx, engine.Options{Name: embeddedName, DataDir: dir, Sync: a.sync, MaxExecSteps: a.maxSteps, Integrations: integrations})
+			return e.serve(ctx, engine.Options{Name: embeddedName, DataDir: dir, Sync: a.sync, MaxExecSteps: a.maxSteps,
+				Integrations: node.Integrations, Breakers: node.Breakers})
 		},
 	}
 }

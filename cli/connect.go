@@ -78,12 +78,12 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 	if idle > 0 {
 		return a.connectBackground(ctx, dir, sync, idle)
 	}
-	integrations, err := loadConfig(a.getenv("DROVER_CONFIG"))
+	node, err := loadConfig(a.getenv("DROVER_CONFIG"))
 	if err != nil {
 		return nil, err
 	}
 	opts := engine.Options{Name: embeddedName, DataDir: dir, Logger: a.logger(), NoRecovery: mode == noRecovery,
-		MaxExecSteps: a.maxSteps, Sync: sync, Integrations: integrations}
+		MaxExecSteps: a.maxSteps, Sync: sync, Integrations: node.Integrations, Breakers: node.Breakers}
 	n, err := engine.NewNode(ctx, opts)
 	if errors.Is(err, bus.ErrDataDirInUse) {
 		if stopped, serr := a.stopBackgroundHolding(ctx, dir); serr != nil {

@@ -183,12 +183,12 @@ func (e *engineFlags) options() (engine.Options, error) {
 	if err != nil {
 		return engine.Options{}, usageErrorf("%v", err)
 	}
-	integrations, err := loadConfig(cmp.Or(e.configFile, e.getenv("DROVER_CONFIG")))
+	node, err := loadConfig(cmp.Or(e.configFile, e.getenv("DROVER_CONFIG")))
 	if err != nil {
 		return engine.Options{}, err
 	}
 	return engine.Options{
-		Integrations: integrations,
+		Integrations: node.Integrations, Breakers: node.Breakers,
 		Name:         name, DataDir: dir, Listen: e.listen, NATSURL: e.natsURL,
 		ClusterListen: e.cluster, Peers: e.peers, Replicas: e.replicas, Partitions: e.partitions, Resources: e.resources,
 		MaxExecSteps: e.maxSteps, PayloadLimit: e.payloadLimit, StepTimeout: e.stepTimeout, FoldBelow: e.foldBelow, JournalMaxAge: e.retention, Sync: sync,
@@ -197,16 +197,16 @@ func (e *engineFlags) options() (engine.Options, error) {
 }
 
 // loadConfig reads the node configuration file at path ("" for none): the
-// configurations of the integrations this build has.
-func loadConfig(path string) (map[string]any, error) {
+// configurations of the integrations this build has, and of the breakers.
+func loadConfig(path string) (*config.Node, error) {
 	if path == "" {
-		return nil, nil
+		return &config.Node{}, nil
 	}
-	configs, err := config.Load(path, builtins.Default, os.LookupEnv)
+	node, err := config.Load(path, builtins.Default, os.LookupEnv)
 	if err != nil {
 		return nil, usageErrorf("%s", strings.TrimPrefix(err.Error(), "config: "))
 	}
-	return configs, nil
+	return node, nil
 }
 
 // parseAttrHeaders reads --attr-header HEADER=ATTR specs.

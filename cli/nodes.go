@@ -68,7 +68,11 @@ func (a *app) integrationsCommand() *cobra.Command {
 queues its builtins reach) with their state as the node's last check found it:
 ok, failing (with why: which address, what to do) or unconfigured. Nodes check
 them as they start and every 30 s. Configuration comes from the node's
---config file (docs/integrations.md); secrets show as [redacted].`,
+--config file (docs/integrations.md); secrets show as [redacted].
+
+Below them, the circuit breakers that are open or counting failures: a
+target (an HTTP host, a SQL connection, a Redis or memcached address) whose
+calls failed several times in a row fails fast until RETRIES.`,
 		Example: `  ctl integrations
   ctl integrations --json`,
 		Args: wantArgs(),
@@ -87,9 +91,23 @@ them as they start and every 30 s. Configuration comes from the node's
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NODE\tINTEGRATION\tSTATE\tCHECKED\tERROR")
+			breakers := 0
 			for _, n := range nodes {
 				for _, in := range n.Integrations {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\n", n.Name, in.Name, in.State, time.Since(in.Checked).Round(time.Second), orDash(in.Error))
+				}
+				breakers += len(n.Breakers)
+			}
+			if breakers > 0 {
+				fmt.Fprintln(tw, "\nNODE\tCIRCUIT BREAKER\tSTATE\tFAILURES\tRETRIES")
+				for _, n := range nodes {
+					for _, b := range n.Breakers {
+						retry := "-"
+						if !b.RetryAt.IsZero() {
+							retry = b.RetryAt.Local().Format("15:04:05")
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", n.Name, b.Target, b.State, b.Failures, retry)
+					}
 				}
 			}
 			return tw.Flush()

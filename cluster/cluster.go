@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/breaker"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/starlark/builtins"
@@ -51,6 +52,9 @@ type Options struct {
 	// Integrations returns the states of this node's integrations, for its
 	// heartbeats (nil: none).
 	Integrations func() []builtins.IntegrationStatus
+	// Breakers returns this node's circuit breakers that are not closed and
+	// clear, for its heartbeats (nil: none).
+	Breakers func() []breaker.Status
 	// OnPeer is called with every heartbeat's reading of a peer.
 	OnPeer func(meter.Reading)
 	// OnLost is called, on its own goroutine, when a peer stops heartbeating.
@@ -209,6 +213,9 @@ func (m *Membership) info(r meter.Reading) api.NodeInfo {
 	info := api.NodeInfo{Name: m.opts.Name, HTTP: m.opts.HTTP, NATS: m.opts.Bus.ClientURL(), Cluster: m.opts.Bus.ClusterURL(), Started: m.started, Reading: r, Features: m.opts.Features}
 	if m.opts.Integrations != nil {
 		info.Integrations = m.opts.Integrations()
+	}
+	if m.opts.Breakers != nil {
+		info.Breakers = m.opts.Breakers()
 	}
 	return info
 }

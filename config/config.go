@@ -24,20 +24,30 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/droverhq/drover/breaker"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
-// file is the configuration file's layout (its sections are read one by
-// one, against each integration's configuration).
+// file is the configuration file's layout (its integrations' sections are
+// read one by one, against each integration's configuration).
 type file struct {
 	Integrations map[string]yaml.Node `yaml:"integrations"`
+	Breakers     breaker.Config       `yaml:"breakers"`
 }
 
-// Load reads the configuration file at path and returns, by integration
-// name, the configuration of each of r's integrations the file has a
-// section for (a pointer its NewConfig returned, filled). lookup reads the
-// environment (os.LookupEnv).
-func Load(path string, r *builtins.Registry, lookup func(string) (string, bool)) (map[string]any, error) {
+// Node is what a configuration file says of a node.
+type Node struct {
+	// Integrations are the configurations of the integrations the file has
+	// a section for, by name: each a pointer its NewConfig returned, filled.
+	Integrations map[string]any
+	// Breakers configures its circuit breakers.
+	Breakers breaker.Config
+}
+
+// Load reads the configuration file at path: the configuration of each of
+// r's integrations the file has a section for, and of the node's circuit
+// breakers. lookup reads the environment (os.LookupEnv).
+func Load(path string, r *builtins.Registry, lookup func(string) (string, bool)) (*Node, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -46,13 +56,14 @@ func Load(path string, r *builtins.Registry, lookup func(string) (string, bool))
 }
 
 // Parse is Load of data, read from a file named name.
-func Parse(name string, data []byte, r *builtins.Registry, lookup func(string) (string, bool)) (map[string]any, error) {
+func Parse(name string, data []byte, r *builtins.Registry, lookup func(string) (string, bool)) (*Node, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("config: %s: %w", name, err)
 	}
+	node := &Node{Integrations: map[string]any{}}
 	if len(root.Content) == 0 {
-		return map[string]any{}, nil // empty file
+		return node, nil // empty file
 	}
 	if err := expand(name, &root, lookup); err != nil {
 		return nil, err
@@ -66,10 +77,15 @@ func Parse(name string, data []byte, r *builtins.Registry, lookup func(string) (
 		byName[in.Name] = in
 		names = append(names, in.Name)
 	}
-	configs := map[string]any{}
+	if b := section(root.Content[0], "breakers"); b != nil {
+		if err := b.Decode(&node.Breakers); err != nil {
+			return nil, fmt.Errorf("config: %s: breakers: %w", name, err)
+		}
+	}
+	configs := node.Integrations
 	sections := section(root.Content[0], "integrations")
 	if sections == nil {
-		return configs, nil
+		return node, nil
 	}
 	if sections.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("config: %s:%d: integrations: want a mapping of integration names to their settings", name, sections.Line)
@@ -97,7 +113,7 @@ func Parse(name string, data []byte, r *builtins.Registry, lookup func(string) (
 		}
 		configs[in.Name] = cfg
 	}
-	return configs, nil
+	return node, nil
 }
 
 // section returns the value of key in the mapping n, or nil.

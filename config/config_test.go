@@ -44,10 +44,11 @@ integrations:
     tag_list: [x, "$${literal}"]
   plain:
 `
-	configs, err := Parse("drover.yaml", []byte(src), registry(), env(map[string]string{"TOKEN": "s3cret-token", "PORT": "5432", "HOST": "db"}))
+	node, err := Parse("drover.yaml", []byte(src), registry(), env(map[string]string{"TOKEN": "s3cret-token", "PORT": "5432", "HOST": "db"}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	configs := node.Integrations
 	g := configs["greet"].(*greetConfig)
 	if g.Greeting != "hello" || g.Token != "s3cret-token" || g.Port != 5432 || g.Servers["a"].Addr != "db:1" || g.Servers["a"].Timeout != 3*time.Second || strings.Join(g.Tags, ",") != "x,${literal}" {
 		t.Fatalf("greet config: %+v", g)
@@ -55,8 +56,8 @@ integrations:
 	if _, ok := configs["plain"].(*struct{}); !ok {
 		t.Fatalf("plain config: %#v", configs["plain"])
 	}
-	if configs, err := Parse("empty.yaml", nil, registry(), env(nil)); err != nil || len(configs) != 0 {
-		t.Fatalf("empty file: %v %v", configs, err)
+	if node, err := Parse("empty.yaml", nil, registry(), env(nil)); err != nil || len(node.Integrations) != 0 {
+		t.Fatalf("empty file: %v %v", node, err)
 	}
 }
 
@@ -69,7 +70,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown integration", "integrations:\n  sqll:\n    dsn: x\n", `drover.yaml:2: integration "sqll" is not in this engine build (it has: greet, plain)`},
 		{"unknown setting", "integrations:\n  greet:\n    greting: hi\n", `drover.yaml:3: integrations.greet has no setting "greting" (it has: greeting, port, servers, tag_list, token)`},
 		{"nested unknown", "integrations:\n  greet:\n    servers:\n      a: {adr: x}\n", `drover.yaml:4: integrations.greet.servers.a has no setting "adr"`},
-		{"unknown top level", "integration:\n  greet: {}\n", `drover.yaml:1: the file has no setting "integration" (it has: integrations)`},
+		{"unknown top level", "integration:\n  greet: {}\n", `drover.yaml:1: the file has no setting "integration" (it has: breakers, integrations)`},
+		{"breaker setting", "breakers:\n  default: {failure: 3}\n", `drover.yaml:2: breakers.default has no setting "failure" (it has: cooldown, failures)`},
 		{"wrong type", "integrations:\n  greet:\n    port: many\n", "cannot unmarshal !!str `many` into int"},
 		{"not yaml", "integrations: [\n", "drover.yaml"},
 	} {
@@ -91,5 +93,17 @@ func TestLoadMissingFile(t *testing.T) {
 func TestParseIntegrationsNotAMapping(t *testing.T) {
 	if _, err := Parse("drover.yaml", []byte("integrations: [greet]\n"), registry(), env(nil)); err == nil || !strings.Contains(err.Error(), "drover.yaml:1: integrations: want a mapping") {
 		t.Fatalf("integrations as a list: %v", err)
+	}
+}
+
+func TestParseBreakers(t *testing.T) {
+	src := "breakers:\n  default: {failures: 3, cooldown: 30s}\n  targets:\n    \"http api.example.com\": {failures: 1}\n"
+	node, err := Parse("drover.yaml", []byte(src), registry(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := node.Breakers
+	if b.Default.Failures != 3 || b.Default.Cooldown != 30*time.Second || b.Targets["http api.example.com"].Failures != 1 {
+		t.Fatalf("breakers: %+v", b)
 	}
 }

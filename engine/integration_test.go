@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/breaker"
 	"github.com/droverhq/drover/bus/bustest"
 	"github.com/droverhq/drover/replay"
 	"github.com/droverhq/drover/starlark/builtins"
@@ -180,4 +181,39 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// TestBreakerFailsFastAndReplays: calls to a host that refuses connections
+// open its breaker after the configured failures; the next run's call fails
+// at once with circuit_open, naming the host, the failures and when it
+// retries; the node's heartbeat shows the breaker; and the failure, being
+// journaled, replays exactly.
+func TestBreakerFailsFastAndReplays(t *testing.T) {
+	n := newTestNode(t, Options{Registry: builtins.Default.Clone(), Breakers: breaker.Config{Default: breaker.Policy{Failures: 2, Cooldown: time.Minute}}})
+	src := "def main(input):\n    return http.get(\"http://127.0.0.1:1/x\", timeout=\"2s\").status\n"
+	first := runScript(t, n, src, "")
+	if first.Status != api.StatusFailed || first.Error.Code != builtins.CodeCircuitOpen {
+		t.Fatalf("first run: %s %+v", first.Status, first.Error)
+	}
+	start := time.Now()
+	second := runScript(t, n, src, "")
+	if second.Status != api.StatusFailed || second.Error.Code != builtins.CodeCircuitOpen ||
+		!strings.Contains(second.Error.Message, "http.get: circuit open for http 127.0.0.1:1 after 2 consecutive failures: calls fail fast until") {
+		t.Fatalf("second run: %s %+v", second.Status, second.Error)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the second run took %s: it did not fail fast", took)
+	}
+	bustest.PollUntil(t, func() bool {
+		nodes, err := n.Nodes(context.Background())
+		return err == nil && len(nodes) == 1 && len(nodes[0].Breakers) == 1 && nodes[0].Breakers[0].Target == "http 127.0.0.1:1" && nodes[0].Breakers[0].State == breaker.Open
+	})
+	exp, err := n.Export(context.Background(), second.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := replay.Replay(context.Background(), exp, replay.Options{Registry: builtins.Default})
+	if err != nil || !rep.Matches || rep.Steps != 1 {
+		t.Fatalf("replay: %v %+v", err, rep)
+	}
 }

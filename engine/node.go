@@ -18,6 +18,7 @@ import (
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/api/server"
+	"github.com/droverhq/drover/breaker"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/deploy"
@@ -77,6 +78,7 @@ type Node struct {
 	dispatch     *dispatch.Dispatcher
 	profiles     *placement.Profiles // builtins as measured here: the placement policy's when it learns
 	integrations *builtins.Opened
+	breakers     *breaker.Set
 	worker       *worker
 
 	baseCtx    context.Context // ends when the node stops
@@ -157,9 +159,11 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	n.integrations = builtins.OpenIntegrations(ctx, n.opts.Registry, opts.Integrations)
+	n.breakers = breaker.New(opts.Breakers)
 	n.checkIntegrations(ctx)
 	n.cluster = cluster.New(cluster.Options{Bus: b, Name: opts.Name, HTTP: opts.AdvertiseHTTP, Logger: &n.log, Features: slices.Concat(journal.Features, []string{dispatch.Feature}),
 		Integrations:   n.integrations.Statuses,
+		Breakers:       n.breakers.Statuses,
 		HeartbeatEvery: opts.HeartbeatEvery, Reading: n.readMeter, OnPeer: n.onPeer, OnLost: n.onLost,
 		Upgrades: []cluster.Upgrade{{Feature: journal.FeatureRunLog, Apply: b.EnableRunLog}}})
 	n.worker = newWorker(n)

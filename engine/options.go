@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/breaker"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/placement"
@@ -47,6 +48,9 @@ type Options struct {
 	// it starts (a failure is logged and shown, not fatal), checks them
 	// again every IntegrationCheckEvery, and closes them when it stops.
 	Integrations map[string]any
+	// Breakers configures the node's circuit breakers, one per target its
+	// steps reach (builtins.Step.Target; package breaker).
+	Breakers breaker.Config
 	// Placement chooses the node of each step. Nil means the production
 	// policy (placement.Adaptive) over the live nodes' meters.
 	Placement placement.Policy

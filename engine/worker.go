@@ -175,16 +175,35 @@ func (w *worker) execute(ctx context.Context, step *builtins.Step, runID, stepID
 	start := time.Now()
 	sc := builtins.StepContext{Run: runID, Step: stepID, Key: runID + "/" + stepID}
 	res := api.ResultEntry{Step: stepID, Node: n.opts.Name, Start: start.UTC(), SpanID: span.SpanContext().SpanID().String()}
+	var target string
+	if step.Target != nil {
+		target = step.Target(w.env, args)
+	}
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
 		sc.Attempt = attempt
+		if target != "" {
+			if err := n.breakers.Allow(target); err != nil {
+				res.Error = &builtins.StepError{Code: builtins.CodeCircuitOpen, Message: step.Name + ": " + err.Error()}
+				span.SetStatus(codes.Error, res.Error.Message)
+				break
+			}
+		}
 		if err := n.meter.Resources.Wait(ctx, demands); err != nil {
+			n.breakers.Abandon(target)
 			res.Error = builtins.Errorf("resource", "%s: %v", step.Name, err)
 			break
 		}
 		value, serr := w.attempt(builtins.WithStep(ctx, sc), step, args)
 		if n.meter.Resources.Release(demands) {
 			n.cluster.Beat()
+		}
+		if target != "" {
+			if serr != nil && serr.Code == builtins.CodeCancelled {
+				n.breakers.Abandon(target) // says nothing of the target
+			} else {
+				n.breakers.Done(target, serr != nil && serr.Retryable)
+			}
 		}
 		if serr == nil {
 			res.Value = value

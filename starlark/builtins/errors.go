@@ -23,6 +23,7 @@ const (
 	CodeBadArgs         = "bad_args"          // the arguments could not be used
 	CodePayloadTooLarge = "payload_too_large" // result above the configured limit
 	CodeCancelled       = "cancelled"         // the run was cancelled
+	CodeCircuitOpen     = "circuit_open"      // the target failed repeatedly: calls fail fast for a while
 	CodeInternal        = "internal"          // anything else
 )
 

@@ -55,6 +55,13 @@ type Step struct {
 	// Resources lists what one call consumes, for placement (rate limits, pools).
 	Resources func(args json.RawMessage) []Demand
 
+	// Target names what a call reaches, for the node's circuit breaker of
+	// it (package breaker): "http api.example.com", "sql db", "redis
+	// 127.0.0.1:6379". After consecutive failed attempts on a target, calls
+	// to it fail fast with CodeCircuitOpen for a cool-down. Nil or "": no
+	// breaker.
+	Target func(env Env, args json.RawMessage) string
+
 	// Doc is a one-line description shown by tooling.
 	Doc string
 }

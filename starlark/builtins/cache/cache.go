@@ -114,10 +114,18 @@ type args struct {
 
 func steps() []*builtins.Step {
 	return []*builtins.Step{
-		{Name: "cache.get", Doc: "a cached JSON value, or None", Args: keyArgs, Exec: run(get)},
-		{Name: "cache.set", Doc: "cache a JSON value, with an optional time to live", Args: setArgs, Exec: run(set)},
-		{Name: "cache.delete", Doc: "remove a cached value; True if it was there", Args: keyArgs, Exec: run(del)},
+		{Name: "cache.get", Doc: "a cached JSON value, or None", Args: keyArgs, Exec: run(get), Target: target},
+		{Name: "cache.set", Doc: "cache a JSON value, with an optional time to live", Args: setArgs, Exec: run(set), Target: target},
+		{Name: "cache.delete", Doc: "remove a cached value; True if it was there", Args: keyArgs, Exec: run(del), Target: target},
 	}
+}
+
+// target is the breaker target of the node's servers.
+func target(env builtins.Env, _ json.RawMessage) string {
+	if c, err := builtins.Use[*Client](env, "cache"); err == nil && len(c.cfg.Servers) > 0 {
+		return "memcache " + strings.Join(c.cfg.Servers, ",")
+	}
+	return ""
 }
 
 func keyArgs(b *starlark.Builtin, a starlark.Tuple, kw []starlark.Tuple) (any, error) {

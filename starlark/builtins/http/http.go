@@ -77,7 +77,21 @@ func newStep(name, method string, withBody bool, doc string) *builtins.Step {
 		},
 		Value:    responseValue,
 		Deadline: deadline,
+		Target:   target,
 	}
+}
+
+// target is an http.* call's breaker target: its URL's host.
+func target(_ builtins.Env, raw json.RawMessage) string {
+	var c call
+	if json.Unmarshal(raw, &c) != nil {
+		return ""
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return "http " + u.Host
 }
 
 // call is the journaled form of an http.* call's arguments.

@@ -102,39 +102,47 @@ var noRetry = builtins.RetryPolicy{MaxAttempts: 1}
 
 func steps() []*builtins.Step {
 	return []*builtins.Step{
-		{Name: "redis.get", Doc: "the string under a key, or None", Args: params("key"),
+		{Name: "redis.get", Target: target, Doc: "the string under a key, or None", Args: params("key"),
 			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return nilIsNone(r.Get(ctx, a.Key).Result())
 			})},
-		{Name: "redis.set", Doc: "set a key, with an optional time to live", Args: setArgs,
+		{Name: "redis.set", Target: target, Doc: "set a key, with an optional time to live", Args: setArgs,
 			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return nil, r.Set(ctx, a.Key, a.Value, time.Duration(a.TTL)).Err()
 			})},
-		{Name: "redis.incr", Doc: "add to a counter; its new value", Args: incrArgs, Retry: noRetry,
+		{Name: "redis.incr", Target: target, Doc: "add to a counter; its new value", Args: incrArgs, Retry: noRetry,
 			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return r.IncrBy(ctx, a.Key, a.By).Result()
 			})},
-		{Name: "redis.delete", Doc: "remove keys; how many there were", Args: deleteArgs,
+		{Name: "redis.delete", Target: target, Doc: "remove keys; how many there were", Args: deleteArgs,
 			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return r.Del(ctx, a.Keys...).Result()
 			})},
-		{Name: "redis.hget", Doc: "a field of a hash, or None", Args: params("key", "field"),
+		{Name: "redis.hget", Target: target, Doc: "a field of a hash, or None", Args: params("key", "field"),
 			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return nilIsNone(r.HGet(ctx, a.Key, a.Field).Result())
 			})},
-		{Name: "redis.hset", Doc: "set a field of a hash; 1 if it is new", Args: params("key", "field", "value"),
+		{Name: "redis.hset", Target: target, Doc: "set a field of a hash; 1 if it is new", Args: params("key", "field", "value"),
 			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return r.HSet(ctx, a.Key, a.Field, a.Value).Result()
 			})},
-		{Name: "redis.hgetall", Doc: "every field of a hash, as a dict", Args: params("key"),
+		{Name: "redis.hgetall", Target: target, Doc: "every field of a hash, as a dict", Args: params("key"),
 			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return r.HGetAll(ctx, a.Key).Result()
 			})},
-		{Name: "redis.publish", Doc: "publish a message on a channel; how many subscribers got it", Args: params("channel", "message"), Retry: noRetry,
+		{Name: "redis.publish", Target: target, Doc: "publish a message on a channel; how many subscribers got it", Args: params("channel", "message"), Retry: noRetry,
 			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return r.Publish(ctx, a.Channel, a.Message).Result()
 			})},
 	}
+}
+
+// target is the breaker target of the node's server.
+func target(env builtins.Env, _ json.RawMessage) string {
+	if c, err := builtins.Use[*Client](env, "redis"); err == nil && c.cfg.Addr != "" {
+		return "redis " + c.cfg.Addr
+	}
+	return ""
 }
 
 // args are every builtin's journaled arguments.

@@ -36,10 +36,21 @@ type call struct {
 
 func steps() []*builtins.Step {
 	return []*builtins.Step{
-		{Name: "sql.query", Doc: "rows of a query, as a list of dicts", Args: oneArgs(true), Exec: execCall},
-		{Name: "sql.exec", Doc: "run a statement; what it changed", Args: oneArgs(false), Exec: execCall},
-		{Name: "sql.tx", Doc: "several statements in one transaction", Args: txArgs, Exec: execCall},
+		{Name: "sql.query", Doc: "rows of a query, as a list of dicts", Args: oneArgs(true), Exec: execCall, Target: target},
+		{Name: "sql.exec", Doc: "run a statement; what it changed", Args: oneArgs(false), Exec: execCall, Target: target},
+		{Name: "sql.tx", Doc: "several statements in one transaction", Args: txArgs, Exec: execCall, Target: target},
 	}
+}
+
+// target is a call's breaker target: its connection.
+func target(_ builtins.Env, raw json.RawMessage) string {
+	var c struct {
+		Conn string `json:"conn"`
+	}
+	if json.Unmarshal(raw, &c) != nil || c.Conn == "" {
+		return ""
+	}
+	return "sql " + c.Conn
 }
 
 // oneArgs parses (conn, sql, params=[]) of sql.query or sql.exec.
