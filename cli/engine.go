@@ -189,7 +189,7 @@ func (e *engineFlags) options() (engine.Options, error) {
 	}
 	return engine.Options{
 		Integrations: node.Integrations, Breakers: node.Breakers,
-		Name:         name, DataDir: dir, Listen: e.listen, NATSURL: e.natsURL,
+		Name: name, DataDir: dir, Listen: e.listen, NATSURL: e.natsURL,
 		ClusterListen: e.cluster, Peers: e.peers, Replicas: e.replicas, Partitions: e.partitions, Resources: e.resources,
 		MaxExecSteps: e.maxSteps, PayloadLimit: e.payloadLimit, StepTimeout: e.stepTimeout, FoldBelow: e.foldBelow, JournalMaxAge: e.retention, Sync: sync,
 		HeaderAttrs: headerAttrs, TriggerTimeout: e.triggerTimeout, RunLog: e.runLog,
