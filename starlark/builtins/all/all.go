@@ -10,6 +10,7 @@ package all
 
 import (
 	"github.com/droverhq/drover/starlark/builtins"
+	"github.com/droverhq/drover/starlark/builtins/amqp"
 	"github.com/droverhq/drover/starlark/builtins/cache"
 	"github.com/droverhq/drover/starlark/builtins/emit"
 	"github.com/droverhq/drover/starlark/builtins/http"
@@ -25,6 +26,7 @@ import (
 
 // modules are the Register functions of the modules of Script API v0.
 var modules = []func(*builtins.Registry){
+	amqp.Register,
 	cache.Register,
 	emit.Register,
 	http.Register,
