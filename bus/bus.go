@@ -352,6 +352,7 @@ func (b *Bus) ensure(ctx context.Context) error {
 		{Bucket: DataBucket, Description: "kv.* builtins", History: 1, Storage: jetstream.FileStorage},
 		{Bucket: NodesBucket, Description: "Drover node heartbeats", History: 1, Storage: jetstream.MemoryStorage, TTL: NodesTTL},
 		{Bucket: LimitsBucket, Description: "Drover shared resource limits", History: 1, Storage: jetstream.MemoryStorage},
+		{Bucket: TriggersBucket, Description: "Drover messages that started runs", History: 1, Storage: jetstream.FileStorage, TTL: TriggersTTL},
 	} {
 		cfg.Replicas = b.opts.Replicas
 		kv, err := b.js.CreateOrUpdateKeyValue(ctx, cfg)

@@ -51,6 +51,11 @@ const (
 	// per resource, changed by compare-and-set. It is in memory: a cluster
 	// restarted as a whole starts with full buckets and empty pools.
 	LimitsBucket = "drover_limits"
+	// TriggersBucket records the messages that started runs, by source and
+	// message id (a hash of both), each valued with its run's id, so that a
+	// message delivered again starts nothing. Entries expire after
+	// TriggersTTL.
+	TriggersBucket = "drover_triggers"
 	// PinnedBucket is an object store of runs kept past retention, each a
 	// self-contained export, with no expiry.
 	PinnedBucket = "drover_pinned"
@@ -58,6 +63,9 @@ const (
 	// hash, kept as long as journals are.
 	ValuesBucket = "drover_values"
 )
+
+// TriggersTTL is how long a message that started a run is remembered.
+const TriggersTTL = 7 * 24 * time.Hour
 
 // JournalSubject returns the subject of one journal entry of run: kind is
 // "start", "tag", "call", "result" or "end"; key (a step id such as "3.2.1", or a

@@ -79,6 +79,8 @@ type Node struct {
 	profiles     *placement.Profiles // builtins as measured here: the placement policy's when it learns
 	integrations *builtins.Opened
 	breakers     *breaker.Set
+	stopTriggers context.CancelFunc // stops taking messages that start runs
+	triggersDone func()             // waits for the messages taken to be acknowledged or handed back
 	worker       *worker
 
 	baseCtx    context.Context // ends when the node stops
@@ -192,6 +194,9 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	}
 	go n.deployer.Watch(n.baseCtx)
 	go n.watchIntegrations(n.baseCtx)
+	var tctx context.Context
+	tctx, n.stopTriggers = context.WithCancel(n.baseCtx)
+	n.triggersDone = n.startTriggers(tctx)
 	n.log.Info().Bool("embedded", b.Embedded()).Str("nats", b.ClientURL()).Msg("node started")
 	return n, nil
 }
@@ -225,11 +230,13 @@ func (n *Node) Close(ctx context.Context) error {
 		return nil
 	}
 	n.closing = true
+	n.stopTriggers()
 	for id, t := range n.sleeping {
 		t.Stop() // parked runs stay parked in the journal; recovery wakes them
 		delete(n.sleeping, id)
 	}
 	n.mu.Unlock()
+	n.triggersDone()
 
 	done := make(chan struct{})
 	go func() { n.runsWG.Wait(); close(done) }()

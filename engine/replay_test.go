@@ -149,7 +149,7 @@ func TestAcceptedRunStartsAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.runsWG.Add(1)
-	r, err := n.begin(context.Background(), prog, "t", 0, json.RawMessage(`"accepted"`), nil, "", false)
+	r, err := n.begin(context.Background(), prog, n.newRunID(time.Now()), "t", 0, json.RawMessage(`"accepted"`), nil, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,12 @@ func (n *Node) newRun(prog *script.Program, rec api.Run, input json.RawMessage, 
 // script that does not compile, input that is not JSON or a bad attribute is
 // refused before anything is journaled.
 func (n *Node) Start(ctx context.Context, req api.StartRequest) (*api.Run, error) {
+	return n.start(ctx, req, "")
+}
+
+// start is Start, under run id id when it is not "" (a triggered run's,
+// reserved before it starts).
+func (n *Node) start(ctx context.Context, req api.StartRequest, id string) (*api.Run, error) {
 	var prog *script.Program
 	version := 0
 	if req.Deployed() {
@@ -100,7 +106,10 @@ func (n *Node) Start(ctx context.Context, req api.StartRequest) (*api.Run, error
 	}
 	n.runsWG.Add(1)
 	n.mu.Unlock()
-	r, err := n.begin(ctx, prog, req.Script.Name, version, input, req.Attrs, req.TraceParent, req.Awaited)
+	if id == "" {
+		id = n.newRunID(time.Now())
+	}
+	r, err := n.begin(ctx, prog, id, req.Script.Name, version, input, req.Attrs, req.TraceParent, req.Awaited)
 	if err != nil {
 		n.runsWG.Done()
 		return nil, err
@@ -110,14 +119,19 @@ func (n *Node) Start(ctx context.Context, req api.StartRequest) (*api.Run, error
 	return &rec, nil
 }
 
+// newRunID returns the id of a new run started at t: a ULID, in one of the
+// node's partitions.
+func (n *Node) newRunID(t time.Time) string {
+	return bus.RunID(ulid.MustNew(ulid.Timestamp(t), ulid.DefaultEntropy()).String(), rand.IntN(max(n.opts.Partitions, 1)))
+}
+
 // begin journals the start of a new run and indexes it, or, for an awaited
 // run, defers both to its first output (journal.Store.Defer).
-func (n *Node) begin(ctx context.Context, prog *script.Program, name string, version int, input json.RawMessage, attrs map[string]string, traceParent string, awaited bool) (*run, error) {
+func (n *Node) begin(ctx context.Context, prog *script.Program, id, name string, version int, input json.RawMessage, attrs map[string]string, traceParent string, awaited bool) (*run, error) {
 	if err := n.scripts.Save(ctx, prog.Script, prog.Hash); err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC()
-	id := bus.RunID(ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(), rand.IntN(max(n.opts.Partitions, 1)))
 	if attrs == nil {
 		attrs = map[string]string{}
 	}

@@ -2,6 +2,7 @@ package builtins
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -217,3 +218,35 @@ func SecretsOf(cfg any) []string {
 	walk(reflect.ValueOf(cfg))
 	return out
 }
+
+// Triggerer is an integration instance that starts runs from outside, such
+// as a queue's messages. The node calls Triggers once it is ready, on a
+// goroutine of its own, with the function that starts a run; Triggers
+// returns when ctx ends (the node is stopping).
+type Triggerer interface {
+	Triggers(ctx context.Context, start StartFunc) error
+}
+
+// StartFunc starts a run of a deployed script for one message. It returns
+// once the run is durably accepted (journaled and indexed), or was already,
+// for a message with the same Source and Key, by this node or another: the
+// caller acknowledges the message then, and not before. An error means no
+// run was started for it: deliver it again later, unless the error is
+// permanent (errors.Is ErrPermanent: an unknown script, input that is not
+// JSON), which no delivery will mend.
+type StartFunc func(ctx context.Context, t TriggeredRun) (run string, err error)
+
+// TriggeredRun is a run a message asks for.
+type TriggeredRun struct {
+	Script string          // a deployed script's name
+	Input  json.RawMessage // the run's input: JSON
+	Attrs  map[string]string
+	// Source names where the message came from ("amqp queue orders"), Key
+	// identifies it there (its message id); together they start at most
+	// one run, for a week. An empty Key starts a run each time.
+	Source, Key string
+}
+
+// ErrPermanent marks a StartFunc error that a new delivery of the same
+// message would meet again.
+var ErrPermanent = errors.New("the message can never start a run")

@@ -101,6 +101,21 @@ func (o *Opened) Get(name string) any {
 	return nil
 }
 
+// Triggerers returns the opened instances that start runs, by integration
+// name.
+func (o *Opened) Triggerers() map[string]Triggerer {
+	out := map[string]Triggerer{}
+	if o == nil {
+		return out
+	}
+	for _, op := range o.list {
+		if t, ok := op.inst.(Triggerer); ok {
+			out[op.in.Name] = t
+		}
+	}
+	return out
+}
+
 // Check runs every opened integration's check, at most CheckTimeout each,
 // concurrently, and returns the states.
 func (o *Opened) Check(ctx context.Context) []IntegrationStatus {

@@ -32,6 +32,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"go.starlark.net/starlark"
 
+	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
@@ -40,6 +41,23 @@ type Config struct {
 	// URL is the broker's amqp:// (or amqps://) URL with its credentials
 	// ("": not configured). It is a secret, and its password too.
 	URL string `yaml:"url" secret:"true"`
+	// Triggers bind queues to deployed scripts: each message starts a run.
+	Triggers []Trigger `yaml:"triggers"`
+}
+
+// Trigger binds a queue to a deployed script: each message starts one run,
+// its body the run's input (JSON), chosen headers its attributes. The
+// message is acknowledged once the run is durably accepted; one delivered
+// again (same message id) starts nothing more.
+type Trigger struct {
+	Queue  string `yaml:"queue"`
+	Script string `yaml:"script"`
+	// Prefetch bounds the messages a node has taken and not acknowledged
+	// (default 32).
+	Prefetch int `yaml:"prefetch"`
+	// Attrs name run attributes after message headers: {customer:
+	// x-customer} makes header x-customer the run's attribute customer.
+	Attrs map[string]string `yaml:"attrs"`
 }
 
 // Client is a node's amqp instance: one connection, and channels in
@@ -48,10 +66,11 @@ type Client struct {
 	cfg  Config
 	addr string // host:port, for messages
 
-	mu    sync.Mutex
-	conn  *amqp091.Connection
-	idle  []*channel
-	dials int // connections opened
+	mu         sync.Mutex
+	conn       *amqp091.Connection
+	idle       []*channel
+	dials      int   // connections opened
+	triggerErr error // why a trigger's consumer stopped last, until it runs again
 }
 
 // channel is a channel in confirm mode, with the reason it was closed.
@@ -85,6 +104,16 @@ var Integration = builtins.Define("amqp", "RabbitMQ: publish with publisher conf
 		builtins.Secret(p)
 	}
 	cl.addr = u.Host
+	for i, t := range c.Triggers {
+		if t.Queue == "" || t.Script == "" {
+			return nil, fmt.Errorf("triggers[%d]: give a queue and the deployed script its messages run", i)
+		}
+		for attr := range t.Attrs {
+			if err := api.CheckAttrName(attr); err != nil {
+				return nil, fmt.Errorf("triggers[%d]: attrs: %q: an attribute name is 1 to 64 letters, digits or _", i, attr)
+			}
+		}
+	}
 	return cl, nil
 })
 
@@ -107,13 +136,17 @@ func (c *Client) Provision(context.Context) error {
 }
 
 // Check tells whether the connection is open, opening it again if it was
-// lost.
+// lost, and whether the triggers consume their queues.
 func (c *Client) Check(context.Context) error {
 	if c.cfg.URL == "" {
 		return fmt.Errorf("no url (add integrations: amqp: url: amqp://user:password@host:5672/ to the node's --config file): %w", builtins.ErrNotConfigured)
 	}
-	_, err := c.connection()
-	return err
+	if _, err := c.connection(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.triggerErr
 }
 
 // Close closes the connection.

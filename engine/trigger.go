@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/starlark/builtins"
+)
+
+// startTriggers runs the Triggers of every integration instance that has
+// them (builtins.Triggerer) until ctx ends; the returned function waits for
+// them to return.
+func (n *Node) startTriggers(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	for name, t := range n.integrations.Triggerers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.Triggers(ctx, n.startTriggered); err != nil && ctx.Err() == nil {
+				n.log.Error().Str("integration", name).Msg(builtins.Redact(err.Error()))
+			}
+		}()
+	}
+	return wg.Wait
+}
+
+// startTriggered starts the run a message asks for (builtins.StartFunc),
+// once per source and key: the run's id is reserved under them before the
+// run starts, so that a message delivered again, even after the node that
+// took it first stopped between reserving and acknowledging, finds its run
+// or starts it under the reserved id.
+func (n *Node) startTriggered(ctx context.Context, t builtins.TriggeredRun) (string, error) {
+	id, err := n.startOnce(ctx, t)
+	if errors.Is(err, builtins.ErrPermanent) {
+		n.log.Warn().Str("source", t.Source).Str("key", t.Key).Str("script", t.Script).Msg("message rejected: " + err.Error())
+	}
+	return id, err
+}
+
+// startOnce is startTriggered.
+func (n *Node) startOnce(ctx context.Context, t builtins.TriggeredRun) (string, error) {
+	if !json.Valid(t.Input) {
+		return "", fmt.Errorf("%w: its body is not JSON, and a run's input must be", builtins.ErrPermanent)
+	}
+	req := api.StartRequest{Script: api.Script{Name: t.Script}, Input: t.Input, Attrs: t.Attrs}
+	if t.Key == "" {
+		return n.startClassified(ctx, req, "")
+	}
+	kv := n.bus.Bucket(bus.TriggersBucket)
+	sum := sha256.Sum256([]byte(t.Source + "\x00" + t.Key))
+	key := hex.EncodeToString(sum[:16])
+	for {
+		v, _, err := kv.Get(ctx, key)
+		switch {
+		case err == nil:
+			id := string(v)
+			if _, err := n.runs.Record(ctx, id); err == nil {
+				return id, nil // started already: the message was delivered again
+			} else if !errors.Is(err, api.ErrUnknownRun) {
+				return "", err
+			}
+			// Reserved by a node that stopped before the run started.
+			return n.startClassified(ctx, req, id)
+		case errors.Is(err, bus.ErrNotFound):
+			id := n.newRunID(time.Now())
+			if _, err := kv.Create(ctx, key, []byte(id)); errors.Is(err, bus.ErrExists) {
+				continue // another delivery reserved it meanwhile
+			} else if err != nil {
+				return "", err
+			}
+			return n.startClassified(ctx, req, id)
+		default:
+			return "", err
+		}
+	}
+}
+
+// startClassified starts req under id (or a new id), marking the errors a
+// delivery again would meet again as builtins.ErrPermanent.
+func (n *Node) startClassified(ctx context.Context, req api.StartRequest, id string) (string, error) {
+	r, err := n.start(ctx, req, id)
+	switch {
+	case err == nil:
+		return r.ID, nil
+	case errors.Is(err, api.ErrUnknownScript), errors.Is(err, api.ErrBadInput):
+		return "", fmt.Errorf("%w: %v", builtins.ErrPermanent, err)
+	}
+	return "", err
+}

@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/rs/zerolog"
+
+	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus/bustest"
+	"github.com/droverhq/drover/starlark/builtins"
+	amqpbuiltin "github.com/droverhq/drover/starlark/builtins/amqp"
+)
+
+// TestAMQPTriggerStartsOneRunPerMessage: a queue bound to a deployed script
+// starts one run per message, its body the input and a header an attribute;
+// a message delivered again with the same id starts nothing more; a message
+// that is not JSON is rejected, and the others go on.
+func TestAMQPTriggerStartsOneRunPerMessage(t *testing.T) {
+	url := envOr("DROVER_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+	conn, err := amqp091.Dial(url)
+	if err != nil {
+		t.Fatalf("the test RabbitMQ must be up: %v", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := fmt.Sprintf("drover-trigger-%d", time.Now().UnixNano())
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer ch.QueueDelete(queue, false, false, false)
+
+	reg := builtins.Default.Clone()
+	logs := &syncBuffer{}
+	logger := zerolog.New(logs)
+	n := newTestNode(t, Options{Registry: reg, Logger: &logger, Integrations: map[string]any{"amqp": &amqpbuiltin.Config{URL: url,
+		Triggers: []amqpbuiltin.Trigger{{Queue: queue, Script: "orders", Attrs: map[string]string{"customer": "x-customer"}}}}}})
+	ctx := context.Background()
+	if _, err := n.Deploy(ctx, api.DeployRequest{Script: api.Script{Name: "orders", Main: "main.star", Files: map[string]string{"main.star": "def main(input):\n    return input[\"n\"] * 2\n"}}}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(id, body string) {
+		t.Helper()
+		if err := ch.PublishWithContext(ctx, "", queue, false, false, amqp091.Publishing{MessageId: id, Body: []byte(body), Headers: amqp091.Table{"x-customer": "acme"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		publish(fmt.Sprintf("m-%d", i), fmt.Sprintf(`{"n": %d}`, i))
+	}
+	publish("m-3", `{"n": 3}`) // the same message again
+	publish("bad", `not json`)
+	publish("m-10", `{"n": 10}`)
+
+	// Every message is acknowledged (or rejected) once its run is accepted.
+	bustest.PollUntil(t, func() bool {
+		q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+		return err == nil && q.Messages == 0
+	})
+	var runs []api.Run
+	bustest.PollUntil(t, func() bool {
+		list, err := n.List(ctx, api.ListFilter{Script: "orders", Attrs: map[string]string{"customer": "acme"}, Limit: 100})
+		if err != nil {
+			return false
+		}
+		runs = list
+		for _, r := range runs {
+			if r.Status != api.StatusCompleted {
+				return false
+			}
+		}
+		return len(runs) >= 11
+	})
+	if len(runs) != 11 {
+		t.Fatalf("%d runs for 11 distinct messages (one sent twice, one not JSON)", len(runs))
+	}
+	bustest.PollUntil(t, func() bool { return strings.Contains(logs.String(), "message rejected") })
+	if !strings.Contains(logs.String(), `"key":"bad"`) || !strings.Contains(logs.String(), "its body is not JSON") {
+		t.Fatalf("the rejected message is not logged as such:\n%s", logs.String())
+	}
+}
