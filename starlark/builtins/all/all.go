@@ -12,6 +12,7 @@ import (
 	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/starlark/builtins/amqp"
 	"github.com/droverhq/drover/starlark/builtins/cache"
+	"github.com/droverhq/drover/starlark/builtins/consul"
 	"github.com/droverhq/drover/starlark/builtins/emit"
 	"github.com/droverhq/drover/starlark/builtins/http"
 	"github.com/droverhq/drover/starlark/builtins/json"
@@ -28,6 +29,7 @@ import (
 var modules = []func(*builtins.Registry){
 	amqp.Register,
 	cache.Register,
+	consul.Register,
 	emit.Register,
 	http.Register,
 	json.Register,
