@@ -217,3 +217,31 @@ func TestBreakerFailsFastAndReplays(t *testing.T) {
 		t.Fatalf("replay: %v %+v", err, rep)
 	}
 }
+
+// TestSQLConnectionsArePools: each configured connection is a pool the node
+// declares (its max_open), one unit per call, so placement sends a
+// connection's calls only to nodes that have it; an operator's --resource
+// of the same name wins; a call to a connection no node has (a demand no
+// node declares, which placement does not hold against any) fails naming
+// the connections the node has.
+func TestSQLConnectionsArePools(t *testing.T) {
+	cfg := &sqlbuiltin.Config{Connections: map[string]sqlbuiltin.Connection{
+		"db":    {DSN: envOr("DROVER_TEST_PG", "postgres://postgres@127.0.0.1:5432/test"), MaxOpen: 3},
+		"other": {DSN: envOr("DROVER_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")}}}
+	n := newTestNode(t, Options{Registry: builtins.Default.Clone(), Integrations: map[string]any{"sql": cfg}, Resources: []string{"sql.other=2"}})
+	bustest.PollUntil(t, func() bool {
+		nodes, err := n.Nodes(context.Background())
+		if err != nil || len(nodes) != 1 {
+			return false
+		}
+		r := nodes[0].Reading.Resources
+		return r["sql.db"].Capacity == 3 && r["sql.other"].Capacity == 2
+	})
+	if end := runScript(t, n, "def main(input):\n    return sql.query(\"db\", \"select 1 as one\")\n", ""); end.Status != api.StatusCompleted || string(end.Result) != `[{"one":1}]` {
+		t.Fatalf("run: %s %s %+v", end.Status, end.Result, end.Error)
+	}
+	end := runScript(t, n, "def main(input):\n    return sql.query(\"nope\", \"select 1\")\n", "")
+	if end.Status != api.StatusFailed || !strings.Contains(end.Error.Message, `no connection "nope" on node n1 (it has: db, other;`) {
+		t.Fatalf("a connection no node has: %s %+v", end.Status, end.Error)
+	}
+}

@@ -156,13 +156,17 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	}
 	isLive := func(node string) bool { return n.cluster.IsLive(node) }
 	shared := limits.New(limits.Options{Bus: b, Node: opts.Name, IsLive: isLive, Context: n.baseCtx, Logger: &n.log})
-	if n.meter.Resources, err = meter.NewResources(specs, meter.ResourcesOptions{Shared: shared}); err != nil {
-		b.Close()
-		return nil, fmt.Errorf("engine: %w", err)
-	}
 	n.integrations = builtins.OpenIntegrations(ctx, n.opts.Registry, opts.Integrations)
 	n.breakers = breaker.New(opts.Breakers)
 	n.checkIntegrations(ctx)
+	if specs, err = withDeclared(specs, n.integrations.DeclaredResources()); err == nil {
+		n.meter.Resources, err = meter.NewResources(specs, meter.ResourcesOptions{Shared: shared})
+	}
+	if err != nil {
+		n.integrations.Close()
+		b.Close()
+		return nil, fmt.Errorf("engine: %w", err)
+	}
 	n.cluster = cluster.New(cluster.Options{Bus: b, Name: opts.Name, HTTP: opts.AdvertiseHTTP, Logger: &n.log, Features: slices.Concat(journal.Features, []string{dispatch.Feature}),
 		Integrations:   n.integrations.Statuses,
 		Breakers:       n.breakers.Statuses,
@@ -258,6 +262,21 @@ func (n *Node) Close(ctx context.Context) error {
 	n.sealer.Wait()
 	n.log.Info().Msg("node stopped")
 	return n.bus.Close()
+}
+
+// withDeclared returns the operator's resource specs and those the node's
+// integrations declare, the operator's winning by name.
+func withDeclared(specs []meter.ResourceSpec, declared []string) ([]meter.ResourceSpec, error) {
+	more, err := meter.ParseResources(declared)
+	if err != nil {
+		return nil, fmt.Errorf("a resource an integration declares: %w", err)
+	}
+	for _, d := range more {
+		if !slices.ContainsFunc(specs, func(s meter.ResourceSpec) bool { return s.Name == d.Name }) {
+			specs = append(specs, d)
+		}
+	}
+	return specs, nil
 }
 
 // IntegrationCheckEvery is how often a node checks its integrations again.

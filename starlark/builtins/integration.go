@@ -219,6 +219,16 @@ func SecretsOf(cfg any) []string {
 	return out
 }
 
+// ResourceDeclarer is an integration instance whose calls consume a
+// resource of the node that opened it: it declares the node's resources as
+// --resource specs ("sql.db=10": a pool of 10, one unit per call, which its
+// steps demand with Step.Resources), so that placement sends its calls only
+// to nodes that have them, and no further than they can take, without the
+// operator declaring them. An operator's --resource of the same name wins.
+type ResourceDeclarer interface {
+	Resources() []string
+}
+
 // Triggerer is an integration instance that starts runs from outside, such
 // as a queue's messages. The node calls Triggers once it is ready, on a
 // goroutine of its own, with the function that starts a run; Triggers

@@ -101,6 +101,21 @@ func (o *Opened) Get(name string) any {
 	return nil
 }
 
+// DeclaredResources returns the resource specs the opened instances declare
+// (ResourceDeclarer).
+func (o *Opened) DeclaredResources() []string {
+	var out []string
+	if o == nil {
+		return out
+	}
+	for _, op := range o.list {
+		if d, ok := op.inst.(ResourceDeclarer); ok {
+			out = append(out, d.Resources()...)
+		}
+	}
+	return out
+}
+
 // Triggerers returns the opened instances that start runs, by integration
 // name.
 func (o *Opened) Triggerers() map[string]Triggerer {

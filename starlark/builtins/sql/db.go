@@ -35,8 +35,8 @@ type conn struct {
 func newDB(c Config) (*DB, error) {
 	d := &DB{conns: map[string]*conn{}}
 	for name, cc := range c.Connections {
-		if name == "" {
-			return nil, errors.New("a connection has an empty name")
+		if !validName(name) {
+			return nil, fmt.Errorf("connection %q: a name is letters, digits, '_' and '-'", name)
 		}
 		if cc.DSN == "" {
 			return nil, fmt.Errorf("connection %s: no dsn (write dsn: postgres://user:${PASSWORD}@host:5432/db, or a MySQL DSN with driver: mysql)", name)
@@ -86,6 +86,32 @@ func (c *conn) prepareMySQL() error {
 	c.dsn = mc.FormatDSN()
 	builtins.Secret(c.dsn)
 	return nil
+}
+
+// Resources declares a pool per connection, its size the connection's
+// max_open, one unit of which each call of it takes (builtins.ResourceDeclarer):
+// placement sends a connection's calls only to nodes that have it.
+func (d *DB) Resources() []string {
+	var out []string
+	for _, name := range d.names() {
+		out = append(out, fmt.Sprintf("%s=%d", resource(name), orDefault(d.conns[name].cfg.MaxOpen, 10)))
+	}
+	return out
+}
+
+// resource is the name of a connection's pool.
+func resource(conn string) string { return "sql." + conn }
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Provision opens every connection's pool and checks it answers.

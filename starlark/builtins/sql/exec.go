@@ -36,21 +36,36 @@ type call struct {
 
 func steps() []*builtins.Step {
 	return []*builtins.Step{
-		{Name: "sql.query", Doc: "rows of a query, as a list of dicts", Args: oneArgs(true), Exec: execCall, Target: target},
-		{Name: "sql.exec", Doc: "run a statement; what it changed", Args: oneArgs(false), Exec: execCall, Target: target},
-		{Name: "sql.tx", Doc: "several statements in one transaction", Args: txArgs, Exec: execCall, Target: target},
+		{Name: "sql.query", Doc: "rows of a query, as a list of dicts", Args: oneArgs(true), Exec: execCall, Target: target, Resources: demand},
+		{Name: "sql.exec", Doc: "run a statement; what it changed", Args: oneArgs(false), Exec: execCall, Target: target, Resources: demand},
+		{Name: "sql.tx", Doc: "several statements in one transaction", Args: txArgs, Exec: execCall, Target: target, Resources: demand},
 	}
 }
 
 // target is a call's breaker target: its connection.
 func target(_ builtins.Env, raw json.RawMessage) string {
+	if c := connOf(raw); c != "" {
+		return "sql " + c
+	}
+	return ""
+}
+
+// demand is what a call consumes: a unit of its connection's pool
+// (DB.Resources).
+func demand(raw json.RawMessage) []builtins.Demand {
+	if c := connOf(raw); c != "" {
+		return []builtins.Demand{{Resource: resource(c), Amount: 1}}
+	}
+	return nil
+}
+
+// connOf is a call's connection name.
+func connOf(raw json.RawMessage) string {
 	var c struct {
 		Conn string `json:"conn"`
 	}
-	if json.Unmarshal(raw, &c) != nil || c.Conn == "" {
-		return ""
-	}
-	return "sql " + c.Conn
+	json.Unmarshal(raw, &c)
+	return c.Conn
 }
 
 // oneArgs parses (conn, sql, params=[]) of sql.query or sql.exec.
