@@ -245,3 +245,15 @@ func TestSQLConnectionsArePools(t *testing.T) {
 		t.Fatalf("a connection no node has: %s %+v", end.Status, end.Error)
 	}
 }
+
+// TestSQLResultOverThePayloadLimit: a query whose rows are over the node's
+// payload limit fails the run naming the builtin, and journals nothing of
+// the rows.
+func TestSQLResultOverThePayloadLimit(t *testing.T) {
+	n := newTestNode(t, Options{Registry: builtins.Default.Clone(), PayloadLimit: 4096, Integrations: map[string]any{"sql": &sqlbuiltin.Config{Connections: map[string]sqlbuiltin.Connection{
+		"db": {DSN: envOr("DROVER_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")}}}}})
+	end := runScript(t, n, "def main(input):\n    return sql.query(\"db\", \"select repeat('x', 10000) as big\")\n", "")
+	if end.Status != api.StatusFailed || !strings.Contains(end.Error.Message, "payload too large: sql.query returned") || !strings.Contains(end.Error.Message, "over the payload limit of 4096 bytes") {
+		t.Fatalf("run: %s %+v", end.Status, end.Error)
+	}
+}
