@@ -588,7 +588,7 @@ func (a *app) backgroundServeCommand() *cobra.Command {
 					os.Remove(path)
 				}
 			}()
-			node, err := loadConfig(a.getenv("DROVER_CONFIG"))
+			node, err := loadConfig(a.getenv("DROVER_CONFIG"), a.getenv)
 			if err != nil {
 				return err
 			}

@@ -78,7 +78,7 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 	if idle > 0 {
 		return a.connectBackground(ctx, dir, sync, idle)
 	}
-	node, err := loadConfig(a.getenv("DROVER_CONFIG"))
+	node, err := loadConfig(a.getenv("DROVER_CONFIG"), a.getenv)
 	if err != nil {
 		return nil, err
 	}

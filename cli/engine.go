@@ -183,7 +183,7 @@ func (e *engineFlags) options() (engine.Options, error) {
 	if err != nil {
 		return engine.Options{}, usageErrorf("%v", err)
 	}
-	node, err := loadConfig(cmp.Or(e.configFile, e.getenv("DROVER_CONFIG")))
+	node, err := loadConfig(cmp.Or(e.configFile, e.getenv("DROVER_CONFIG")), e.getenv)
 	if err != nil {
 		return engine.Options{}, err
 	}
@@ -196,14 +196,19 @@ func (e *engineFlags) options() (engine.Options, error) {
 	}, nil
 }
 
-// loadConfig reads the node configuration file at path ("" for none): the
+// loadConfig reads the node configuration file at path ("" for none), then
+// the DROVER_<INTEGRATION>_<SETTING> variables of getenv: the
 // configurations of the integrations this build has, and of the breakers.
-func loadConfig(path string) (*config.Node, error) {
-	if path == "" {
-		return &config.Node{}, nil
+func loadConfig(path string, getenv func(string) string) (*config.Node, error) {
+	lookup := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
+	node := &config.Node{}
+	var err error
+	if path != "" {
+		if node, err = config.Load(path, builtins.Default, lookup); err != nil {
+			return nil, usageErrorf("%s", strings.TrimPrefix(err.Error(), "config: "))
+		}
 	}
-	node, err := config.Load(path, builtins.Default, os.LookupEnv)
-	if err != nil {
+	if _, err := config.ApplyEnv(node, builtins.Default, lookup); err != nil {
 		return nil, usageErrorf("%s", strings.TrimPrefix(err.Error(), "config: "))
 	}
 	return node, nil

@@ -24,6 +24,7 @@ var environment = []envVar{
 	{"DROVER_DATA", true, true, "the data dir, as --data-dir"},
 	{"DROVER_SYNC", true, true, "the sync policy of the embedded NATS store, as --sync (default always)"},
 	{"DROVER_CONFIG", true, true, "the node configuration file (integrations' settings), as engine --config"},
+	{"DROVER_<INTEGRATION>_<SETTING>", true, true, "an integration's top-level setting, over the file's: DROVER_REDIS_ADDR, DROVER_CACHE_SERVERS (comma-separated), DROVER_AMQP_URL"},
 	{"XDG_DATA_HOME", true, true, "without --data-dir or DROVER_DATA: the data dir is $XDG_DATA_HOME/drover (absolute paths only)"},
 	{"HOME", true, true, "else the data dir is ~/.local/share/drover"},
 	{"USER", true, false, "who cancels, deploys or resumes, when the system cannot name the user"},

@@ -19,6 +19,7 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -256,4 +257,92 @@ func sortedNames(m map[string]reflect.Type) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// EnvPrefix begins the environment variables that set an integration's
+// top-level settings: DROVER_<INTEGRATION>_<SETTING>, both upper-cased
+// (DROVER_REDIS_ADDR, DROVER_CACHE_SERVERS, DROVER_AMQP_URL).
+const EnvPrefix = "DROVER_"
+
+// ApplyEnv sets, in node, every top-level setting of r's integrations that
+// an environment variable DROVER_<INTEGRATION>_<SETTING> gives (lookup
+// reads the environment): strings, numbers, booleans, durations, and lists
+// of strings (comma-separated). A variable wins over the file. It returns
+// the variables it used, for the node's log.
+func ApplyEnv(node *Node, r *builtins.Registry, lookup func(string) (string, bool)) ([]string, error) {
+	if node.Integrations == nil {
+		node.Integrations = map[string]any{}
+	}
+	var used []string
+	for _, in := range r.Integrations() {
+		cfg, ok := node.Integrations[in.Name]
+		if !ok {
+			cfg = in.NewConfig()
+		}
+		v := reflect.ValueOf(cfg).Elem()
+		set := false
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name := EnvPrefix + strings.ToUpper(in.Name+"_"+builtins.FieldName(f))
+			s, ok := lookup(name)
+			if !ok {
+				continue
+			}
+			if err := setField(v.Field(i), s); err != nil {
+				return nil, fmt.Errorf("config: %s=%q: %w", name, redactIfSecret(f, s), err)
+			}
+			used, set = append(used, name), true
+		}
+		if set {
+			node.Integrations[in.Name] = cfg
+		}
+	}
+	return used, nil
+}
+
+func redactIfSecret(f reflect.StructField, s string) string {
+	if f.Tag.Get("secret") == "true" {
+		return builtins.Redacted
+	}
+	return s
+}
+
+// setField parses s into a top-level setting.
+func setField(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == reflect.TypeFor[time.Duration]():
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("want a duration such as 500ms or 10s")
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("want a whole number")
+		}
+		v.SetInt(int64(n))
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("want true or false")
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		var list []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				list = append(list, p)
+			}
+		}
+		v.Set(reflect.ValueOf(list))
+	default:
+		return fmt.Errorf("this setting is set in the configuration file only (--config)")
+	}
+	return nil
 }

@@ -107,3 +107,37 @@ func TestParseBreakers(t *testing.T) {
 		t.Fatalf("breakers: %+v", b)
 	}
 }
+
+// TestApplyEnv: DROVER_<INTEGRATION>_<SETTING> sets top-level settings, over
+// the file's; a bad value names the variable (a secret's value redacted); a
+// nested setting is the file's alone.
+func TestApplyEnv(t *testing.T) {
+	node, err := Parse("drover.yaml", []byte("integrations:\n  greet:\n    greeting: hi\n    port: 1\n"), registry(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, err := ApplyEnv(node, registry(), env(map[string]string{"DROVER_GREET_PORT": "8080", "DROVER_GREET_TOKEN": "tok", "DROVER_GREET_TAG_LIST": "a, b,"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := node.Integrations["greet"].(*greetConfig)
+	if g.Greeting != "hi" || g.Port != 8080 || g.Token != "tok" || strings.Join(g.Tags, "|") != "a|b" || len(used) != 3 {
+		t.Fatalf("greet: %+v, used %v", g, used)
+	}
+	// Without a file, the environment alone configures.
+	node = &Node{}
+	if _, err := ApplyEnv(node, registry(), env(map[string]string{"DROVER_GREET_GREETING": "yo"})); err != nil || node.Integrations["greet"].(*greetConfig).Greeting != "yo" || node.Integrations["greet"].(*greetConfig).Port != 7 {
+		t.Fatalf("from the environment alone: %+v %v", node.Integrations["greet"], err)
+	}
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"DROVER_GREET_PORT": "many"}, `DROVER_GREET_PORT="many": want a whole number`},
+		{map[string]string{"DROVER_GREET_SERVERS": "x"}, "DROVER_GREET_SERVERS=\"x\": this setting is set in the configuration file only"},
+	} {
+		if _, err := ApplyEnv(&Node{}, registry(), env(c.env)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.env, err, c.want)
+		}
+	}
+}
