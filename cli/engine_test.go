@@ -253,6 +253,7 @@ func TestEngineConfigErrors(t *testing.T) {
 		{"missing file", nil, []string{"--config", filepath.Join(dir, "none.yaml")}, "open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
 		{"unknown integration", nil, []string{"--config", bad}, bad + `:2: integration "sqll" is not in this engine build`},
 		{"from the environment", map[string]string{"DROVER_CONFIG": bad}, nil, bad + `:2: integration "sqll" is not in this engine build`},
+		{"bad setting variable", map[string]string{"DROVER_CACHE_TIMEOUT": "soon"}, nil, `DROVER_CACHE_TIMEOUT="soon": want a duration such as 500ms or 10s`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			env := map[string]string{"DROVER_DATA": filepath.Join(t.TempDir(), "data")}
