@@ -260,3 +260,20 @@ type TriggeredRun struct {
 // ErrPermanent marks a StartFunc error that a new delivery of the same
 // message would meet again.
 var ErrPermanent = errors.New("the message can never start a run")
+
+// Call returns a Step's Exec that decodes the call's journaled arguments
+// into an A and calls call with the executing node's instance of
+// integration name (Use): what every integration's Exec starts with.
+func Call[I, A any](name string, call func(ctx context.Context, env Env, inst I, args A) (any, error)) func(context.Context, Env, json.RawMessage) (any, error) {
+	return func(ctx context.Context, env Env, raw json.RawMessage) (any, error) {
+		var a A
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return nil, Errorf(CodeBadArgs, "%s: arguments: %v", name, err)
+		}
+		inst, err := Use[I](env, name)
+		if err != nil {
+			return nil, Errorf(CodeInternal, "%s: %v", name, err)
+		}
+		return call(ctx, env, inst, a)
+	}
+}

@@ -119,7 +119,7 @@ var Integration = builtins.Define("amqp", "RabbitMQ: publish with publisher conf
 
 func init() {
 	Integration.Steps = []*builtins.Step{{Name: "amqp.publish", Doc: "publish a message to an exchange, confirmed by the broker",
-		Args: publishArgs, Exec: publish, Target: target}}
+		Args: publishArgs, Exec: builtins.Call("amqp", publish), Target: target}}
 	Register(builtins.Default)
 }
 
@@ -269,15 +269,7 @@ func target(env builtins.Env, _ json.RawMessage) string {
 	return ""
 }
 
-func publish(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
-	var a args
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, builtins.Errorf(builtins.CodeBadArgs, "amqp: arguments: %v", err)
-	}
-	c, err := builtins.Use[*Client](env, "amqp")
-	if err != nil {
-		return nil, builtins.Errorf(builtins.CodeInternal, "amqp: %v", err)
-	}
+func publish(ctx context.Context, env builtins.Env, c *Client, a args) (any, error) {
 	if c.cfg.URL == "" {
 		return nil, builtins.Errorf(builtins.CodeBadArgs, "amqp: node %s has no broker configured (integrations: amqp: url in its --config file)", env.Node())
 	}

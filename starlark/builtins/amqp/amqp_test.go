@@ -1,7 +1,6 @@
 package amqp_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -25,14 +24,7 @@ var url = func() string {
 
 func open(t *testing.T, cfg amqp.Config) (*builtins.Registry, *builtinstest.Runtime, builtins.IntegrationStatus) {
 	t.Helper()
-	r := builtins.NewRegistry()
-	amqp.Register(r)
-	o := builtins.OpenIntegrations(context.Background(), r, map[string]any{"amqp": &cfg})
-	t.Cleanup(func() { o.Close() })
-	st := o.Check(context.Background())[0]
-	rt := builtinstest.NewRuntime()
-	rt.Env.Integrations = map[string]any{"amqp": o.Get("amqp")}
-	return r, rt, st
+	return builtinstest.OpenIntegration(t, amqp.Register, &cfg)
 }
 
 // queue declares a queue for one test and returns it with a channel to read it.

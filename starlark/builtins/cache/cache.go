@@ -208,15 +208,7 @@ func del(_ context.Context, mc *memcache.Client, a args) (any, error) {
 
 // run makes an Exec from a call of the node's client.
 func run(call func(ctx context.Context, mc *memcache.Client, a args) (any, error)) func(context.Context, builtins.Env, json.RawMessage) (any, error) {
-	return func(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
-		var a args
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return nil, builtins.Errorf(builtins.CodeBadArgs, "cache: arguments: %v", err)
-		}
-		c, err := builtins.Use[*Client](env, "cache")
-		if err != nil {
-			return nil, builtins.Errorf(builtins.CodeInternal, "cache: %v", err)
-		}
+	return builtins.Call("cache", func(ctx context.Context, env builtins.Env, c *Client, a args) (any, error) {
 		if c.mc == nil {
 			return nil, builtins.Errorf(builtins.CodeBadArgs, "cache: node %s has no memcached configured (integrations: cache: servers in its --config file)", env.Node())
 		}
@@ -230,5 +222,5 @@ func run(call func(ctx context.Context, mc *memcache.Client, a args) (any, error
 		}
 		return nil, &builtins.StepError{Code: builtins.CodeTransport, Retryable: true,
 			Message: fmt.Sprintf("cache at %s: %v", strings.Join(c.cfg.Servers, ", "), err)}
-	}
+	})
 }

@@ -1,7 +1,6 @@
 package cache_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -23,14 +22,7 @@ var server = func() string {
 
 func open(t *testing.T, cfg cache.Config) (*builtins.Registry, *builtinstest.Runtime, builtins.IntegrationStatus) {
 	t.Helper()
-	r := builtins.NewRegistry()
-	cache.Register(r)
-	o := builtins.OpenIntegrations(context.Background(), r, map[string]any{"cache": &cfg})
-	t.Cleanup(func() { o.Close() })
-	st := o.Check(context.Background())[0]
-	rt := builtinstest.NewRuntime()
-	rt.Env.Integrations = map[string]any{"cache": o.Get("cache")}
-	return r, rt, st
+	return builtinstest.OpenIntegration(t, cache.Register, &cfg)
 }
 
 func TestGetSetDelete(t *testing.T) {

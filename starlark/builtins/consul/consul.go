@@ -166,15 +166,7 @@ func service(ctx context.Context, c *capi.Client, a args) (any, error) {
 
 // run makes an Exec from a call of the node's client.
 func run(call func(ctx context.Context, c *capi.Client, a args) (any, error)) func(context.Context, builtins.Env, json.RawMessage) (any, error) {
-	return func(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
-		var a args
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return nil, builtins.Errorf(builtins.CodeBadArgs, "consul: arguments: %v", err)
-		}
-		c, err := builtins.Use[*Client](env, "consul")
-		if err != nil {
-			return nil, builtins.Errorf(builtins.CodeInternal, "consul: %v", err)
-		}
+	return builtins.Call("consul", func(ctx context.Context, env builtins.Env, c *Client, a args) (any, error) {
 		if c.api == nil {
 			return nil, builtins.Errorf(builtins.CodeBadArgs, "consul: node %s has no agent configured (integrations: consul: addr in its --config file)", env.Node())
 		}
@@ -190,5 +182,5 @@ func run(call func(ctx context.Context, c *capi.Client, a args) (any, error)) fu
 			return nil, &builtins.StepError{Code: "consul", Message: fmt.Sprintf("consul at %s: %v", c.cfg.Addr, builtins.Redact(err.Error()))}
 		}
 		return nil, &builtins.StepError{Code: builtins.CodeTransport, Retryable: true, Message: fmt.Sprintf("consul at %s: %v", c.cfg.Addr, builtins.Redact(err.Error()))}
-	}
+	})
 }

@@ -1,7 +1,6 @@
 package consul_test
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -99,14 +98,7 @@ func contains(list []string, s string) bool {
 
 func open(t *testing.T, cfg consul.Config) (*builtins.Registry, *builtinstest.Runtime, builtins.IntegrationStatus) {
 	t.Helper()
-	r := builtins.NewRegistry()
-	consul.Register(r)
-	o := builtins.OpenIntegrations(context.Background(), r, map[string]any{"consul": &cfg})
-	t.Cleanup(func() { o.Close() })
-	st := o.Check(context.Background())[0]
-	rt := builtinstest.NewRuntime()
-	rt.Env.Integrations = map[string]any{"consul": o.Get("consul")}
-	return r, rt, st
+	return builtinstest.OpenIntegration(t, consul.Register, &cfg)
 }
 
 func TestKVAndServices(t *testing.T) {

@@ -252,15 +252,7 @@ func deleteArgs(b *starlark.Builtin, a starlark.Tuple, kw []starlark.Tuple) (any
 
 // run makes an Exec from a call of the node's client.
 func run(call func(ctx context.Context, r *goredis.Client, a args) (any, error)) func(context.Context, builtins.Env, json.RawMessage) (any, error) {
-	return func(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, error) {
-		var a args
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return nil, builtins.Errorf(builtins.CodeBadArgs, "redis: arguments: %v", err)
-		}
-		c, err := builtins.Use[*Client](env, "redis")
-		if err != nil {
-			return nil, builtins.Errorf(builtins.CodeInternal, "redis: %v", err)
-		}
+	return builtins.Call("redis", func(ctx context.Context, env builtins.Env, c *Client, a args) (any, error) {
 		if c.rdb == nil {
 			return nil, builtins.Errorf(builtins.CodeBadArgs, "redis: node %s has no redis server configured (integrations: redis: addr in its --config file)", env.Node())
 		}
@@ -269,7 +261,7 @@ func run(call func(ctx context.Context, r *goredis.Client, a args) (any, error))
 			return nil, c.failure(err)
 		}
 		return v, nil
-	}
+	})
 }
 
 // nilIsNone turns a missing key into None.

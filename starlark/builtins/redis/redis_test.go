@@ -1,7 +1,6 @@
 package redis_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -23,14 +22,7 @@ var addr = func() string {
 
 func open(t *testing.T, cfg redis.Config) (*builtins.Registry, *builtinstest.Runtime, builtins.IntegrationStatus) {
 	t.Helper()
-	r := builtins.NewRegistry()
-	redis.Register(r)
-	o := builtins.OpenIntegrations(context.Background(), r, map[string]any{"redis": &cfg})
-	t.Cleanup(func() { o.Close() })
-	st := o.Check(context.Background())[0]
-	rt := builtinstest.NewRuntime()
-	rt.Env.Integrations = map[string]any{"redis": o.Get("redis")}
-	return r, rt, st
+	return builtinstest.OpenIntegration(t, redis.Register, &cfg)
 }
 
 func TestCommands(t *testing.T) {

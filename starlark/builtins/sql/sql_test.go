@@ -28,24 +28,17 @@ func envOr(k, def string) string {
 }
 
 // open opens the sql integration as a node does, with connections pg and
-// my, and a runtime whose steps use it.
-func open(t *testing.T, conns map[string]sql.Connection) (*builtins.Registry, *builtinstest.Runtime, *builtins.Opened) {
+// my (or conns), and a runtime whose steps use it.
+func open(t *testing.T, conns map[string]sql.Connection) (*builtins.Registry, *builtinstest.Runtime) {
 	t.Helper()
-	r := builtins.NewRegistry()
-	sql.Register(r)
 	if conns == nil {
 		conns = map[string]sql.Connection{"pg": {DSN: pgDSN}, "my": {Driver: "mysql", DSN: mysqlDSN}}
 	}
-	o := builtins.OpenIntegrations(context.Background(), r, map[string]any{"sql": &sql.Config{Connections: conns}})
-	t.Cleanup(func() { o.Close() })
-	for _, st := range o.Check(context.Background()) {
-		if st.State != builtins.StateOK {
-			t.Fatalf("the test databases must be up: %s", st.Error)
-		}
+	r, rt, st := builtinstest.OpenIntegration(t, sql.Register, &sql.Config{Connections: conns})
+	if st.State != builtins.StateOK {
+		t.Fatalf("the test databases must be up: %s", st.Error)
 	}
-	rt := builtinstest.NewRuntime()
-	rt.Env.Integrations = map[string]any{"sql": o.Get("sql")}
-	return r, rt, o
+	return r, rt
 }
 
 func eval(t *testing.T, r *builtins.Registry, rt *builtinstest.Runtime, expr string) string {
@@ -69,7 +62,7 @@ func table(t *testing.T, r *builtins.Registry, rt *builtinstest.Runtime, ddl map
 }
 
 func TestQueryTypes(t *testing.T) {
-	r, rt, _ := open(t, nil)
+	r, rt := open(t, nil)
 	got := eval(t, r, rt, `sql.query("pg", "select 1 as i, 2.5::float8 as f, 1.10::numeric(5,2) as n, 'héllo' as s, true as b, null as z, '\\x0102'::bytea as raw, timestamptz '2024-03-01 12:00:00+02' as ts, date '2024-03-01' as d, '{\"a\":[1,2]}'::jsonb as j, point(1,2) as p, array[1,2] as arr, $1::int + 1 as param", [41])`)
 	want := `[{"arr": "{1,2}", "b": True, "d": "2024-03-01T00:00:00Z", "f": 2.5, "i": 1, "j": {"a": [1, 2]}, "n": "1.10", "p": "(1,2)", "param": 42, "raw": "AQI=", "s": "héllo", "ts": "2024-03-01T10:00:00Z", "z": None}]`
 	if got != want {
@@ -86,7 +79,7 @@ func TestQueryTypes(t *testing.T) {
 // TestExecAndTx: statements change rows and say how many; a transaction's
 // statements commit together, or a failing one rolls them all back.
 func TestExecAndTx(t *testing.T) {
-	r, rt, _ := open(t, nil)
+	r, rt := open(t, nil)
 	tbl := table(t, r, rt, map[string]string{"pg": "id int primary key, name text", "my": "id int auto_increment primary key, name text"})
 	if got := eval(t, r, rt, fmt.Sprintf(`sql.exec("pg", "insert into %s values ($1, $2), ($3, $4)", [1, "a", 2, "b"])`, tbl)); got != `{"last_insert_id": None, "rows_affected": 2}` {
 		t.Errorf("pg exec: %s", got)
@@ -110,7 +103,7 @@ func TestExecAndTx(t *testing.T) {
 // TestErrors: each mistake fails the step with a message that says what and
 // where; none is retried but a connection that cannot be reached.
 func TestErrors(t *testing.T) {
-	r, rt, _ := open(t, nil)
+	r, rt := open(t, nil)
 	for _, c := range []struct{ expr, want string }{
 		{`sql.query("pg", "selec 1")`, `connection pg: query: syntax error at or near "selec" (SQLSTATE 42601)`},
 		{`sql.query("my", "selec 1")`, `connection my: query: You have an error in your SQL syntax`},
@@ -138,7 +131,7 @@ func TestErrors(t *testing.T) {
 // TestPoolReused: sequential steps share one connection of the pool rather
 // than opening one each.
 func TestPoolReused(t *testing.T) {
-	r, rt, _ := open(t, nil)
+	r, rt := open(t, nil)
 	pids := map[string]bool{}
 	for range 20 {
 		v, err := rt.Eval(r, `sql.query("pg", "select pg_backend_pid() as pid")[0]["pid"]`, nil)
