@@ -12,6 +12,7 @@ import (
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
+	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
@@ -55,8 +56,7 @@ func (n *Node) startOnce(ctx context.Context, t builtins.TriggeredRun) (string, 
 		return n.startClassified(ctx, req, "")
 	}
 	kv := n.bus.Bucket(bus.TriggersBucket)
-	sum := sha256.Sum256([]byte(t.Source + "\x00" + t.Key))
-	key := hex.EncodeToString(sum[:16])
+	key := triggerKey(t.Source, t.Key)
 	for {
 		v, _, err := kv.Get(ctx, key)
 		switch {
@@ -83,6 +83,12 @@ func (n *Node) startOnce(ctx context.Context, t builtins.TriggeredRun) (string, 
 	}
 }
 
+// triggerKey is the key under which a message's run id is reserved.
+func triggerKey(source, key string) string {
+	sum := sha256.Sum256([]byte(source + "\x00" + key))
+	return hex.EncodeToString(sum[:16])
+}
+
 // startClassified starts req under id (or a new id), marking the errors a
 // delivery again would meet again as builtins.ErrPermanent.
 func (n *Node) startClassified(ctx context.Context, req api.StartRequest, id string) (string, error) {
@@ -90,8 +96,32 @@ func (n *Node) startClassified(ctx context.Context, req api.StartRequest, id str
 	switch {
 	case err == nil:
 		return r.ID, nil
+	case id != "" && (errors.Is(err, journal.ErrExists) || errors.Is(err, journal.ErrFenced)):
+		// The reserved run's start is journaled, but it is not indexed: its
+		// node stopped in between. Index it from its journal and adopt it.
+		if err := n.indexFromJournal(ctx, id); err != nil {
+			return "", err
+		}
+		return id, n.adopt(ctx, id)
 	case errors.Is(err, api.ErrUnknownScript), errors.Is(err, api.ErrBadInput):
 		return "", fmt.Errorf("%w: %v", builtins.ErrPermanent, err)
 	}
 	return "", err
+}
+
+// indexFromJournal indexes run id as running, from its journal's start
+// entry.
+func (n *Node) indexFromJournal(ctx context.Context, id string) error {
+	records, err := n.journal.Read(ctx, id)
+	if err != nil {
+		return err
+	}
+	j, err := journal.Parse(journal.Entries(records))
+	if err != nil {
+		return fmt.Errorf("engine: run %s: %w", id, err)
+	}
+	st := j.Start
+	rec := api.Run{ID: id, Script: st.Script, Hash: st.Hash, Version: st.Version, Status: api.StatusRunning, Attrs: st.Attrs, Coordinator: st.Coordinator, Started: st.Time}
+	n.log.Warn().Str("run", id).Msg("indexing a triggered run journaled but not indexed before its node stopped, and adopting it")
+	return n.runs.Put(ctx, rec, "", st.Attrs)
 }

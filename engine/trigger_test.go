@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/droverhq/drover/api"
+	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/bus/bustest"
 	"github.com/droverhq/drover/starlark/builtins"
 	amqpbuiltin "github.com/droverhq/drover/starlark/builtins/amqp"
@@ -84,5 +85,41 @@ func TestAMQPTriggerStartsOneRunPerMessage(t *testing.T) {
 	bustest.PollUntil(t, func() bool { return strings.Contains(logs.String(), "message rejected") })
 	if !strings.Contains(logs.String(), `"key":"bad"`) || !strings.Contains(logs.String(), "its body is not JSON") {
 		t.Fatalf("the rejected message is not logged as such:\n%s", logs.String())
+	}
+}
+
+// TestTriggeredRunJournaledButNotIndexed: a message delivered again whose
+// reserved run was journaled but not indexed (its node stopped in between)
+// gets that run indexed and adopted, and it completes; no second run starts.
+func TestTriggeredRunJournaledButNotIndexed(t *testing.T) {
+	n := newTestNode(t, Options{Registry: builtins.Default.Clone()})
+	ctx := context.Background()
+	if _, err := n.Deploy(ctx, api.DeployRequest{Script: api.Script{Name: "orders", Main: "main.star", Files: map[string]string{"main.star": "def main(input):\n    return input * 2\n"}}}); err != nil {
+		t.Fatal(err)
+	}
+	live, err := n.deployer.Live(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A node journals the run's start, and stops before indexing it.
+	id := n.newRunID(time.Now())
+	start := api.StartEntry{Run: id, Script: "orders", Hash: live.Program.Hash, Input: []byte("21"), Attrs: map[string]string{}, Coordinator: "gone", Time: time.Now().UTC(), Version: live.Deployment.Version}
+	if err := n.journal.Begin(ctx, id, start, false, func(context.Context) error { return nil }, func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+	key := triggerKey("test queue", "m-1")
+	if _, err := n.bus.Bucket(bus.TriggersBucket).Create(ctx, key, []byte(id)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := n.startTriggered(ctx, builtins.TriggeredRun{Script: "orders", Input: []byte("21"), Source: "test queue", Key: "m-1"})
+	if err != nil || got != id {
+		t.Fatalf("delivered again: %q %v, want the journaled run %s", got, err, id)
+	}
+	end, err := n.Wait(ctx, id)
+	if err != nil || end.Status != api.StatusCompleted || string(end.Result) != "42" {
+		t.Fatalf("the run: %v %+v", err, end)
+	}
+	if runs, _ := n.List(ctx, api.ListFilter{Script: "orders"}); len(runs) != 1 {
+		t.Fatalf("%d runs", len(runs))
 	}
 }
