@@ -48,7 +48,7 @@ func TestAMQPTriggerSurvivesSIGKILL(t *testing.T) {
 	t.Setenv("RABBIT_URL", url) // inherited by the engine processes
 	data := filepath.Join(dir, "data")
 	eng := startEngine(t, data, "--config", config)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	c := client.New(eng.url)
 	// Each run sleeps a little, so that runs are in flight at the kill.
@@ -86,8 +86,16 @@ func TestAMQPTriggerSurvivesSIGKILL(t *testing.T) {
 	eng2 := startEngine(t, data, "--config", config)
 	c2 := client.New(eng2.url)
 	var runs []api.Run
+	list := func() ([]api.Run, error) {
+		// Each call bounded: one slow answer on a loaded machine must not
+		// spend the test's whole budget (one did, once, under a full CI
+		// run: 88 s).
+		lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer lcancel()
+		return c2.List(lctx, api.ListFilter{Script: "orders", Attrs: map[string]string{"batch": batch}, Limit: 1000})
+	}
 	for {
-		runs, err = c2.List(ctx, api.ListFilter{Script: "orders", Attrs: map[string]string{"batch": batch}, Limit: 1000})
+		runs, err = list()
 		q, qerr := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
 		done := err == nil && qerr == nil && q.Messages == 0 && len(runs) >= messages
 		for _, r := range runs {

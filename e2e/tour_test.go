@@ -63,7 +63,9 @@ func TestIntegrationsTour(t *testing.T) {
 	c := client.New(eng.url)
 	var run api.Run
 	for {
-		runs, err := c.List(ctx, api.ListFilter{Script: "order", Attrs: map[string]string{"customer": customer}})
+		lctx, lcancel := context.WithTimeout(ctx, 10*time.Second) // one slow answer must not spend the budget
+		runs, err := c.List(lctx, api.ListFilter{Script: "order", Attrs: map[string]string{"customer": customer}})
+		lcancel()
 		if err == nil && len(runs) == 1 && runs[0].Status == api.StatusCompleted {
 			run = runs[0]
 			break
