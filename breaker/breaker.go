@@ -11,10 +11,14 @@
 package breaker
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/droverhq/drover/starlark/builtins"
 )
 
 // Policy is when a breaker opens and for how long.
@@ -178,4 +182,32 @@ func (s *Set) Statuses() []Status {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Target < out[j].Target })
 	return out
+}
+
+// Interceptor returns the step interceptor that applies s to every attempt
+// with a target (builtins.Step.Target): an open breaker refuses it with
+// builtins.CodeCircuitOpen, not retried; its outcome feeds the breaker (a
+// retryable error is a failure; an attempt cancelled, or that could not
+// take its resource units, says nothing).
+func (s *Set) Interceptor() builtins.Interceptor { return interceptor{s: s} }
+
+type interceptor struct {
+	builtins.InterceptorBase
+	s *Set
+}
+
+func (ic interceptor) InterceptAttempt(ctx context.Context, a *builtins.StepAttempt, next builtins.AttemptFunc) (json.RawMessage, *builtins.StepError) {
+	if a.Target == "" {
+		return next(ctx, a)
+	}
+	if err := ic.s.Allow(a.Target); err != nil {
+		return nil, &builtins.StepError{Code: builtins.CodeCircuitOpen, Message: a.Step.Name + ": " + err.Error()}
+	}
+	v, serr := next(ctx, a)
+	if serr != nil && (serr.Code == builtins.CodeCancelled || serr.Code == "resource") {
+		ic.s.Abandon(a.Target) // it did not reach the target: says nothing of it
+	} else {
+		ic.s.Done(a.Target, serr != nil && serr.Retryable)
+	}
+	return v, serr
 }

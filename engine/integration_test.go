@@ -257,3 +257,39 @@ func TestSQLResultOverThePayloadLimit(t *testing.T) {
 		t.Fatalf("run: %s %+v", end.Status, end.Error)
 	}
 }
+
+// attempts is an interceptor that counts the attempts it sees by builtin,
+// and refuses those of a builtin named in refuse.
+type attempts struct {
+	builtins.InterceptorBase
+	mu     sync.Mutex
+	seen   map[string]int
+	refuse string
+}
+
+func (a *attempts) InterceptAttempt(ctx context.Context, at *builtins.StepAttempt, next builtins.AttemptFunc) (json.RawMessage, *builtins.StepError) {
+	a.mu.Lock()
+	a.seen[at.Step.Name+"#"+fmt.Sprint(at.Context.Attempt)]++
+	a.mu.Unlock()
+	if at.Step.Name == a.refuse {
+		return nil, builtins.Errorf("policy", "%s refused by the node's policy", at.Step.Name)
+	}
+	return next(ctx, at)
+}
+
+// TestInterceptorsSeeEveryAttempt: an interceptor given in Options sees each
+// attempt a node executes, retries included, with its number; one that
+// refuses an attempt fails the step with its error.
+func TestInterceptorsSeeEveryAttempt(t *testing.T) {
+	var execs atomic.Int64
+	ic := &attempts{seen: map[string]int{}, refuse: "test.echo"}
+	n := newTestNode(t, Options{Registry: testRegistry(&execs), Interceptors: []builtins.Interceptor{ic}})
+	end := runScript(t, n, "def main(input):\n    return test.flaky()\n", "")
+	if end.Status != api.StatusCompleted || ic.seen["test.flaky#1"] != 1 || ic.seen["test.flaky#3"] != 1 {
+		t.Fatalf("flaky: %s %+v, seen %v", end.Status, end.Error, ic.seen)
+	}
+	end = runScript(t, n, "def main(input):\n    return test.echo(1)\n", "")
+	if end.Status != api.StatusFailed || end.Error.Code != "policy" || !strings.Contains(end.Error.Message, "test.echo refused by the node's policy") || execs.Load() != 0 {
+		t.Fatalf("refused: %s %+v, %d executions", end.Status, end.Error, execs.Load())
+	}
+}

@@ -48,6 +48,10 @@ type Options struct {
 	// it starts (a failure is logged and shown, not fatal), checks them
 	// again every IntegrationCheckEvery, and closes them when it stops.
 	Integrations map[string]any
+	// Interceptors wrap every step attempt the node executes, outermost
+	// first, around its circuit breakers (builtins.Interceptor): metrics,
+	// audit, a policy of one's own.
+	Interceptors []builtins.Interceptor
 	// Breakers configures the node's circuit breakers, one per target its
 	// steps reach (builtins.Step.Target; package breaker).
 	Breakers breaker.Config

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 type worker struct {
 	n      *Node
 	env    builtins.Env
+	chain  builtins.AttemptFunc // an attempt through the interceptors
 	tracer trace.Tracer
 	wg     sync.WaitGroup // steps being executed from the inbox
 	halt   func()         // stops consuming the inbox
@@ -43,7 +45,9 @@ func newWorker(n *Node) *worker {
 		Publisher: func(_ context.Context, subject string, payload []byte) error {
 			return n.bus.Publish(subject, nil, payload)
 		}}
-	return &worker{n: n, env: env, tracer: n.tracer, cancels: map[string]map[*int]context.CancelFunc{}}
+	w := &worker{n: n, env: env, tracer: n.tracer, cancels: map[string]map[*int]context.CancelFunc{}}
+	w.chain = builtins.Chain(w.run, append(slices.Clone(n.opts.Interceptors), n.breakers.Interceptor())...)
+	return w
 }
 
 // start consumes this node's step inbox and answers the steps sent to it
@@ -160,7 +164,8 @@ func (w *worker) executeEnvelope(ctx context.Context, env dispatch.Envelope) (ap
 }
 
 // execute performs a step on this node, retrying retryable failures per the
-// step's policy, and returns its result entry (not yet journaled).
+// step's policy, each attempt through the interceptors (w.chain), and
+// returns its result entry (not yet journaled).
 // Demanded resource units are taken before each attempt (waiting, bounded by
 // ctx, rather than overrunning a limit) and pool units given back after it;
 // giving units back sends a heartbeat at once, so that coordinators waiting
@@ -175,36 +180,14 @@ func (w *worker) execute(ctx context.Context, step *builtins.Step, runID, stepID
 	start := time.Now()
 	sc := builtins.StepContext{Run: runID, Step: stepID, Key: runID + "/" + stepID}
 	res := api.ResultEntry{Step: stepID, Node: n.opts.Name, Start: start.UTC(), SpanID: span.SpanContext().SpanID().String()}
-	var target string
+	a := &builtins.StepAttempt{Step: step, Args: args, Context: sc, Demands: toBuiltins(demands), Env: w.env}
 	if step.Target != nil {
-		target = step.Target(w.env, args)
+		a.Target = step.Target(w.env, args)
 	}
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
-		sc.Attempt = attempt
-		if target != "" {
-			if err := n.breakers.Allow(target); err != nil {
-				res.Error = &builtins.StepError{Code: builtins.CodeCircuitOpen, Message: step.Name + ": " + err.Error()}
-				span.SetStatus(codes.Error, res.Error.Message)
-				break
-			}
-		}
-		if err := n.meter.Resources.Wait(ctx, demands); err != nil {
-			n.breakers.Abandon(target)
-			res.Error = builtins.Errorf("resource", "%s: %v", step.Name, err)
-			break
-		}
-		value, serr := w.attempt(builtins.WithStep(ctx, sc), step, args)
-		if n.meter.Resources.Release(demands) {
-			n.cluster.Beat()
-		}
-		if target != "" {
-			if serr != nil && serr.Code == builtins.CodeCancelled {
-				n.breakers.Abandon(target) // says nothing of the target
-			} else {
-				n.breakers.Done(target, serr != nil && serr.Retryable)
-			}
-		}
+		a.Context.Attempt = attempt
+		value, serr := w.chain(ctx, a)
 		if serr == nil {
 			res.Value = value
 			break
@@ -224,6 +207,41 @@ func (w *worker) execute(ctx context.Context, step *builtins.Step, runID, stepID
 	}
 	res.Duration = time.Since(start)
 	return res
+}
+
+// run is the end of the attempts' interceptor chain: the attempt's
+// resource units (waiting, bounded by ctx, rather than overrunning a
+// limit; giving pool units back sends a heartbeat at once), then the
+// builtin under its deadline.
+func (w *worker) run(ctx context.Context, a *builtins.StepAttempt) (json.RawMessage, *builtins.StepError) {
+	n := w.n
+	demands := toMeter(a.Demands)
+	if err := n.meter.Resources.Wait(ctx, demands); err != nil {
+		return nil, builtins.Errorf("resource", "%s: %v", a.Step.Name, err)
+	}
+	value, serr := w.attempt(builtins.WithStep(ctx, a.Context), a.Step, a.Args)
+	if n.meter.Resources.Release(demands) {
+		n.cluster.Beat()
+	}
+	return value, serr
+}
+
+// toBuiltins and toMeter convert resource demands between the two
+// packages' types.
+func toBuiltins(d []meter.Demand) []builtins.Demand {
+	out := make([]builtins.Demand, len(d))
+	for i, x := range d {
+		out[i] = builtins.Demand(x)
+	}
+	return out
+}
+
+func toMeter(d []builtins.Demand) []meter.Demand {
+	out := make([]meter.Demand, len(d))
+	for i, x := range d {
+		out[i] = meter.Demand(x)
+	}
+	return out
 }
 
 // attempt runs step.Exec once under the attempt deadline.
