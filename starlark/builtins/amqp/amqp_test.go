@@ -2,7 +2,6 @@ package amqp_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +14,7 @@ import (
 )
 
 // url is the RabbitMQ this machine runs; DROVER_TEST_AMQP points elsewhere.
-var url = func() string {
-	if u := os.Getenv("DROVER_TEST_AMQP"); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
-}()
+var url = builtinstest.FromEnv("DROVER_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
 
 func open(t *testing.T, cfg amqp.Config) (*builtins.Registry, *builtinstest.Runtime, builtins.IntegrationStatus) {
 	t.Helper()

@@ -2,6 +2,7 @@ package builtinstest
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/droverhq/drover/starlark/builtins"
@@ -26,4 +27,14 @@ func OpenIntegration(t testing.TB, register func(*builtins.Registry), cfg any) (
 	rt := NewRuntime()
 	rt.Env.Integrations = map[string]any{name: o.Get(name)}
 	return r, rt, st
+}
+
+// FromEnv returns the environment variable name, or def when it is unset:
+// where a test finds the server an integration talks to
+// (DROVER_TEST_REDIS, ...), the machine's own by default.
+func FromEnv(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }

@@ -2,7 +2,6 @@ package cache_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +12,7 @@ import (
 )
 
 // server is the memcached .ci/run starts; DROVER_TEST_MEMCACHE points elsewhere.
-var server = func() string {
-	if a := os.Getenv("DROVER_TEST_MEMCACHE"); a != "" {
-		return a
-	}
-	return "127.0.0.1:11211"
-}()
+var server = builtinstest.FromEnv("DROVER_TEST_MEMCACHE", "127.0.0.1:11211")
 
 func open(t *testing.T, cfg cache.Config) (*builtins.Registry, *builtinstest.Runtime, builtins.IntegrationStatus) {
 	t.Helper()

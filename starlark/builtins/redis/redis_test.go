@@ -2,7 +2,6 @@ package redis_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +12,7 @@ import (
 )
 
 // addr is the Redis this machine runs; DROVER_TEST_REDIS points elsewhere.
-var addr = func() string {
-	if a := os.Getenv("DROVER_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}()
+var addr = builtinstest.FromEnv("DROVER_TEST_REDIS", "127.0.0.1:6379")
 
 func open(t *testing.T, cfg redis.Config) (*builtins.Registry, *builtinstest.Runtime, builtins.IntegrationStatus) {
 	t.Helper()

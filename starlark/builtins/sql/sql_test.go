@@ -3,7 +3,6 @@ package sql_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,16 +15,9 @@ import (
 // The databases this machine runs (docs/integrations.md); DROVER_TEST_PG and
 // DROVER_TEST_MYSQL point elsewhere.
 var (
-	pgDSN    = envOr("DROVER_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
-	mysqlDSN = envOr("DROVER_TEST_MYSQL", "root@tcp(127.0.0.1:3306)/test")
+	pgDSN    = builtinstest.FromEnv("DROVER_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
+	mysqlDSN = builtinstest.FromEnv("DROVER_TEST_MYSQL", "root@tcp(127.0.0.1:3306)/test")
 )
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
 
 // open opens the sql integration as a node does, with connections pg and
 // my (or conns), and a runtime whose steps use it.
