@@ -46,7 +46,7 @@ func newWorker(n *Node) *worker {
 			return n.bus.Publish(subject, nil, payload)
 		}}
 	w := &worker{n: n, env: env, tracer: n.tracer, cancels: map[string]map[*int]context.CancelFunc{}}
-	w.chain = builtins.Chain(w.run, append(slices.Clone(n.opts.Interceptors), n.breakers.Interceptor())...)
+	w.chain = builtins.Chain(w.run, append(slices.Clone(n.opts.Interceptors), n.breakers.Interceptor(), resources{n: n}, metering{n: n})...)
 	return w
 }
 
@@ -209,21 +209,45 @@ func (w *worker) execute(ctx context.Context, step *builtins.Step, runID, stepID
 	return res
 }
 
-// run is the end of the attempts' interceptor chain: the attempt's
-// resource units (waiting, bounded by ctx, rather than overrunning a
-// limit; giving pool units back sends a heartbeat at once), then the
-// builtin under its deadline.
+// run is the end of the attempts' interceptor chain: the builtin, under its
+// deadline.
 func (w *worker) run(ctx context.Context, a *builtins.StepAttempt) (json.RawMessage, *builtins.StepError) {
-	n := w.n
+	return w.attempt(builtins.WithStep(ctx, a.Context), a.Step, a.Args)
+}
+
+// resources is the node's interceptor that takes an attempt's resource
+// units before it runs (waiting, bounded by ctx, rather than overrunning a
+// limit) and gives pool units back after it, with a heartbeat at once so
+// that coordinators waiting for them place their steps without waiting for
+// the next one.
+type resources struct {
+	builtins.InterceptorBase
+	n *Node
+}
+
+func (r resources) InterceptAttempt(ctx context.Context, a *builtins.StepAttempt, next builtins.AttemptFunc) (json.RawMessage, *builtins.StepError) {
 	demands := toMeter(a.Demands)
-	if err := n.meter.Resources.Wait(ctx, demands); err != nil {
+	if err := r.n.meter.Resources.Wait(ctx, demands); err != nil {
 		return nil, builtins.Errorf("resource", "%s: %v", a.Step.Name, err)
 	}
-	value, serr := w.attempt(builtins.WithStep(ctx, a.Context), a.Step, a.Args)
-	if n.meter.Resources.Release(demands) {
-		n.cluster.Beat()
+	v, serr := next(ctx, a)
+	if r.n.meter.Resources.Release(demands) {
+		r.n.cluster.Beat()
 	}
-	return value, serr
+	return v, serr
+}
+
+// metering is the node's interceptor that counts the attempts executing
+// here, by builtin, for its meter readings.
+type metering struct {
+	builtins.InterceptorBase
+	n *Node
+}
+
+func (m metering) InterceptAttempt(ctx context.Context, a *builtins.StepAttempt, next builtins.AttemptFunc) (json.RawMessage, *builtins.StepError) {
+	end := m.n.meter.Begin(a.Step.Name)
+	defer end()
+	return next(ctx, a)
 }
 
 // toBuiltins and toMeter convert resource demands between the two
@@ -250,9 +274,7 @@ func (w *worker) attempt(ctx context.Context, step *builtins.Step, args json.Raw
 	limit := step.AttemptTimeout(args, n.opts.StepTimeout)
 	actx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	end := n.meter.Begin(step.Name)
 	v, err := step.SafeExec(actx, w.env, args)
-	end()
 	if err != nil {
 		serr := builtins.AsStepError(err)
 		if msg := builtins.Redact(serr.Message); msg != serr.Message { // a secret never reaches the journal
