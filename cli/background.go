@@ -593,7 +593,7 @@ func (a *app) backgroundServeCommand() *cobra.Command {
 				return err
 			}
 			return e.serve(ctx, engine.Options{Name: embeddedName, DataDir: dir, Sync: a.sync, MaxExecSteps: a.maxSteps,
-				Integrations: node.Integrations, Breakers: node.Breakers})
+				Integrations: node.Integrations, Breakers: node.Breakers, NoTriggers: true})
 		},
 	}
 }

@@ -83,7 +83,7 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 		return nil, err
 	}
 	opts := engine.Options{Name: embeddedName, DataDir: dir, Logger: a.logger(), NoRecovery: mode == noRecovery,
-		MaxExecSteps: a.maxSteps, Sync: sync, Integrations: node.Integrations, Breakers: node.Breakers}
+		MaxExecSteps: a.maxSteps, Sync: sync, Integrations: node.Integrations, Breakers: node.Breakers, NoTriggers: true}
 	n, err := engine.NewNode(ctx, opts)
 	if errors.Is(err, bus.ErrDataDirInUse) {
 		if stopped, serr := a.stopBackgroundHolding(ctx, dir); serr != nil {

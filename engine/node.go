@@ -200,7 +200,10 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	go n.watchIntegrations(n.baseCtx)
 	var tctx context.Context
 	tctx, n.stopTriggers = context.WithCancel(n.baseCtx)
-	n.triggersDone = n.startTriggers(tctx)
+	n.triggersDone = func() {}
+	if !opts.NoTriggers {
+		n.triggersDone = n.startTriggers(tctx)
+	}
 	n.log.Info().Bool("embedded", b.Embedded()).Str("nats", b.ClientURL()).Msg("node started")
 	return n, nil
 }

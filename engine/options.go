@@ -48,6 +48,10 @@ type Options struct {
 	// it starts (a failure is logged and shown, not fatal), checks them
 	// again every IntegrationCheckEvery, and closes them when it stops.
 	Integrations map[string]any
+	// NoTriggers leaves the integrations' triggers (builtins.Triggerer:
+	// queues that start runs) off: ctl's nodes, which should not consume a
+	// queue because a command ran, set it.
+	NoTriggers bool
 	// Interceptors wrap every step attempt the node executes, outermost
 	// first, around its circuit breakers (builtins.Interceptor): metrics,
 	// audit, a policy of one's own.

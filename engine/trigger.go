@@ -63,11 +63,19 @@ func (n *Node) startOnce(ctx context.Context, t builtins.TriggeredRun) (string, 
 		case err == nil:
 			id := string(v)
 			if _, err := n.runs.Record(ctx, id); err == nil {
-				return id, nil // started already: the message was delivered again
+				// Indexed: started already (the message was delivered
+				// again), unless its start entry never made it to the
+				// journal (runs.Store.NotStarted).
+				if records, err := n.journal.Read(ctx, id); err != nil {
+					return "", err
+				} else if len(records) > 0 {
+					return id, nil
+				}
 			} else if !errors.Is(err, api.ErrUnknownRun) {
 				return "", err
 			}
-			// Reserved by a node that stopped before the run started.
+			// Reserved by a node that stopped, or failed, before the run
+			// started: start it now, under the reserved id.
 			return n.startClassified(ctx, req, id)
 		case errors.Is(err, bus.ErrNotFound):
 			id := n.newRunID(time.Now())

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -121,5 +122,30 @@ func TestTriggeredRunJournaledButNotIndexed(t *testing.T) {
 	}
 	if runs, _ := n.List(ctx, api.ListFilter{Script: "orders"}); len(runs) != 1 {
 		t.Fatalf("%d runs", len(runs))
+	}
+}
+
+// TestTriggeredRunThatDidNotStart: a message delivered again whose reserved
+// run was indexed but whose start entry was never journaled (the journal
+// failed: runs.Store.NotStarted) starts that run now; it is not taken for
+// started and acknowledged without a run.
+func TestTriggeredRunThatDidNotStart(t *testing.T) {
+	n := newTestNode(t, Options{Registry: builtins.Default.Clone()})
+	ctx := context.Background()
+	if _, err := n.Deploy(ctx, api.DeployRequest{Script: api.Script{Name: "orders", Main: "main.star", Files: map[string]string{"main.star": "def main(input):\n    return input * 2\n"}}}); err != nil {
+		t.Fatal(err)
+	}
+	id := n.newRunID(time.Now())
+	if _, err := n.bus.Bucket(bus.TriggersBucket).Create(ctx, triggerKey("q", "m-1"), []byte(id)); err != nil {
+		t.Fatal(err)
+	}
+	n.runs.NotStarted(ctx, api.Run{ID: id, Script: "orders", Status: api.StatusRunning, Attrs: map[string]string{}, Coordinator: n.opts.Name, Started: time.Now().UTC()}, errors.New("nats: timeout"))
+	got, err := n.startTriggered(ctx, builtins.TriggeredRun{Script: "orders", Input: []byte("21"), Source: "q", Key: "m-1"})
+	if err != nil || got != id {
+		t.Fatalf("delivered again: %q %v", got, err)
+	}
+	end, err := n.Wait(ctx, id)
+	if err != nil || end.Status != api.StatusCompleted || string(end.Result) != "42" {
+		t.Fatalf("the run: %v %+v", err, end)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"sort"
 	"strings"
@@ -149,8 +150,9 @@ var secrets struct {
 	values map[string]bool
 }
 
-// Secret records s as a secret value (values under 4 bytes are not: they
-// would redact ordinary words).
+// Secret records s as a secret value, and its URL-escaped forms (a
+// password inside a URL). Values under 4 bytes are not recorded: they would
+// redact ordinary words.
 func Secret(s string) {
 	if len(s) < 4 {
 		return
@@ -161,6 +163,8 @@ func Secret(s string) {
 		secrets.values = map[string]bool{}
 	}
 	secrets.values[s] = true
+	secrets.values[url.QueryEscape(s)] = true
+	secrets.values[url.PathEscape(s)] = true
 }
 
 // Redacted replaces a secret in text.
@@ -176,6 +180,34 @@ func Redact(text string) string {
 		}
 	}
 	return text
+}
+
+// stringsIn returns the non-empty strings v holds: itself, or through
+// pointers, slices and maps' values.
+func stringsIn(v reflect.Value) []string {
+	switch v.Kind() {
+	case reflect.String:
+		if s := v.String(); s != "" {
+			return []string{s}
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return stringsIn(v.Elem())
+		}
+	case reflect.Slice, reflect.Array:
+		var out []string
+		for i := range v.Len() {
+			out = append(out, stringsIn(v.Index(i))...)
+		}
+		return out
+	case reflect.Map:
+		var out []string
+		for _, k := range v.MapKeys() {
+			out = append(out, stringsIn(v.MapIndex(k))...)
+		}
+		return out
+	}
+	return nil
 }
 
 // SecretsOf returns the non-empty values of cfg's secret fields (cfg: a
@@ -197,10 +229,8 @@ func SecretsOf(cfg any) []string {
 				if !f.IsExported() {
 					continue
 				}
-				if f.Tag.Get("secret") == "true" && f.Type.Kind() == reflect.String {
-					if s := v.Field(i).String(); s != "" {
-						out = append(out, s)
-					}
+				if f.Tag.Get("secret") == "true" {
+					out = append(out, stringsIn(v.Field(i))...)
 					continue
 				}
 				walk(v.Field(i))

@@ -101,15 +101,26 @@ func TestIntegrationFailures(t *testing.T) {
 			cfg := r.Integrations()[1].NewConfig().(*shopConfig)
 			cfg.Addr, cfg.Password = c.addr, secret
 			o := builtins.OpenIntegrations(context.Background(), r, map[string]any{"shop": cfg})
-			st := o.Check(context.Background())
+			st := o.Statuses()
+			if c.name != "provision" {
+				st = o.Check(context.Background())
+			}
 			if st[1].Name != "shop" || st[1].State != c.state || st[1].Error != c.wantMessage {
 				t.Fatalf("shop: %+v, want %s %q", st[1], c.state, c.wantMessage)
+			}
+			if c.name == "provision" { // the service is up by the next check: back to ok
+				if st := o.Check(context.Background()); st[1].State != builtins.StateOK {
+					t.Fatalf("after a passing check: %+v", st[1])
+				}
 			}
 			if st[0].Name != "other" || st[0].State != builtins.StateOK || o.Get("other") != "up" {
 				t.Fatalf("other: %+v", st[0])
 			}
-			if c.state == builtins.StateFailing && c.name != "check" && o.Get("shop") != nil {
-				t.Fatal("a failing integration's instance is given to steps")
+			if c.name == "open" && o.Get("shop") != nil {
+				t.Fatal("an integration that could not be opened has an instance")
+			}
+			if c.name == "provision" && o.Get("shop") == nil {
+				t.Fatal("an integration that could not be provisioned lost its instance: it could never come back")
 			}
 			if _, err := builtins.Use[*shop](&builtins.NodeEnv{Name: "n1", Opened: o}, "nope"); err == nil || !strings.Contains(err.Error(), "integration nope is not open on node n1") {
 				t.Fatalf("Use of an unknown integration: %v", err)
@@ -146,5 +157,25 @@ func TestRedact(t *testing.T) {
 	builtins.Secret("tok-123456")
 	if got := builtins.Redact("abc: Bearer tok-123456, again tok-123456"); got != "abc: Bearer [redacted], again [redacted]" {
 		t.Fatalf("redact: %q", got)
+	}
+}
+
+// TestSecretsOfEveryShape: secret fields that are lists, maps or pointers of
+// strings are recorded too, and a secret's URL-escaped form is redacted.
+func TestSecretsOfEveryShape(t *testing.T) {
+	tok := "ptr-secret-1"
+	cfg := struct {
+		Keys    []string          `secret:"true"`
+		Headers map[string]string `secret:"true"`
+		Token   *string           `secret:"true"`
+		Plain   string
+	}{Keys: []string{"list-secret-1"}, Headers: map[string]string{"x": "map-secret-1"}, Token: &tok, Plain: "not secret"}
+	got := builtins.SecretsOf(&cfg)
+	if strings.Join(got, ",") != "list-secret-1,map-secret-1,ptr-secret-1" {
+		t.Fatalf("secrets: %v", got)
+	}
+	builtins.Secret("p@ss w/rd!")
+	if got := builtins.Redact("amqp://u:p%40ss+w%2Frd%21@h/ and p@ss%20w%2Frd%21"); strings.Contains(got, "ss") {
+		t.Fatalf("escaped forms: %q", got)
 	}
 }

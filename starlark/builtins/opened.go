@@ -55,7 +55,10 @@ const (
 // OpenIntegrations opens every integration of r on this node: the
 // configuration configs holds for it (a pointer its NewConfig returned,
 // filled; none: its defaults), then Provision. A failure does not stop the
-// others: it is the integration's state. Check them next (Opened.Check).
+// others: it is the integration's state. One that could not be opened has
+// no instance; one that could not be provisioned keeps its instance (the
+// service may come up later), failing until a check passes. Check them next
+// (Opened.Check).
 func OpenIntegrations(ctx context.Context, r *Registry, configs map[string]any) *Opened {
 	o := &Opened{}
 	for _, in := range r.Integrations() {
@@ -65,23 +68,22 @@ func OpenIntegrations(ctx context.Context, r *Registry, configs map[string]any) 
 		}
 		op := &opened{in: in, config: cfg, status: IntegrationStatus{Name: in.Name, State: StateOK, Checked: time.Now().UTC(), Config: ConfigView(cfg)}}
 		inst, err := in.Open(ctx, cfg)
-		if err == nil {
-			if p, ok := inst.(Provisioner); ok {
-				pctx, cancel := context.WithTimeout(ctx, ProvisionTimeout)
-				err = p.Provision(pctx)
-				cancel()
-				if err != nil {
-					err = fmt.Errorf("provision: %w", err)
-					closeQuietly(inst)
-				}
-			}
-		} else {
-			err = fmt.Errorf("open: %w", err)
-		}
 		if err != nil {
-			op.status.State, op.status.Error = StateFailing, Redact(fmt.Sprintf("integration %s: %v", in.Name, err))
-		} else {
-			op.inst = inst
+			// A configuration that cannot be opened stays so: no instance.
+			op.status.State, op.status.Error = StateFailing, Redact(fmt.Sprintf("integration %s: open: %v", in.Name, err))
+			o.list = append(o.list, op)
+			continue
+		}
+		op.inst = inst
+		if p, ok := inst.(Provisioner); ok {
+			pctx, cancel := context.WithTimeout(ctx, ProvisionTimeout)
+			err = p.Provision(pctx)
+			cancel()
+			if err != nil {
+				// The service may come up later: the instance stays, failing
+				// until a check passes (Checker), its steps failing meanwhile.
+				op.status.State, op.status.Error = StateFailing, Redact(fmt.Sprintf("integration %s: provision: %v", in.Name, err))
+			}
 		}
 		o.list = append(o.list, op)
 	}
@@ -194,12 +196,6 @@ func (o *Opened) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func closeQuietly(inst any) {
-	if c, ok := inst.(io.Closer); ok {
-		c.Close()
-	}
 }
 
 // ConfigView returns cfg (a struct, or a pointer to one) as a map of its

@@ -1,8 +1,11 @@
 package amqp_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,5 +118,51 @@ func TestStates(t *testing.T) {
 	r, rt, _ := open(t, amqp.Config{})
 	if _, err := rt.Eval(r, `amqp.publish("", "k", "b")`, nil); err == nil || !strings.Contains(err.Error(), "has no broker configured") {
 		t.Errorf("unconfigured step: %v", err)
+	}
+}
+
+// TestTriggerHandsBackAfterAPause: a message whose run cannot start, for a
+// reason that may pass, is handed back after a pause rather than at once,
+// and the failure shows in the integration's state.
+func TestTriggerHandsBackAfterAPause(t *testing.T) {
+	q, _ := queue(t)
+	cfg := amqp.Config{URL: url, Triggers: []amqp.Trigger{{Queue: q, Script: "s"}}}
+	inst, err := amqp.Integration.Open(context.Background(), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := inst.(*amqp.Client)
+	defer c.Close()
+	conn, err := amqp091.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, _ := conn.Channel()
+	if err := ch.PublishWithContext(context.Background(), "", q, false, false, amqp091.Publishing{MessageId: "m", Body: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		c.Triggers(ctx, func(context.Context, builtins.TriggeredRun) (string, error) {
+			calls.Add(1)
+			return "", errors.New("journal: nats: timeout")
+		})
+		close(done)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	time.Sleep(1500 * time.Millisecond) // the window in which a hot loop would spin thousands of times
+	cancel()
+	<-done
+	if n := calls.Load(); n < 1 || n > 3 {
+		t.Fatalf("%d start attempts in 1.5 s for one message", n)
+	}
+	if err := c.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "could not start its run, handed back: journal: nats: timeout") {
+		t.Fatalf("state: %v", err)
 	}
 }

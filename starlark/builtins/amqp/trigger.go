@@ -102,7 +102,8 @@ func (c *Client) handle(t Trigger, d amqp091.Delivery, start builtins.StartFunc)
 			attrs[attr] = v
 		}
 	}
-	// Not the consumer's ctx: a node stopping lets the runs it took start.
+	// Not the consumer's ctx: a message taken is acknowledged or handed
+	// back, whether or not the node is stopping.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := start(ctx, builtins.TriggeredRun{Script: t.Script, Input: d.Body, Attrs: attrs, Source: "amqp queue " + t.Queue, Key: d.MessageId})
@@ -112,6 +113,17 @@ func (c *Client) handle(t Trigger, d amqp091.Delivery, start builtins.StartFunc)
 	case errors.Is(err, builtins.ErrPermanent):
 		d.Reject(false)
 	default:
+		// Handed back after a pause, so that a failure that lasts (the
+		// journal unavailable) does not spin the message; the failure shows
+		// in the integration's state meanwhile.
+		c.mu.Lock()
+		c.triggerErr = fmt.Errorf("trigger on queue %s: a message could not start its run, handed back: %s", t.Queue, builtins.Redact(err.Error()))
+		c.mu.Unlock()
+		time.Sleep(handBackAfter)
 		d.Nack(false, true)
 	}
 }
+
+// handBackAfter is how long a message that could not start its run, for a
+// reason that may pass, is held before it is handed back.
+const handBackAfter = time.Second

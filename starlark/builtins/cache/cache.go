@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -214,13 +215,19 @@ func run(call func(ctx context.Context, mc *memcache.Client, a args) (any, error
 		}
 		v, err := call(ctx, c.mc, a)
 		var se *builtins.StepError
+		var ne net.Error
+		var ce *memcache.ConnectTimeoutError
+		servers := strings.Join(c.cfg.Servers, ", ")
 		switch {
 		case err == nil:
 			return v, nil
 		case errors.As(err, &se):
 			return nil, se
+		case errors.As(err, &ne), errors.As(err, &ce), errors.Is(err, memcache.ErrNoServers), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, &builtins.StepError{Code: builtins.CodeTransport, Retryable: true, Message: fmt.Sprintf("cache at %s: %v", servers, err)}
 		}
-		return nil, &builtins.StepError{Code: builtins.CodeTransport, Retryable: true,
-			Message: fmt.Sprintf("cache at %s: %v", strings.Join(c.cfg.Servers, ", "), err)}
+		// The server answered: an error of its own (a value too large for
+		// it, …), which a retry would meet again.
+		return nil, &builtins.StepError{Code: "cache", Message: fmt.Sprintf("cache at %s: %v", servers, err)}
 	})
 }

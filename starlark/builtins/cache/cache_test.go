@@ -88,3 +88,18 @@ func TestStates(t *testing.T) {
 		t.Errorf("down step: %v", err)
 	}
 }
+
+// TestServerErrorIsNotTransport: a value the server refuses (over its item
+// size) fails with code cache, not retried, rather than as a transport
+// failure that would be retried and open the breaker.
+func TestServerErrorIsNotTransport(t *testing.T) {
+	r, rt, _ := open(t, cache.Config{Servers: []string{server}})
+	_, err := rt.Eval(r, `cache.set("drover-too-big", "x" * (2 * 1024 * 1024))`, nil)
+	if err == nil || !strings.Contains(err.Error(), "SERVER_ERROR") {
+		t.Fatalf("a value too large: %v", err)
+	}
+	calls := rt.Calls()
+	if last := calls[len(calls)-1]; last.Err == nil || last.Err.Code != "cache" || last.Err.Retryable {
+		t.Fatalf("error: %+v", last.Err)
+	}
+}

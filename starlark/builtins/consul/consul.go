@@ -78,12 +78,12 @@ func init() {
 // Register adds the consul integration and its builtins to r.
 func Register(r *builtins.Registry) { r.MustRegisterIntegration(Integration) }
 
-// Check asks the agent for the cluster's leader.
-func (c *Client) Check(context.Context) error {
+// Check asks the agent for the cluster's leader, within ctx.
+func (c *Client) Check(ctx context.Context) error {
 	if c.api == nil {
 		return fmt.Errorf("no addr (add integrations: consul: addr: host:port to the node's --config file): %w", builtins.ErrNotConfigured)
 	}
-	if _, err := c.api.Status().Leader(); err != nil {
+	if _, err := c.api.Status().LeaderWithQueryOptions((&capi.QueryOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("agent at %s: %v; is it up, and the token right?", c.cfg.Addr, err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package consul_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/starlark/builtins/builtinstest"
@@ -163,5 +165,36 @@ func TestStates(t *testing.T) {
 	}
 	if _, _, st := open(t, consul.Config{Addr: "consul"}); st.State != builtins.StateFailing || !strings.Contains(st.Error, `addr "consul": want host:port`) {
 		t.Errorf("bad addr: %+v", st)
+	}
+}
+
+// TestCheckWithinItsDeadline: an agent that accepts the connection and never
+// answers fails the check when its context ends, rather than holding the
+// node's start.
+func TestCheckWithinItsDeadline(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	inst, err := consul.Integration.Open(context.Background(), &consul.Config{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- inst.(builtins.Checker).Check(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a silent agent passed the check")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the check outlived its deadline")
 	}
 }

@@ -32,6 +32,7 @@ type statement struct {
 type call struct {
 	Conn       string      `json:"conn"`
 	Statements []statement `json:"statements"`
+	Tx         bool        `json:"tx,omitempty"` // sql.tx: in a transaction, a result per statement
 }
 
 func steps() []*builtins.Step {
@@ -95,7 +96,7 @@ func txArgs(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (
 	if list.Len() == 0 {
 		return nil, &builtins.ArgError{Func: b.Name(), Param: "statements", Err: errors.New(`no statements: give a list of {"exec": ...} or {"query": ...} dicts`)}
 	}
-	c := call{Conn: conn}
+	c := call{Conn: conn, Tx: true}
 	for i := range list.Len() {
 		param := fmt.Sprintf("statements[%d]", i)
 		d, ok := list.Index(i).(*starlark.Dict)
@@ -185,7 +186,7 @@ func execCall(ctx context.Context, env builtins.Env, raw json.RawMessage) (any, 
 	if err != nil {
 		return nil, err
 	}
-	if len(c.Statements) == 1 {
+	if !c.Tx {
 		return cn.run(ctx, cn.db, c.Statements[0])
 	}
 	tx, err := cn.db.BeginTx(ctx, nil)
@@ -282,6 +283,9 @@ func param(p any) any {
 		if i, err := v.Int64(); err == nil {
 			return i
 		}
+		if !strings.ContainsAny(string(v), ".eE") {
+			return string(v) // a whole number beyond int64: exact, as text (numeric columns take it)
+		}
 		f, _ := v.Float64()
 		return f
 	case map[string]any, []any:
@@ -297,8 +301,24 @@ func value(v any, dbType string) (any, error) {
 	switch x := v.(type) {
 	case nil:
 		return nil, nil
-	case int64, float64, bool:
+	case int64, float64, bool, uint64:
 		return x, nil
+	case float32:
+		return float64(x), nil
+	case int32:
+		return int64(x), nil
+	case int16:
+		return int64(x), nil
+	case int8:
+		return int64(x), nil
+	case int:
+		return int64(x), nil
+	case uint32:
+		return uint64(x), nil
+	case uint16:
+		return uint64(x), nil
+	case uint8:
+		return uint64(x), nil
 	case time.Time:
 		return x.UTC().Format(time.RFC3339Nano), nil
 	case string:

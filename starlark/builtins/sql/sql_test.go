@@ -163,3 +163,19 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewedEdges: sql.tx of one statement is still a list of results;
+// MySQL FLOAT and a BIGINT UNSIGNED above int64 come back as numbers; an
+// integer parameter beyond int64 reaches a numeric column exactly.
+func TestReviewedEdges(t *testing.T) {
+	r, rt := open(t, nil)
+	if got := eval(t, r, rt, `sql.tx("pg", [{"query": "select 1 as x"}])`); got != `[[{"x": 1}]]` {
+		t.Errorf("one-statement tx: %s", got)
+	}
+	if got := eval(t, r, rt, `sql.query("my", "select cast(1.5 as float) as f, cast(18446744073709551615 as unsigned) as u")`); got != `[{"f": 1.5, "u": 18446744073709551615}]` {
+		t.Errorf("mysql float and unsigned: %s", got)
+	}
+	if got := eval(t, r, rt, `sql.query("pg", "select $1::numeric::text as n", [123456789012345678901234567890])`); got != `[{"n": "123456789012345678901234567890"}]` {
+		t.Errorf("a big integer parameter: %s", got)
+	}
+}
