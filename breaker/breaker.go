@@ -204,7 +204,7 @@ func (ic interceptor) InterceptAttempt(ctx context.Context, a *builtins.StepAtte
 		return nil, &builtins.StepError{Code: builtins.CodeCircuitOpen, Message: a.Step.Name + ": " + err.Error()}
 	}
 	v, serr := next(ctx, a)
-	if serr != nil && (serr.Code == builtins.CodeCancelled || serr.Code == "resource") {
+	if serr != nil && (serr.Code == builtins.CodeCancelled || serr.Code == builtins.CodeResource) {
 		ic.s.Abandon(a.Target) // it did not reach the target: says nothing of it
 	} else {
 		ic.s.Done(a.Target, serr != nil && serr.Retryable)

@@ -140,8 +140,14 @@ func expand(name string, n *yaml.Node, lookup func(string) (string, bool)) error
 		}
 		if v != n.Value {
 			n.Value = v
-			if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle|yaml.TaggedStyle) == 0 {
-				n.Tag = "" // plain: the expanded value's own type shows (a port, a flag)
+			quoted := n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle|yaml.TaggedStyle) != 0
+			switch v {
+			case "", "~", "null", "Null", "NULL":
+				n.Tag = "!!str" // a value, not YAML's null: the setting is what the variable holds
+			default:
+				if !quoted {
+					n.Tag = "" // plain: the expanded value's own type shows (a port, a flag)
+				}
 			}
 		}
 	case yaml.MappingNode:

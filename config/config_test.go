@@ -141,3 +141,15 @@ func TestApplyEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestExpandedNullIsAString: a variable whose value YAML would read as null
+// sets the setting to that text, not to nothing.
+func TestExpandedNullIsAString(t *testing.T) {
+	node, err := Parse("drover.yaml", []byte("integrations:\n  greet:\n    greeting: ${G}\n    token: ${T}\n"), registry(), env(map[string]string{"G": "null", "T": "~"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := node.Integrations["greet"].(*greetConfig); g.Greeting != "null" || g.Token != "~" {
+		t.Fatalf("greet: %+v", g)
+	}
+}

@@ -106,11 +106,10 @@ func (n *Node) startClassified(ctx context.Context, req api.StartRequest, id str
 		return r.ID, nil
 	case id != "" && (errors.Is(err, journal.ErrExists) || errors.Is(err, journal.ErrFenced)):
 		// The reserved run's start is journaled, but it is not indexed: its
-		// node stopped in between. Index it from its journal and adopt it.
-		if err := n.indexFromJournal(ctx, id); err != nil {
-			return "", err
-		}
-		return id, n.adopt(ctx, id)
+		// node is still starting it (the message was delivered again
+		// meanwhile), or stopped in between. Unless that node is live,
+		// index the run from its journal and adopt it.
+		return id, n.indexFromJournal(ctx, id)
 	case errors.Is(err, api.ErrUnknownScript), errors.Is(err, api.ErrBadInput):
 		return "", fmt.Errorf("%w: %v", builtins.ErrPermanent, err)
 	}
@@ -118,7 +117,8 @@ func (n *Node) startClassified(ctx context.Context, req api.StartRequest, id str
 }
 
 // indexFromJournal indexes run id as running, from its journal's start
-// entry.
+// entry, and adopts it, unless the node that started it is live (it is
+// indexing it).
 func (n *Node) indexFromJournal(ctx context.Context, id string) error {
 	records, err := n.journal.Read(ctx, id)
 	if err != nil {
@@ -129,7 +129,13 @@ func (n *Node) indexFromJournal(ctx context.Context, id string) error {
 		return fmt.Errorf("engine: run %s: %w", id, err)
 	}
 	st := j.Start
+	if st.Coordinator != n.opts.Name && n.cluster.IsLive(st.Coordinator) {
+		return nil // its coordinator is at it
+	}
 	rec := api.Run{ID: id, Script: st.Script, Hash: st.Hash, Version: st.Version, Status: api.StatusRunning, Attrs: st.Attrs, Coordinator: st.Coordinator, Started: st.Time}
 	n.log.Warn().Str("run", id).Msg("indexing a triggered run journaled but not indexed before its node stopped, and adopting it")
-	return n.runs.Put(ctx, rec, "", st.Attrs)
+	if err := n.runs.Put(ctx, rec, "", st.Attrs); err != nil {
+		return err
+	}
+	return n.adopt(ctx, id)
 }

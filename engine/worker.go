@@ -186,8 +186,9 @@ func (w *worker) execute(ctx context.Context, step *builtins.Step, runID, stepID
 	}
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
-		a.Context.Attempt = attempt
-		value, serr := w.chain(ctx, a)
+		at := *a // each attempt its own: an interceptor may keep it
+		at.Context.Attempt = attempt
+		value, serr := w.chain(ctx, &at)
 		if serr == nil {
 			res.Value = value
 			break
@@ -228,7 +229,7 @@ type resources struct {
 func (r resources) InterceptAttempt(ctx context.Context, a *builtins.StepAttempt, next builtins.AttemptFunc) (json.RawMessage, *builtins.StepError) {
 	demands := toMeter(a.Demands)
 	if err := r.n.meter.Resources.Wait(ctx, demands); err != nil {
-		return nil, builtins.Errorf("resource", "%s: %v", a.Step.Name, err)
+		return nil, builtins.Errorf(builtins.CodeResource, "%s: %v", a.Step.Name, err)
 	}
 	v, serr := next(ctx, a)
 	if r.n.meter.Resources.Release(demands) {

@@ -24,6 +24,7 @@ const (
 	CodePayloadTooLarge = "payload_too_large" // result above the configured limit
 	CodeCancelled       = "cancelled"         // the run was cancelled
 	CodeCircuitOpen     = "circuit_open"      // the target failed repeatedly: calls fail fast for a while
+	CodeResource        = "resource"          // the attempt's resource units could not be taken
 	CodeInternal        = "internal"          // anything else
 )
 

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -272,6 +273,17 @@ func nilIsNone(v string, err error) (any, error) {
 	return v, err
 }
 
+// passing reports whether a server error says the server is not ready yet
+// (loading its data, a replica, a cluster reconfiguring): retried.
+func passing(msg string) bool {
+	for _, p := range []string{"LOADING", "READONLY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "BUSY"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // failure turns a client error into the step's error: the server's own
 // (WRONGTYPE, …) is "redis", a connection that failed is "transport",
 // retried.
@@ -283,7 +295,7 @@ func (c *Client) failure(err error) error {
 		return &builtins.StepError{Code: builtins.CodeTransport, Retryable: true, Message: fmt.Sprintf("redis at %s: %v", c.cfg.Addr, err)}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return err
-	case errors.As(err, &re):
+	case errors.As(err, &re) && !passing(err.Error()):
 		return &builtins.StepError{Code: "redis", Message: fmt.Sprintf("redis at %s: %v", c.cfg.Addr, err)}
 	}
 	return &builtins.StepError{Code: builtins.CodeTransport, Retryable: true, Message: fmt.Sprintf("redis at %s: %v", c.cfg.Addr, err)}
