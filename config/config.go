@@ -211,11 +211,7 @@ func known(name string, n *yaml.Node, t reflect.Type, path string) error {
 		return nil // a value of its own; a section, checked against its integration
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
 		fields := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() {
-				fields[builtins.FieldName(f)] = f.Type
-			}
-		}
+		settings(t, fields)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := n.Content[i]
 			ft, ok := fields[key.Value]
@@ -240,6 +236,28 @@ func known(name string, n *yaml.Node, t reflect.Type, path string) error {
 		}
 	}
 	return nil
+}
+
+// settings adds the settings of struct t to fields, by name, those of its
+// `yaml:",inline"` fields included.
+func settings(t reflect.Type, fields map[string]reflect.Type) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if _, opts, _ := strings.Cut(f.Tag.Get("yaml"), ","); strings.Contains(opts, "inline") {
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				settings(ft, fields)
+				continue
+			}
+		}
+		fields[builtins.FieldName(f)] = f.Type
+	}
 }
 
 func join(path, key string) string {

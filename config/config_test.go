@@ -153,3 +153,24 @@ func TestExpandedNullIsAString(t *testing.T) {
 		t.Fatalf("greet: %+v", g)
 	}
 }
+
+// TestInlineSettings: the settings of an inlined struct are the
+// integration's own.
+func TestInlineSettings(t *testing.T) {
+	type base struct {
+		Addr string
+	}
+	type cfg struct {
+		Base base `yaml:",inline"`
+		Pool int
+	}
+	r := builtins.NewRegistry()
+	r.MustRegisterIntegration(builtins.Define("x", "", cfg{}, func(_ context.Context, c cfg) (cfg, error) { return c, nil }))
+	node, err := Parse("drover.yaml", []byte("integrations:\n  x:\n    addr: h:1\n    pool: 2\n"), r, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := node.Integrations["x"].(*cfg); c.Base.Addr != "h:1" || c.Pool != 2 {
+		t.Fatalf("x: %+v", c)
+	}
+}

@@ -69,8 +69,8 @@ type Client struct {
 	mu         sync.Mutex
 	conn       *amqp091.Connection
 	idle       []*channel
-	dials      int   // connections opened
-	triggerErr error // why a trigger's consumer stopped last, until it runs again
+	dials      int              // connections opened
+	triggerErr map[string]error // by queue: why its trigger failed last, until it consumes again
 }
 
 // channel is a channel in confirm mode, with the reason it was closed.
@@ -146,7 +146,23 @@ func (c *Client) Check(context.Context) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.triggerErr
+	var errs []error
+	for _, t := range c.cfg.Triggers {
+		if err := c.triggerErr[t.Queue]; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setTriggerErr records why queue's trigger failed (nil: it consumes).
+func (c *Client) setTriggerErr(queue string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.triggerErr == nil {
+		c.triggerErr = map[string]error{}
+	}
+	c.triggerErr[queue] = err
 }
 
 // Close closes the connection.

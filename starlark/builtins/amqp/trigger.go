@@ -37,9 +37,7 @@ func (c *Client) consume(ctx context.Context, t Trigger, start builtins.StartFun
 		if ctx.Err() != nil {
 			return
 		}
-		c.mu.Lock()
-		c.triggerErr = fmt.Errorf("trigger on queue %s: %s; consuming again in %s", t.Queue, builtins.Redact(err.Error()), backoff)
-		c.mu.Unlock()
+		c.setTriggerErr(t.Queue, fmt.Errorf("trigger on queue %s: %s; consuming again in %s", t.Queue, builtins.Redact(err.Error()), backoff))
 		timer := time.NewTimer(backoff)
 		select {
 		case <-timer.C:
@@ -74,9 +72,7 @@ func (c *Client) consumeOnce(ctx context.Context, t Trigger, start builtins.Star
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	c.triggerErr = nil
-	c.mu.Unlock()
+	c.setTriggerErr(t.Queue, nil)
 	var wg sync.WaitGroup
 	defer wg.Wait() // the messages taken are acknowledged or handed back first
 	for d := range deliveries {
@@ -116,9 +112,7 @@ func (c *Client) handle(t Trigger, d amqp091.Delivery, start builtins.StartFunc)
 		// Handed back after a pause, so that a failure that lasts (the
 		// journal unavailable) does not spin the message; the failure shows
 		// in the integration's state meanwhile.
-		c.mu.Lock()
-		c.triggerErr = fmt.Errorf("trigger on queue %s: a message could not start its run, handed back: %s", t.Queue, builtins.Redact(err.Error()))
-		c.mu.Unlock()
+		c.setTriggerErr(t.Queue, fmt.Errorf("trigger on queue %s: a message could not start its run, handed back: %s", t.Queue, builtins.Redact(err.Error())))
 		time.Sleep(handBackAfter)
 		d.Nack(false, true)
 	}
