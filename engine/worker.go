@@ -254,6 +254,9 @@ func (m metering) InterceptAttempt(ctx context.Context, a *builtins.StepAttempt,
 // toBuiltins and toMeter convert resource demands between the two
 // packages' types.
 func toBuiltins(d []meter.Demand) []builtins.Demand {
+	if len(d) == 0 {
+		return nil // most steps: nothing allocated on their path
+	}
 	out := make([]builtins.Demand, len(d))
 	for i, x := range d {
 		out[i] = builtins.Demand(x)
@@ -262,6 +265,9 @@ func toBuiltins(d []meter.Demand) []builtins.Demand {
 }
 
 func toMeter(d []builtins.Demand) []meter.Demand {
+	if len(d) == 0 {
+		return nil
+	}
 	out := make([]meter.Demand, len(d))
 	for i, x := range d {
 		out[i] = meter.Demand(x)
