@@ -259,12 +259,33 @@ func TestSQLResultOverThePayloadLimit(t *testing.T) {
 }
 
 // attempts is an interceptor that counts the attempts it sees by builtin,
-// and refuses those of a builtin named in refuse.
+// and refuses those of a builtin named in refuse; and counts the step
+// calls it sees by builtin and outcome, and refuses calls of refuseCall.
 type attempts struct {
 	builtins.InterceptorBase
-	mu     sync.Mutex
-	seen   map[string]int
-	refuse string
+	mu         sync.Mutex
+	seen       map[string]int
+	calls      map[string]int
+	refuse     string
+	refuseCall string
+}
+
+func (a *attempts) InterceptCall(ctx context.Context, c *builtins.StepCall, next builtins.CallFunc) (builtins.StepResult, error) {
+	if c.Step.Name == a.refuseCall {
+		return builtins.StepResult{}, fmt.Errorf("%s refused before placement", c.Step.Name)
+	}
+	res, err := next(ctx, c)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case err != nil:
+		a.calls[c.Step.Name+" err"]++
+	case res.Err != nil:
+		a.calls[c.Step.Name+" "+res.Err.Code+" on "+res.Node]++
+	default:
+		a.calls[c.Step.Name+" "+string(res.Value)+" on "+res.Node+" after "+fmt.Sprint(res.Attempts)]++
+	}
+	return res, err
 }
 
 func (a *attempts) InterceptAttempt(ctx context.Context, at *builtins.StepAttempt, next builtins.AttemptFunc) (json.RawMessage, *builtins.StepError) {
@@ -279,17 +300,29 @@ func (a *attempts) InterceptAttempt(ctx context.Context, at *builtins.StepAttemp
 
 // TestInterceptorsSeeEveryAttempt: an interceptor given in Options sees each
 // attempt a node executes, retries included, with its number; one that
-// refuses an attempt fails the step with its error.
+// refuses an attempt fails the step with its error. It sees each step call
+// once, on the coordinator, with its outcome and the node that executed it;
+// one that refuses a call fails the run with its error.
 func TestInterceptorsSeeEveryAttempt(t *testing.T) {
 	var execs atomic.Int64
-	ic := &attempts{seen: map[string]int{}, refuse: "test.echo"}
-	n := newTestNode(t, Options{Registry: testRegistry(&execs), Interceptors: []builtins.Interceptor{ic}})
+	ic := &attempts{seen: map[string]int{}, calls: map[string]int{}, refuse: "test.echo", refuseCall: "test.down"}
+	n := newTestNode(t, Options{Name: "n1", Registry: testRegistry(&execs), Interceptors: []builtins.Interceptor{ic}})
 	end := runScript(t, n, "def main(input):\n    return test.flaky()\n", "")
 	if end.Status != api.StatusCompleted || ic.seen["test.flaky#1"] != 1 || ic.seen["test.flaky#3"] != 1 {
 		t.Fatalf("flaky: %s %+v, seen %v", end.Status, end.Error, ic.seen)
 	}
+	if got := ic.calls[`test.flaky "ok" on n1 after 3`]; got != 1 || len(ic.calls) != 1 {
+		t.Fatalf("calls seen: %v", ic.calls)
+	}
 	end = runScript(t, n, "def main(input):\n    return test.echo(1)\n", "")
 	if end.Status != api.StatusFailed || end.Error.Code != "policy" || !strings.Contains(end.Error.Message, "test.echo refused by the node's policy") || execs.Load() != 0 {
 		t.Fatalf("refused: %s %+v, %d executions", end.Status, end.Error, execs.Load())
+	}
+	if got := ic.calls["test.echo policy on n1"]; got != 1 {
+		t.Fatalf("calls seen: %v", ic.calls)
+	}
+	end = runScript(t, n, "def main(input):\n    return test.down()\n", "")
+	if end.Status != api.StatusFailed || !strings.Contains(end.Error.Message, "test.down refused before placement") || ic.seen["test.down#1"] != 0 {
+		t.Fatalf("call refused: %s %+v, attempts seen %v", end.Status, end.Error, ic.seen)
 	}
 }

@@ -65,6 +65,7 @@ type Node struct {
 	bus          *bus.Bus
 	log          zerolog.Logger
 	tracer       trace.Tracer
+	calls        builtins.CallFunc // a step call through the interceptors (chains)
 	meter        meter.Meter
 	journal      *journal.Store
 	sealer       *journal.Sealer // seals ended runs' journals

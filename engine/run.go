@@ -66,8 +66,16 @@ func (n *Node) newRun(prog *script.Program, rec api.Run, input json.RawMessage, 
 	r.rt = replay.New(j, r)
 	base, cancel := context.WithCancelCause(n.baseCtx)
 	r.cancel = cancel
-	r.ctx = telemetry.RunContext(base, rec.ID, traceParent)
+	r.ctx = telemetry.RunContext(context.WithValue(base, runKey{}, r), rec.ID, traceParent)
 	return r
+}
+
+type runKey struct{}
+
+// runOf returns the run whose context (run.ctx, or one derived from it)
+// ctx is.
+func runOf(ctx context.Context) *run {
+	return ctx.Value(runKey{}).(*run)
 }
 
 // Start implements api.API: it begins a run of req.Script and returns its

@@ -9,9 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/api"
@@ -22,13 +19,12 @@ import (
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/starlark/builtins"
-	"github.com/droverhq/drover/telemetry"
 )
 
-// Step implements replay.Live: it executes step id live. It places the step,
-// journals the call (unless the journal holds it: call), executes the step
-// in-process when placement picks this node or dispatches it to the chosen
-// node's worker, and returns the result once the journal holds it.
+// Step implements replay.Live: it executes step id live. A durable timer
+// is the run's own (timer); any other step goes through the node's call
+// interceptors (Node.chains) to call, which places, journals and executes
+// it.
 func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args json.RawMessage, pos string, call *api.CallEntry) (json.RawMessage, error) {
 	if err := r.ctx.Err(); err != nil {
 		return nil, &script.StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodeCancelled, Message: cancelReason(r.ctx)}
@@ -40,92 +36,94 @@ func (r *run) Step(thread *starlark.Thread, step *builtins.Step, id string, args
 	if step.Timer != nil {
 		return r.timer(step, id, args, pos, call)
 	}
-	demands := r.n.demands(step, args)
-	dec := placement.Decision{Node: r.n.opts.Name, Reason: "co-located: side value"}
+	c := &builtins.StepCall{Step: step, Args: args, Pos: pos, Resumed: call != nil,
+		Context: builtins.StepContext{Run: r.id, Step: id, Key: r.id + "/" + id}}
+	res, err := r.n.calls(r.ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		return nil, &script.StepFailure{Builtin: step.Name, Step: id, Code: res.Err.Code, Message: res.Err.Message, Attempts: res.Attempts}
+	}
+	return res.Value, nil
+}
+
+// call is the end of the node's call interceptor chain: it places step c,
+// journals its call (unless it was under way when the run stopped:
+// c.Resumed), executes it in-process when placement picks this node or
+// dispatches it to the chosen node's worker, and returns its result once
+// the journal holds it. ctx is a run's (runOf).
+func (n *Node) call(ctx context.Context, c *builtins.StepCall) (builtins.StepResult, error) {
+	r, step, id, args := runOf(ctx), c.Step, c.Context.Step, c.Args
+	demands := n.demands(step, args)
+	dec := placement.Decision{Node: n.opts.Name, Reason: "co-located: side value"}
 	if !step.Local {
 		var err error
-		if dec, err = r.n.place(r.ctx, placement.Request{Run: r.id, Step: id, Builtin: step.Name, Coordinator: r.n.opts.Name, Demands: demands}); err != nil {
-			return nil, &script.StepFailure{Builtin: step.Name, Step: id, Code: api.CodePlacement, Message: err.Error()}
+		if dec, err = n.place(ctx, placement.Request{Run: r.id, Step: id, Builtin: step.Name, Coordinator: n.opts.Name, Demands: demands}); err != nil {
+			return builtins.StepResult{}, &script.StepFailure{Builtin: step.Name, Step: id, Code: api.CodePlacement, Message: err.Error()}
 		}
-	}
-	ctx, span := telemetry.StartStep(r.ctx, r.n.tracer, r.id, id, "call", step.Name, trace.SpanKindClient, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attribute.String("drover.step", id), attribute.String("drover.node", dec.Node)}
-	})
-	defer span.End()
-
-	if !step.Local { // a run is journaled before its first output
-		if err := r.n.journal.Commit(ctx, r.id); err != nil {
-			return nil, r.journalFailed(err)
+		if err := n.journal.Commit(ctx, r.id); err != nil { // a run is journaled before its first output
+			return builtins.StepResult{}, r.journalFailed(err)
 		}
 	}
 	attempt := 1
-	colocated := dec.Node == r.n.opts.Name && (step.Local || !r.n.opts.AlwaysDispatch)
+	colocated := dec.Node == n.opts.Name && (step.Local || !n.opts.AlwaysDispatch)
 	var folded *api.CallEntry
 	switch {
-	case call == nil && r.n.foldable(step) && (colocated || r.n.direct(args)):
+	case !c.Resumed && n.foldable(step) && (colocated || n.direct(args)):
 		// Short, and executed here or sent directly: the call is journaled
 		// with its result, in one entry. Should the run stop before, nothing
 		// is journaled and recovery executes the step again under the same
 		// idempotency key.
-		folded = &api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}
-	case call == nil:
-		if err := r.unacked.Append(api.EntryCall, id, api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}); err != nil {
-			return nil, r.journalFailed(err)
+		folded = &api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: c.Pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}
+	case !c.Resumed:
+		if err := r.unacked.Append(api.EntryCall, id, api.CallEntry{Step: id, Builtin: step.Name, Args: args, Pos: c.Pos, Node: dec.Node, Reason: dec.Reason, Time: time.Now().UTC()}); err != nil {
+			return builtins.StepResult{}, r.journalFailed(err)
 		}
 	default:
 		// The step was under way when the run stopped: placed again, as
 		// the next attempt, under the same idempotency key.
 		attempt = len(r.j.Places[id]) + 2
-		why := "run adopted by " + r.n.opts.Name + " while the step was under way"
+		why := "run adopted by " + n.opts.Name + " while the step was under way"
 		if err := r.placedAgain(id, attempt, dec, why); err != nil {
-			return nil, r.journalFailed(err)
+			return builtins.StepResult{}, r.journalFailed(err)
 		}
 	}
 	var res api.ResultEntry
 	var err error
 	if colocated {
-		res = r.n.worker.execute(ctx, step, r.id, id, args, demands)
+		res = n.worker.execute(ctx, step, r.id, id, args, demands)
 		if res.Error != nil && errors.Is(context.Cause(r.ctx), errShutdown) {
 			// Interrupted by shutdown: leave the call without a result so that
 			// recovery executes it again with the same idempotency key.
-			return nil, &script.StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodeCancelled, Message: cancelReason(r.ctx)}
+			return builtins.StepResult{}, &script.StepFailure{Builtin: step.Name, Step: id, Code: builtins.CodeCancelled, Message: cancelReason(r.ctx)}
 		}
 	} else {
-		env := dispatch.Envelope{Run: r.id, Step: id, Attempt: attempt, Builtin: step.Name, Args: args, Key: r.id + "/" + id,
-			Deadline: time.Now().Add(step.Budget(args, r.n.opts.StepTimeout)), Demand: demands}
+		env := dispatch.Envelope{Run: r.id, Step: id, Attempt: attempt, Builtin: step.Name, Args: args, Key: c.Context.Key,
+			Deadline: time.Now().Add(step.Budget(args, n.opts.StepTimeout)), Demand: demands}
 		if res, err = r.dispatchUntilDone(ctx, step, dec, env, folded); err != nil {
 			if errors.Is(err, bus.ErrClosed) || !errors.As(err, new(*script.StepFailure)) {
-				return nil, r.journalFailed(err)
+				return builtins.StepResult{}, r.journalFailed(err)
 			}
-			return nil, err
+			return builtins.StepResult{}, err
 		}
 	}
 	if colocated || folded != nil { // the result is the coordinator's to journal
 		res.Call = folded
-		if res, err = r.n.journal.AppendResult(ctx, r.id, res); err != nil {
-			return nil, r.journalFailed(err)
+		if res, err = n.journal.AppendResult(ctx, r.id, res); err != nil {
+			return builtins.StepResult{}, r.journalFailed(err)
 		}
 	}
 	if err := r.unacked.Wait(ctx); err != nil {
-		return nil, r.journalFailed(err)
+		return builtins.StepResult{}, r.journalFailed(err)
 	}
 	r.mu.Lock()
 	r.record.Steps++
 	r.mu.Unlock()
-	if res.Start.IsZero() {
-		// No node executed it (no answer by the deadline): nothing learned.
-	} else if obs, ok := r.n.opts.Placement.(placement.Learner); ok {
-		obs.Observe(step.Name, res.Duration, -1, -1)
-	} else {
-		r.n.profiles.Observe(step.Name, res.Duration, -1, -1)
-	}
 	if e := r.log.Debug(); e.Enabled() {
 		e.Str("step", id).Str("builtin", step.Name).Str("exec_node", res.Node).Dur("took", res.Duration).Bool("ok", res.Error == nil).Msg("step")
 	}
-	if res.Error != nil {
-		span.SetStatus(codes.Error, res.Error.Message)
-	}
-	return script.Outcome(step.Name, &res)
+	return builtins.StepResult{Value: res.Value, Err: res.Error, Node: res.Node, Attempts: res.Attempts, Start: res.Start, Duration: res.Duration}, nil
 }
 
 // dispatchUntilDone dispatches a step and, if the executing node is lost

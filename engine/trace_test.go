@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -34,7 +36,7 @@ func TestTraceSpans(t *testing.T) {
 		return nil, nil
 	}})
 	n := newTestNode(t, Options{Registry: reg, AlwaysDispatch: true})
-	end := runScript(t, n, "def main(input):\n    test.echo(1)\n    test.trace()\n", "")
+	end := runScript(t, n, "def main(input):\n    test.echo(1)\n    test.trace()\n    test.flaky()\n", "")
 	if end.Status != api.StatusCompleted {
 		t.Fatalf("run: %+v", end.Error)
 	}
@@ -48,6 +50,9 @@ func TestTraceSpans(t *testing.T) {
 		{"1", "call", "", "run"},
 		{"1", "exec", "1", "call"},
 		{"2", "exec", "2", "call"},
+		{"3", "exec", "3", "call"}, // each attempt its span
+		{"3", "exec@2", "3", "call"},
+		{"3", "exec@3", "3", "call"},
 	} {
 		s, ok := byID[telemetry.SpanID(end.ID, want.step, want.kind).String()]
 		if !ok {
@@ -60,10 +65,41 @@ func TestTraceSpans(t *testing.T) {
 			t.Errorf("span %s: parent %s, want the %s span of step %q", s.Name(), s.Parent().SpanID(), want.parentKind, want.parentStep)
 		}
 	}
+	if s := byID[telemetry.SpanID(end.ID, "3", "exec").String()]; s.Status().Code != codes.Error || !hasAttr(s, "drover.attempt", "1") {
+		t.Errorf("first attempt of test.flaky: status %v, attributes %v", s.Status(), s.Attributes())
+	}
+	if s := byID[telemetry.SpanID(end.ID, "3", "call").String()]; s.Status().Code == codes.Error || !hasAttr(s, "drover.node", n.opts.Name) {
+		t.Errorf("call of test.flaky: status %v, attributes %v", s.Status(), s.Attributes())
+	}
+	failed := runScript(t, n, "def main(input):\n    test.down()\n", "")
+	if s, ok := spanOf(rec, failed.ID, "1", "call"); !ok || s.Status().Code != codes.Error || !strings.Contains(s.Status().Description, "connection refused") {
+		t.Errorf("call of test.down: %v", s)
+	}
 	tp2, _ := traceparent.Load().(string)
 	if want := "00-" + trace.String() + "-" + telemetry.SpanID(end.ID, "2", "exec").String(); len(tp2) < len(want) || tp2[:len(want)] != want {
 		t.Errorf("traceparent inside the step = %q, want prefix %q", tp2, want)
 	}
+}
+
+// spanOf returns the span kind of step of run, once ended.
+func spanOf(rec *tracetest.SpanRecorder, run, step, kind string) (sdktrace.ReadOnlySpan, bool) {
+	id := telemetry.SpanID(run, step, kind)
+	for _, s := range rec.Ended() {
+		if s.SpanContext().SpanID() == id {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// hasAttr reports whether span s has attribute key with value (as text).
+func hasAttr(s sdktrace.ReadOnlySpan, key, value string) bool {
+	for _, kv := range s.Attributes() {
+		if string(kv.Key) == key && kv.Value.Emit() == value {
+			return true
+		}
+	}
+	return false
 }
 
 // TestExternalNATS runs a script on a node that uses an external NATS server

@@ -5,13 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
-
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
@@ -28,12 +23,11 @@ import (
 // overrunning a limit), bounds attempts by their deadlines, and can cancel
 // the steps of a cancelled run wherever they came from.
 type worker struct {
-	n      *Node
-	env    builtins.Env
-	chain  builtins.AttemptFunc // an attempt through the interceptors
-	tracer trace.Tracer
-	wg     sync.WaitGroup // steps being executed from the inbox
-	halt   func()         // stops consuming the inbox
+	n     *Node
+	env   builtins.Env
+	chain builtins.AttemptFunc // an attempt through the interceptors
+	wg    sync.WaitGroup       // steps being executed from the inbox
+	halt  func()               // stops consuming the inbox
 
 	mu      sync.Mutex
 	stopped bool                                   // no step is taken from the inbox any more
@@ -45,8 +39,8 @@ func newWorker(n *Node) *worker {
 		Publisher: func(_ context.Context, subject string, payload []byte) error {
 			return n.bus.Publish(subject, nil, payload)
 		}}
-	w := &worker{n: n, env: env, tracer: n.tracer, cancels: map[string]map[*int]context.CancelFunc{}}
-	w.chain = builtins.Chain(w.run, append(slices.Clone(n.opts.Interceptors), n.breakers.Interceptor(), resources{n: n}, metering{n: n})...)
+	w := &worker{n: n, env: env, cancels: map[string]map[*int]context.CancelFunc{}}
+	n.calls, w.chain = n.chains(n.call, w.run)
 	return w
 }
 
@@ -172,14 +166,10 @@ func (w *worker) executeEnvelope(ctx context.Context, env dispatch.Envelope) (ap
 // for them place their steps without waiting for the next one.
 func (w *worker) execute(ctx context.Context, step *builtins.Step, runID, stepID string, args json.RawMessage, demands []meter.Demand) api.ResultEntry {
 	n := w.n
-	ctx, span := telemetry.StartStep(ctx, w.tracer, runID, stepID, "exec", "exec "+step.Name, trace.SpanKindInternal, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attribute.String("drover.step", stepID)}
-	})
-	defer span.End()
 	policy := step.Policy()
 	start := time.Now()
 	sc := builtins.StepContext{Run: runID, Step: stepID, Key: runID + "/" + stepID}
-	res := api.ResultEntry{Step: stepID, Node: n.opts.Name, Start: start.UTC(), SpanID: span.SpanContext().SpanID().String()}
+	res := api.ResultEntry{Step: stepID, Node: n.opts.Name, Start: start.UTC(), SpanID: telemetry.SpanID(runID, stepID, execKind(1)).String()}
 	a := &builtins.StepAttempt{Step: step, Args: args, Context: sc, Demands: toBuiltins(demands), Env: w.env}
 	if step.Target != nil {
 		a.Target = step.Target(w.env, args)
@@ -195,7 +185,6 @@ func (w *worker) execute(ctx context.Context, step *builtins.Step, runID, stepID
 		}
 		if !serr.Retryable || attempt >= policy.MaxAttempts || ctx.Err() != nil {
 			res.Error = serr
-			span.SetStatus(codes.Error, serr.Message)
 			break
 		}
 		n.log.Debug().Str("run", runID).Str("step", stepID).Str("builtin", step.Name).Int("attempt", attempt).Str("error", serr.Message).Msg("step attempt failed; retrying")
@@ -214,65 +203,6 @@ func (w *worker) execute(ctx context.Context, step *builtins.Step, runID, stepID
 // deadline.
 func (w *worker) run(ctx context.Context, a *builtins.StepAttempt) (json.RawMessage, *builtins.StepError) {
 	return w.attempt(builtins.WithStep(ctx, a.Context), a.Step, a.Args)
-}
-
-// resources is the node's interceptor that takes an attempt's resource
-// units before it runs (waiting, bounded by ctx, rather than overrunning a
-// limit) and gives pool units back after it, with a heartbeat at once so
-// that coordinators waiting for them place their steps without waiting for
-// the next one.
-type resources struct {
-	builtins.InterceptorBase
-	n *Node
-}
-
-func (r resources) InterceptAttempt(ctx context.Context, a *builtins.StepAttempt, next builtins.AttemptFunc) (json.RawMessage, *builtins.StepError) {
-	demands := toMeter(a.Demands)
-	if err := r.n.meter.Resources.Wait(ctx, demands); err != nil {
-		return nil, builtins.Errorf(builtins.CodeResource, "%s: %v", a.Step.Name, err)
-	}
-	v, serr := next(ctx, a)
-	if r.n.meter.Resources.Release(demands) {
-		r.n.cluster.Beat()
-	}
-	return v, serr
-}
-
-// metering is the node's interceptor that counts the attempts executing
-// here, by builtin, for its meter readings.
-type metering struct {
-	builtins.InterceptorBase
-	n *Node
-}
-
-func (m metering) InterceptAttempt(ctx context.Context, a *builtins.StepAttempt, next builtins.AttemptFunc) (json.RawMessage, *builtins.StepError) {
-	end := m.n.meter.Begin(a.Step.Name)
-	defer end()
-	return next(ctx, a)
-}
-
-// toBuiltins and toMeter convert resource demands between the two
-// packages' types.
-func toBuiltins(d []meter.Demand) []builtins.Demand {
-	if len(d) == 0 {
-		return nil // most steps: nothing allocated on their path
-	}
-	out := make([]builtins.Demand, len(d))
-	for i, x := range d {
-		out[i] = builtins.Demand(x)
-	}
-	return out
-}
-
-func toMeter(d []builtins.Demand) []meter.Demand {
-	if len(d) == 0 {
-		return nil
-	}
-	out := make([]meter.Demand, len(d))
-	for i, x := range d {
-		out[i] = meter.Demand(x)
-	}
-	return out
 }
 
 // attempt runs step.Exec once under the attempt deadline.

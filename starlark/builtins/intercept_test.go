@@ -49,3 +49,34 @@ func TestChain(t *testing.T) {
 		t.Fatalf("no interceptors: %s %v", v, err)
 	}
 }
+
+// callRecorder notes its name around each step call.
+type callRecorder struct {
+	builtins.InterceptorBase
+	name string
+	log  *[]string
+}
+
+func (r callRecorder) InterceptCall(ctx context.Context, c *builtins.StepCall, next builtins.CallFunc) (builtins.StepResult, error) {
+	*r.log = append(*r.log, r.name+">")
+	res, err := next(ctx, c)
+	*r.log = append(*r.log, "<"+r.name)
+	return res, err
+}
+
+func TestChainCalls(t *testing.T) {
+	var log []string
+	final := func(_ context.Context, c *builtins.StepCall) (builtins.StepResult, error) {
+		log = append(log, "call "+c.Step.Name)
+		return builtins.StepResult{Value: json.RawMessage(`1`), Node: "n1"}, nil
+	}
+	c := &builtins.StepCall{Step: &builtins.Step{Name: "x.y"}}
+	// An interceptor that overrides only InterceptAttempt passes calls on.
+	res, err := builtins.ChainCalls(final, callRecorder{name: "outer", log: &log}, recorder{name: "attempts", log: &log}, callRecorder{name: "inner", log: &log})(context.Background(), c)
+	if err != nil || string(res.Value) != "1" || res.Node != "n1" || strings.Join(log, " ") != "outer> inner> call x.y <inner <outer" {
+		t.Fatalf("chain: %+v %v %v", res, err, log)
+	}
+	if res, err := builtins.ChainCalls(final)(context.Background(), c); err != nil || string(res.Value) != "1" {
+		t.Fatalf("no interceptors: %+v %v", res, err)
+	}
+}
