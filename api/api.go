@@ -28,6 +28,11 @@ type API interface {
 	// Events calls fn with each journal entry of a run, then live ones,
 	// until the run's end or fn returns false (GET /v1/runs/{id}/events).
 	Events(ctx context.Context, id string, fn func(Event) bool) error
+	// Logs calls fn with the run log lines q selects: those stored, then,
+	// with q.Follow, live ones from every node, until ctx ends or fn
+	// returns false (GET /v1/logs). A query that selects nothing sensible
+	// is refused (ErrBadInput) before anything is read.
+	Logs(ctx context.Context, q LogQuery, fn func(LogLine) bool) error
 
 	// Deploy checks a script version and makes it the live version of its name.
 	Deploy(ctx context.Context, req DeployRequest) (*Deployment, error)

@@ -346,6 +346,9 @@ func (b *Bus) ensure(ctx context.Context) error {
 	if err := b.ensureSteps(ctx); err != nil {
 		return err
 	}
+	if err := b.ensureLogs(ctx); err != nil {
+		return err
+	}
 	for _, cfg := range []jetstream.KeyValueConfig{
 		b.runsConfig(0),
 		{Bucket: ScriptsBucket, Description: "Drover script sources by content hash", History: 1, Storage: jetstream.FileStorage},
@@ -353,6 +356,7 @@ func (b *Bus) ensure(ctx context.Context) error {
 		{Bucket: NodesBucket, Description: "Drover node heartbeats", History: 1, Storage: jetstream.MemoryStorage, TTL: NodesTTL},
 		{Bucket: LimitsBucket, Description: "Drover shared resource limits", History: 1, Storage: jetstream.MemoryStorage},
 		{Bucket: TriggersBucket, Description: "Drover messages that started runs", History: 1, Storage: jetstream.FileStorage, TTL: TriggersTTL},
+		{Bucket: TapsBucket, Description: "Drover live log tails", History: 1, Storage: jetstream.MemoryStorage, TTL: TapTTL},
 	} {
 		cfg.Replicas = b.opts.Replicas
 		kv, err := b.js.CreateOrUpdateKeyValue(ctx, cfg)

@@ -25,6 +25,7 @@ import (
 	"github.com/droverhq/drover/dispatch"
 	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/limits"
+	"github.com/droverhq/drover/logs"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/runs"
@@ -66,6 +67,8 @@ type Node struct {
 	log          zerolog.Logger
 	tracer       trace.Tracer
 	calls        builtins.CallFunc // a step call through the interceptors (chains)
+	taps         *logs.Taps        // the live tails followed in the cluster
+	runLogLevel  zerolog.Level
 	meter        meter.Meter
 	journal      *journal.Store
 	sealer       *journal.Sealer // seals ended runs' journals
@@ -115,6 +118,12 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	runLogLevel := zerolog.InfoLevel
+	if opts.RunLogLevel != "" {
+		if runLogLevel, err = logs.ParseLevel(opts.RunLogLevel); err != nil {
+			return nil, fmt.Errorf("engine: run log level: %w", err)
+		}
+	}
 	b, err := bus.Open(ctx, bus.Options{
 		Name: opts.Name, DataDir: opts.DataDir, URL: opts.NATSURL, Listen: opts.Listen,
 		ClusterListen: opts.ClusterListen, Peers: opts.Peers, Replicas: opts.Replicas, JournalMaxAge: opts.JournalMaxAge, Sync: opts.Sync,
@@ -124,16 +133,17 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		opts:     opts,
-		bus:      b,
-		log:      opts.Logger.With().Str("node", opts.Name).Logger(),
-		tracer:   otel.Tracer("github.com/droverhq/drover/engine"),
-		journal:  journal.NewStore(b),
-		scripts:  deploy.NewStore(b),
-		compiler: script.NewCompiler(opts.Registry),
-		active:   map[string]*run{},
-		adopting: map[string]*adoption{},
-		sleeping: map[string]*time.Timer{},
+		opts:        opts,
+		bus:         b,
+		log:         opts.Logger.With().Str("node", opts.Name).Logger(),
+		runLogLevel: runLogLevel,
+		tracer:      otel.Tracer("github.com/droverhq/drover/engine"),
+		journal:     journal.NewStore(b),
+		scripts:     deploy.NewStore(b),
+		compiler:    script.NewCompiler(opts.Registry),
+		active:      map[string]*run{},
+		adopting:    map[string]*adoption{},
+		sleeping:    map[string]*time.Timer{},
 	}
 	n.baseCtx, n.cancelBase = context.WithCancelCause(context.Background())
 	n.streams, n.stopStreams = context.WithCancel(context.Background())
@@ -183,6 +193,9 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		return fail(err)
 	}
 	if n.stopCancels, err = b.Subscribe(bus.CancelSubject("*"), n.onCancel); err != nil {
+		return fail(err)
+	}
+	if n.taps, err = logs.WatchTaps(n.baseCtx, b, &n.log); err != nil {
 		return fail(err)
 	}
 	if err = n.worker.start(ctx); err != nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"cmp"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -67,6 +68,17 @@ type Options struct {
 	Resources []string
 	// Logger receives the node's structured logs (default: none).
 	Logger *zerolog.Logger
+	// LogOutput receives the lines of the runs this node coordinates too
+	// (JSON, one per line), at Logger's level or above: the output Logger
+	// writes to (default: none). Run lines always go to the bus (package
+	// logs), at RunLogLevel or above.
+	LogOutput io.Writer
+	// RunLogLevel is the lowest level of the run lines kept on the bus:
+	// debug, info (the default), warn or error.
+	RunLogLevel string
+	// RunLogLines bounds how many lines one run keeps on the bus (default
+	// logs.DefaultLimit); past it, a marker line says the log was cut.
+	RunLogLines int
 	// HTTPClient is used by http.* steps (default: a pooled client).
 	HTTPClient *http.Client
 

@@ -122,7 +122,7 @@ func (n *Node) adoptNow(ctx context.Context, id string) error {
 	if prev != api.StatusRunning || prevCoord != rec.Coordinator || prevHash != rec.Hash || tagged {
 		n.runs.Put(ctx, r.snapshot(), prev, nil)
 	}
-	r.log.Info().Int("journaled_steps", len(j.Calls)).Msg("run adopted: replaying its journal")
+	r.logger().Info().Int("journaled_steps", len(j.Calls)).Msg("run adopted: replaying its journal")
 	go r.execute()
 	return nil
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -20,6 +22,7 @@ import (
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/journal"
+	"github.com/droverhq/drover/logs"
 	"github.com/droverhq/drover/replay"
 	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/starlark/builtins"
@@ -39,8 +42,11 @@ type run struct {
 	rt     *replay.Runtime
 	ctx    context.Context // the run span's context; cancelled with the run
 	cancel context.CancelCauseFunc
-	log    zerolog.Logger
 	done   chan struct{}
+	// traceID and spanID are those of the run's span, for its log lines.
+	traceID, spanID string
+	logp            atomic.Pointer[zerolog.Logger] // logger
+	logw            *logs.Writer                   // its lines' way out, made with the first
 
 	mu      sync.Mutex
 	record  api.Run          // Steps counts live steps only: see snapshot
@@ -61,14 +67,20 @@ func (n *Node) newRun(prog *script.Program, rec api.Run, input json.RawMessage, 
 	}
 	r := &run{
 		n: n, id: rec.ID, prog: prog, input: input, j: j, done: make(chan struct{}), record: rec, unacked: n.journal.Unacked(rec.ID),
-		log: n.log.With().Str("run", rec.ID).Str("script", rec.Script).Str("version", prog.Hash[:12]).Logger(),
 	}
+	r.traceID, r.spanID = runIDs(rec.ID, traceParent)
+	l := n.runLogger(r, rec.Attrs)
+	r.logp.Store(&l)
 	r.rt = replay.New(j, r)
 	base, cancel := context.WithCancelCause(n.baseCtx)
 	r.cancel = cancel
 	r.ctx = telemetry.RunContext(context.WithValue(base, runKey{}, r), rec.ID, traceParent)
 	return r
 }
+
+// logger returns the run's logger: its lines are part of the run (package
+// logs), with every attribute it has so far.
+func (r *run) logger() *zerolog.Logger { return r.logp.Load() }
 
 type runKey struct{}
 
@@ -154,7 +166,7 @@ func (n *Node) begin(ctx context.Context, prog *script.Program, id, name string,
 	n.mu.Lock()
 	n.active[id] = r
 	n.mu.Unlock()
-	r.log.Info().Interface("attrs", attrs).Msg("run started")
+	r.logger().Info().Msg("run started")
 	return r, nil
 }
 
@@ -189,7 +201,7 @@ func (r *run) execute() {
 		result, runErr = script.Run(r.ctx, r.prog, r.rt, r.input, script.Options{
 			MaxSteps: r.n.opts.MaxExecSteps, PayloadLimit: r.n.opts.PayloadLimit, CancelReason: cancelReason,
 			LimitHint: "raise the limit with --max-exec-steps (of engine, or of ctl for its embedded node) if this is expected",
-			Print:     func(msg string) { r.log.Info().Str("source", "print").Msg(msg) },
+			Print:     func(msg string) { r.logger().Info().Str("source", "print").Msg(msg) },
 		})
 	}
 	if runErr == nil {
@@ -203,10 +215,10 @@ func (r *run) execute() {
 	span.End()
 	switch {
 	case errors.Is(context.Cause(r.ctx), errShutdown):
-		r.log.Warn().Msg("run interrupted by shutdown; its journal is kept for recovery")
+		r.logger().Warn().Msg("run interrupted by shutdown; its journal is kept for recovery")
 		r.finishLocal()
 	case errors.Is(context.Cause(r.ctx), errJournal):
-		r.log.Error().Err(r.journalErr).Msg("journal unavailable: run interrupted; it will be adopted again")
+		r.logger().Error().Err(r.journalErr).Msg("journal unavailable: run interrupted; it will be adopted again")
 		r.finishLocal()
 		r.n.readoptLater(r.id)
 	case errors.Is(context.Cause(r.ctx), errCancelled):
@@ -244,25 +256,25 @@ func (r *run) end(result json.RawMessage, runErr *api.RunError) {
 	// that ends before its first output is written sealed, and indexed once.
 	pend, sealed, err := r.n.journal.AppendEnd(r.id, end)
 	if err != nil {
-		r.log.Error().Err(err).Msg("journal end of run")
+		r.logger().Error().Err(err).Msg("journal end of run")
 	}
 	removeOld, err := r.n.runs.PutKeepOld(ctx, rec, map[bool]string{false: api.StatusRunning}[sealed], nil) // never indexed if sealed
 	if err != nil {
-		r.log.Error().Err(err).Msg("index end of run")
+		r.logger().Error().Err(err).Msg("index end of run")
 	}
 	if pend != nil {
 		if err := pend.Wait(ctx); err != nil {
-			r.log.Error().Err(err).Msg("journal end of run")
+			r.logger().Error().Err(err).Msg("journal end of run")
 		}
 	}
 	defer func() {
 		if err := removeOld(ctx); err != nil {
-			r.log.Error().Err(err).Msg("index end of run: remove the running key")
+			r.logger().Error().Err(err).Msg("index end of run: remove the running key")
 		}
 	}()
-	ev := r.log.Info()
+	ev := r.logger().Info()
 	if runErr != nil {
-		ev = r.log.Warn().Str("error", runErr.Message)
+		ev = r.logger().Warn().Str("error", runErr.Message)
 	}
 	ev.Str("status", rec.Status).Int("steps", rec.Steps).Dur("took", now.Sub(rec.Started)).Msg("run ended")
 	r.finishLocal()
@@ -279,9 +291,9 @@ func (r *run) block(runErr *api.RunError) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := r.n.runs.Put(ctx, r.snapshot(), prev, nil); err != nil {
-		r.log.Error().Err(err).Msg("index blocked run")
+		r.logger().Error().Err(err).Msg("index blocked run")
 	}
-	r.log.Error().Str("error", runErr.Message).Msg("run blocked: its journal no longer matches the script (resume it after a fix)")
+	r.logger().Error().Str("error", runErr.Message).Msg("run blocked: its journal no longer matches the script (resume it after a fix)")
 	r.finishLocal()
 }
 
@@ -321,6 +333,8 @@ func (r *run) Tag(thread *starlark.Thread, seq int, attrs map[string]string) err
 	for k, v := range attrs {
 		r.record.Attrs[k] = v
 	}
+	l := r.n.runLogger(r, maps.Clone(r.record.Attrs))
+	r.logp.Store(&l)
 	r.mu.Unlock()
 	entry := api.TagEntry{Attrs: attrs, Pos: script.CallerPos(thread), Time: time.Now().UTC()}
 	if err := r.n.journal.Append(r.ctx, r.id, api.EntryTag, strconv.Itoa(seq), entry); err != nil {
@@ -343,6 +357,6 @@ func (r *run) Patch(thread *starlark.Thread, id string, value bool) (bool, error
 
 // Logger implements replay.Live.
 func (r *run) Logger(thread *starlark.Thread) *zerolog.Logger {
-	l := r.log.With().Str("pos", script.CallerPos(thread)).Logger()
+	l := r.logger().With().Str("pos", script.CallerPos(thread)).Logger()
 	return &l
 }

@@ -120,7 +120,7 @@ func (n *Node) call(ctx context.Context, c *builtins.StepCall) (builtins.StepRes
 	r.mu.Lock()
 	r.record.Steps++
 	r.mu.Unlock()
-	if e := r.log.Debug(); e.Enabled() {
+	if e := r.logger().Debug(); e.Enabled() {
 		e.Str("step", id).Str("builtin", step.Name).Str("exec_node", res.Node).Dur("took", res.Duration).Bool("ok", res.Error == nil).Msg("step")
 	}
 	return builtins.StepResult{Value: res.Value, Err: res.Error, Node: res.Node, Attempts: res.Attempts, Start: res.Start, Duration: res.Duration}, nil
@@ -172,7 +172,7 @@ func (r *run) dispatchUntilDone(ctx context.Context, step *builtins.Step, dec pl
 			return api.ResultEntry{}, &script.StepFailure{Builtin: step.Name, Step: env.Step, Code: api.CodePlacement, Message: err.Error()}
 		}
 		env.Attempt++
-		r.log.Warn().Str("step", env.Step).Str("lost", lost).Str("node", dec.Node).Int("attempt", env.Attempt).Msg("executing node lost; step placed again")
+		r.logger().Warn().Str("step", env.Step).Str("lost", lost).Str("node", dec.Node).Int("attempt", env.Attempt).Msg("executing node lost; step placed again")
 		why := "node " + lost + " was lost before it answered"
 		if folded != nil {
 			whys = append(whys, why)

@@ -80,10 +80,10 @@ func (r *run) park() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := r.n.runs.Put(ctx, r.snapshot(), api.StatusRunning, nil); err != nil {
-		r.log.Error().Err(err).Msg("index parked run")
+		r.logger().Error().Err(err).Msg("index parked run")
 	}
 	r.n.schedule(r.id, s.step, s.until)
-	r.log.Info().Str("step", s.step).Time("wake_at", s.until).Msg("run parked until its timer fires")
+	r.logger().Info().Str("step", s.step).Time("wake_at", s.until).Msg("run parked until its timer fires")
 	r.finishLocal()
 }
 

@@ -124,7 +124,34 @@ func (c *Client) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 // ctx.Err() when ctx ends; api's error values (ErrUnknownRun, ErrClosed
 // when the node shuts down) otherwise.
 func (c *Client) Events(ctx context.Context, id string, fn func(api.Event) bool) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/runs/"+url.PathEscape(id)+"/events", nil)
+	return c.stream(ctx, "/v1/runs/"+url.PathEscape(id)+"/events", "events of run "+id, fn)
+}
+
+// Logs implements api.API: GET /v1/logs, a stream of "line" events (the
+// line as data) and "dropped" ones ({"dropped": n}).
+func (c *Client) Logs(ctx context.Context, q api.LogQuery, fn func(api.LogLine) bool) error {
+	if err := q.Check(); err != nil {
+		return err
+	}
+	return c.stream(ctx, "/v1/logs?"+q.Query().Encode(), "logs", func(e api.Event) bool {
+		switch e.Kind {
+		case "line":
+			return fn(api.LogLine{Line: e.Data})
+		case "dropped":
+			var d api.LogLine
+			if json.Unmarshal(e.Data, &d) != nil || d.Dropped <= 0 {
+				return true
+			}
+			return fn(api.LogLine{Dropped: d.Dropped})
+		}
+		return true
+	})
+}
+
+// stream reads the Server-Sent Events at path (what names them in errors)
+// and calls fn with each, until fn returns false or the stream ends.
+func (c *Client) stream(ctx context.Context, path, what string, fn func(api.Event) bool) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return err
 	}
@@ -149,13 +176,13 @@ func (c *Client) Events(ctx context.Context, id string, fn func(api.Event) bool)
 		return eb.Err()
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		return fmt.Errorf("drover node at %s: events of run %s: got Content-Type %q, want text/event-stream (a node older than this client?)", c.base, id, ct)
+		return fmt.Errorf("drover node at %s: %s: got Content-Type %q, want text/event-stream (a node older than this client?)", c.base, what, ct)
 	}
 	if err := readEvents(resp.Body, fn); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("drover node at %s: events of run %s: %w", c.base, id, err)
+		return fmt.Errorf("drover node at %s: %s: %w", c.base, what, err)
 	}
 	return nil
 }

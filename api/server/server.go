@@ -60,6 +60,9 @@ type Options struct {
 	// the server sends a comment line, so that proxies keep the connection
 	// open (default 15s).
 	EventsKeepAlive time.Duration
+	// LogsRate caps the lines per second one GET /v1/logs client gets;
+	// beyond, lines are dropped and counted (default 2000).
+	LogsRate int
 	// Logger receives stream failures (default: none).
 	Logger *zerolog.Logger
 }
@@ -87,6 +90,9 @@ func New(b Backend, opts Options) (*Server, error) {
 	if opts.EventsKeepAlive <= 0 {
 		opts.EventsKeepAlive = 15 * time.Second
 	}
+	if opts.LogsRate <= 0 {
+		opts.LogsRate = 2000
+	}
 	for header, attr := range opts.HeaderAttrs {
 		if err := api.CheckAttrName(attr); err != nil {
 			return nil, fmt.Errorf("server: header %s: %w (engine --attr-header)", header, err)
@@ -113,6 +119,7 @@ func New(b Backend, opts Options) (*Server, error) {
 //	POST /v1/runs/{id}/resume   resume a blocked or parked run, optionally on another version (body ResumeRequest)
 //	POST /v1/runs/{id}/pin      keep the run past retention
 //	POST /v1/run/{name}         run the deployed script name: the body is the input (see trigger.go)
+//	GET  /v1/logs               run log lines as Server-Sent Events: ?run= or ?attr=k=v &script= &node= &level= &since=1h &follow=true
 //	GET  /v1/scripts            the live version of every deployed script
 //	POST /v1/scripts/{name}     deploy a version (body DeployRequest)
 //	GET  /v1/scripts/{name}     the live version with its sources
@@ -153,6 +160,7 @@ func (s *Server) routes() {
 		reply(w, run, err)
 	})
 	m.HandleFunc("POST /v1/run/{name}", s.trigger)
+	m.HandleFunc("GET /v1/logs", s.logs)
 	m.HandleFunc("GET /v1/scripts", func(w http.ResponseWriter, r *http.Request) {
 		scripts, err := s.b.Scripts(r.Context())
 		reply(w, map[string]any{"scripts": scripts}, err)
