@@ -51,7 +51,13 @@ const (
 // Main runs ctl with args (without the program name) and returns the exit code.
 // Results go to stdout; run ids, progress and errors go to stderr.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return MainContext(context.Background(), args, stdin, stdout, stderr)
+}
+
+// MainContext is Main under ctx: when ctx ends, ctl stops as when
+// interrupted (SIGINT, SIGTERM), which it also is.
+func MainContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return run(ctx, args, &app{stdin: stdin, stdout: stdout, stderr: &lockedWriter{w: stderr}, getenv: os.Getenv, canBackground: true})
 }
@@ -187,7 +193,7 @@ Exit codes: 0 success, 1 run failure or operational error, 2 usage error,
 	runs.AddCommand(a.runsLsCommand(), a.runsShowCommand(), a.runsWaitCommand(), a.runsWatchCommand(),
 		a.runsExportCommand(), a.runsPinCommand(), a.runsResumeCommand())
 	root.AddCommand(a.runCommand(), a.deployCommand(), a.rollbackCommand(), a.scriptsCommand(),
-		a.replayCommand(), a.cancelCommand(), a.nodesCommand(), a.integrationsCommand(), runs, a.backgroundCommand())
+		a.replayCommand(), a.cancelCommand(), a.nodesCommand(), a.integrationsCommand(), a.logsCommand(), runs, a.backgroundCommand())
 	return root
 }
 

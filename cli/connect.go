@@ -82,7 +82,8 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := engine.Options{Name: embeddedName, DataDir: dir, Logger: a.logger(), NoRecovery: mode == noRecovery,
+	logger, logOut := a.logger()
+	opts := engine.Options{Name: embeddedName, DataDir: dir, Logger: logger, LogOutput: logOut, NoRecovery: mode == noRecovery,
 		MaxExecSteps: a.maxSteps, Sync: sync, Integrations: node.Integrations, Breakers: node.Breakers, NoTriggers: true}
 	n, err := engine.NewNode(ctx, opts)
 	if errors.Is(err, bus.ErrDataDirInUse) {
@@ -109,16 +110,16 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 
 // logger is the embedded node's logger: human-readable lines on stderr with
 // --verbose, nothing otherwise.
-func (a *app) logger() *zerolog.Logger {
+func (a *app) logger() (*zerolog.Logger, io.Writer) {
 	if !a.verbose {
-		return nil
+		return nil, nil
 	}
 	w := zerolog.ConsoleWriter{Out: a.stderr, NoColor: !isTerminal(a.stderr), TimeFormat: "15:04:05.000"}
 	// A hook rather than .Timestamp(): zerolog's global time format drops milliseconds.
 	l := zerolog.New(w).Level(zerolog.DebugLevel).Hook(zerolog.HookFunc(func(e *zerolog.Event, _ zerolog.Level, _ string) {
 		e.Str(zerolog.TimestampFieldName, time.Now().Format(time.RFC3339Nano))
 	}))
-	return &l
+	return &l, w
 }
 
 func isTerminal(w io.Writer) bool {

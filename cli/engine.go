@@ -22,6 +22,7 @@ import (
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/config"
 	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/logs"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/starlark/builtins"
@@ -68,6 +69,7 @@ type engineFlags struct {
 	sync                                           bus.SyncPolicy
 	syncSet                                        bool
 	runLog                                         bool
+	runLogLines                                    int
 
 	// wrap, when set, wraps the node's HTTP handler; serving, when set, is
 	// called once node's API serves at url (ctl's background node uses both).
@@ -128,6 +130,7 @@ value, stray argument).
 	f.IntVar(&e.replicas, "replicas", 0, "`N` replicas of streams and buckets, 1 to 5 (default: 3 with 3 or more nodes, else 1)")
 	e.logLevel = "info"
 	f.Var(choiceValue{&e.logLevel, logLevels}, "log-level", "`LEVEL` of the logs on stderr: "+orList(logLevels))
+	f.IntVar(&e.runLogLines, "run-log-lines", logs.DefaultLimit, "keep at most `N` log lines of one run (ctl logs); past them, a line says the log was cut")
 	e.maxSteps = script.DefaultMaxSteps
 	addMaxExecSteps(f, &e.maxSteps, "Starlark computation limit per run, as `N` steps (runaway-loop guard)")
 	f.IntVar(&e.payloadLimit, "payload-limit", api.DefaultPayloadLimit, "largest step argument, step result, input or run result, in `BYTES`")
@@ -192,7 +195,7 @@ func (e *engineFlags) options() (engine.Options, error) {
 		Name: name, DataDir: dir, Listen: e.listen, NATSURL: e.natsURL,
 		ClusterListen: e.cluster, Peers: e.peers, Replicas: e.replicas, Partitions: e.partitions, Resources: e.resources,
 		MaxExecSteps: e.maxSteps, PayloadLimit: e.payloadLimit, StepTimeout: e.stepTimeout, FoldBelow: e.foldBelow, JournalMaxAge: e.retention, Sync: sync,
-		HeaderAttrs: headerAttrs, TriggerTimeout: e.triggerTimeout, RunLog: e.runLog,
+		HeaderAttrs: headerAttrs, TriggerTimeout: e.triggerTimeout, RunLog: e.runLog, RunLogLines: e.runLogLines,
 	}, nil
 }
 
@@ -253,7 +256,7 @@ func validHeaderName(s string) bool {
 // done.
 func (e *engineFlags) serve(ctx context.Context, opts engine.Options) error {
 	log := telemetry.NewLogger(e.stderr, e.logLevel)
-	opts.Logger = &log
+	opts.Logger, opts.LogOutput = &log, e.stderr
 	shutdownTracing, err := telemetry.Setup(ctx, "drover-engine", opts.Name)
 	if err != nil {
 		return failure(fmt.Errorf("cannot set up tracing from the OTEL_* variables: %w", err))

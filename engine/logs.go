@@ -111,6 +111,13 @@ func trimLine(b []byte) []byte {
 	return b
 }
 
+// stampNano adds each line's time with nanoseconds (RFC 3339), whatever
+// zerolog's global time format: lines from several nodes are read back in
+// time order.
+var stampNano = zerolog.HookFunc(func(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str(zerolog.TimestampFieldName, time.Now().UTC().Format(time.RFC3339Nano))
+})
+
 // runIDs returns the trace and span ids of the span of run: its trace the
 // incoming W3C traceParent's when valid (telemetry.RunContext).
 func runIDs(run, traceParent string) (traceID, spanID string) {
@@ -132,7 +139,7 @@ func (n *Node) runLogger(r *run, attrs map[string]string) zerolog.Logger {
 	} else {
 		w.SetAttrs(attrs)
 	}
-	c := zerolog.New(w).Level(n.runLogLevel).With().Timestamp().Str("node", n.opts.Name).Str("run", r.id).
+	c := zerolog.New(w).Level(n.runLogLevel).Hook(stampNano).With().Str("node", n.opts.Name).Str("run", r.id).
 		Str("script", r.record.Script).Str("version", r.prog.Hash[:12]).
 		Str("trace_id", r.traceID).Str("span_id", r.spanID)
 	if len(attrs) > 0 {
