@@ -84,7 +84,7 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 	}
 	logger, logOut := a.logger()
 	opts := engine.Options{Name: embeddedName, DataDir: dir, Logger: logger, LogOutput: logOut, NoRecovery: mode == noRecovery,
-		MaxExecSteps: a.maxSteps, Sync: sync, Integrations: node.Integrations, Breakers: node.Breakers, NoTriggers: true}
+		MaxExecSteps: a.maxSteps, Sync: sync, Integrations: node.Integrations, Breakers: node.Breakers, Metrics: node.Metrics, NoTriggers: true}
 	n, err := engine.NewNode(ctx, opts)
 	if errors.Is(err, bus.ErrDataDirInUse) {
 		if stopped, serr := a.stopBackgroundHolding(ctx, dir); serr != nil {

@@ -26,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/droverhq/drover/breaker"
+	"github.com/droverhq/drover/metrics"
 	"github.com/droverhq/drover/starlark/builtins"
 )
 
@@ -34,6 +35,7 @@ import (
 type file struct {
 	Integrations map[string]yaml.Node `yaml:"integrations"`
 	Breakers     breaker.Config       `yaml:"breakers"`
+	Metrics      metrics.Config       `yaml:"metrics"`
 }
 
 // Node is what a configuration file says of a node.
@@ -43,6 +45,8 @@ type Node struct {
 	Integrations map[string]any
 	// Breakers configures its circuit breakers.
 	Breakers breaker.Config
+	// Metrics configures its metrics (DogStatsD, Prometheus).
+	Metrics metrics.Config
 }
 
 // Load reads the configuration file at path: the configuration of each of
@@ -78,9 +82,11 @@ func Parse(name string, data []byte, r *builtins.Registry, lookup func(string) (
 		byName[in.Name] = in
 		names = append(names, in.Name)
 	}
-	if b := section(root.Content[0], "breakers"); b != nil {
-		if err := b.Decode(&node.Breakers); err != nil {
-			return nil, fmt.Errorf("config: %s: breakers: %w", name, err)
+	for key, into := range map[string]any{"breakers": &node.Breakers, "metrics": &node.Metrics} {
+		if b := section(root.Content[0], key); b != nil {
+			if err := b.Decode(into); err != nil {
+				return nil, fmt.Errorf("config: %s: %s: %w", name, key, err)
+			}
 		}
 	}
 	configs := node.Integrations

@@ -70,7 +70,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown integration", "integrations:\n  sqll:\n    dsn: x\n", `drover.yaml:2: integration "sqll" is not in this engine build (it has: greet, plain)`},
 		{"unknown setting", "integrations:\n  greet:\n    greting: hi\n", `drover.yaml:3: integrations.greet has no setting "greting" (it has: greeting, port, servers, tag_list, token)`},
 		{"nested unknown", "integrations:\n  greet:\n    servers:\n      a: {adr: x}\n", `drover.yaml:4: integrations.greet.servers.a has no setting "adr"`},
-		{"unknown top level", "integration:\n  greet: {}\n", `drover.yaml:1: the file has no setting "integration" (it has: breakers, integrations)`},
+		{"unknown top level", "integration:\n  greet: {}\n", `drover.yaml:1: the file has no setting "integration" (it has: `},
 		{"breaker setting", "breakers:\n  default: {failure: 3}\n", `drover.yaml:2: breakers.default has no setting "failure" (it has: cooldown, failures)`},
 		{"wrong type", "integrations:\n  greet:\n    port: many\n", "cannot unmarshal !!str `many` into int"},
 		{"not yaml", "integrations: [\n", "drover.yaml"},

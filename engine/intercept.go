@@ -19,8 +19,8 @@ import (
 // The node's own interceptors (builtins.Interceptor). Around a step call,
 // on the run's coordinator: tracing (the call span), then the users'
 // (Options.Interceptors), then placement learning. Around each attempt, on
-// the executing node: tracing (the exec span), the users', circuit
-// breakers, resource units, metering.
+// the executing node: tracing (the exec span), metrics (package metrics),
+// the users', circuit breakers, resource units, metering.
 
 // chains builds the node's call and attempt chains, ending in call (the
 // coordinator's work: run.call) and attempt (the builtin under its
@@ -28,7 +28,7 @@ import (
 func (n *Node) chains(call builtins.CallFunc, attempt builtins.AttemptFunc) (builtins.CallFunc, builtins.AttemptFunc) {
 	t := tracing{tracer: n.tracer}
 	calls := slices.Concat([]builtins.Interceptor{t}, n.opts.Interceptors, []builtins.Interceptor{learning{n: n}})
-	attempts := slices.Concat([]builtins.Interceptor{t}, n.opts.Interceptors,
+	attempts := slices.Concat([]builtins.Interceptor{t, n.metrics.Interceptor()}, n.opts.Interceptors,
 		[]builtins.Interceptor{n.breakers.Interceptor(), resources{n: n}, metering{n: n}})
 	return builtins.ChainCalls(call, calls...), builtins.Chain(attempt, attempts...)
 }

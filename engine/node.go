@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -27,6 +27,7 @@ import (
 	"github.com/droverhq/drover/limits"
 	"github.com/droverhq/drover/logs"
 	"github.com/droverhq/drover/meter"
+	"github.com/droverhq/drover/metrics"
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/script"
@@ -68,6 +69,9 @@ type Node struct {
 	tracer       trace.Tracer
 	calls        builtins.CallFunc // a step call through the interceptors (chains)
 	taps         *logs.Taps        // the live tails followed in the cluster
+	metrics      *metrics.Metrics  // DogStatsD and Prometheus
+	gauges       gauges
+	placing      atomic.Int64 // steps waiting for placement (metrics' queue depth)
 	runLogLevel  zerolog.Level
 	meter        meter.Meter
 	journal      *journal.Store
@@ -118,6 +122,10 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	m, err := metrics.New(opts.Metrics, opts.Name)
+	if err != nil {
+		return nil, fmt.Errorf("engine: metrics: %w", err)
+	}
 	runLogLevel := zerolog.InfoLevel
 	if opts.RunLogLevel != "" {
 		if runLogLevel, err = logs.ParseLevel(opts.RunLogLevel); err != nil {
@@ -137,6 +145,8 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		bus:         b,
 		log:         opts.Logger.With().Str("node", opts.Name).Logger(),
 		runLogLevel: runLogLevel,
+		metrics:     m,
+		gauges:      gauges{m: m},
 		tracer:      otel.Tracer("github.com/droverhq/drover/engine"),
 		journal:     journal.NewStore(b),
 		scripts:     deploy.NewStore(b),
@@ -179,8 +189,12 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	n.cluster = cluster.New(cluster.Options{Bus: b, Name: opts.Name, HTTP: opts.AdvertiseHTTP, Logger: &n.log, Features: slices.Concat(journal.Features, []string{dispatch.Feature}),
-		Integrations:   n.integrations.Statuses,
-		Breakers:       n.breakers.Statuses,
+		Integrations: n.integrations.Statuses,
+		Breakers: func() []breaker.Status {
+			st := n.breakers.Statuses()
+			n.gauges.breakers(st)
+			return st
+		},
 		HeartbeatEvery: opts.HeartbeatEvery, Reading: n.readMeter, OnPeer: n.onPeer, OnLost: n.onLost,
 		Upgrades: []cluster.Upgrade{{Feature: journal.FeatureRunLog, Apply: b.EnableRunLog}}})
 	n.worker = newWorker(n)
@@ -231,9 +245,6 @@ func (n *Node) ClusterURL() string { return n.bus.ClusterURL() }
 // NATSURL is where NATS clients reach this node's bus ("" if in-process only).
 func (n *Node) NATSURL() string { return n.bus.ClientURL() }
 
-// Handler returns the node's HTTP JSON API (package api/server; docs/api.md).
-func (n *Node) Handler() http.Handler { return n.server }
-
 // CloseStreams ends every open event stream with a shutting_down error event,
 // so that clients reconnect elsewhere. Call it when the HTTP server shuts down
 // (http.Server.RegisterOnShutdown): Shutdown waits for open responses, and a
@@ -270,6 +281,7 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.stopStreams()
 	n.worker.stop()
+	n.metrics.Close()
 	if err := n.integrations.Close(); err != nil {
 		n.log.Warn().Err(err).Msg("closing integrations")
 	}
@@ -331,6 +343,7 @@ func (n *Node) watchIntegrations(ctx context.Context) {
 // feeds this node's placement view.
 func (n *Node) readMeter() meter.Reading {
 	r := n.meter.ReadEvery(n.opts.HeartbeatEvery)
+	n.gauges.resources(r)
 	if n.view != nil {
 		n.view.Put(r)
 	}

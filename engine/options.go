@@ -14,6 +14,7 @@ import (
 	"github.com/droverhq/drover/breaker"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/cluster"
+	"github.com/droverhq/drover/metrics"
 	"github.com/droverhq/drover/placement"
 	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/starlark/builtins"
@@ -57,6 +58,10 @@ type Options struct {
 	// first, around its circuit breakers (builtins.Interceptor): metrics,
 	// audit, a policy of one's own.
 	Interceptors []builtins.Interceptor
+	// Metrics configures the node's metrics: DogStatsD (an address, or the
+	// DD_AGENT_HOST / DD_DOGSTATSD_URL variables) and GET /metrics
+	// (Prometheus, on by default).
+	Metrics metrics.Config
 	// Breakers configures the node's circuit breakers, one per target its
 	// steps reach (builtins.Step.Target; package breaker).
 	Breakers breaker.Config

@@ -112,7 +112,9 @@ func (n *Node) adoptNow(ctx context.Context, id string) error {
 	}
 	n.active[id] = r
 	n.runsWG.Add(1)
+	active := len(n.active)
 	n.mu.Unlock()
+	n.metrics.RunsInFlight(active)
 	// A cancellation journaled after the journal was read, and broadcast
 	// before the run was active here, is seen now.
 	var ce api.CancelEntry

@@ -78,6 +78,17 @@ func (n *Node) newRun(prog *script.Program, rec api.Run, input json.RawMessage, 
 	return r
 }
 
+// RecordMetric implements the script module metrics' Recorder (through
+// replay.Runtime, which calls it only for a run going on live): the
+// script's metric, tagged with its script.
+func (r *run) RecordMetric(thread *starlark.Thread, kind, name string, value float64, tags map[string]string) {
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	tags["script"] = r.record.Script
+	r.n.metrics.Script(kind, name, value, tags)
+}
+
 // logger returns the run's logger: its lines are part of the run (package
 // logs), with every attribute it has so far.
 func (r *run) logger() *zerolog.Logger { return r.logp.Load() }
@@ -165,7 +176,9 @@ func (n *Node) begin(ctx context.Context, prog *script.Program, id, name string,
 	}
 	n.mu.Lock()
 	n.active[id] = r
+	active := len(n.active)
 	n.mu.Unlock()
+	n.metrics.RunsInFlight(active)
 	r.logger().Info().Msg("run started")
 	return r, nil
 }
@@ -277,6 +290,7 @@ func (r *run) end(result json.RawMessage, runErr *api.RunError) {
 		ev = r.logger().Warn().Str("error", runErr.Message)
 	}
 	ev.Str("status", rec.Status).Int("steps", rec.Steps).Dur("took", now.Sub(rec.Started)).Msg("run ended")
+	r.n.metrics.RunEnded(rec.Script, rec.Status)
 	r.finishLocal()
 	r.n.sealer.Add(r.id)
 }
@@ -294,6 +308,7 @@ func (r *run) block(runErr *api.RunError) {
 		r.logger().Error().Err(err).Msg("index blocked run")
 	}
 	r.logger().Error().Str("error", runErr.Message).Msg("run blocked: its journal no longer matches the script (resume it after a fix)")
+	r.n.metrics.RunEnded(r.record.Script, api.StatusBlocked)
 	r.finishLocal()
 }
 
@@ -304,7 +319,9 @@ func (r *run) finishLocal() {
 	if r.n.active[r.id] == r {
 		delete(r.n.active, r.id)
 	}
+	active := len(r.n.active)
 	r.n.mu.Unlock()
+	r.n.metrics.RunsInFlight(active)
 	r.cancel(nil)
 	close(r.done)
 }

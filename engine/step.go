@@ -110,9 +110,11 @@ func (n *Node) call(ctx context.Context, c *builtins.StepCall) (builtins.StepRes
 	}
 	if colocated || folded != nil { // the result is the coordinator's to journal
 		res.Call = folded
+		appended := timed(n.metrics.JournalAppend)
 		if res, err = n.journal.AppendResult(ctx, r.id, res); err != nil {
 			return builtins.StepResult{}, r.journalFailed(err)
 		}
+		appended()
 	}
 	if err := r.unacked.Wait(ctx); err != nil {
 		return builtins.StepResult{}, r.journalFailed(err)
@@ -221,6 +223,11 @@ func (n *Node) direct(args json.RawMessage) bool {
 // node's meter (coordinators compare their placement rates).
 func (n *Node) place(ctx context.Context, req placement.Request) (placement.Decision, error) {
 	n.meter.Placed()
+	n.metrics.QueueDepth(int(n.placing.Add(1)))
+	defer timed(func(d time.Duration) {
+		n.metrics.QueueDepth(int(n.placing.Add(-1)))
+		n.metrics.PlacementWait(req.Builtin, d)
+	})()
 	return n.opts.Placement.Place(ctx, req)
 }
 

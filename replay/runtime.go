@@ -13,6 +13,7 @@ import (
 	"github.com/droverhq/drover/journal"
 	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/starlark/builtins"
+	scriptmetrics "github.com/droverhq/drover/starlark/builtins/metrics"
 )
 
 // ErrJournalEnd stops a replay without Live where the journal runs out: the
@@ -113,11 +114,29 @@ func (rt *Runtime) Tag(thread *starlark.Thread, attrs map[string]string) error {
 
 // Logger implements builtins.Runtime: Live's logger, or none.
 func (rt *Runtime) Logger(thread *starlark.Thread) *zerolog.Logger {
-	if rt.live != nil {
+	if rt.live != nil && rt.pastJournal() {
 		return rt.live.Logger(thread)
 	}
-	l := zerolog.Nop()
+	l := zerolog.Nop() // a replay, or a recovered run not past its journal yet: those lines were written
 	return &l
+}
+
+// pastJournal reports whether the run has gone past what its journal holds
+// (a new run always has): what it does now, it does for the first time.
+func (rt *Runtime) pastJournal() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.j == nil || len(rt.visited) >= len(rt.j.Calls)
+}
+
+// RecordMetric implements the script module metrics' Recorder: a run going
+// on live, past its journal, records the metric through its Live (when
+// that is a Recorder); a replay records nothing (metrics describe the live
+// system: replaying last week's run must not count again).
+func (rt *Runtime) RecordMetric(thread *starlark.Thread, kind, name string, value float64, tags map[string]string) {
+	if rec, ok := rt.live.(scriptmetrics.Recorder); ok && rt.pastJournal() {
+		rec.RecordMetric(thread, kind, name, value, tags)
+	}
 }
 
 // Patched implements script.Patcher: the journaled decision if there is one;
@@ -133,10 +152,7 @@ func (rt *Runtime) Patched(thread *starlark.Thread, id string) (bool, error) {
 	if rt.live == nil {
 		return false, nil
 	}
-	rt.mu.Lock()
-	value := !(rt.j != nil && len(rt.visited) < len(rt.j.Calls))
-	rt.mu.Unlock()
-	return rt.live.Patch(thread, id, value)
+	return rt.live.Patch(thread, id, rt.pastJournal())
 }
 
 // Replayed returns how many steps were answered from the journal.

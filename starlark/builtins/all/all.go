@@ -18,6 +18,7 @@ import (
 	"github.com/droverhq/drover/starlark/builtins/json"
 	"github.com/droverhq/drover/starlark/builtins/kv"
 	"github.com/droverhq/drover/starlark/builtins/log"
+	"github.com/droverhq/drover/starlark/builtins/metrics"
 	"github.com/droverhq/drover/starlark/builtins/rand"
 	"github.com/droverhq/drover/starlark/builtins/redis"
 	"github.com/droverhq/drover/starlark/builtins/sql"
@@ -35,6 +36,7 @@ var modules = []func(*builtins.Registry){
 	json.Register,
 	kv.Register,
 	log.Register,
+	metrics.Register,
 	rand.Register,
 	redis.Register,
 	sql.Register,
