@@ -191,7 +191,7 @@ func (e *engineFlags) options() (engine.Options, error) {
 		return engine.Options{}, err
 	}
 	return engine.Options{
-		Integrations: node.Integrations, Breakers: node.Breakers, Metrics: node.Metrics,
+		Integrations: node.Integrations, Breakers: node.Breakers, Metrics: node.Metrics, Alerts: node.Alerts,
 		Name: name, DataDir: dir, Listen: e.listen, NATSURL: e.natsURL,
 		ClusterListen: e.cluster, Peers: e.peers, Replicas: e.replicas, Partitions: e.partitions, Resources: e.resources,
 		MaxExecSteps: e.maxSteps, PayloadLimit: e.payloadLimit, StepTimeout: e.stepTimeout, FoldBelow: e.foldBelow, JournalMaxAge: e.retention, Sync: sync,

@@ -25,6 +25,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/droverhq/drover/alert"
 	"github.com/droverhq/drover/breaker"
 	"github.com/droverhq/drover/metrics"
 	"github.com/droverhq/drover/starlark/builtins"
@@ -36,6 +37,7 @@ type file struct {
 	Integrations map[string]yaml.Node `yaml:"integrations"`
 	Breakers     breaker.Config       `yaml:"breakers"`
 	Metrics      metrics.Config       `yaml:"metrics"`
+	Alerts       alert.Config         `yaml:"alerts"`
 }
 
 // Node is what a configuration file says of a node.
@@ -47,6 +49,8 @@ type Node struct {
 	Breakers breaker.Config
 	// Metrics configures its metrics (DogStatsD, Prometheus).
 	Metrics metrics.Config
+	// Alerts are its alert rules.
+	Alerts alert.Config
 }
 
 // Load reads the configuration file at path: the configuration of each of
@@ -82,7 +86,7 @@ func Parse(name string, data []byte, r *builtins.Registry, lookup func(string) (
 		byName[in.Name] = in
 		names = append(names, in.Name)
 	}
-	for key, into := range map[string]any{"breakers": &node.Breakers, "metrics": &node.Metrics} {
+	for key, into := range map[string]any{"breakers": &node.Breakers, "metrics": &node.Metrics, "alerts": &node.Alerts} {
 		if b := section(root.Content[0], key); b != nil {
 			if err := b.Decode(into); err != nil {
 				return nil, fmt.Errorf("config: %s: %s: %w", name, key, err)

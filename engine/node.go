@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/droverhq/drover/alert"
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/api/server"
 	"github.com/droverhq/drover/breaker"
@@ -71,6 +72,8 @@ type Node struct {
 	taps         *logs.Taps        // the live tails followed in the cluster
 	metrics      *metrics.Metrics  // DogStatsD and Prometheus
 	gauges       gauges
+	alerts       *alert.Alerts // the alert rules (Options.Alerts), or nil
+	breakerSeen  breakerChanges
 	placing      atomic.Int64 // steps waiting for placement (metrics' queue depth)
 	runLogLevel  zerolog.Level
 	meter        meter.Meter
@@ -179,6 +182,12 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 	shared := limits.New(limits.Options{Bus: b, Node: opts.Name, IsLive: isLive, Context: n.baseCtx, Logger: &n.log})
 	n.integrations = builtins.OpenIntegrations(ctx, n.opts.Registry, opts.Integrations)
 	n.breakers = breaker.New(opts.Breakers)
+	if n.alerts, err = n.newAlerts(n.integrations); err != nil {
+		n.integrations.Close()
+		b.Close()
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	n.breakerSeen.alerts = n.alerts
 	n.checkIntegrations(ctx)
 	if specs, err = withDeclared(specs, n.integrations.DeclaredResources()); err == nil {
 		n.meter.Resources, err = meter.NewResources(specs, meter.ResourcesOptions{Shared: shared})
@@ -193,6 +202,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		Breakers: func() []breaker.Status {
 			st := n.breakers.Statuses()
 			n.gauges.breakers(st)
+			n.breakerSeen.observe(st)
 			return st
 		},
 		HeartbeatEvery: opts.HeartbeatEvery, Reading: n.readMeter, OnPeer: n.onPeer, OnLost: n.onLost,
@@ -282,6 +292,7 @@ func (n *Node) Close(ctx context.Context) error {
 	n.stopStreams()
 	n.worker.stop()
 	n.metrics.Close()
+	n.alerts.Close()
 	if err := n.integrations.Close(); err != nil {
 		n.log.Warn().Err(err).Msg("closing integrations")
 	}
@@ -356,6 +367,9 @@ func (n *Node) onLost(node string) {
 	if n.view != nil {
 		n.view.Delete(node)
 	}
+	if n.reportsLosses() {
+		n.alerts.NodeLost(node)
+	}
 	n.cluster.TakeOver(n.baseCtx, node, n.runs.Running, n.adopt)
 }
 
@@ -365,6 +379,7 @@ func (n *Node) onPeer(r meter.Reading) {
 		n.view.Put(r)
 	}
 	n.peers.Note(r, n.meter.Resources)
+	n.alerts.NodeReturned(r.Node) // resolves a loss reported, if any
 }
 
 // cancelReason says why a run's context ended.

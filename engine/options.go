@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/droverhq/drover/alert"
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/breaker"
 	"github.com/droverhq/drover/bus"
@@ -62,6 +63,10 @@ type Options struct {
 	// DD_AGENT_HOST / DD_DOGSTATSD_URL variables) and GET /metrics
 	// (Prometheus, on by default).
 	Metrics metrics.Config
+	// Alerts are the node's alert rules (a run failed, a breaker open for
+	// long, a node lost), notified through its slack and pagerduty
+	// integrations.
+	Alerts alert.Config
 	// Breakers configures the node's circuit breakers, one per target its
 	// steps reach (builtins.Step.Target; package breaker).
 	Breakers breaker.Config

@@ -291,6 +291,11 @@ func (r *run) end(result json.RawMessage, runErr *api.RunError) {
 	}
 	ev.Str("status", rec.Status).Int("steps", rec.Steps).Dur("took", now.Sub(rec.Started)).Msg("run ended")
 	r.n.metrics.RunEnded(rec.Script, rec.Status)
+	if runErr != nil {
+		r.n.alerts.RunEnded(rec.Script, r.id, rec.Status, runErr.Message)
+	} else {
+		r.n.alerts.RunEnded(rec.Script, r.id, rec.Status, "")
+	}
 	r.finishLocal()
 	r.n.sealer.Add(r.id)
 }

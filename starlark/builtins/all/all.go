@@ -19,8 +19,10 @@ import (
 	"github.com/droverhq/drover/starlark/builtins/kv"
 	"github.com/droverhq/drover/starlark/builtins/log"
 	"github.com/droverhq/drover/starlark/builtins/metrics"
+	"github.com/droverhq/drover/starlark/builtins/pagerduty"
 	"github.com/droverhq/drover/starlark/builtins/rand"
 	"github.com/droverhq/drover/starlark/builtins/redis"
+	"github.com/droverhq/drover/starlark/builtins/slack"
 	"github.com/droverhq/drover/starlark/builtins/sql"
 	"github.com/droverhq/drover/starlark/builtins/tag"
 	"github.com/droverhq/drover/starlark/builtins/time"
@@ -37,8 +39,10 @@ var modules = []func(*builtins.Registry){
 	kv.Register,
 	log.Register,
 	metrics.Register,
+	pagerduty.Register,
 	rand.Register,
 	redis.Register,
+	slack.Register,
 	sql.Register,
 	tag.Register,
 	time.Register,

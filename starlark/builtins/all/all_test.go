@@ -14,7 +14,7 @@ import (
 func TestRegister(t *testing.T) {
 	r := builtins.NewRegistry()
 	all.Register(r)
-	want := []string{"amqp.publish", "cache.delete", "cache.get", "cache.set", "consul.get", "consul.put", "consul.service", "emit", "http.get", "http.post", "http.request", "kv.delete", "kv.get", "kv.put", "rand.int", "redis.delete", "redis.get", "redis.hget", "redis.hgetall", "redis.hset", "redis.incr", "redis.publish", "redis.set", "sleep", "sql.exec", "sql.query", "sql.tx", "time.now", "uuid"}
+	want := []string{"amqp.publish", "cache.delete", "cache.get", "cache.set", "consul.get", "consul.put", "consul.service", "emit", "http.get", "http.post", "http.request", "kv.delete", "kv.get", "kv.put", "pagerduty.acknowledge", "pagerduty.resolve", "pagerduty.trigger", "rand.int", "redis.delete", "redis.get", "redis.hget", "redis.hgetall", "redis.hset", "redis.incr", "redis.publish", "redis.set", "slack.post", "sleep", "sql.exec", "sql.query", "sql.tx", "time.now", "uuid"}
 	if got := r.Steps(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Steps() = %v, want %v", got, want)
 	}
@@ -32,7 +32,7 @@ func TestRegister(t *testing.T) {
 		}
 	}
 	pre := r.Predeclared()
-	for _, name := range []string{"http", "time", "rand", "kv", "log", "json", "emit", "tag", "sleep", "uuid", "sql", "redis", "cache", "amqp", "consul"} {
+	for _, name := range []string{"http", "time", "rand", "kv", "log", "json", "emit", "tag", "sleep", "uuid", "sql", "redis", "cache", "amqp", "consul", "metrics", "slack", "pagerduty"} {
 		if _, ok := pre[name]; !ok {
 			t.Errorf("predeclared has no %s", name)
 		}
