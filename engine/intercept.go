@@ -50,6 +50,9 @@ func (t tracing) InterceptCall(ctx context.Context, c *builtins.StepCall, next b
 	res, err := next(ctx, c)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("drover.node", res.Node))
+		if r, ok := ctx.Value(runKey{}).(*run); ok {
+			span.SetAttributes(r.spanAttrs()...)
+		}
 	}
 	switch {
 	case err != nil:

@@ -89,6 +89,19 @@ func (r *run) RecordMetric(thread *starlark.Thread, kind, name string, value flo
 	r.n.metrics.Script(kind, name, value, tags)
 }
 
+// spanAttrs are the attributes of the run's spans: run, script, version,
+// and its attributes so far (drover.attr.<name>).
+func (r *run) spanAttrs() []attribute.KeyValue {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	kv := make([]attribute.KeyValue, 0, 3+len(r.record.Attrs))
+	kv = append(kv, attribute.String("drover.run", r.id), attribute.String("drover.script", r.record.Script), attribute.String("drover.version", r.prog.Hash[:12]))
+	for k, v := range r.record.Attrs {
+		kv = append(kv, attribute.String("drover.attr."+k, v))
+	}
+	return kv
+}
+
 // logger returns the run's logger: its lines are part of the run (package
 // logs), with every attribute it has so far.
 func (r *run) logger() *zerolog.Logger { return r.logp.Load() }
@@ -203,8 +216,7 @@ func (r *run) snapshot() api.Run {
 // unfinished (shutdown, journal unavailable).
 func (r *run) execute() {
 	defer r.n.runsWG.Done()
-	ctx, span := r.n.tracer.Start(r.ctx, "run "+r.record.Script, trace.WithAttributes(
-		attribute.String("drover.run", r.id), attribute.String("drover.script", r.record.Script)))
+	ctx, span := r.n.tracer.Start(r.ctx, "run "+r.record.Script, trace.WithAttributes(r.spanAttrs()...))
 	r.ctx = ctx
 	var result json.RawMessage
 	var runErr *api.RunError
@@ -224,6 +236,9 @@ func (r *run) execute() {
 	}
 	if runErr != nil {
 		span.SetStatus(codes.Error, runErr.Message)
+	}
+	if span.IsRecording() {
+		span.SetAttributes(r.spanAttrs()...) // with the attributes tag() added
 	}
 	span.End()
 	switch {

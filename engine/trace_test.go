@@ -27,7 +27,7 @@ func TestTraceSpans(t *testing.T) {
 	rec := recordSpans(t)
 
 	var execs atomic.Int64
-	reg := testRegistry(&execs)
+	reg := logRegistry(&execs)
 	var traceparent atomic.Value
 	reg.MustRegister(&builtins.Step{Name: "test.trace", Exec: func(ctx context.Context, _ builtins.Env, _ json.RawMessage) (any, error) {
 		h := propagation.MapCarrier{}
@@ -36,7 +36,7 @@ func TestTraceSpans(t *testing.T) {
 		return nil, nil
 	}})
 	n := newTestNode(t, Options{Registry: reg, AlwaysDispatch: true})
-	end := runScript(t, n, "def main(input):\n    test.echo(1)\n    test.trace()\n    test.flaky()\n", "")
+	end := runScript(t, n, "def main(input):\n    test.echo(1)\n    test.trace()\n    tag(customer=\"acme\")\n    test.flaky()\n", "")
 	if end.Status != api.StatusCompleted {
 		t.Fatalf("run: %+v", end.Error)
 	}
@@ -68,8 +68,12 @@ func TestTraceSpans(t *testing.T) {
 	if s := byID[telemetry.SpanID(end.ID, "3", "exec").String()]; s.Status().Code != codes.Error || !hasAttr(s, "drover.attempt", "1") {
 		t.Errorf("first attempt of test.flaky: status %v, attributes %v", s.Status(), s.Attributes())
 	}
-	if s := byID[telemetry.SpanID(end.ID, "3", "call").String()]; s.Status().Code == codes.Error || !hasAttr(s, "drover.node", n.opts.Name) {
+	if s := byID[telemetry.SpanID(end.ID, "3", "call").String()]; s.Status().Code == codes.Error || !hasAttr(s, "drover.node", n.opts.Name) ||
+		!hasAttr(s, "drover.script", "t") || !hasAttr(s, "drover.run", end.ID) || !hasAttr(s, "drover.attr.customer", "acme") {
 		t.Errorf("call of test.flaky: status %v, attributes %v", s.Status(), s.Attributes())
+	}
+	if s := byID[telemetry.SpanID(end.ID, "", "run").String()]; !hasAttr(s, "drover.attr.customer", "acme") || !hasAttr(s, "drover.script", "t") {
+		t.Errorf("run span: attributes %v", s.Attributes())
 	}
 	failed := runScript(t, n, "def main(input):\n    test.down()\n", "")
 	if s, ok := spanOf(rec, failed.ID, "1", "call"); !ok || s.Status().Code != codes.Error || !strings.Contains(s.Status().Description, "connection refused") {
