@@ -3,13 +3,21 @@
 // Span ids are not random: a run's trace id derives from its run id (unless the
 // run has an incoming parent) and each span id from the run and step ids, so a
 // replay or a recovered run refers to the original spans instead of exporting
-// duplicates. Exporters follow the standard OTEL_* environment variables.
+// duplicates. Exporters follow the standard OTEL_* environment variables;
+// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES describe the service.
+//
+// Integrations make a client span of each request a step sends out
+// (StartClient), a child of the step's exec span, and carry its W3C trace
+// context (Propagator) to the service; package telemetrytest records spans
+// in tests.
 package telemetry
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -22,7 +30,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -87,9 +95,11 @@ func (IDGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
 	return t, s
 }
 
-// NewSpanID implements sdktrace.IDGenerator.
+// NewSpanID implements sdktrace.IDGenerator. The ids WithIDs put in ctx are
+// those of ctx's own span once it started: a child of it (a client span a
+// step's Exec starts) gets a random id instead.
 func (IDGenerator) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
-	if v, ok := ctx.Value(idsKey{}).(ids); ok && v.span.IsValid() {
+	if v, ok := ctx.Value(idsKey{}).(ids); ok && v.span.IsValid() && v.span != trace.SpanContextFromContext(ctx).SpanID() {
 		return v.span
 	}
 	var s trace.SpanID
@@ -100,40 +110,59 @@ func (IDGenerator) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID 
 // Setup installs a global tracer provider with IDGenerator and the W3C trace
 // context propagator. Spans are exported when OTEL_TRACES_EXPORTER says so
 // ("otlp" or "console"), or when an OTEL_EXPORTER_OTLP_*ENDPOINT is set;
-// otherwise they are recorded (ids, context propagation) but not exported.
-// The returned function flushes and stops the provider.
+// otherwise they carry their ids (context propagation) and record nothing
+// (Light). The exported spans' resource is service.name service (unless
+// OTEL_SERVICE_NAME, or service.name in OTEL_RESOURCE_ATTRIBUTES, says
+// otherwise), service.instance.id node, the attributes of
+// OTEL_RESOURCE_ATTRIBUTES and the SDK's; a malformed
+// OTEL_RESOURCE_ATTRIBUTES is an error. The returned function flushes and
+// stops the provider.
 func Setup(ctx context.Context, service, node string) (shutdown func(context.Context) error, err error) {
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithIDGenerator(IDGenerator{})}
-	res, _ := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
-		semconv.ServiceName(service), semconv.ServiceInstanceID(node)))
-	opts = append(opts, sdktrace.WithResource(res))
 	exporter := strings.ToLower(os.Getenv("OTEL_TRACES_EXPORTER"))
 	if exporter == "" && (os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") {
 		exporter = "otlp"
 	}
+	otel.SetTextMapPropagator(Propagator)
+	var exp sdktrace.SpanExporter
 	switch exporter {
 	case "otlp":
-		exp, err := otlptracehttp.New(ctx)
-		if err != nil {
+		if exp, err = otlptracehttp.New(ctx); err != nil {
 			return nil, err
 		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
 	case "console":
-		exp, err := stdouttrace.New(stdouttrace.WithWriter(os.Stderr))
-		if err != nil {
+		if exp, err = stdouttrace.New(stdouttrace.WithWriter(os.Stderr)); err != nil {
 			return nil, err
 		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
 	default:
 		// Nothing would read recorded spans: carry their ids only.
 		otel.SetTracerProvider(idOnly{})
-		otel.SetTextMapPropagator(propagation.TraceContext{})
 		return func(context.Context) error { return nil }, nil
 	}
-	tp := sdktrace.NewTracerProvider(opts...)
+	res, err := newResource(ctx, service, node)
+	if err != nil {
+		exp.Shutdown(ctx)
+		return nil, err
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithIDGenerator(IDGenerator{}), sdktrace.WithResource(res), sdktrace.WithBatcher(exp))
 	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.TraceContext{})
 	return tp.Shutdown, nil
+}
+
+// newResource is the resource of a node's spans: service.name service and
+// service.instance.id node, under what the OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES variables say, with the SDK's attributes.
+func newResource(ctx context.Context, service, node string) (*resource.Resource, error) {
+	// Read now, not through resource.Default, which reads the environment
+	// once per process.
+	env, err := resource.New(ctx, resource.WithFromEnv(), resource.WithTelemetrySDK())
+	if err != nil {
+		return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %w", err)
+	}
+	res, err := resource.Merge(resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service), semconv.ServiceInstanceID(node)), env)
+	if errors.Is(err, resource.ErrSchemaURLConflict) {
+		err = nil // the SDK's semantic conventions are another version: res is merged, without a schema URL
+	}
+	return res, err
 }
 
 // Propagator is the W3C trace context propagator used on every NATS message.
