@@ -51,7 +51,9 @@ func (n *Node) startOnce(ctx context.Context, t builtins.TriggeredRun) (string, 
 	if !json.Valid(t.Input) {
 		return "", fmt.Errorf("%w: its body is not JSON, and a run's input must be", builtins.ErrPermanent)
 	}
-	req := api.StartRequest{Script: api.Script{Name: t.Script}, Input: t.Input, Attrs: t.Attrs}
+	// The message's trace context is the run's parent: the run continues
+	// its publisher's trace.
+	req := api.StartRequest{Script: api.Script{Name: t.Script}, Input: t.Input, Attrs: t.Attrs, TraceParent: t.TraceParent}
 	if t.Key == "" {
 		return n.startClassified(ctx, req, "")
 	}

@@ -285,6 +285,11 @@ type TriggeredRun struct {
 	// identifies it there (its message id); together they start at most
 	// one run, for a week. An empty Key starts a run each time.
 	Source, Key string
+	// TraceParent is the W3C traceparent of the message that started the
+	// run (its publisher's span), if it carried one: the run's span
+	// becomes its child, continuing the publisher's trace. Empty starts a
+	// trace of the run's own.
+	TraceParent string
 }
 
 // ErrPermanent marks a StartFunc error that a new delivery of the same

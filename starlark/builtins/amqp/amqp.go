@@ -11,7 +11,10 @@
 // (<run>/<step>): a publish retried after a lost confirm, or executed again
 // by the node that adopts the run, carries the same id, for consumers to
 // drop duplicates. A message no queue is bound for is dropped by the broker,
-// as AMQP does (give the exchange an alternate exchange to keep them).
+// as AMQP does (give the exchange an alternate exchange to keep them). The
+// message carries the W3C trace context of its publish's client span in
+// its traceparent and tracestate headers, and a run a trigger starts from
+// a message continues that trace.
 //
 //	integrations:
 //	  amqp:
@@ -30,10 +33,12 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/attribute"
 	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/starlark/builtins"
+	"github.com/droverhq/drover/telemetry"
 )
 
 // Config is the amqp integration's configuration.
@@ -289,39 +294,50 @@ func publish(ctx context.Context, env builtins.Env, c *Client, a args) (any, err
 	if c.cfg.URL == "" {
 		return nil, builtins.Errorf(builtins.CodeBadArgs, "amqp: node %s has no broker configured (integrations: amqp: url in its --config file)", env.Node())
 	}
-	ch, err := c.channel()
-	if err != nil {
-		return nil, &builtins.StepError{Code: builtins.CodeTransport, Retryable: true, Message: fmt.Sprintf("amqp at %s: %s", c.addr, builtins.Redact(err.Error()))}
-	}
 	msg := amqp091.Publishing{ContentType: a.ContentType, Body: []byte(a.Body), DeliveryMode: amqp091.Persistent,
-		MessageId: a.MessageID, Timestamp: time.Now().UTC()}
+		MessageId: a.MessageID, Timestamp: time.Now().UTC(), Headers: amqp091.Table{}}
 	if msg.MessageId == "" {
 		msg.MessageId = builtins.StepFrom(ctx).Key
 	}
-	if len(a.Headers) > 0 {
-		msg.Headers = amqp091.Table{}
-		for k, v := range a.Headers {
-			msg.Headers[k] = v
-		}
+	for k, v := range a.Headers {
+		msg.Headers[k] = v
+	}
+	ctx, span := telemetry.StartClient(ctx, scope, func() (string, []attribute.KeyValue) { return c.describe(a, msg) })
+	defer span.End()
+	if _, ok := msg.Headers["traceparent"]; !ok { // unless the script sends its own
+		telemetry.Propagator.Inject(ctx, headers(msg.Headers))
+	}
+	err := c.send(ctx, a, msg)
+	if err != nil && span.IsRecording() {
+		fail(span, err)
+	}
+	return nil, err
+}
+
+// send publishes msg and waits for the broker's confirm.
+func (c *Client) send(ctx context.Context, a args, msg amqp091.Publishing) error {
+	ch, err := c.channel()
+	if err != nil {
+		return &builtins.StepError{Code: builtins.CodeTransport, Retryable: true, Message: fmt.Sprintf("amqp at %s: %s", c.addr, builtins.Redact(err.Error()))}
 	}
 	conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, a.Exchange, a.RoutingKey, false, false, msg)
 	if err != nil {
 		ch.Close()
-		return nil, failure(c, err)
+		return failure(c, err)
 	}
 	acked, err := conf.WaitContext(ctx)
 	if err != nil {
 		ch.Close()
-		return nil, failure(c, err)
+		return failure(c, err)
 	}
 	c.release(ch)
 	if !acked {
 		if e := ch.closeReason(); e != nil { // the broker closed the channel: why
-			return nil, failure(c, e)
+			return failure(c, e)
 		}
-		return nil, &builtins.StepError{Code: "amqp", Retryable: true, Message: fmt.Sprintf("amqp at %s: the broker refused the message (nack) on exchange %q", c.addr, a.Exchange)}
+		return &builtins.StepError{Code: "amqp", Retryable: true, Message: fmt.Sprintf("amqp at %s: the broker refused the message (nack) on exchange %q", c.addr, a.Exchange)}
 	}
-	return nil, nil
+	return nil
 }
 
 // failure turns a publish error into the step's: the broker's refusal (an

@@ -102,7 +102,8 @@ func (c *Client) handle(t Trigger, d amqp091.Delivery, start builtins.StartFunc)
 	// back, whether or not the node is stopping.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := start(ctx, builtins.TriggeredRun{Script: t.Script, Input: d.Body, Attrs: attrs, Source: "amqp queue " + t.Queue, Key: d.MessageId})
+	_, err := start(ctx, builtins.TriggeredRun{Script: t.Script, Input: d.Body, Attrs: attrs, Source: "amqp queue " + t.Queue, Key: d.MessageId,
+		TraceParent: traceParent(d.Headers)})
 	switch {
 	case err == nil:
 		d.Ack(false)

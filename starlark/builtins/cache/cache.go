@@ -9,7 +9,8 @@
 // Values are stored as canonical JSON, so any JSON value round-trips. A
 // key is 1 to 250 bytes without spaces or control characters (memcached's
 // rule). A server that cannot be reached fails the step with "transport",
-// retried.
+// retried. Each command is an OpenTelemetry client span, a child of the
+// step's, naming the command but not its key ("get ?").
 //
 //	integrations:
 //	  cache:
@@ -29,9 +30,11 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"go.opentelemetry.io/otel/attribute"
 	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/starlark/builtins"
+	"github.com/droverhq/drover/telemetry"
 )
 
 // Config is the cache integration's configuration.
@@ -48,8 +51,9 @@ type Config struct {
 
 // Client is a node's cache instance.
 type Client struct {
-	cfg Config
-	mc  *memcache.Client
+	cfg     Config
+	mc      *memcache.Client
+	servers *memcache.ServerList // mc's: the server of a key, for spans
 }
 
 // MaxTTL is the longest time to live: memcached reads a longer one as a
@@ -67,7 +71,9 @@ var Integration = builtins.Define("cache", "memcached: JSON values cached with a
 			return nil, fmt.Errorf("server %q: want host:port, e.g. 127.0.0.1:11211", s)
 		}
 	}
-	cl.mc = memcache.New(c.Servers...)
+	cl.servers = new(memcache.ServerList)
+	cl.servers.SetServers(c.Servers...) // as memcache.New does: with an address that does not resolve, calls fail (ErrNoServers)
+	cl.mc = memcache.NewFromSelector(cl.servers)
 	cl.mc.Timeout = c.Timeout
 	if cl.mc.Timeout <= 0 {
 		cl.mc.Timeout = 500 * time.Millisecond
@@ -115,9 +121,9 @@ type args struct {
 
 func steps() []*builtins.Step {
 	return []*builtins.Step{
-		{Name: "cache.get", Doc: "a cached JSON value, or None", Args: keyArgs, Exec: run(get), Target: target},
-		{Name: "cache.set", Doc: "cache a JSON value, with an optional time to live", Args: setArgs, Exec: run(set), Target: target},
-		{Name: "cache.delete", Doc: "remove a cached value; True if it was there", Args: keyArgs, Exec: run(del), Target: target},
+		{Name: "cache.get", Doc: "a cached JSON value, or None", Args: keyArgs, Exec: run("get", get), Target: target},
+		{Name: "cache.set", Doc: "cache a JSON value, with an optional time to live", Args: setArgs, Exec: run("set", set), Target: target},
+		{Name: "cache.delete", Doc: "remove a cached value; True if it was there", Args: keyArgs, Exec: run("delete", del), Target: target},
 	}
 }
 
@@ -207,27 +213,42 @@ func del(_ context.Context, mc *memcache.Client, a args) (any, error) {
 	return err == nil, err
 }
 
-// run makes an Exec from a call of the node's client.
-func run(call func(ctx context.Context, mc *memcache.Client, a args) (any, error)) func(context.Context, builtins.Env, json.RawMessage) (any, error) {
+// run makes an Exec from a call of the node's client, which sends command
+// cmd, in a client span.
+func run(cmd string, call func(ctx context.Context, mc *memcache.Client, a args) (any, error)) func(context.Context, builtins.Env, json.RawMessage) (any, error) {
 	return builtins.Call("cache", func(ctx context.Context, env builtins.Env, c *Client, a args) (any, error) {
 		if c.mc == nil {
 			return nil, builtins.Errorf(builtins.CodeBadArgs, "cache: node %s has no memcached configured (integrations: cache: servers in its --config file)", env.Node())
 		}
-		v, err := call(ctx, c.mc, a)
-		var se *builtins.StepError
-		var ne net.Error
-		var ce *memcache.ConnectTimeoutError
-		servers := strings.Join(c.cfg.Servers, ", ")
-		switch {
-		case err == nil:
-			return v, nil
-		case errors.As(err, &se):
-			return nil, se
-		case errors.As(err, &ne), errors.As(err, &ce), errors.Is(err, memcache.ErrNoServers), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return nil, &builtins.StepError{Code: builtins.CodeTransport, Retryable: true, Message: fmt.Sprintf("cache at %s: %v", servers, err)}
+		ctx, span := telemetry.StartClient(ctx, scope, func() (string, []attribute.KeyValue) { return cmd, c.attrs(cmd, a.Key) })
+		defer span.End()
+		v, err := c.call(ctx, call, a)
+		if err != nil {
+			if span.IsRecording() {
+				telemetry.Fail(span, err.Code, builtins.Redact(err.Message))
+			}
+			return nil, err
 		}
-		// The server answered: an error of its own (a value too large for
-		// it, …), which a retry would meet again.
-		return nil, &builtins.StepError{Code: "cache", Message: fmt.Sprintf("cache at %s: %v", servers, err)}
+		return v, nil
 	})
+}
+
+// call calls the node's client, turning its error into the step's.
+func (c *Client) call(ctx context.Context, call func(ctx context.Context, mc *memcache.Client, a args) (any, error), a args) (any, *builtins.StepError) {
+	v, err := call(ctx, c.mc, a)
+	var se *builtins.StepError
+	var ne net.Error
+	var ce *memcache.ConnectTimeoutError
+	servers := strings.Join(c.cfg.Servers, ", ")
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.As(err, &se):
+		return nil, se
+	case errors.As(err, &ne), errors.As(err, &ce), errors.Is(err, memcache.ErrNoServers), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, &builtins.StepError{Code: builtins.CodeTransport, Retryable: true, Message: fmt.Sprintf("cache at %s: %v", servers, err)}
+	}
+	// The server answered: an error of its own (a value too large for
+	// it, …), which a retry would meet again.
+	return nil, &builtins.StepError{Code: "cache", Message: fmt.Sprintf("cache at %s: %v", servers, err)}
 }

@@ -9,6 +9,9 @@
 // Idempotency-Key header. The response (a *Response) has status, headers,
 // body and json; an HTTP error status is a normal response, while a failed
 // round trip fails the step (retryable unless it was a certificate failure).
+// Each request is an OpenTelemetry client span, a child of the step's, whose
+// W3C trace context it sends as the traceparent and tracestate headers
+// (unless the script sends a traceparent itself).
 //
 // The package is named after the script module it implements; code that also
 // needs the standard library's net/http imports it under another name, as
@@ -35,8 +38,12 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/droverhq/drover/starlark/builtins"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 	"go.starlark.net/starlark"
+
+	"github.com/droverhq/drover/starlark/builtins"
+	"github.com/droverhq/drover/telemetry"
 )
 
 const (
@@ -320,9 +327,11 @@ func exec(ctx context.Context, env builtins.Env, name string, raw json.RawMessag
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	ctx, span := telemetry.StartClient(ctx, scope, func() (string, []attribute.KeyValue) { return c.Method, requestAttrs(c.Method, c.URL) })
+	defer span.End()
 	req, err := nethttp.NewRequestWithContext(ctx, c.Method, c.URL, body)
 	if err != nil {
-		return nil, builtins.Errorf(builtins.CodeBadArgs, "%s: %v", what, err)
+		return nil, endSpan(span, builtins.Errorf(builtins.CodeBadArgs, "%s: %v", what, err))
 	}
 	for k, v := range c.Headers {
 		if strings.EqualFold(k, "Host") {
@@ -330,6 +339,9 @@ func exec(ctx context.Context, env builtins.Env, name string, raw json.RawMessag
 			continue
 		}
 		req.Header.Set(k, v)
+	}
+	if req.Header.Get("traceparent") == "" { // unless the script sends its own
+		telemetry.Propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	if key := builtins.StepFrom(ctx).Key; key != "" && req.Header.Get("Idempotency-Key") == "" {
 		req.Header.Set("Idempotency-Key", key)
@@ -344,16 +356,17 @@ func exec(ctx context.Context, env builtins.Env, name string, raw json.RawMessag
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, roundTripError(ctx, what, timeout, err)
+		return nil, endSpan(span, roundTripError(ctx, what, timeout, err))
 	}
 	defer resp.Body.Close()
+	responseStatus(span, resp.StatusCode)
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))
 	if err != nil {
-		return nil, roundTripError(ctx, what, timeout, err)
+		return nil, endSpan(span, roundTripError(ctx, what, timeout, err))
 	}
 	if len(data) > MaxResponseBody {
-		return nil, builtins.Errorf(builtins.CodePayloadTooLarge,
-			"%s: response body is larger than the limit of %d MiB", what, MaxResponseBody>>20)
+		return nil, endSpan(span, builtins.Errorf(builtins.CodePayloadTooLarge,
+			"%s: response body is larger than the limit of %d MiB", what, MaxResponseBody>>20))
 	}
 
 	headers := make(map[string]any, len(resp.Header))

@@ -13,7 +13,9 @@
 //
 // Values are strings (numbers are stored as their text; json.encode other
 // values). redis.incr and redis.publish are not retried: a retry after a
-// lost reply would count or deliver twice.
+// lost reply would count or deliver twice. Each command is an OpenTelemetry
+// client span, a child of the step's, naming the command but neither its
+// keys nor its values ("SET ? ?").
 //
 //	integrations:
 //	  redis:
@@ -34,9 +36,11 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
 	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/starlark/builtins"
+	"github.com/droverhq/drover/telemetry"
 )
 
 // Config is the redis integration's configuration.
@@ -104,35 +108,35 @@ var noRetry = builtins.RetryPolicy{MaxAttempts: 1}
 func steps() []*builtins.Step {
 	return []*builtins.Step{
 		{Name: "redis.get", Target: target, Doc: "the string under a key, or None", Args: params("key"),
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+			Exec: run("GET", func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return nilIsNone(r.Get(ctx, a.Key).Result())
 			})},
 		{Name: "redis.set", Target: target, Doc: "set a key, with an optional time to live", Args: setArgs,
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+			Exec: run("SET", func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return nil, r.Set(ctx, a.Key, a.Value, time.Duration(a.TTL)).Err()
 			})},
 		{Name: "redis.incr", Target: target, Doc: "add to a counter; its new value", Args: incrArgs, Retry: noRetry,
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+			Exec: run("INCRBY", func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return r.IncrBy(ctx, a.Key, a.By).Result()
 			})},
 		{Name: "redis.delete", Target: target, Doc: "remove keys; how many there were", Args: deleteArgs,
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+			Exec: run("DEL", func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return r.Del(ctx, a.Keys...).Result()
 			})},
 		{Name: "redis.hget", Target: target, Doc: "a field of a hash, or None", Args: params("key", "field"),
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+			Exec: run("HGET", func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return nilIsNone(r.HGet(ctx, a.Key, a.Field).Result())
 			})},
 		{Name: "redis.hset", Target: target, Doc: "set a field of a hash; 1 if it is new", Args: params("key", "field", "value"),
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+			Exec: run("HSET", func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return r.HSet(ctx, a.Key, a.Field, a.Value).Result()
 			})},
 		{Name: "redis.hgetall", Target: target, Doc: "every field of a hash, as a dict", Args: params("key"),
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+			Exec: run("HGETALL", func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return r.HGetAll(ctx, a.Key).Result()
 			})},
 		{Name: "redis.publish", Target: target, Doc: "publish a message on a channel; how many subscribers got it", Args: params("channel", "message"), Retry: noRetry,
-			Exec: run(func(ctx context.Context, r *goredis.Client, a args) (any, error) {
+			Exec: run("PUBLISH", func(ctx context.Context, r *goredis.Client, a args) (any, error) {
 				return r.Publish(ctx, a.Channel, a.Message).Result()
 			})},
 	}
@@ -251,15 +255,22 @@ func deleteArgs(b *starlark.Builtin, a starlark.Tuple, kw []starlark.Tuple) (any
 	return out, nil
 }
 
-// run makes an Exec from a call of the node's client.
-func run(call func(ctx context.Context, r *goredis.Client, a args) (any, error)) func(context.Context, builtins.Env, json.RawMessage) (any, error) {
+// run makes an Exec from a call of the node's client, which sends command
+// cmd, in a client span.
+func run(cmd string, call func(ctx context.Context, r *goredis.Client, a args) (any, error)) func(context.Context, builtins.Env, json.RawMessage) (any, error) {
 	return builtins.Call("redis", func(ctx context.Context, env builtins.Env, c *Client, a args) (any, error) {
 		if c.rdb == nil {
 			return nil, builtins.Errorf(builtins.CodeBadArgs, "redis: node %s has no redis server configured (integrations: redis: addr in its --config file)", env.Node())
 		}
+		ctx, span := telemetry.StartClient(ctx, scope, func() (string, []attribute.KeyValue) { return cmd, c.attrs(cmd, a) })
+		defer span.End()
 		v, err := call(ctx, c.rdb, a)
 		if err != nil {
-			return nil, c.failure(err)
+			err = c.failure(err)
+			if span.IsRecording() {
+				fail(span, err)
+			}
+			return nil, err
 		}
 		return v, nil
 	})

@@ -23,12 +23,13 @@ type DB struct {
 
 // conn is one configured database.
 type conn struct {
-	name   string
-	driver string // "postgres" or "mysql"
-	addr   string // host:port, for messages
-	dsn    string
-	cfg    Connection
-	db     *dbsql.DB
+	name     string
+	driver   string // "postgres" or "mysql"
+	addr     string // host:port, for messages
+	database string // the database, for spans
+	dsn      string
+	cfg      Connection
+	db       *dbsql.DB
 }
 
 // newDB checks c and prepares its connections (opened by Provision).
@@ -71,6 +72,7 @@ func (c *conn) preparePostgres() error {
 	}
 	builtins.Secret(pc.Password)
 	c.addr = fmt.Sprintf("%s:%d", pc.Host, pc.Port)
+	c.database = pc.Database
 	c.dsn = c.cfg.DSN
 	return nil
 }
@@ -83,6 +85,7 @@ func (c *conn) prepareMySQL() error {
 	builtins.Secret(mc.Passwd)
 	mc.ParseTime = true // DATETIME and TIMESTAMP scan as times, as PostgreSQL's do
 	c.addr = mc.Addr
+	c.database = mc.DBName
 	c.dsn = mc.FormatDSN()
 	builtins.Secret(c.dsn)
 	return nil

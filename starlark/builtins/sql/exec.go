@@ -16,9 +16,11 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/attribute"
 	"go.starlark.net/starlark"
 
 	"github.com/droverhq/drover/starlark/builtins"
+	"github.com/droverhq/drover/telemetry"
 )
 
 // statement is one statement of a call: its SQL and its parameters.
@@ -218,8 +220,19 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (dbsql.Result, error)
 }
 
-// run runs one statement.
+// run runs one statement, in a client span of its own.
 func (c *conn) run(ctx context.Context, q querier, st statement) (any, error) {
+	ctx, span := telemetry.StartClient(ctx, scope, func() (string, []attribute.KeyValue) { return c.describe(st) })
+	defer span.End()
+	v, err := c.runStatement(ctx, q, st)
+	if err != nil && span.IsRecording() {
+		fail(span, err)
+	}
+	return v, err
+}
+
+// runStatement runs one statement.
+func (c *conn) runStatement(ctx context.Context, q querier, st statement) (any, error) {
 	params := make([]any, len(st.Params))
 	for i, p := range st.Params {
 		params[i] = param(p)

@@ -12,6 +12,9 @@
 // are numbers except exact decimals (strings), times are RFC 3339 strings,
 // binary is base64, JSON columns are values.
 //
+// Each statement is an OpenTelemetry client span, a child of the step's,
+// with its SQL as written (its placeholders, never its parameters' values).
+//
 // A database's own error (syntax, a constraint, a missing table) fails the
 // step with code "sql", naming the connection and the SQLSTATE or MySQL
 // error number; a serialization failure or deadlock is retried. A
