@@ -174,9 +174,11 @@ func (e *RunError) Error() string {
 // RunDetail is a run with its input and its steps in order.
 type RunDetail struct {
 	Run
-	Input json.RawMessage `json:"input,omitempty"`
-	Tags  []TagEntry      `json:"tags,omitempty"`
-	Steps []StepView      `json:"steps"`
+	// TraceID is the trace of the run's spans (and of its log lines).
+	TraceID string          `json:"trace_id,omitempty"`
+	Input   json.RawMessage `json:"input,omitempty"`
+	Tags    []TagEntry      `json:"tags,omitempty"`
+	Steps   []StepView      `json:"steps"`
 }
 
 // StepView is one step as `ctl runs show` displays it.

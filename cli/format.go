@@ -75,6 +75,9 @@ func writeRunDetail(w io.Writer, d *api.RunDetail, loc *time.Location) error {
 	field("Script", fmt.Sprintf("%s (version %s)", d.Script, shortHash(d.Hash)))
 	field("Status", d.Status)
 	field("Coordinator", orDash(d.Coordinator))
+	if d.TraceID != "" {
+		field("Trace", d.TraceID)
+	}
 	field("Started", d.Started.In(loc).Format(detailTime))
 	switch {
 	case d.Ended != nil:
@@ -203,4 +206,49 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// writeRunLog prints a run's log lines after its steps: the time since the
+// run started, level, node, the step a line is about (or, for a script's
+// line, the step it came after), the message and the line's other fields.
+func writeRunLog(w io.Writer, lines []json.RawMessage, started time.Time) error {
+	fmt.Fprintln(w)
+	if len(lines) == 0 {
+		fmt.Fprintln(w, "No log lines.")
+		return nil
+	}
+	tw := newTable(w)
+	row(tw, "LOG", "LEVEL", "NODE", "STEP", "MESSAGE")
+	for _, raw := range lines {
+		var f map[string]json.RawMessage
+		if json.Unmarshal(raw, &f) != nil {
+			continue
+		}
+		str := func(k string) string {
+			var s string
+			json.Unmarshal(f[k], &s)
+			return s
+		}
+		at := "-"
+		if t, err := time.Parse(time.RFC3339Nano, str("time")); err == nil {
+			at = formatOffset(t.Sub(started))
+		}
+		step := str("step")
+		if a := str("after_step"); step == "" && a != "" {
+			step = "after " + a
+		}
+		msg := str("message")
+		var rest []string
+		for k := range f {
+			if !slices.Contains(logFieldsShown, k) && k != "step" && k != "after_step" {
+				rest = append(rest, k)
+			}
+		}
+		slices.Sort(rest)
+		for _, k := range rest {
+			msg += fmt.Sprintf(" %s=%s", k, f[k])
+		}
+		row(tw, at, str("level"), str("node"), orDash(step), msg)
+	}
+	return tw.Flush()
 }

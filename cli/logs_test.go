@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,11 @@ func TestLogs(t *testing.T) {
 		!strings.Contains(lines[1], " INFO local "+acme+" checking order customer=acme order=7 pos=") ||
 		!strings.Contains(lines[2], " WARN local "+acme+" stock low customer=acme") || !strings.Contains(lines[3], "run ended") {
 		t.Fatalf("logs RUN:\n%v", r)
+	}
+	r = ctl(t, "runs", "show", acme)
+	if r.code != cli.ExitOK || !regexp.MustCompile(`Trace: +[0-9a-f]{32}\n`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`\n\+[0-9.]+m?s +warn +local +- +stock low pos="logs.star:5:13" sku="a1"\n`).MatchString(r.stdout) {
+		t.Fatalf("runs show: no trace or log lines:\n%v", r)
 	}
 	r = ctl(t, "logs", "--attr", "customer=acme", "--since", "1h", "--level", "warn", "--json")
 	var l struct {

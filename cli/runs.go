@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -85,7 +86,9 @@ func (a *app) runsShowCommand() *cobra.Command {
 		Long: `Show a run: its script version, status, input, attributes and result or
 error with the Starlark backtrace, then its steps in call order with the node
 that executed each, when it started (from the run's start), how long it took,
-its outcome and the script position that called it.`,
+its outcome and the script position that called it; then its log lines, from
+every node, each with the step it is about or came after (ctl logs RUN has
+them alone). Trace is the trace id of the run's spans.`,
 		Example: `  ctl runs show 01JD4W6Q3Z8X5M2N7P9R0S1T2V
   ctl runs show 01JD4W6Q3Z8X5M2N7P9R0S1T2V --json | jq '.steps[].builtin'`,
 		Args: wantArgs("RUN"),
@@ -102,7 +105,21 @@ its outcome and the script position that called it.`,
 			if asJSON {
 				return writeValue(a.stdout, d)
 			}
-			return writeRunDetail(a.stdout, d, time.Local)
+			if err := writeRunDetail(a.stdout, d, time.Local); err != nil {
+				return err
+			}
+			var lines []json.RawMessage
+			err = c.Logs(cmd.Context(), api.LogQuery{Run: d.ID}, func(l api.LogLine) bool {
+				if l.Line != nil {
+					lines = append(lines, l.Line)
+				}
+				return true
+			})
+			if err != nil {
+				fmt.Fprintf(a.stderr, "ctl: the run's log lines: %v\n", err)
+				return nil
+			}
+			return writeRunLog(a.stdout, lines, d.Started)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the run and its steps as JSON")

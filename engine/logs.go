@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/logs"
@@ -119,12 +118,9 @@ var stampNano = zerolog.HookFunc(func(e *zerolog.Event, _ zerolog.Level, _ strin
 })
 
 // runIDs returns the trace and span ids of the span of run: its trace the
-// incoming W3C traceParent's when valid (telemetry.RunContext).
+// incoming W3C traceParent's when valid (telemetry.RunTraceID).
 func runIDs(run, traceParent string) (traceID, spanID string) {
-	ctx := telemetry.RunContext(context.Background(), run, traceParent)
-	ctx = telemetry.StartLight(ctx, func() trace.TraceID { return telemetry.TraceID(run) }, telemetry.SpanID(run, "", "run"))
-	sc := trace.SpanContextFromContext(ctx)
-	return sc.TraceID().String(), sc.SpanID().String()
+	return telemetry.RunTraceID(run, traceParent).String(), telemetry.SpanID(run, "", "run").String()
 }
 
 // runLogger returns the logger of run r: its lines carry the node, run,

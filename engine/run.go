@@ -394,6 +394,10 @@ func (r *run) Patch(thread *starlark.Thread, id string, value bool) (bool, error
 
 // Logger implements replay.Live.
 func (r *run) Logger(thread *starlark.Thread) *zerolog.Logger {
-	l := r.logger().With().Str("pos", script.CallerPos(thread)).Logger()
+	c := r.logger().With().Str("pos", script.CallerPos(thread))
+	if step := script.LastStepID(thread); step != "" {
+		c = c.Str("after_step", step) // ctl runs show lists the line under it
+	}
+	l := c.Logger()
 	return &l
 }

@@ -3,6 +3,7 @@ package runs
 import (
 	"context"
 	"encoding/json"
+	"github.com/droverhq/drover/telemetry"
 	"sort"
 
 	"github.com/droverhq/drover/api"
@@ -21,7 +22,7 @@ func (s *Store) Get(ctx context.Context, id string) (*api.RunDetail, error) {
 	if pinned != nil {
 		entries = pinned.Journal
 	}
-	d := &api.RunDetail{Run: *rec, Steps: []api.StepView{}}
+	d := &api.RunDetail{Run: *rec, Steps: []api.StepView{}, TraceID: telemetry.RunTraceID(id, "").String()}
 	byID := map[string]int{}
 	places := map[string][]api.PlaceEntry{}
 	for _, e := range entries {
@@ -30,6 +31,7 @@ func (s *Store) Get(ctx context.Context, id string) (*api.RunDetail, error) {
 			var se api.StartEntry
 			if json.Unmarshal(e.Data, &se) == nil {
 				d.Input = se.Input
+				d.TraceID = telemetry.RunTraceID(id, se.TraceParent).String()
 			}
 		case api.EntryTag:
 			var te api.TagEntry

@@ -86,6 +86,16 @@ func NextStepID(thread *starlark.Thread) string {
 	return s.prefix + strconv.Itoa(s.next)
 }
 
+// LastStepID returns the id of the last step the thread called (its
+// branch's, in a parallel branch), or "" before its first.
+func LastStepID(thread *starlark.Thread) string {
+	s, ok := thread.Local(scopeKey).(*scope)
+	if !ok || s.next == 0 {
+		return ""
+	}
+	return s.prefix + strconv.Itoa(s.next)
+}
+
 // CallerPos is the script position of the call being made by a builtin.
 func CallerPos(thread *starlark.Thread) string {
 	for d := 0; d < thread.CallStackDepth(); d++ {
