@@ -74,7 +74,7 @@ type Node struct {
 	gauges       gauges
 	alerts       *alert.Alerts // the alert rules (Options.Alerts), or nil
 	breakerSeen  breakerChanges
-	placing      atomic.Int64 // steps waiting for placement (metrics' queue depth)
+	placing      atomic.Int64 // steps being placed (metrics' queue depth, on each heartbeat)
 	runLogLevel  zerolog.Level
 	meter        meter.Meter
 	journal      *journal.Store
@@ -355,6 +355,7 @@ func (n *Node) watchIntegrations(ctx context.Context) {
 func (n *Node) readMeter() meter.Reading {
 	r := n.meter.ReadEvery(n.opts.HeartbeatEvery)
 	n.gauges.resources(r)
+	n.metrics.QueueDepth(int(n.placing.Load()))
 	if n.view != nil {
 		n.view.Put(r)
 	}

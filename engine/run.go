@@ -45,8 +45,9 @@ type run struct {
 	done   chan struct{}
 	// traceID and spanID are those of the run's span, for its log lines.
 	traceID, spanID string
-	logp            atomic.Pointer[zerolog.Logger] // logger
-	logw            *logs.Writer                   // its lines' way out, made with the first
+	logp            atomic.Pointer[zerolog.Logger]       // logger
+	logw            *logs.Writer                         // its lines' way out, made with the first
+	attrsKV         atomic.Pointer[[]attribute.KeyValue] // spanAttrs, once made
 
 	mu      sync.Mutex
 	record  api.Run          // Steps counts live steps only: see snapshot
@@ -90,8 +91,12 @@ func (r *run) RecordMetric(thread *starlark.Thread, kind, name string, value flo
 }
 
 // spanAttrs are the attributes of the run's spans: run, script, version,
-// and its attributes so far (drover.attr.<name>).
+// and its attributes so far (drover.attr.<name>). They are made once, and
+// again after each tag().
 func (r *run) spanAttrs() []attribute.KeyValue {
+	if kv := r.attrsKV.Load(); kv != nil {
+		return *kv
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	kv := make([]attribute.KeyValue, 0, 3+len(r.record.Attrs))
@@ -99,6 +104,7 @@ func (r *run) spanAttrs() []attribute.KeyValue {
 	for k, v := range r.record.Attrs {
 		kv = append(kv, attribute.String("drover.attr."+k, v))
 	}
+	r.attrsKV.Store(&kv)
 	return kv
 }
 
@@ -372,6 +378,7 @@ func (r *run) Tag(thread *starlark.Thread, seq int, attrs map[string]string) err
 	}
 	l := r.n.runLogger(r, maps.Clone(r.record.Attrs))
 	r.logp.Store(&l)
+	r.attrsKV.Store(nil) // made again with the new attributes
 	r.mu.Unlock()
 	entry := api.TagEntry{Attrs: attrs, Pos: script.CallerPos(thread), Time: time.Now().UTC()}
 	if err := r.n.journal.Append(r.ctx, r.id, api.EntryTag, strconv.Itoa(seq), entry); err != nil {

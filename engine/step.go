@@ -223,12 +223,12 @@ func (n *Node) direct(args json.RawMessage) bool {
 // node's meter (coordinators compare their placement rates).
 func (n *Node) place(ctx context.Context, req placement.Request) (placement.Decision, error) {
 	n.meter.Placed()
-	n.metrics.QueueDepth(int(n.placing.Add(1)))
-	defer timed(func(d time.Duration) {
-		n.metrics.QueueDepth(int(n.placing.Add(-1)))
-		n.metrics.PlacementWait(req.Builtin, d)
-	})()
-	return n.opts.Placement.Place(ctx, req)
+	n.placing.Add(1) // the queue depth: reported on each heartbeat
+	start := time.Now()
+	dec, err := n.opts.Placement.Place(ctx, req)
+	n.placing.Add(-1)
+	n.metrics.PlacementWait(req.Builtin, time.Since(start))
+	return dec, err
 }
 
 // demands are the resource units one call of step consumes: what the
