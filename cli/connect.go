@@ -15,6 +15,7 @@ import (
 	"github.com/droverhq/drover/api/client"
 	"github.com/droverhq/drover/bus"
 	"github.com/droverhq/drover/engine"
+	"github.com/droverhq/drover/telemetry"
 )
 
 // closeGrace is how long the embedded node lets runs still in flight go on when
@@ -82,6 +83,10 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	shutdownTracing, err := telemetry.Setup(ctx, "drover-engine", embeddedName)
+	if err != nil {
+		return nil, failure(fmt.Errorf("cannot set up tracing from the OTEL_* variables: %w", err))
+	}
 	logger, logOut := a.logger()
 	opts := engine.Options{Name: embeddedName, DataDir: dir, Logger: logger, LogOutput: logOut, NoRecovery: mode == noRecovery,
 		MaxExecSteps: a.maxSteps, Sync: sync, Integrations: node.Integrations, Breakers: node.Breakers, Metrics: node.Metrics, NoTriggers: true}
@@ -92,6 +97,9 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 		} else if stopped {
 			n, err = engine.NewNode(ctx, opts)
 		}
+	}
+	if err != nil {
+		shutdownTracing(context.Background())
 	}
 	if errors.Is(err, bus.ErrDataDirInUse) {
 		return nil, failure(err) // the message says what to do
@@ -105,6 +113,7 @@ func (a *app) connect(ctx context.Context, mode nodeMode) (*conn, error) {
 		if err := n.Close(ctx); err != nil {
 			fmt.Fprintf(a.stderr, "ctl: stopping the embedded node: %v\n", err)
 		}
+		shutdownTracing(ctx) // the run's spans are exported before ctl exits
 	}}, nil
 }
 

@@ -23,10 +23,12 @@ import (
 	"github.com/droverhq/drover/config"
 	"github.com/droverhq/drover/engine"
 	"github.com/droverhq/drover/logs"
+	"github.com/droverhq/drover/logship"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/script"
 	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/telemetry"
+	"github.com/rs/zerolog"
 )
 
 // logLevels are the values of engine --log-level.
@@ -70,6 +72,8 @@ type engineFlags struct {
 	syncSet                                        bool
 	runLog                                         bool
 	runLogLines                                    int
+	runLogLevel                                    string
+	logs                                           logship.Config // the configuration file's logs section
 
 	// wrap, when set, wraps the node's HTTP handler; serving, when set, is
 	// called once node's API serves at url (ctl's background node uses both).
@@ -130,6 +134,8 @@ value, stray argument).
 	f.IntVar(&e.replicas, "replicas", 0, "`N` replicas of streams and buckets, 1 to 5 (default: 3 with 3 or more nodes, else 1)")
 	e.logLevel = "info"
 	f.Var(choiceValue{&e.logLevel, logLevels}, "log-level", "`LEVEL` of the logs on stderr: "+orList(logLevels))
+	e.runLogLevel = "info"
+	f.Var(choiceValue{&e.runLogLevel, logLevels}, "run-log-level", "`LEVEL` of the run lines kept with each run (ctl logs, ctl runs show): "+orList(logLevels))
 	f.IntVar(&e.runLogLines, "run-log-lines", logs.DefaultLimit, "keep at most `N` log lines of one run (ctl logs); past them, a line says the log was cut")
 	e.maxSteps = script.DefaultMaxSteps
 	addMaxExecSteps(f, &e.maxSteps, "Starlark computation limit per run, as `N` steps (runaway-loop guard)")
@@ -190,12 +196,13 @@ func (e *engineFlags) options() (engine.Options, error) {
 	if err != nil {
 		return engine.Options{}, err
 	}
+	e.logs = node.Logs
 	return engine.Options{
 		Integrations: node.Integrations, Breakers: node.Breakers, Metrics: node.Metrics, Alerts: node.Alerts,
 		Name: name, DataDir: dir, Listen: e.listen, NATSURL: e.natsURL,
 		ClusterListen: e.cluster, Peers: e.peers, Replicas: e.replicas, Partitions: e.partitions, Resources: e.resources,
 		MaxExecSteps: e.maxSteps, PayloadLimit: e.payloadLimit, StepTimeout: e.stepTimeout, FoldBelow: e.foldBelow, JournalMaxAge: e.retention, Sync: sync,
-		HeaderAttrs: headerAttrs, TriggerTimeout: e.triggerTimeout, RunLog: e.runLog, RunLogLines: e.runLogLines,
+		HeaderAttrs: headerAttrs, TriggerTimeout: e.triggerTimeout, RunLog: e.runLog, RunLogLines: e.runLogLines, RunLogLevel: e.runLogLevel,
 	}, nil
 }
 
@@ -255,8 +262,23 @@ func validHeaderName(s string) bool {
 // serve starts the node and its HTTP API, and stops them cleanly once ctx is
 // done.
 func (e *engineFlags) serve(ctx context.Context, opts engine.Options) error {
-	log := telemetry.NewLogger(e.stderr, e.logLevel)
-	opts.Logger, opts.LogOutput = &log, e.stderr
+	out := e.stderr
+	shipper, err := logship.New(e.logs, logship.Options{Logger: zerolog.New(e.stderr).With().Timestamp().Str("node", opts.Name).Logger()})
+	if err != nil {
+		return failure(err)
+	}
+	if e.logs.Enabled() {
+		out = zerolog.MultiLevelWriter(e.stderr, shipper)
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := shipper.Close(ctx); err != nil {
+				fmt.Fprintf(e.stderr, "engine: shipping the last log lines: %v\n", err)
+			}
+		}()
+	}
+	log := telemetry.NewLogger(out, e.logLevel)
+	opts.Logger, opts.LogOutput = &log, out
 	shutdownTracing, err := telemetry.Setup(ctx, "drover-engine", opts.Name)
 	if err != nil {
 		return failure(fmt.Errorf("cannot set up tracing from the OTEL_* variables: %w", err))

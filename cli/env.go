@@ -31,6 +31,10 @@ var environment = []envVar{
 	{"OTEL_TRACES_EXPORTER", false, true, "otlp or console: export traces (docs/operations.md#traces)"},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", false, true, "export traces over OTLP/HTTP to this endpoint"},
 	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", false, true, "the same, for traces only"},
+	{"OTEL_SERVICE_NAME", false, true, "the service.name of exported spans (default drover-engine)"},
+	{"OTEL_RESOURCE_ATTRIBUTES", false, true, "key=value,… added to exported spans' resource"},
+	{"DD_AGENT_HOST", false, true, "send metrics to the DogStatsD agent on this host (DD_DOGSTATSD_PORT, default 8125); docs/observability.md#metrics"},
+	{"DD_DOGSTATSD_URL", false, true, "send metrics to this DogStatsD URL (udp://host:port or unix:///path)"},
 }
 
 // environmentHelp is the Environment section of a command's help: the

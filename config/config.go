@@ -27,6 +27,7 @@ import (
 
 	"github.com/droverhq/drover/alert"
 	"github.com/droverhq/drover/breaker"
+	"github.com/droverhq/drover/logship"
 	"github.com/droverhq/drover/metrics"
 	"github.com/droverhq/drover/starlark/builtins"
 )
@@ -38,6 +39,7 @@ type file struct {
 	Breakers     breaker.Config       `yaml:"breakers"`
 	Metrics      metrics.Config       `yaml:"metrics"`
 	Alerts       alert.Config         `yaml:"alerts"`
+	Logs         logship.Config       `yaml:"logs"`
 }
 
 // Node is what a configuration file says of a node.
@@ -51,6 +53,8 @@ type Node struct {
 	Metrics metrics.Config
 	// Alerts are its alert rules.
 	Alerts alert.Config
+	// Logs ships its log lines to Logstash and Elasticsearch.
+	Logs logship.Config
 }
 
 // Load reads the configuration file at path: the configuration of each of
@@ -86,12 +90,15 @@ func Parse(name string, data []byte, r *builtins.Registry, lookup func(string) (
 		byName[in.Name] = in
 		names = append(names, in.Name)
 	}
-	for key, into := range map[string]any{"breakers": &node.Breakers, "metrics": &node.Metrics, "alerts": &node.Alerts} {
+	for key, into := range map[string]any{"breakers": &node.Breakers, "metrics": &node.Metrics, "alerts": &node.Alerts, "logs": &node.Logs} {
 		if b := section(root.Content[0], key); b != nil {
 			if err := b.Decode(into); err != nil {
 				return nil, fmt.Errorf("config: %s: %s: %w", name, key, err)
 			}
 		}
+	}
+	if err := node.Logs.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", name, err)
 	}
 	configs := node.Integrations
 	sections := section(root.Content[0], "integrations")
