@@ -72,46 +72,69 @@ func (b *Bus) PublishTap(tap string, line []byte) error {
 
 // RunLogs calls fn with each stored log line of run, oldest first, from
 // since (zero: all of them), until fn returns false or the lines stored
-// when it was called are read.
+// when it was called are read. The lines are read whole first, by an
+// ephemeral consumer, again from the start on a transient error (in a
+// cluster, a consumer just made on one server may not answer another's
+// fetch yet: "no responders").
 func (b *Bus) RunLogs(ctx context.Context, run string, since time.Time, fn func(line []byte, at time.Time) bool) error {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{LogSubject(run)}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !since.IsZero() {
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	type line struct {
+		data []byte
+		at   time.Time
 	}
-	var cons jetstream.Consumer
-	err := retry(ctx, func(ctx context.Context) (err error) {
-		cons, err = b.js.OrderedConsumer(ctx, LogsStream, cfg)
-		return err
+	var lines []line
+	err := retry(ctx, func(ctx context.Context) error {
+		lines = lines[:0]
+		cfg := jetstream.ConsumerConfig{
+			FilterSubject:     LogSubject(run),
+			DeliverPolicy:     jetstream.DeliverAllPolicy,
+			AckPolicy:         jetstream.AckNonePolicy,
+			InactiveThreshold: time.Minute,
+			MemoryStorage:     true,
+			Replicas:          1,
+		}
+		if !since.IsZero() {
+			cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+		}
+		cons, err := b.js.CreateConsumer(ctx, LogsStream, cfg)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			b.js.DeleteConsumer(dctx, LogsStream, cons.CachedInfo().Name)
+			cancel()
+		}()
+		pending := cons.CachedInfo().NumPending
+		for pending > 0 {
+			batch, err := cons.FetchNoWait(int(min(pending, 1024)))
+			if err != nil {
+				return err
+			}
+			got := 0
+			for m := range batch.Messages() {
+				got++
+				md, err := m.Metadata()
+				if err != nil {
+					return err
+				}
+				pending = md.NumPending
+				lines = append(lines, line{m.Data(), md.Timestamp})
+			}
+			if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+				return err
+			}
+			if got == 0 {
+				return nil // the lines counted as pending were removed since
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("bus: logs of run %s: %w", run, err)
 	}
-	pending := cons.CachedInfo().NumPending
-	for pending > 0 {
-		batch, err := cons.FetchNoWait(int(min(pending, 1024)))
-		if err != nil {
-			return fmt.Errorf("bus: logs of run %s: %w", run, err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			md, err := m.Metadata()
-			if err != nil {
-				return fmt.Errorf("bus: logs of run %s: %w", run, err)
-			}
-			pending = md.NumPending
-			if !fn(m.Data(), md.Timestamp) {
-				return nil
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("bus: logs of run %s: %w", run, err)
-		}
-		if got == 0 {
-			return nil // the lines counted as pending were removed since
-		}
-		if err := ctx.Err(); err != nil {
-			return err
+	for _, l := range lines {
+		if !fn(l.data, l.at) {
+			return nil
 		}
 	}
 	return nil
