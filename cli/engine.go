@@ -259,6 +259,32 @@ func validHeaderName(s string) bool {
 	return s != ""
 }
 
+// reportDrops writes a line on stderr every 30 s in which the shipper
+// dropped or had refused lines, until ctx ends.
+func reportDrops(ctx context.Context, s *logship.Shipper, log zerolog.Logger) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	var last logship.Stats
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := s.Stats()
+		for _, d := range []struct {
+			name      string
+			now, then logship.DestinationStats
+		}{{"logstash", st.Logstash, last.Logstash}, {"elasticsearch", st.Elasticsearch, last.Elasticsearch}} {
+			if dropped, failed := d.now.Dropped-d.then.Dropped, d.now.Failed-d.then.Failed; dropped+failed > 0 {
+				log.Warn().Str("destination", d.name).Uint64("dropped", dropped).Uint64("refused", failed).Int("queued", d.now.Queued).
+					Msg("log shipping: lines lost in the last 30s (the destination is down or slow; runs are not affected)")
+			}
+		}
+		last = st
+	}
+}
+
 // serve starts the node and its HTTP API, and stops them cleanly once ctx is
 // done.
 func (e *engineFlags) serve(ctx context.Context, opts engine.Options) error {
@@ -279,6 +305,9 @@ func (e *engineFlags) serve(ctx context.Context, opts engine.Options) error {
 	}
 	log := telemetry.NewLogger(out, e.logLevel)
 	opts.Logger, opts.LogOutput = &log, out
+	if e.logs.Enabled() {
+		go reportDrops(ctx, shipper, zerolog.New(e.stderr).With().Timestamp().Str("node", opts.Name).Logger())
+	}
 	shutdownTracing, err := telemetry.Setup(ctx, "drover-engine", opts.Name)
 	if err != nil {
 		return failure(fmt.Errorf("cannot set up tracing from the OTEL_* variables: %w", err))
