@@ -68,11 +68,21 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	idle := time.NewTimer(s.opts.EventsKeepAlive)
 	defer idle.Stop()
 	window, sent := time.Now(), 0
+	note := func() error { // says how many lines were dropped since the last note
+		if dropped == 0 {
+			return nil
+		}
+		data, _ := json.Marshal(api.LogLine{Dropped: dropped})
+		dropped = 0
+		_, err := fmt.Fprintf(w, "event: dropped\ndata: %s\n\n", data)
+		return err
+	}
 	for {
 		var err error
 		select {
 		case l, ok := <-feed:
 			if !ok {
+				note()
 				if err := <-done; err != nil && r.Context().Err() == nil {
 					s.streamFailed(w, "", err)
 					rc.Flush()
@@ -86,21 +96,19 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 			case l.Dropped > 0:
 				dropped += l.Dropped
 				continue
-			case sent >= s.opts.LogsRate:
+			case q.Follow && sent >= s.opts.LogsRate: // a tail is capped; a read back is not
 				dropped++
 				continue
 			}
-			if dropped > 0 {
-				data, _ := json.Marshal(api.LogLine{Dropped: dropped})
-				if _, err = fmt.Fprintf(w, "event: dropped\ndata: %s\n\n", data); err != nil {
-					break
-				}
-				dropped = 0
+			if err = note(); err != nil {
+				break
 			}
 			sent++
 			_, err = fmt.Fprintf(w, "event: line\ndata: %s\n\n", l.Line)
 		case <-idle.C:
-			_, err = fmt.Fprint(w, ": keep-alive\n\n")
+			if err = note(); err == nil {
+				_, err = fmt.Fprint(w, ": keep-alive\n\n")
+			}
 		}
 		if err == nil && len(feed) == 0 {
 			if ferr := rc.Flush(); !errors.Is(ferr, http.ErrNotSupported) {
