@@ -309,7 +309,7 @@ func publish(ctx context.Context, env builtins.Env, c *Client, a args) (any, err
 	}
 	err := c.send(ctx, a, msg)
 	if err != nil && span.IsRecording() {
-		fail(span, err)
+		builtins.FailSpan(span, err)
 	}
 	return nil, err
 }

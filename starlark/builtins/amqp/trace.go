@@ -2,7 +2,6 @@ package amqp
 
 import (
 	"context"
-	"errors"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/attribute"
@@ -10,7 +9,6 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/telemetry"
 )
 
@@ -37,19 +35,6 @@ func (c *Client) describe(a args, msg amqp091.Publishing) (string, []attribute.K
 		semconv.MessagingMessageID(msg.MessageId),
 		semconv.MessagingMessageBodySize(len(msg.Body)),
 	}, telemetry.ServerAttrs(c.addr)...)
-}
-
-// fail marks a publish's span failed with its error.
-func fail(span trace.Span, err error) {
-	var se *builtins.StepError
-	switch {
-	case errors.As(err, &se):
-		telemetry.Fail(span, se.Code, builtins.Redact(se.Message))
-	case errors.Is(err, context.DeadlineExceeded):
-		telemetry.Fail(span, builtins.CodeTimeout, "timed out")
-	default:
-		telemetry.Fail(span, builtins.CodeCancelled, "cancelled")
-	}
 }
 
 // headers is a message's header table as a propagation.TextMapCarrier: the

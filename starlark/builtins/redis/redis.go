@@ -268,7 +268,7 @@ func run(cmd string, call func(ctx context.Context, r *goredis.Client, a args) (
 		if err != nil {
 			err = c.failure(err)
 			if span.IsRecording() {
-				fail(span, err)
+				builtins.FailSpan(span, err)
 			}
 			return nil, err
 		}

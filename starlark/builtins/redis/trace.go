@@ -1,17 +1,13 @@
 package redis
 
 import (
-	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
-	"go.opentelemetry.io/otel/trace"
 
-	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/telemetry"
 )
 
@@ -45,17 +41,4 @@ func queryText(cmd string, a args) string {
 		return text + " EX ?"
 	}
 	return text
-}
-
-// fail marks a command's span failed with its error.
-func fail(span trace.Span, err error) {
-	var se *builtins.StepError
-	switch {
-	case errors.As(err, &se):
-		telemetry.Fail(span, se.Code, builtins.Redact(se.Message))
-	case errors.Is(err, context.DeadlineExceeded):
-		telemetry.Fail(span, builtins.CodeTimeout, "timed out")
-	default:
-		telemetry.Fail(span, builtins.CodeCancelled, "cancelled")
-	}
 }

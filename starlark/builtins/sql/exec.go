@@ -226,7 +226,7 @@ func (c *conn) run(ctx context.Context, q querier, st statement) (any, error) {
 	defer span.End()
 	v, err := c.runStatement(ctx, q, st)
 	if err != nil && span.IsRecording() {
-		fail(span, err)
+		builtins.FailSpan(span, err)
 	}
 	return v, err
 }

@@ -1,14 +1,11 @@
 package sql
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"unicode"
 
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/droverhq/drover/starlark/builtins"
 	"github.com/droverhq/drover/telemetry"
@@ -51,19 +48,4 @@ func operation(text string) string {
 		text = text[:i]
 	}
 	return text
-}
-
-// fail marks a statement's span failed with its error.
-func fail(span trace.Span, err error) {
-	var se *builtins.StepError
-	switch {
-	case errors.As(err, &se):
-		telemetry.Fail(span, se.Code, builtins.Redact(se.Message))
-	case errors.Is(err, context.DeadlineExceeded):
-		telemetry.Fail(span, builtins.CodeTimeout, "timed out")
-	case errors.Is(err, context.Canceled):
-		telemetry.Fail(span, builtins.CodeCancelled, "cancelled")
-	default:
-		telemetry.Fail(span, builtins.CodeInternal, builtins.Redact(err.Error()))
-	}
 }
