@@ -93,6 +93,9 @@ type Bus struct {
 	// stopRebalance stops the partitions' leaders rebalancing, if it runs.
 	stopRebalance context.CancelFunc
 
+	// hooks stall or lose parts of reads in tests (hooks.go); nil otherwise.
+	hooks *hooks
+
 	mu      sync.Mutex
 	buckets map[string]*KV
 	pinned  jetstream.ObjectStore

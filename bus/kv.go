@@ -519,44 +519,19 @@ type storedMsg struct {
 }
 
 // readSeqs reads the bucket's messages with sequences from..to (some may be
-// gone) by direct gets, keeping up to 512 requests in flight.
-func (k *KV) readSeqs(ctx context.Context, from, to uint64) (out []storedMsg, err error) {
-	err = retry(ctx, func(ctx context.Context) (err error) {
-		out, err = k.readSeqsOnce(ctx, from, to)
-		return err
-	})
-	return out, err
-}
-
-// readSeqsOnce is one try of readSeqs; a reply lost while a server dies makes
-// it wait until ctx ends, and readSeqs tries again.
-// leaderGets reads the given sequences through the stream leader (the
-// regular message-get API), for when no replica answers direct gets.
-func (k *KV) leaderGets(ctx context.Context, seqs map[uint64]bool, prefix string) ([]storedMsg, error) {
-	var out []storedMsg
-	for seq := range seqs {
-		m, err := k.leaderGet(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, storedMsg{
-			Entry:   Entry{Key: strings.TrimPrefix(m.Subject, prefix), Value: m.Data, Revision: m.Seq, Time: m.Time},
-			deleted: m.Header.Get(kvOperationHdr) != "",
-		})
-	}
-	return out, nil
-}
-
-// leaderGet reads the bucket's message at seq through its stream's leader
-// (see Bus.leaderGet).
-func (k *KV) leaderGet(ctx context.Context, seq uint64) (*leaderMsg, error) {
-	return k.b.leaderGet(ctx, k.streamName(), leaderReq{Seq: seq})
-}
-
-func (k *KV) readSeqsOnce(ctx context.Context, from, to uint64) ([]storedMsg, error) {
+// gone) by direct gets, keeping up to 512 requests in flight. Each request has
+// a deadline of its own, so the read as a whole needs none: it keeps what it
+// has read however long a server under load takes, and ends with ctx.
+//
+// A server under load may drop a direct get: requests still unanswered after
+// a quiet spell (no answer at all for quietSpell) are sent again. On a
+// cluster, after quietSpells spells in a row (no replica answers direct gets:
+// followers catching up after a leader change stop serving them), they are
+// read through the stream leader, each with retries of its own (leaderGets).
+// A single server answers both alike, and a silent one is a busy one: each
+// spell in a row lasts twice the last, up to maxQuietSpell, and the read
+// fails after maxQuietSpells.
+func (k *KV) readSeqs(ctx context.Context, from, to uint64) ([]storedMsg, error) {
 	if to < from {
 		return nil, nil
 	}
@@ -568,11 +543,6 @@ func (k *KV) readSeqsOnce(ctx context.Context, from, to uint64) ([]storedMsg, er
 		return nil, err
 	}
 	defer sub.Unsubscribe()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
 	api := "$JS.API.DIRECT.GET." + k.streamName()
 	prefix := k.subject("")
 	// Each request has its own reply subject, inbox.<seq>, so every answer,
@@ -582,14 +552,18 @@ func (k *KV) readSeqsOnce(ctx context.Context, from, to uint64) ([]storedMsg, er
 		return k.b.nc.PublishRequest(api, inbox+strconv.FormatUint(seq, 10), req)
 	}
 	out := make([]storedMsg, 0, to-from+1)
-	// A server under load may drop a direct get: requests unanswered after a
-	// quiet spell are sent again (replies are matched by sequence, so a late
-	// duplicate is ignored).
 	outstanding := map[uint64]bool{}
-	resent := 0
+	quiet := 0 // quiet spells in a row
+	clustered := k.b.clustered()
+	spell := func() time.Duration {
+		if clustered {
+			return quietSpell
+		}
+		return min(quietSpell<<quiet, maxQuietSpell)
+	}
 	next := from
-	quiet := time.NewTimer(250 * time.Millisecond)
-	defer quiet.Stop()
+	timer := time.NewTimer(quietSpell)
+	defer timer.Stop()
 	for next <= to || len(outstanding) > 0 {
 		for next <= to && len(outstanding) < inFlight {
 			if err := request(next); err != nil {
@@ -601,39 +575,45 @@ func (k *KV) readSeqsOnce(ctx context.Context, from, to uint64) ([]storedMsg, er
 		var m *nats.Msg
 		select {
 		case m = <-replies:
-		case <-quiet.C:
-			resent++
-			if resent > 3 {
-				// No replica answers direct gets (followers catching up after
-				// a leader change stop serving them): ask the stream leader.
+		case <-timer.C:
+			quiet++
+			switch {
+			case quiet >= quietSpells && clustered:
 				msgs, err := k.leaderGets(ctx, outstanding, prefix)
 				if err != nil {
 					return nil, err
 				}
 				out = append(out, msgs...)
 				clear(outstanding)
-				continue
-			}
-			for seq := range outstanding {
-				if err := request(seq); err != nil {
-					return nil, err
+				quiet = 0
+			case quiet >= maxQuietSpells:
+				return nil, fmt.Errorf("direct get: %d of %d revisions unanswered after %d tries", len(outstanding), to-from+1, quiet)
+			default:
+				for seq := range outstanding {
+					if err := request(seq); err != nil {
+						return nil, err
+					}
 				}
 			}
-			quiet.Reset(250 * time.Millisecond)
+			timer.Reset(spell())
 			continue
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if !quiet.Stop() {
+		quiet = 0
+		if !timer.Stop() {
 			select {
-			case <-quiet.C:
+			case <-timer.C:
 			default:
 			}
 		}
-		quiet.Reset(250 * time.Millisecond)
+		timer.Reset(quietSpell)
 		seq, err := strconv.ParseUint(strings.TrimPrefix(m.Subject, inbox), 10, 64)
 		if err != nil || !outstanding[seq] {
 			continue // a duplicate answer to a re-sent request
+		}
+		if h := k.b.hooks; h != nil && h.directReply != nil {
+			h.directReply(seq)
 		}
 		delete(outstanding, seq)
 		switch status := m.Header.Get("Status"); status {
@@ -654,6 +634,48 @@ func (k *KV) readSeqsOnce(ctx context.Context, from, to uint64) ([]storedMsg, er
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Revision < out[b].Revision })
 	return out, nil
+}
+
+// The quiet spells of readSeqs: a cluster's stream leader is asked after
+// quietSpells of quietSpell; a single server's spells grow from quietSpell to
+// maxQuietSpell, and it is given up on after maxQuietSpells of them (about
+// 12 s without an answer).
+const (
+	quietSpell     = 250 * time.Millisecond
+	maxQuietSpell  = 2 * time.Second
+	quietSpells    = 4
+	maxQuietSpells = 8
+)
+
+// leaderGets reads the given sequences through the stream leader (the
+// regular message-get API), for when no replica answers direct gets. Each
+// get is retried on its own (a leader being elected answers nothing).
+func (k *KV) leaderGets(ctx context.Context, seqs map[uint64]bool, prefix string) ([]storedMsg, error) {
+	var out []storedMsg
+	for seq := range seqs {
+		var m *leaderMsg
+		err := retry(ctx, func(ctx context.Context) (err error) {
+			m, err = k.leaderGet(ctx, seq)
+			return err
+		})
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, storedMsg{
+			Entry:   Entry{Key: strings.TrimPrefix(m.Subject, prefix), Value: m.Data, Revision: m.Seq, Time: m.Time},
+			deleted: m.Header.Get(kvOperationHdr) != "",
+		})
+	}
+	return out, nil
+}
+
+// leaderGet reads the bucket's message at seq through its stream's leader
+// (see Bus.leaderGet).
+func (k *KV) leaderGet(ctx context.Context, seq uint64) (*leaderMsg, error) {
+	return k.b.leaderGet(ctx, k.streamName(), leaderReq{Seq: seq})
 }
 
 // readFiltered reads, without values, the bucket's messages from sequence from

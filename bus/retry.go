@@ -46,10 +46,15 @@ func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // retry calls op until it succeeds, fails with a non-transient error, or
-// electionWait (or ctx) ends. Each try gets a short deadline of its own.
+// electionWait (or ctx) ends. Each try gets a short deadline of its own,
+// tryTimeout: op should be one request, not a read of many, which a server
+// under load may take longer than that to answer whole.
 func retry(ctx context.Context, op func(ctx context.Context) error) error {
-	return retryEach(ctx, 2*time.Second, op)
+	return retryEach(ctx, tryTimeout, op)
 }
+
+// tryTimeout is the deadline of each try of retry (a variable for tests).
+var tryTimeout = 2 * time.Second
 
 // retryEach is retry with attempts of the given length. The first try runs on
 // the caller's context, with no extra timer, when that ends within an attempt
