@@ -390,7 +390,9 @@ type Window struct {
 	Entries []Entry
 	// Since is when the window begins: every key written at or after Since
 	// (by the NATS server's clock), up to when the window was read, is in
-	// Entries. It is zero when the window is the whole bucket.
+	// Entries. (Of keys rewritten while it was read, those written faster
+	// than Widen catches up may be missing: see Widen.) It is zero when the
+	// window is the whole bucket.
 	Since time.Time
 	// All reports whether the window is the whole bucket.
 	All bool
@@ -462,7 +464,11 @@ func (w *Window) Widen(ctx context.Context, n uint64) error {
 		}
 		// Keys rewritten since the window was read (perhaps while it was) have
 		// moved past its end: read what was written since, a few rounds if
-		// writes go on.
+		// writes go on. A round reads no more revisions than the window holds
+		// (catchUpMin if fewer): writes faster than reads would otherwise make
+		// each round longer than the last. The window then ends short of the
+		// bucket's end, where its next Widen goes on.
+		most := max(w.last+1-w.first, catchUpMin)
 		for round := 0; round < 3; round++ {
 			if info, err = streamInfo(ctx, s); err != nil {
 				return fail(err)
@@ -470,11 +476,12 @@ func (w *Window) Widen(ctx context.Context, n uint64) error {
 			if st = info.State; st.LastSeq <= w.last {
 				break
 			}
-			newer, err := k.readSeqs(ctx, w.last+1, st.LastSeq)
+			to := min(st.LastSeq, w.last+most)
+			newer, err := k.readSeqs(ctx, w.last+1, to)
 			if err != nil {
 				return fail(err)
 			}
-			w.msgs, w.last = append(w.msgs, newer...), st.LastSeq
+			w.msgs, w.last = append(w.msgs, newer...), to
 		}
 		slices.SortFunc(w.msgs, func(a, b storedMsg) int { return cmp.Compare(a.Revision, b.Revision) })
 	}
@@ -501,6 +508,9 @@ func (w *Window) Widen(ctx context.Context, n uint64) error {
 	}
 	return nil
 }
+
+// catchUpMin is the fewest revisions a round of Widen's catching up may read.
+const catchUpMin = 4096
 
 // streamInfo returns the state of stream s, riding out a leader election
 // (the leader answers: one that died answers nothing).

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,5 +62,48 @@ func TestNewestSlowerThanATry(t *testing.T) {
 	}
 	if got := answers.Load(); got != n {
 		t.Errorf("%d answers taken for %d revisions: the read started again", got, n)
+	}
+}
+
+// TestNewestCatchUpBounded: keys written while a window is read, faster than
+// it is read, do not make Widen's catching up read them all: each round reads
+// at most catchUpMin revisions (or the window's own count), and the next
+// Widen goes on where the last stopped.
+func TestNewestCatchUpBounded(t *testing.T) {
+	b := openBus(t, false)
+	ctx := context.Background()
+	kv := b.Bucket(RunsBucket)
+	const old = 10
+	written := 3*catchUpMin + 100
+	putKeys(t, kv, "r.old", old)
+	var answers atomic.Int64
+	var once sync.Once
+	b.hooks = &hooks{directReply: func(uint64) {
+		answers.Add(1)
+		once.Do(func() { putKeys(t, kv, "r.new", written) }) // writers outpace the read
+	}}
+	w, err := kv.Newest(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, most := answers.Load(), int64(old+3*catchUpMin); got > most {
+		t.Errorf("%d revisions read, want at most %d", got, most)
+	}
+	if len(w.Entries) != old+3*catchUpMin {
+		t.Errorf("%d entries, want %d: the window read so far", len(w.Entries), old+3*catchUpMin)
+	}
+	b.hooks = nil
+	if err := w.Widen(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range w.Entries {
+		if seen[e.Key] {
+			t.Errorf("key %s read twice", e.Key)
+		}
+		seen[e.Key] = true
+	}
+	if len(seen) != old+written {
+		t.Errorf("after widening: %d keys, want %d", len(seen), old+written)
 	}
 }
