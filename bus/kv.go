@@ -689,67 +689,158 @@ func (k *KV) leaderGet(ctx context.Context, seq uint64) (*leaderMsg, error) {
 }
 
 // readFiltered reads, without values, the bucket's messages from sequence from
-// on whose keys match filter, with an ephemeral consumer. (Unlike readSeqs it
-// pays a count of the keys matching filter, when the consumer is created.)
-func (k *KV) readFiltered(ctx context.Context, filter string, from uint64) (out []storedMsg, err error) {
-	err = retry(ctx, func(ctx context.Context) (err error) {
-		out, err = k.readFilteredOnce(ctx, filter, from)
-		return err
-	})
-	return out, err
+// on whose keys match filter, with ephemeral consumers. (Unlike readSeqs it
+// pays a count of the keys matching filter, when a consumer is created.)
+//
+// A consumer that falls silent (readSilence without a message it owes) or
+// whose messages go missing (a gap in its sequence: it does not wait for
+// acknowledgements) is replaced by one that starts after the last message
+// read, keeping what was read; maxStalls replacements in a row that read
+// nothing fail the read.
+func (k *KV) readFiltered(ctx context.Context, filter string, from uint64) ([]storedMsg, error) {
+	var out []storedMsg
+	for stalls := 0; ; {
+		read := len(out)
+		done, err := k.readFilteredFrom(ctx, filter, from, &out)
+		switch {
+		case err != nil:
+			return nil, err
+		case done:
+			return out, nil
+		case len(out) > read:
+			stalls, from = 0, out[len(out)-1].Revision+1
+		default:
+			if stalls++; stalls >= maxStalls {
+				return nil, fmt.Errorf("read %s: %d consumers in a row fell silent", filter, stalls)
+			}
+		}
+	}
 }
 
-// readFilteredOnce is one try of readFiltered.
-func (k *KV) readFilteredOnce(ctx context.Context, filter string, from uint64) ([]storedMsg, error) {
-	cons, err := k.b.js.CreateConsumer(ctx, k.streamName(), jetstream.ConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       from,
-		FilterSubject:     k.subject(filter),
-		HeadersOnly:       true,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
-		Replicas:          1,
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		k.b.js.DeleteConsumer(dctx, k.streamName(), cons.CachedInfo().Name)
-		cancel()
-	}()
-	prefix := k.subject("")
-	pending := cons.CachedInfo().NumPending
-	out := make([]storedMsg, 0, pending)
-	for pending > 0 {
-		// A no-wait pull ends at the end of the stream, even when messages
-		// counted as pending were removed since.
-		batch, err := cons.FetchNoWait(int(min(pending, 4096)))
-		if err != nil {
-			return nil, err
+// readSilence is how long readFiltered waits for a message its consumer owes
+// it before it replaces the consumer; maxStalls bounds the replacements in a
+// row that read nothing.
+const (
+	readSilence = time.Second
+	maxStalls   = 3
+)
+
+// readFilteredFrom reads with one consumer, appending to out, and reports
+// whether it read to the end; it returns done false and no error when the
+// consumer fell silent or lost messages (see readFiltered). The consumer is
+// deleted in the background, never on the answer's path: its inactivity
+// threshold removes one whose deletion failed.
+func (k *KV) readFilteredFrom(ctx context.Context, filter string, from uint64, out *[]storedMsg) (done bool, err error) {
+	// The name is the reader's, so that a consumer whose creation was
+	// answered too late is deleted all the same, and a create sent again
+	// makes no second consumer.
+	name := "drover_read_" + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
+	defer k.deleteConsumerLater(name)
+	var pending uint64
+	err = retry(ctx, func(ctx context.Context) error {
+		cons, err := k.b.js.CreateConsumer(ctx, k.streamName(), jetstream.ConsumerConfig{
+			Name:              name,
+			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:       from,
+			FilterSubject:     k.subject(filter),
+			HeadersOnly:       true,
+			AckPolicy:         jetstream.AckNonePolicy,
+			InactiveThreshold: time.Minute,
+			MemoryStorage:     true,
+			Replicas:          1,
+		})
+		if err == nil {
+			pending = cons.CachedInfo().NumPending
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
+		return err
+	})
+	if err != nil || pending == 0 {
+		return err == nil, err
+	}
+	const maxBatch = 4096
+	msgs := make(chan *nats.Msg, maxBatch+16)
+	inbox := k.b.nc.NewInbox()
+	sub, err := k.b.nc.ChanSubscribe(inbox, msgs)
+	if err != nil {
+		return false, err
+	}
+	defer sub.Unsubscribe()
+	api := "$JS.API.CONSUMER.MSG.NEXT." + k.streamName() + "." + name
+	prefix := k.subject("")
+	silence := time.NewTimer(readSilence)
+	defer silence.Stop()
+	var delivered uint64 // the consumer's sequence of the last message read
+	for pending > 0 {
+		// A no-wait pull: the consumer sends what it has, up to batch, and
+		// ends with a 404 at the end of the stream (messages counted as
+		// pending may have been removed since).
+		batch := min(pending, maxBatch)
+		if err := k.b.nc.PublishRequest(api, inbox, fmt.Appendf(nil, `{"batch":%d,"no_wait":true}`, batch)); err != nil {
+			return false, err
+		}
+		for got := uint64(0); got < batch; {
+			if !silence.Stop() {
+				select {
+				case <-silence.C:
+				default:
+				}
+			}
+			silence.Reset(readSilence)
+			var m *nats.Msg
+			select {
+			case m = <-msgs:
+			case <-silence.C:
+				return false, nil
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+			if h := k.b.hooks; h != nil && h.lose != nil && h.lose(m) {
+				continue
+			}
+			if len(m.Data) == 0 && m.Header.Get("Status") != "" {
+				switch status := m.Header.Get("Status"); status {
+				case "404":
+					return true, nil
+				case "100": // a heartbeat
+					continue
+				case "408", "409", "503": // the consumer is gone, or its server
+					return false, nil
+				default:
+					return false, fmt.Errorf("read %s: status %s %s", filter, status, m.Header.Get("Description"))
+				}
+			}
 			md, err := m.Metadata()
 			if err != nil {
-				return nil, err
+				return false, fmt.Errorf("read %s: %w", filter, err)
 			}
-			out = append(out, storedMsg{
-				Entry:   Entry{Key: strings.TrimPrefix(m.Subject(), prefix), Revision: md.Sequence.Stream, Time: md.Timestamp},
-				deleted: m.Headers().Get(kvOperationHdr) != "",
+			if md.Sequence.Consumer != delivered+1 {
+				return false, nil // messages went missing
+			}
+			delivered, pending = md.Sequence.Consumer, md.NumPending
+			*out = append(*out, storedMsg{
+				Entry:   Entry{Key: strings.TrimPrefix(m.Subject, prefix), Revision: md.Sequence.Stream, Time: md.Timestamp},
+				deleted: m.Header.Get(kvOperationHdr) != "",
 			})
-			pending = md.NumPending
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-			return nil, err
-		}
-		if got == 0 {
-			break
+			got++
 		}
 	}
-	return out, nil
+	return true, nil
+}
+
+// deleteConsumerLater deletes the bucket stream's consumer name in the
+// background, with a deadline of its own.
+func (k *KV) deleteConsumerLater(name string) {
+	go func() {
+		if h := k.b.hooks; h != nil && h.deleteConsumer != nil {
+			h.deleteConsumer(name)
+		}
+		if k.b.nc.IsClosed() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		k.b.js.DeleteConsumer(ctx, k.streamName(), name)
+	}()
 }
 
 // timeAt returns when the first message from sequence seq on was written, or

@@ -3,10 +3,13 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // The reads of a listing on a server under load, with parts of them stalled
@@ -39,6 +42,22 @@ func setTryTimeout(d time.Duration) (restore func()) {
 	old := tryTimeout
 	tryTimeout = d
 	return func() { tryTimeout = old }
+}
+
+// within runs f and fails t if it has not returned within d: f stalled on
+// something it should not wait for.
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s has not returned after %v", what, d)
+	}
 }
 
 // TestNewestSlowerThanATry: a read of many revisions that takes longer than
@@ -105,5 +124,91 @@ func TestNewestCatchUpBounded(t *testing.T) {
 	}
 	if len(seen) != old+written {
 		t.Errorf("after widening: %d keys, want %d", len(seen), old+written)
+	}
+}
+
+// TestNewestKeysLostMessages: messages of a consumer that the reader lost
+// (one amid a batch, seen by the gap after it; the last of a batch, seen by
+// the silence after it) are read from a new consumer that starts after the
+// last message read: every key is read once.
+func TestNewestKeysLostMessages(t *testing.T) {
+	for _, lose := range []int{7, 50} {
+		t.Run(fmt.Sprintf("message %d", lose), func(t *testing.T) {
+			b := openBus(t, false)
+			kv := b.Bucket(RunsBucket)
+			const n = 50
+			for i := range n {
+				putKeys(t, kv, fmt.Sprintf("a.x.%d.", i), 1) // a.x.<i>.0
+				putKeys(t, kv, fmt.Sprintf("r.%d.", i), 1)   // not matching
+			}
+			var data atomic.Int64
+			var lost atomic.Bool
+			b.hooks = &hooks{lose: func(m *nats.Msg) bool {
+				if m.Header.Get("Status") != "" {
+					return false
+				}
+				return data.Add(1) == int64(lose) && lost.CompareAndSwap(false, true)
+			}}
+			w, err := kv.NewestKeys(context.Background(), "a.x.>", 4*n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !lost.Load() {
+				t.Fatal("no message lost")
+			}
+			seen := map[string]bool{}
+			for _, e := range w.Entries {
+				if !strings.HasPrefix(e.Key, "a.x.") || seen[e.Key] {
+					t.Errorf("key %s: not matching, or read twice", e.Key)
+				}
+				seen[e.Key] = true
+			}
+			if len(seen) != n {
+				t.Errorf("%d keys read, want %d", len(seen), n)
+			}
+		})
+	}
+}
+
+// TestNewestKeysDeletesConsumersLater: NewestKeys answers while the deletion
+// of its consumer is stalled, and the consumer is deleted after: none is left.
+func TestNewestKeysDeletesConsumersLater(t *testing.T) {
+	b := openBus(t, false)
+	ctx := context.Background()
+	kv := b.Bucket(RunsBucket)
+	putKeys(t, kv, "a.x.", 20)
+	release := make(chan struct{})
+	var deleting atomic.Int64
+	b.hooks = &hooks{deleteConsumer: func(string) { deleting.Add(1); <-release }}
+	var keys int
+	within(t, 10*time.Second, "NewestKeys with its consumer's deletion stalled", func() {
+		w, err := kv.NewestKeys(ctx, "a.x.*", 100)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		keys = len(w.Entries)
+	})
+	close(release)
+	if keys != 20 {
+		t.Fatalf("%d keys, want 20", keys)
+	}
+	s, err := kv.getStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Consumers == 0 && deleting.Load() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d consumers left on the bucket's stream (%d deletions)", info.State.Consumers, deleting.Load())
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
 	}
 }
