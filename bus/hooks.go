@@ -1,6 +1,10 @@
 package bus
 
-import "github.com/nats-io/nats.go"
+import (
+	"context"
+
+	"github.com/nats-io/nats.go"
+)
 
 // hooks let a test of this package stall or lose parts of the bus's reads,
 // as a server under load does, on one Bus (Bus.hooks, nil otherwise). Each is
@@ -14,4 +18,7 @@ type hooks struct {
 	// deleteConsumer is called before a consumer readFiltered made is
 	// deleted, with its name.
 	deleteConsumer func(name string)
+	// request is called before each try of a request made with Bus.request;
+	// an error from it is that try's.
+	request func(ctx context.Context, subject string) error
 }

@@ -212,3 +212,34 @@ func TestNewestKeysDeletesConsumersLater(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // polling interval
 	}
 }
+
+// TestWindowLostAnswer: a request of a window read whose answer is lost (the
+// time of its first revision, here) is sent again after its own try's
+// deadline, not left to wait for the caller's, which has none.
+func TestWindowLostAnswer(t *testing.T) {
+	defer setTryTimeout(100 * time.Millisecond)()
+	b := openBus(t, false)
+	kv := b.Bucket(RunsBucket)
+	putKeys(t, kv, "a.x.", 20)
+	var tries atomic.Int64
+	b.hooks = &hooks{request: func(ctx context.Context, subject string) error {
+		if tries.Add(1) == 1 {
+			<-ctx.Done() // the answer never comes
+			return ctx.Err()
+		}
+		return nil
+	}}
+	var w *Window
+	within(t, 10*time.Second, "NewestKeys with a lost answer", func() {
+		var err error
+		if w, err = kv.NewestKeys(context.Background(), "a.x.*", 5); err != nil {
+			t.Error(err)
+		}
+	})
+	if w == nil {
+		return
+	}
+	if w.All || w.Since.IsZero() || tries.Load() != 2 {
+		t.Errorf("All %v, Since %v after %d tries; want a window short of the bucket, its start's time asked twice", w.All, w.Since, tries.Load())
+	}
+}
