@@ -21,4 +21,7 @@ type hooks struct {
 	// request is called before each try of a request made with Bus.request;
 	// an error from it is that try's.
 	request func(ctx context.Context, subject string) error
+	// streamNames is called before the bus lists the streams to count the
+	// partitions.
+	streamNames func()
 }

@@ -149,11 +149,13 @@ type partitions struct {
 	mu      sync.Mutex
 	n       int                         // partitions known to exist
 	checked time.Time                   // when NATS was last asked
+	looking bool                        // NATS is being asked, in the background
 	streams map[string]jetstream.Stream // journal streams by name, looked up once
 }
 
 // partitionsRecheck is how long a listing trusts the number of partitions
-// it last found: a node started with more partitions may have made some.
+// it last found (a node started with more partitions may have made some),
+// and bounds each look for more.
 const partitionsRecheck = 5 * time.Second
 
 // ensurePartitions creates partitions 1 to n-1 (partition 0 is made with
@@ -285,13 +287,35 @@ func (b *Bus) rebalance(ctx context.Context) {
 }
 
 // Partitions returns the number of partitions in NATS: those this bus made,
-// and those other nodes made (looked for again after partitionsRecheck).
+// and those other nodes made. Once it knows some, it answers at once and
+// looks for others in the background, every partitionsRecheck at most:
+// listing streams is a request that a busy server answers last.
 func (b *Bus) Partitions(ctx context.Context) (int, error) {
 	b.parts.mu.Lock()
-	n, fresh := b.parts.n, time.Since(b.parts.checked) < partitionsRecheck
+	n := b.parts.n
+	if n > 0 && !b.parts.looking && time.Since(b.parts.checked) >= partitionsRecheck {
+		b.parts.looking = true
+		go func() {
+			lctx, cancel := context.WithTimeout(context.Background(), partitionsRecheck)
+			defer cancel()
+			b.countPartitions(lctx) // on an error, the count found before stands
+			b.parts.mu.Lock()
+			b.parts.looking, b.parts.checked = false, time.Now()
+			b.parts.mu.Unlock()
+		}()
+	}
 	b.parts.mu.Unlock()
-	if fresh {
+	if n > 0 {
 		return n, nil
+	}
+	return b.countPartitions(ctx)
+}
+
+// countPartitions lists the journal's streams, and returns and records the
+// number of partitions they make.
+func (b *Bus) countPartitions(ctx context.Context) (int, error) {
+	if h := b.hooks; h != nil && h.streamNames != nil {
+		h.streamNames()
 	}
 	found := 1
 	names := b.js.StreamNames(ctx, jetstream.WithStreamListSubject("drover.>"))
@@ -303,16 +327,12 @@ func (b *Bus) Partitions(ctx context.Context) (int, error) {
 		}
 	}
 	if err := names.Err(); err != nil {
-		if n > 0 {
-			return n, nil // what was found before
-		}
 		return 1, fmt.Errorf("bus: list the journal's partitions: %w", err)
 	}
 	b.parts.mu.Lock()
+	defer b.parts.mu.Unlock()
 	b.parts.n, b.parts.checked = max(found, b.parts.n), time.Now()
-	n = b.parts.n
-	b.parts.mu.Unlock()
-	return n, nil
+	return b.parts.n, nil
 }
 
 // RunsBucketFor returns the runs-index bucket of partition p, opening it if

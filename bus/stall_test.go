@@ -243,3 +243,37 @@ func TestWindowLostAnswer(t *testing.T) {
 		t.Errorf("All %v, Since %v after %d tries; want a window short of the bucket, its start's time asked twice", w.All, w.Since, tries.Load())
 	}
 }
+
+// TestPartitionsDoNotWaitForTheListing: once the bus knows the partitions, a
+// stalled listing of the streams (a busy server answers those last) does not
+// hold up Partitions: it answers with what it knows, and the listing goes on
+// in the background.
+func TestPartitionsDoNotWaitForTheListing(t *testing.T) {
+	b := openBus(t, false)
+	listing := make(chan struct{}, 1)
+	release := make(chan struct{})
+	b.hooks = &hooks{streamNames: func() { listing <- struct{}{}; <-release }}
+	b.parts.mu.Lock()
+	b.parts.checked = time.Time{} // stale
+	b.parts.mu.Unlock()
+	within(t, 10*time.Second, "Partitions with the listing of streams stalled", func() {
+		if n, err := b.Partitions(context.Background()); n != 1 || err != nil {
+			t.Errorf("Partitions = %d, %v; want 1", n, err)
+		}
+	})
+	<-listing // it goes on in the background
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.parts.mu.Lock()
+		done := !b.parts.looking && !b.parts.checked.IsZero()
+		b.parts.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the listing in the background has not ended")
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+}
