@@ -69,6 +69,7 @@ def main(input):
     log.info("before", n=1)
     tag(customer="acme")
     log.warn("after", n=2)
+    test.flaky()
     return test.echo(1)
 `, "")
 	if end.Status != api.StatusCompleted {
@@ -82,12 +83,20 @@ def main(input):
 			t.Errorf("line %q lacks the run's fields: %+v", l.Message, l)
 		}
 	}
-	want := []string{"run started", "before", "after", "run ended"}
+	want := []string{"run started", "before", "after", "step succeeded after retries", "run ended"}
 	if strings.Join(msgs, "|") != strings.Join(want, "|") {
 		t.Fatalf("lines %q, want %q", msgs, want)
 	}
-	if lines[1].Attrs["customer"] != "" || lines[2].Attrs["customer"] != "acme" || lines[3].Attrs["customer"] != "acme" || lines[2].Level != "warn" || lines[2].Pos == "" {
-		t.Errorf("attributes: before tag %v, after %+v, end %v", lines[1].Attrs, lines[2], lines[3].Attrs)
+	if lines[1].Attrs["customer"] != "" || lines[2].Attrs["customer"] != "acme" || lines[4].Attrs["customer"] != "acme" || lines[2].Level != "warn" || lines[2].Pos == "" {
+		t.Errorf("attributes: before tag %v, after %+v, end %v", lines[1].Attrs, lines[2], lines[4].Attrs)
+	}
+	failed := runScript(t, n, "def main(input):\n    test.down()\n", "")
+	var sawFailure bool
+	for _, l := range runLines(t, n, failed.ID) {
+		sawFailure = sawFailure || l.Message == "step failed" && l.Level == "warn"
+	}
+	if !sawFailure {
+		t.Errorf("no line for the failed step of run %s", failed.ID)
 	}
 }
 

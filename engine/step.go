@@ -59,8 +59,13 @@ func (n *Node) call(ctx context.Context, c *builtins.StepCall) (builtins.StepRes
 	dec := placement.Decision{Node: n.opts.Name, Reason: "co-located: side value"}
 	if !step.Local {
 		var err error
+		asked := time.Now()
 		if dec, err = n.place(ctx, placement.Request{Run: r.id, Step: id, Builtin: step.Name, Coordinator: n.opts.Name, Demands: demands}); err != nil {
+			r.logger().Warn().Str("step", id).Str("builtin", step.Name).Err(err).Msg("step could not be placed")
 			return builtins.StepResult{}, &script.StepFailure{Builtin: step.Name, Step: id, Code: api.CodePlacement, Message: err.Error()}
+		}
+		if waited := time.Since(asked); waited >= placementWaitLogged {
+			r.logger().Info().Str("step", id).Str("builtin", step.Name).Dur("waited", waited).Str("exec_node", dec.Node).Str("reason", dec.Reason).Msg("step waited for a node")
 		}
 		if err := n.journal.Commit(ctx, r.id); err != nil { // a run is journaled before its first output
 			return builtins.StepResult{}, r.journalFailed(err)
@@ -122,11 +127,23 @@ func (n *Node) call(ctx context.Context, c *builtins.StepCall) (builtins.StepRes
 	r.mu.Lock()
 	r.record.Steps++
 	r.mu.Unlock()
-	if e := r.logger().Debug(); e.Enabled() {
-		e.Str("step", id).Str("builtin", step.Name).Str("exec_node", res.Node).Dur("took", res.Duration).Bool("ok", res.Error == nil).Msg("step")
+	switch {
+	case res.Error != nil:
+		r.logger().Warn().Str("step", id).Str("builtin", step.Name).Str("exec_node", res.Node).Int("attempts", res.Attempts).
+			Str("code", res.Error.Code).Str("error", res.Error.Message).Msg("step failed")
+	case res.Attempts > 1:
+		r.logger().Info().Str("step", id).Str("builtin", step.Name).Str("exec_node", res.Node).Int("attempts", res.Attempts).Msg("step succeeded after retries")
+	default:
+		if e := r.logger().Debug(); e.Enabled() {
+			e.Str("step", id).Str("builtin", step.Name).Str("exec_node", res.Node).Dur("took", res.Duration).Msg("step")
+		}
 	}
 	return builtins.StepResult{Value: res.Value, Err: res.Error, Node: res.Node, Attempts: res.Attempts, Start: res.Start, Duration: res.Duration}, nil
 }
+
+// placementWaitLogged is how long a step waits for a node before its run
+// logs it.
+const placementWaitLogged = 100 * time.Millisecond
 
 // dispatchUntilDone dispatches a step and, if the executing node is lost
 // before answering, places it again (attempt + 1, same idempotency key)
