@@ -275,7 +275,19 @@ func send(ctx context.Context, env builtins.Env, c *Client, e event) (any, error
 		// after a crash: PagerDuty adds them all to one alert
 		e.DedupKey = builtins.StepFrom(ctx).Key
 	}
-	return c.send(ctx, e)
+	res, err := c.send(ctx, e)
+	var se *builtins.StepError
+	switch {
+	case errors.As(err, &se) && se.Code == Code && !se.Retryable:
+		// PagerDuty refused the event (HTTP 400): a value the script can
+		// test, as an HTTP 404 is a response; only what it cannot handle
+		// (PagerDuty unreachable) fails the run.
+		return map[string]any{"ok": false, "dedup_key": e.DedupKey, "error": se.Message}, nil
+	case err != nil:
+		return nil, err
+	}
+	res["ok"] = true
+	return res, nil
 }
 
 // wire is an event as the Events API v2 takes it.

@@ -255,7 +255,24 @@ func post(ctx context.Context, env builtins.Env, c *Client, m message) (any, err
 	if !c.configured() {
 		return nil, builtins.Errorf(builtins.CodeBadArgs, "slack.post: node %s has no Slack token or webhook_url (integrations: slack: in its --config file)", env.Node())
 	}
-	return c.post(ctx, m)
+	return refusalAsValue(c.post(ctx, m))
+}
+
+// refusalAsValue makes Slack's refusal of a post (channel_not_found,
+// invalid_auth: code slack, not retryable) a value the script can test,
+// {"ok": False, "error": …}, as an HTTP 404 is a response: only what a
+// script cannot handle (Slack unreachable, still rate limiting after the
+// retries) fails the run. A post Slack took is {"ok": True, …}.
+func refusalAsValue(res map[string]any, err error) (any, error) {
+	var se *builtins.StepError
+	if errors.As(err, &se) && se.Code == Code && !se.Retryable {
+		return map[string]any{"ok": false, "error": se.Message}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	res["ok"] = true
+	return res, nil
 }
 
 // post sends m with the token, else the webhook. A failure is a
