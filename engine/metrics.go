@@ -2,12 +2,14 @@ package engine
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/droverhq/drover/breaker"
 	"github.com/droverhq/drover/meter"
 	"github.com/droverhq/drover/metrics"
+	"github.com/droverhq/drover/panel"
 )
 
 // gauges reports, on each heartbeat, the levels the node's metrics keep
@@ -52,15 +54,20 @@ func (g *gauges) breakers(list []breaker.Status) {
 	g.open = seen
 }
 
-// Handler returns the node's HTTP handler: its JSON API (api/server) and,
-// at GET /metrics, its metrics in the Prometheus text format.
+// Handler returns the node's HTTP handler: its JSON API (api/server) under
+// /v1/, its metrics in the Prometheus text format at GET /metrics, and the
+// control panel (package panel) everywhere else.
 func (n *Node) Handler() http.Handler {
+	ui := panel.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/metrics" {
+		switch p := r.URL.Path; {
+		case p == "/metrics":
 			n.metrics.Handler().ServeHTTP(w, r)
-			return
+		case strings.HasPrefix(p, "/v1/") || p == "/v1":
+			n.server.ServeHTTP(w, r)
+		default:
+			ui.ServeHTTP(w, r)
 		}
-		n.server.ServeHTTP(w, r)
 	})
 }
 

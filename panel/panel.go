@@ -1,0 +1,64 @@
+// Package panel is the control panel every node serves at /: a browser
+// application, embedded in the binary (go build alone gives it: no npm
+// step, no CDN), that reads the node's JSON API (/v1/...) and shows the
+// whole cluster.
+//
+// The application is plain ES modules, HTML and CSS under assets/, written
+// by hand: no framework and no build step, so that what the browser runs
+// is what the repository holds (docs/architecture.md says why). Every value
+// from a run, a log line or an attribute is put in the page as text, never
+// as HTML.
+package panel
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Handler serves the panel: its assets by name, and for any other path
+// below / (a page of the application: /runs/ID) the application's page,
+// which routes in the browser. Paths with a file extension that is not an
+// asset are 404.
+func Handler() http.Handler {
+	root, err := fs.Sub(assets, "assets")
+	if err != nil {
+		panic(err) // the embedded tree is part of the binary
+	}
+	files := http.FileServerFS(root)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h := w.Header()
+		// The panel's own code only: no inline script, no other origin.
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+		if name != "" && path.Ext(name) != "" {
+			if _, err := fs.Stat(root, name); err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			h.Set("Cache-Control", "no-cache") // revalidated: a new binary serves new assets
+			files.ServeHTTP(w, r)
+			return
+		}
+		page, err := fs.ReadFile(root, "index.html")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Cache-Control", "no-cache")
+		w.Write(page)
+	})
+}

@@ -1,0 +1,81 @@
+package panel_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/droverhq/drover/panel"
+)
+
+func get(t *testing.T, srv *httptest.Server, method, path string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, nil)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// TestHandler: the page at / and at any route of the application, the
+// assets by name with their types, a 404 for a file that is not one, and
+// the headers that keep the page to its own code.
+func TestHandler(t *testing.T) {
+	srv := httptest.NewServer(panel.Handler())
+	defer srv.Close()
+	for _, path := range []string{"/", "/runs/01M8TGB08QEC7BVEANP02CKZ91", "/nodes"} {
+		resp, body := get(t, srv, "GET", path)
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, `<script type="module" src="/app.js">`) {
+			t.Errorf("GET %s: %d %s\n%s", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("GET %s: CSP %q", path, csp)
+		}
+	}
+	for path, ctype := range map[string]string{"/app.js": "text/javascript", "/lib.js": "text/javascript", "/style.css": "text/css"} {
+		resp, body := get(t, srv, "GET", path)
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), ctype) || len(body) == 0 || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: %d %q", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	if resp, _ := get(t, srv, "GET", "/nothing.js"); resp.StatusCode != 404 {
+		t.Errorf("GET /nothing.js: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, srv, "POST", "/"); resp.StatusCode != 405 {
+		t.Errorf("POST /: %d", resp.StatusCode)
+	}
+}
+
+// TestNoHTMLFromData: the application never parses data as HTML: no
+// innerHTML, outerHTML, insertAdjacentHTML or document.write anywhere.
+func TestNoHTMLFromData(t *testing.T) {
+	srv := httptest.NewServer(panel.Handler())
+	defer srv.Close()
+	for _, path := range []string{"/app.js", "/lib.js"} {
+		_, body := get(t, srv, "GET", path)
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
+			if strings.Contains(body, bad) {
+				t.Errorf("%s uses %s", path, bad)
+			}
+		}
+	}
+}
+
+// TestClientLogic runs the unit tests of the application's pure helpers
+// with node (node --test panel/lib_test.mjs).
+func TestClientLogic(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed: the panel's helpers are tested with node --test")
+	}
+	out, err := exec.Command(node, "--test", "lib_test.mjs").CombinedOutput()
+	if err != nil {
+		t.Fatalf("node --test lib_test.mjs: %v\n%s", err, out)
+	}
+}
