@@ -104,6 +104,7 @@ type Node struct {
 	mu       sync.Mutex
 	active   map[string]*run        // runs this node coordinates
 	adopting map[string]*adoption   // runs being adopted, until they are active
+	starting map[string]bool        // runs being started here, until they are active
 	sleeping map[string]*time.Timer // parked runs' timers
 	closing  bool
 	runsWG   sync.WaitGroup
@@ -156,6 +157,7 @@ func NewNode(ctx context.Context, opts Options) (*Node, error) {
 		compiler:    script.NewCompiler(opts.Registry),
 		active:      map[string]*run{},
 		adopting:    map[string]*adoption{},
+		starting:    map[string]bool{},
 		sleeping:    map[string]*time.Timer{},
 	}
 	n.baseCtx, n.cancelBase = context.WithCancelCause(context.Background())

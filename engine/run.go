@@ -159,7 +159,13 @@ func (n *Node) start(ctx context.Context, req api.StartRequest, id string) (*api
 	if id == "" {
 		id = n.newRunID(time.Now())
 	}
+	n.mu.Lock()
+	n.starting[id] = true // a triggered run's message delivered again meanwhile leaves it be
+	n.mu.Unlock()
 	r, err := n.begin(ctx, prog, id, req.Script.Name, version, input, req.Attrs, req.TraceParent, req.Awaited)
+	n.mu.Lock()
+	delete(n.starting, id)
+	n.mu.Unlock()
 	if err != nil {
 		n.runsWG.Done()
 		return nil, err

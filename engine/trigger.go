@@ -130,8 +130,16 @@ func (n *Node) indexFromJournal(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("engine: run %s: %w", id, err)
 	}
+	n.mu.Lock()
+	here := n.active[id] != nil || n.starting[id]
+	n.mu.Unlock()
 	st := j.Start
-	if st.Coordinator != n.opts.Name && n.cluster.IsLive(st.Coordinator) {
+	switch {
+	case j.End != nil:
+		return nil // it ended: its coordinator indexed its end (indexing it running would undo that)
+	case here:
+		return nil // this node is starting it, or runs it
+	case st.Coordinator != n.opts.Name && n.cluster.IsLive(st.Coordinator):
 		return nil // its coordinator is at it
 	}
 	rec := api.Run{ID: id, Script: st.Script, Hash: st.Hash, Version: st.Version, Status: api.StatusRunning, Attrs: st.Attrs, Coordinator: st.Coordinator, Started: st.Time}
