@@ -3,6 +3,8 @@
 // text nodes of strings): a run's result, a log line or an attribute that
 // holds HTML shows as HTML source, never runs.
 
+import { attrParams, parseEvents } from "./lib.js";
+
 /** @param {string} tag @param {Record<string, any>} [attrs] @param {...any} children @returns {HTMLElement} */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);

@@ -1,0 +1,77 @@
+// The control panel in a real headless Chromium (Debian's chromium, driven by
+// playwright-core): e2e.TestPanelInChromium starts an engine with runs for two
+// customers and one whose attribute holds HTML, then runs this with
+//   node panel.mjs BASE_URL SHOTS_DIR ACME_RUN XSS_RUN
+// It exits non-zero on the first check that fails, saying which.
+import { chromium } from "playwright-core";
+
+const [base, shots, acmeRun, xssRun] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+// bypassCSP: the checks evaluate in the page, which the panel's CSP forbids; the
+// panel must show HTML as text even without its CSP (panel_test.go checks the header).
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
+const errors = [];
+page.on("pageerror", (e) => errors.push(String(e)));
+// The unknown run's 404 is the one error the page is meant to meet.
+page.on("console", (m) => m.type() === "error" && !m.location().url.includes("01NOSUCHRUN") && errors.push(m.text()));
+
+function check(ok, what) {
+  if (!ok) {
+    console.error("FAIL: " + what);
+    process.exitCode = 1;
+    throw new Error(what);
+  }
+  console.log("ok: " + what);
+}
+
+try {
+  // The runs, then one customer's: the filter goes into the URL.
+  await page.goto(base + "/");
+  await page.waitForSelector("table tbody tr");
+  await page.screenshot({ path: shots + "/runs.png", fullPage: true });
+  await page.fill("input[name=attr]", "customer=acme");
+  await page.click("button[type=submit]");
+  await page.waitForFunction(() => location.search.includes("attr=customer%3Dacme"));
+  await page.waitForFunction(() => [...document.querySelectorAll("tbody tr")].every((r) => r.textContent.includes("customer=acme")));
+  const rows = await page.$$eval("tbody tr", (rs) => rs.map((r) => r.textContent));
+  check(rows.length >= 1 && rows.every((r) => !r.includes("globex")), `filtered to acme: ${rows.length} rows, none of globex`);
+  await page.screenshot({ path: shots + "/runs-acme.png", fullPage: true });
+  await page.goBack();
+  await page.waitForFunction(() => !location.search.includes("attr="));
+  check(true, "the back button undoes the filter");
+
+  // One run: its steps with their nodes, its log lines.
+  await page.goto(base + "/runs/" + acmeRun);
+  await page.waitForSelector("h2:text('Steps')");
+  await page.waitForFunction(() => document.body.textContent.includes("checking order"));
+  const text = await page.textContent("main");
+  check(text.includes("kv.put") && text.includes("n1") && text.includes("co-located"), "each step with the node that ran it and why");
+  check(text.includes("checking order"), "the run's log lines");
+  await page.screenshot({ path: shots + "/run.png", fullPage: true });
+
+  // HTML in an attribute and a log line is text.
+  await page.goto(base + "/runs/" + xssRun);
+  await page.waitForFunction(() => document.body.textContent.includes("<img"));
+  const injected = await page.evaluate(() => ({ img: document.querySelectorAll("main img").length, pwned: window.pwned === 1 }));
+  check(injected.img === 0 && !injected.pwned, "HTML in an attribute is shown as text, never run");
+  await page.screenshot({ path: shots + "/run-html-as-text.png", fullPage: true });
+
+  // A run that does not exist.
+  await page.goto(base + "/runs/01NOSUCHRUN000000000000000");
+  await page.waitForSelector("h1:text('No such run')");
+  check(true, "a clear page for a run that does not exist");
+  await page.screenshot({ path: shots + "/no-such-run.png", fullPage: true });
+
+  check(errors.length === 0, "no error in the page's console: " + errors.join("; "));
+} catch (e) {
+  if (!process.exitCode) {
+    console.error("FAIL: " + e);
+    process.exitCode = 1;
+  }
+  await page.screenshot({ path: shots + "/failure.png", fullPage: true }).catch(() => {});
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+)
+
+// TestPanelInChromium drives the control panel of a real engine in Debian's
+// headless Chromium (e2e/browser/panel.mjs, with playwright-core; .ci/run
+// installs both): the runs, one customer's through the filter and back, a
+// run with its steps and log lines, HTML in an attribute and a log line
+// shown as text, and a run that does not exist. Screenshots go to
+// $DROVER_SHOTS (default: the test's temporary directory).
+func TestPanelInChromium(t *testing.T) {
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("the panel's browser tests need node (.ci/run installs it): %v", err)
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("the panel's browser tests need Chromium at %s (apt-get install chromium; .ci/run does): %v", chromium, err)
+	}
+	if _, err := os.Stat("browser/node_modules/playwright-core"); err != nil {
+		t.Fatalf("the panel's browser tests need playwright-core: npm ci --prefix e2e/browser (.ci/run does): %v", err)
+	}
+	shots := os.Getenv("DROVER_SHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	eng := startEngine(t, t.TempDir())
+	env := []string{"DROVER_URL=" + eng.url}
+	run := func(input string) string {
+		t.Helper()
+		_, errOut, code := ctl(t, env, "run", "e2e/browser/order.star", "--input", input)
+		if code != 0 {
+			t.Fatalf("run %s: exit %d\n%s", input, code, errOut)
+		}
+		return runIDFrom(t, errOut)
+	}
+	acme := run(`{"customer": "acme", "order": 1}`)
+	run(`{"customer": "globex", "order": 2}`)
+	run(`{"customer": "acme", "order": 3}`)
+	xss := run(`{"customer": "<img src=x onerror=\"window.pwned=1\">", "order": 4, "note": "<script>window.pwned=1</script>"}`)
+	cmd := exec.Command(node, "panel.mjs", eng.url, shots, acme, xss)
+	cmd.Dir = "browser"
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the panel in Chromium: %v\n%s\nscreenshots in %s", err, out, shots)
+	}
+	t.Logf("%s\nscreenshots in %s", out, filepath.Clean(shots))
+}
+
+// runIDFrom reads the run id ctl run prints on stderr ("run <ID>").
+func runIDFrom(t *testing.T, stderr string) string {
+	t.Helper()
+	m := regexp.MustCompile(`run ([0-9A-Z]{26})`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("no run id in:\n%s", stderr)
+	}
+	return m[1]
+}
