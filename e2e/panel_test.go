@@ -33,7 +33,7 @@ func TestPanelInChromium(t *testing.T) {
 	if shots == "" {
 		shots = t.TempDir()
 	}
-	eng := startEngine(t, t.TempDir())
+	eng := startEngine(t, t.TempDir(), "--resource", "github_api=10/s")
 	env := []string{"DROVER_URL=" + eng.url}
 	run := func(input string) string {
 		t.Helper()

@@ -65,6 +65,13 @@ try {
   check(true, "a clear page for a run that does not exist");
   await page.screenshot({ path: shots + "/no-such-run.png", fullPage: true });
 
+  // The nodes: the engine's own, with its meters and its resource.
+  await page.click("nav a[href='/nodes']");
+  await page.waitForSelector("section.node h2");
+  const nodeText = await page.textContent("main");
+  check(nodeText.includes("n1") && nodeText.includes("cores") && nodeText.includes("github_api"), "the nodes page: n1, its meters and its github_api resource");
+  await page.screenshot({ path: shots + "/nodes.png", fullPage: true });
+
   check(errors.length === 0, "no error in the page's console: " + errors.join("; "));
 } catch (e) {
   if (!process.exitCode) {
