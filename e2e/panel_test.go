@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -12,7 +13,8 @@ import (
 // headless Chromium (e2e/browser/panel.mjs, with playwright-core; .ci/run
 // installs both): the runs, one customer's through the filter and back, a
 // run with its steps and log lines, HTML in an attribute and a log line
-// shown as text, and a run that does not exist. Screenshots go to
+// shown as text, a run that does not exist, a run cancelled from its page
+// with a reason, and the nodes. Screenshots go to
 // $DROVER_SHOTS (default: the test's temporary directory).
 func TestPanelInChromium(t *testing.T) {
 	chromium := os.Getenv("CHROMIUM")
@@ -47,7 +49,13 @@ func TestPanelInChromium(t *testing.T) {
 	run(`{"customer": "globex", "order": 2}`)
 	run(`{"customer": "acme", "order": 3}`)
 	xss := run(`{"customer": "<img src=x onerror=\"window.pwned=1\">", "order": 4, "note": "<script>window.pwned=1</script>"}`)
-	cmd := exec.Command(node, "panel.mjs", eng.url, shots, acme, xss)
+	detached, errOut, code := ctl(t, env, "run", "--detach", "e2e/browser/order.star", "--input", `{"customer": "initech", "order": 5, "wait": "1h"}`)
+	if code != 0 {
+		t.Fatalf("run --detach: exit %d\n%s", code, errOut)
+	}
+	sleeping := strings.TrimSpace(detached) // --detach prints the id alone
+
+	cmd := exec.Command(node, "panel.mjs", eng.url, shots, acme, xss, sleeping)
 	cmd.Dir = "browser"
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
 	out, err := cmd.CombinedOutput()

@@ -5,7 +5,7 @@
 // It exits non-zero on the first check that fails, saying which.
 import { chromium } from "playwright-core";
 
-const [base, shots, acmeRun, xssRun] = process.argv.slice(2);
+const [base, shots, acmeRun, xssRun, sleepingRun] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -64,6 +64,16 @@ try {
   await page.waitForSelector("h1:text('No such run')");
   check(true, "a clear page for a run that does not exist");
   await page.screenshot({ path: shots + "/no-such-run.png", fullPage: true });
+
+  // Cancel a run, with a reason, after a confirmation.
+  await page.goto(base + "/runs/" + sleepingRun);
+  await page.click("text=Cancel run…");
+  await page.fill("dialog input[name=reason]", "customer asked");
+  await page.screenshot({ path: shots + "/cancel.png" });
+  await page.click("dialog button[value=cancel]");
+  await page.waitForFunction(() => document.querySelector("dl.head")?.textContent.includes("cancelled"));
+  const cancelled = await page.textContent("main");
+  check(cancelled.includes("cancelled by panel") && cancelled.includes("customer asked"), "a run cancelled from its page, with the reason");
 
   // The nodes: the engine's own, with its meters and its resource.
   await page.click("nav a[href='/nodes']");

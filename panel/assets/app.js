@@ -172,7 +172,10 @@ async function runPage(id) {
         h("td", { class: "mono" }, s.pos || "–"), h("td", {}, s.reason || "–"))))))
     : h("p", { class: "muted" }, "No steps.");
   const logs = h("div", {}, h("p", { class: "muted" }, "Loading log lines…"));
-  main().replaceChildren(h("p", {}, h("a", { href: "/" }, "← Runs")), h("h1", { class: "mono" }, d.id), head, ...outcome,
+  const actions = d.status === "running" || d.status === "blocked"
+    ? h("p", { class: "actions" }, h("button", { type: "button", onclick: () => confirmCancel(d.id) }, "Cancel run…"))
+    : null;
+  main().replaceChildren(h("p", {}, h("a", { href: "/" }, "← Runs")), h("h1", { class: "mono" }, d.id), head, actions, ...outcome,
     h("h2", {}, "Steps"), steps, h("h2", {}, "Log"), logs);
   try {
     const resp = await fetch("/v1/logs?run=" + encodeURIComponent(id), { headers: { Accept: "text/event-stream" } });
@@ -189,6 +192,35 @@ async function runPage(id) {
   } catch (e) {
     logs.replaceChildren(h("p", { class: "muted" }, "Cannot read the log lines: " + e));
   }
+}
+
+/** Asks for a reason, then cancels run id (POST /v1/runs/{id}/cancel). @param {string} id */
+function confirmCancel(id) {
+  const reason = /** @type {HTMLInputElement} */ (h("input", { name: "reason", required: true, placeholder: "why, e.g. customer asked" }));
+  const problem = h("p", { class: "status-failed", role: "alert" });
+  const dialog = /** @type {HTMLDialogElement} */ (h("dialog", { "aria-label": "Cancel run " + id },
+    h("form", { method: "dialog", onsubmit: async (/** @type {SubmitEvent} */ e) => {
+        if (/** @type {HTMLButtonElement} */ (e.submitter)?.value !== "cancel") return; // "Keep it running"
+        e.preventDefault();
+        const resp = await fetch("/v1/runs/" + encodeURIComponent(id) + "/cancel", {
+          method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ by: "panel", reason: reason.value }) });
+        if (!resp.ok) {
+          problem.textContent = "Not cancelled: " + ((await resp.json().catch(() => null))?.error?.message || `HTTP ${resp.status}`);
+          return;
+        }
+        dialog.close();
+        dialog.remove();
+        runPage(id);
+      } },
+      h("p", {}, "Cancel run ", h("span", { class: "mono" }, id), "? It stops where it is; what it journaled stays."),
+      h("label", {}, "Reason ", reason), problem,
+      h("p", {}, h("button", { type: "submit", value: "cancel" }, "Cancel the run"), " ",
+        h("button", { type: "submit", value: "keep", formnovalidate: true }, "Keep it running")))));
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => dialog.remove());
+  dialog.showModal();
+  reason.focus();
 }
 
 // ---- nodes ---------------------------------------------------------------
