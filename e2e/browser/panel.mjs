@@ -5,7 +5,7 @@
 // It exits non-zero on the first check that fails, saying which.
 import { chromium } from "playwright-core";
 
-const [base, shots, acmeRun, xssRun, sleepingRun] = process.argv.slice(2);
+const [base, shots, acmeRun, xssRun, sleepingRun, wakingRun] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -64,6 +64,18 @@ try {
   await page.waitForSelector("h1:text('No such run')");
   check(true, "a clear page for a run that does not exist");
   await page.screenshot({ path: shots + "/no-such-run.png", fullPage: true });
+
+  // A run's page follows it live: its parked run wakes, makes its last step
+  // and ends, all drawn without a reload.
+  await page.goto(base + "/runs/" + wakingRun);
+  await page.waitForSelector("h2:text('Steps')");
+  await page.evaluate(() => { window.sameDocument = true; });
+  const before = await page.textContent("main");
+  check(before.includes("running"), "a sleeping run's page shows it running");
+  await page.waitForFunction(() => document.querySelector("dl.head")?.textContent.includes("completed"), null, { timeout: 30000 });
+  const after = await page.evaluate(() => ({ same: window.sameDocument === true, rows: document.querySelectorAll("table")[0]?.querySelectorAll("tbody tr").length }));
+  check(after.same && after.rows === 3, `the run's steps and end appear live, no reload (${after.rows} steps)`);
+  await page.screenshot({ path: shots + "/run-live.png", fullPage: true });
 
   // Cancel a run, with a reason, after a confirmation.
   await page.goto(base + "/runs/" + sleepingRun);

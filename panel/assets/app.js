@@ -59,6 +59,8 @@ const attrsText = (/** @type {Record<string,string>|undefined} */ a) =>
 // ---- runs list -----------------------------------------------------------
 
 let timer = 0;
+/** @type {EventSource | null} */
+let live = null; // the open run's journal events, while it is on screen
 
 /** The runs page: filters from the URL, the list, live until paused. */
 async function runsPage() {
@@ -177,6 +179,7 @@ async function runPage(id) {
     : null;
   main().replaceChildren(h("p", {}, h("a", { href: "/" }, "← Runs")), h("h1", { class: "mono" }, d.id), head, actions, ...outcome,
     h("h2", {}, "Steps"), steps, h("h2", {}, "Log"), logs);
+  if (d.status === "running" && !live) follow(id);
   try {
     const resp = await fetch("/v1/logs?run=" + encodeURIComponent(id), { headers: { Accept: "text/event-stream" } });
     const lines = parseEvents(await resp.text()).filter((e) => e.kind === "line").map((e) => JSON.parse(e.data));
@@ -192,6 +195,29 @@ async function runPage(id) {
   } catch (e) {
     logs.replaceChildren(h("p", { class: "muted" }, "Cannot read the log lines: " + e));
   }
+}
+
+/** Follows run id's journal (GET /v1/runs/{id}/events) and draws the page
+ * again as entries come, until the run ends; the browser reconnects a
+ * broken stream with Last-Event-ID, so no entry is lost. @param {string} id */
+function follow(id) {
+  const es = new EventSource("/v1/runs/" + encodeURIComponent(id) + "/events");
+  live = es;
+  let pending = 0;
+  const redraw = () => {
+    if (pending) return;
+    pending = window.setTimeout(() => { pending = 0; if (live === es) runPage(id); }, 150);
+  };
+  for (const kind of ["call", "result", "place", "tag", "patch", "version", "cancel"]) es.addEventListener(kind, redraw);
+  es.addEventListener("end", () => {
+    es.close();
+    if (live !== es) return; // the page has moved on
+    live = null;
+    window.clearTimeout(pending);
+    runPage(id); // the run as it ended
+  });
+  es.onerror = () => connection(es.readyState === EventSource.CLOSED ? "the run's live stream closed" : "reconnecting to the run's live stream");
+  es.onopen = () => connection();
 }
 
 /** Asks for a reason, then cancels run id (POST /v1/runs/{id}/cancel). @param {string} id */
@@ -272,6 +298,8 @@ function navigate(path, replace) {
 
 function route() {
   window.clearInterval(timer);
+  live?.close();
+  live = null;
   const m = location.pathname.match(/^\/runs\/([^/]+)$/);
   if (m) return runPage(decodeURIComponent(m[1]));
   if (location.pathname === "/nodes") return nodesPage();
