@@ -130,10 +130,20 @@ func TestFollow(t *testing.T) {
 		acme.Info().Msg("probe")
 		return got.Load() > 0
 	})
-	for i := range 100 {
+	// A second subscriber to every tap sees the lines arrive: the follower
+	// is released only once they all have, while it was stuck.
+	var tapped atomic.Int64
+	unsub, err := b.Subscribe(bus.TapPrefix+">", func(bus.Msg) { tapped.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	base := tapped.Load()
+	for i := range 1000 {
 		acme.Info().Int("i", i).Msg("acme")
 		globex.Info().Int("i", i).Msg("globex")
 	}
+	bustest.PollUntil(t, func() bool { return tapped.Load()-base >= 1000 })
 	close(release)
 	// A last line (again, until one gets through the full buffer) comes
 	// after the note of the lines dropped before it.
@@ -141,8 +151,8 @@ func TestFollow(t *testing.T) {
 		acme.Info().Msg("last")
 		return sawLast.Load()
 	})
-	if dropped.Load() == 0 || got.Load()+dropped.Load() < 102 {
-		t.Errorf("%d lines and %d dropped, want some dropped and at least 102 in all", got.Load(), dropped.Load())
+	if dropped.Load() == 0 || got.Load()+dropped.Load() < 1002 {
+		t.Errorf("%d lines and %d dropped, want some dropped and at least 1002 in all", got.Load(), dropped.Load())
 	}
 	cancel()
 	if err := <-followed; err != nil {
