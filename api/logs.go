@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -65,18 +64,9 @@ func (q LogQuery) Query() url.Values {
 // (ErrBadInput) what Query would never write.
 func ParseLogQuery(v url.Values) (LogQuery, error) {
 	q := LogQuery{Run: v.Get("run"), Script: v.Get("script"), Node: v.Get("node"), Level: v.Get("level")}
-	for _, kv := range v["attr"] {
-		k, a, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return q, fmt.Errorf("%w: attr %q: want name=value, e.g. customer=acme", ErrBadInput, kv)
-		}
-		if err := CheckAttrName(k); err != nil {
-			return q, err
-		}
-		if q.Attrs == nil {
-			q.Attrs = map[string]string{}
-		}
-		q.Attrs[k] = a
+	var err error
+	if q.Attrs, err = parseAttrQuery(v["attr"]); err != nil {
+		return q, err
 	}
 	if s := v.Get("since"); s != "" {
 		d, err := time.ParseDuration(s)

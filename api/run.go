@@ -264,15 +264,9 @@ func (f ListFilter) Query() url.Values {
 // (ErrBadInput) what Query would never write.
 func ParseListQuery(q url.Values) (ListFilter, error) {
 	f := ListFilter{Status: q.Get("status"), Script: q.Get("script")}
-	for _, kv := range q["attr"] {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return f, fmt.Errorf("%w: attr %q: want name=value", ErrBadInput, kv)
-		}
-		if f.Attrs == nil {
-			f.Attrs = map[string]string{}
-		}
-		f.Attrs[k] = v
+	var err error
+	if f.Attrs, err = parseAttrQuery(q["attr"]); err != nil {
+		return f, err
 	}
 	if s := q.Get("since"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -294,6 +288,23 @@ func ParseListQuery(q url.Values) (ListFilter, error) {
 		return f, fmt.Errorf("%w: status %q: want running, completed, failed, cancelled or blocked", ErrBadInput, f.Status)
 	}
 	return f, nil
+}
+
+// parseAttrQuery reads the attr=name=value parameters of a query (nil for
+// none), refusing one that is not name=value (ErrBadInput).
+func parseAttrQuery(values []string) (map[string]string, error) {
+	var attrs map[string]string
+	for _, kv := range values {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%w: attr %q: want name=value, e.g. customer=acme", ErrBadInput, kv)
+		}
+		if attrs == nil {
+			attrs = map[string]string{}
+		}
+		attrs[k] = v
+	}
+	return attrs, nil
 }
 
 // CheckAttrName refuses a run attribute name that is not 1 to 64 letters,

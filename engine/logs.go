@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -88,7 +89,7 @@ func (n *Node) Logs(ctx context.Context, q api.LogQuery, fn func(api.LogLine) bo
 			return err
 		case l := <-live:
 			if l.Dropped == 0 {
-				if trimmed := trimLine(l.Line); seen[string(trimmed)] {
+				if trimmed := bytes.TrimRight(l.Line, "\r\n"); seen[string(trimmed)] {
 					delete(seen, string(trimmed))
 					continue
 				} else {
@@ -100,14 +101,6 @@ func (n *Node) Logs(ctx context.Context, q api.LogQuery, fn func(api.LogLine) bo
 			}
 		}
 	}
-}
-
-// trimLine drops a line's trailing newline.
-func trimLine(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // stampNano adds each line's time with nanoseconds (RFC 3339), whatever

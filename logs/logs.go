@@ -23,18 +23,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/bus"
 )
 
@@ -337,24 +334,6 @@ func Read(ctx context.Context, b *bus.Bus, runs []string, since time.Time, level
 // sortLines orders lines by time, stable for lines of one run.
 func sortLines(ls []Line) {
 	slices.SortStableFunc(ls, func(a, b Line) int { return a.Time.Compare(b.Time) })
-}
-
-var errBadAttr = errors.New("bad attribute predicate")
-
-// ParseAttrs reads --attr predicates ("customer=acme") into a map.
-func ParseAttrs(preds []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, p := range preds {
-		k, v, ok := strings.Cut(p, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("%w %q: want NAME=VALUE, e.g. customer=acme", errBadAttr, p)
-		}
-		if err := api.CheckAttrName(k); err != nil {
-			return nil, fmt.Errorf("%w %q: %v", errBadAttr, p, err)
-		}
-		out[k] = v
-	}
-	return out, nil
 }
 
 var _ zerolog.LevelWriter = (*Writer)(nil)
