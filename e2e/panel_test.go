@@ -54,7 +54,7 @@ func TestPanelInChromium(t *testing.T) {
 		t.Fatalf("run --detach: exit %d\n%s", code, errOut)
 	}
 	sleeping := strings.TrimSpace(detached) // --detach prints the id alone
-	detached, errOut, code = ctl(t, env, "run", "--detach", "e2e/browser/order.star", "--input", `{"customer": "initech", "order": 6, "wait": "4s"}`)
+	detached, errOut, code = ctl(t, env, "run", "--detach", "e2e/browser/order.star", "--input", `{"customer": "initech", "order": 6, "wait": "12s"}`)
 	if code != 0 {
 		t.Fatalf("run --detach: exit %d\n%s", code, errOut)
 	}

@@ -82,7 +82,7 @@ try {
   await page.click("text=Cancel run…");
   await page.fill("dialog input[name=reason]", "customer asked");
   await page.screenshot({ path: shots + "/cancel.png" });
-  await page.click("dialog button[value=cancel]");
+  await page.click("dialog button[value=yes]");
   await page.waitForFunction(() => document.querySelector("dl.head")?.textContent.includes("cancelled"));
   const cancelled = await page.textContent("main");
   check(cancelled.includes("cancelled by panel") && cancelled.includes("customer asked"), "a run cancelled from its page, with the reason");
