@@ -23,6 +23,12 @@ type API interface {
 	Resume(ctx context.Context, id string, script *Script, by string) (*Run, error)
 	// Pin keeps a run past retention.
 	Pin(ctx context.Context, id string) (*Run, error)
+	// RunScript returns the script version a run ran on, with its sources.
+	RunScript(ctx context.Context, id string) (*ScriptVersion, error)
+	// ReplayCheck replays a finished (or unfinished: its prefix) run against
+	// script, or with none against the live version of its script, executing
+	// nothing; a divergence is in the report, not an error.
+	ReplayCheck(ctx context.Context, id string, script *Script) (*ReplayReport, error)
 	// Nodes returns the live nodes with their latest meter readings.
 	Nodes(ctx context.Context) ([]NodeInfo, error)
 	// Events calls fn with each journal entry of a run, then live ones,
@@ -44,6 +50,8 @@ type API interface {
 	History(ctx context.Context, name string) ([]Deployment, error)
 	// ScriptSource returns the live version of a script with its sources.
 	ScriptSource(ctx context.Context, name string) (*ScriptVersion, error)
+	// ScriptVersion returns one version of a deployed script with its sources.
+	ScriptVersion(ctx context.Context, name string, version int) (*ScriptVersion, error)
 }
 
 // CancelRequest is the body of POST /v1/runs/{id}/cancel.
@@ -55,5 +63,8 @@ type CancelRequest struct {
 // ResumeRequest is the body of POST /v1/runs/{id}/resume.
 type ResumeRequest struct {
 	Script *Script `json:"script,omitempty"`
-	By     string  `json:"by,omitempty"`
+	// Version resumes the run on that deployed version of its script
+	// (instead of Script).
+	Version int    `json:"version,omitempty"`
+	By      string `json:"by,omitempty"`
 }

@@ -222,3 +222,33 @@ func (e *DivergenceError) Error() string {
 // RunErrorCode implements the interpreter's coded-error contract: a run that
 // fails with a divergence ends with CodeNonDeterminism.
 func (e *DivergenceError) RunErrorCode() string { return CodeNonDeterminism }
+
+// ReplayReport says what a replay did: ctl replay's report, and the answer of
+// POST /v1/runs/{id}/replay (the replay check).
+type ReplayReport struct {
+	Run    Run    `json:"run"`    // the original run's record
+	Script string `json:"script"` // name of the script replayed
+	Hash   string `json:"hash"`   // its version
+	// Against says which version the run was replayed against (the replay
+	// check): "live version 3", "pasted script" or "its own version".
+	Against   string          `json:"against,omitempty"`
+	Steps     int             `json:"steps"`     // steps answered from the journal
+	Journaled int             `json:"journaled"` // steps the journal holds
+	Took      time.Duration   `json:"took_ns"`
+	Partial   bool            `json:"partial"` // the run was still going: its prefix was replayed
+	Result    json.RawMessage `json:"result,omitempty"`
+	Error     *RunError       `json:"error,omitempty"`
+	// Matches is true when the replay ended as the original run did (same
+	// result, or same error message).
+	Matches    bool             `json:"matches"`
+	Divergence *DivergenceError `json:"divergence,omitempty"`
+	// Message says the divergence in words (DivergenceError.Error).
+	Message string `json:"message,omitempty"`
+}
+
+// ReplayRequest is the body of POST /v1/runs/{id}/replay: replay the run
+// against Script, or with none against the live version of its script (its
+// own version if the script was never deployed).
+type ReplayRequest struct {
+	Script *Script `json:"script,omitempty"`
+}

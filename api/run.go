@@ -183,12 +183,16 @@ type RunDetail struct {
 
 // StepView is one step as `ctl runs show` displays it.
 type StepView struct {
-	ID       string              `json:"id"`
-	Builtin  string              `json:"builtin"`
-	Args     json.RawMessage     `json:"args,omitempty"`
-	Pos      string              `json:"pos,omitempty"`
-	Node     string              `json:"node,omitempty"`
-	Reason   string              `json:"reason,omitempty"`
+	ID      string          `json:"id"`
+	Builtin string          `json:"builtin"`
+	Args    json.RawMessage `json:"args,omitempty"`
+	Pos     string          `json:"pos,omitempty"`
+	Node    string          `json:"node,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
+	// Called is when the step's call was journaled: placed and queued. It
+	// began executing at Start: the time between is its wait for a node,
+	// a worker or resource units.
+	Called   time.Time           `json:"called"`
 	Start    time.Time           `json:"start"`
 	Duration time.Duration       `json:"duration_ns"`
 	Attempts int                 `json:"attempts,omitempty"`
@@ -221,7 +225,35 @@ type ListFilter struct {
 	Attrs  map[string]string `json:"attrs,omitempty"`
 	Since  time.Duration     `json:"since,omitempty"` // started within this long ago
 	Limit  int               `json:"limit,omitempty"` // default 100
+	// Version selects the runs that started on this deployed version of
+	// Script; Node those coordinated by this node.
+	Version int    `json:"version,omitempty"`
+	Node    string `json:"node,omitempty"`
+	// Before pages: only runs older than this run id (a page's Next).
+	Before string `json:"before,omitempty"`
 }
+
+// RunList is the answer of GET /v1/runs: a page of runs, newest first, and
+// when there may be more, Next, the ListFilter.Before of the next page.
+type RunList struct {
+	Runs []Run  `json:"runs"`
+	Next string `json:"next,omitempty"`
+}
+
+// RunCounts is the answer of GET /v1/runs/counts: how many runs matching a
+// filter have each status. A count that reached the cap (CountCap) is
+// Capped: there are at least that many.
+type RunCounts struct {
+	Counts map[string]int  `json:"counts"`
+	Capped map[string]bool `json:"capped,omitempty"`
+}
+
+// CountCap bounds each status's count of GET /v1/runs/counts, so that
+// counting stays as cheap as listing a page.
+const CountCap = 1000
+
+// Statuses are a run's statuses, in the order the panel shows them.
+var Statuses = []string{StatusRunning, StatusBlocked, StatusFailed, StatusCompleted, StatusCancelled}
 
 // Match reports whether r passes the filter (Since and Limit aside).
 func (f ListFilter) Match(r *Run) bool {
@@ -229,6 +261,12 @@ func (f ListFilter) Match(r *Run) bool {
 		return false
 	}
 	if f.Script != "" && r.Script != f.Script {
+		return false
+	}
+	if f.Version != 0 && r.Version != f.Version || f.Node != "" && r.Coordinator != f.Node {
+		return false
+	}
+	if f.Before != "" && r.ID >= f.Before {
 		return false
 	}
 	for k, v := range f.Attrs {
@@ -257,13 +295,22 @@ func (f ListFilter) Query() url.Values {
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
+	if f.Version > 0 {
+		q.Set("version", strconv.Itoa(f.Version))
+	}
+	if f.Node != "" {
+		q.Set("node", f.Node)
+	}
+	if f.Before != "" {
+		q.Set("before", f.Before)
+	}
 	return q
 }
 
 // ParseListQuery reads a ListFilter from the query of GET /v1/runs, refusing
 // (ErrBadInput) what Query would never write.
 func ParseListQuery(q url.Values) (ListFilter, error) {
-	f := ListFilter{Status: q.Get("status"), Script: q.Get("script")}
+	f := ListFilter{Status: q.Get("status"), Script: q.Get("script"), Node: q.Get("node"), Before: q.Get("before")}
 	var err error
 	if f.Attrs, err = parseAttrQuery(q["attr"]); err != nil {
 		return f, err
@@ -281,6 +328,19 @@ func ParseListQuery(q url.Values) (ListFilter, error) {
 			return f, fmt.Errorf("%w: limit %q: want a positive number", ErrBadInput, s)
 		}
 		f.Limit = l
+	}
+	if s := q.Get("version"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v <= 0 {
+			return f, fmt.Errorf("%w: version %q: want a deployed version number, 1 or more", ErrBadInput, s)
+		}
+		if f.Script == "" {
+			return f, fmt.Errorf("%w: version %d of which script? give script= too", ErrBadInput, v)
+		}
+		f.Version = v
+	}
+	if f.Before != "" && !validRunID(f.Before) {
+		return f, fmt.Errorf("%w: before %q: want a run id (the next of a page of runs)", ErrBadInput, f.Before)
 	}
 	switch f.Status {
 	case "", StatusRunning, StatusCompleted, StatusFailed, StatusCancelled, StatusBlocked:
@@ -319,4 +379,19 @@ func CheckAttrName(k string) error {
 		}
 	}
 	return nil
+}
+
+// validRunID reports whether id has the form of a run id: a ULID, 26
+// characters of Crockford's base 32.
+func validRunID(id string) bool {
+	if len(id) != 26 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z') || c == 'I' || c == 'L' || c == 'O' || c == 'U' {
+			return false
+		}
+	}
+	return true
 }

@@ -405,3 +405,65 @@ func (d *Deployer) loadLiveRetrying(ctx context.Context, key string, value []byt
 		}
 	}
 }
+
+// ScriptVersion returns version of name with its sources; an error wraps
+// api.ErrUnknownScript for a name never deployed, api.ErrBadInput for a
+// version it does not have.
+func (d *Deployer) ScriptVersion(ctx context.Context, name string, version int) (*api.ScriptVersion, error) {
+	hist, err := d.History(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, dep := range hist {
+		if dep.Version == version {
+			s, err := d.opts.Store.Load(ctx, dep.Hash)
+			if err != nil {
+				return nil, err
+			}
+			return &api.ScriptVersion{Deployment: dep, Sources: s.Files}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s has no version %d; its versions are 1 to %d (ctl scripts history %s)", api.ErrBadInput, name, version, hist[len(hist)-1].Version, name)
+}
+
+// ReplayCheck replays run id against s, or with s nil against the live
+// version of its script (its own version if the script was never
+// deployed), executing nothing: the replay check of the control panel. A
+// divergence is in the report (Divergence, Message), not an error; a script
+// that does not compile is.
+func (d *Deployer) ReplayCheck(ctx context.Context, id string, s *api.Script) (*api.ReplayReport, error) {
+	exp, err := d.opts.Runs.Export(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	against := "pasted script"
+	if s == nil {
+		ls, err := d.Live(ctx, exp.Run.Script)
+		switch {
+		case errors.Is(err, api.ErrUnknownScript):
+			against = "its own version"
+		case err != nil:
+			return nil, err
+		default:
+			live := ls.Program.Script
+			s, against = &live, fmt.Sprintf("live version %d", ls.Deployment.Version)
+		}
+	} else {
+		pasted := *s
+		pasted.Name = exp.Run.Script
+		if pasted.Main == "" || pasted.Files[pasted.Main] == "" {
+			return nil, fmt.Errorf("%w: the script to replay against has no main file: give main and files {main: source}", api.ErrBadInput)
+		}
+		s = &pasted
+	}
+	rep, err := replay.Replay(ctx, exp, replay.Options{Script: s, Registry: d.opts.Registry, MaxExecSteps: d.opts.MaxExecSteps, PayloadLimit: d.opts.PayloadLimit})
+	var de *api.DivergenceError
+	if errors.As(err, &de) && rep != nil {
+		rep.Message, err = de.Error(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep.Against = against
+	return rep, nil
+}

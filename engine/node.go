@@ -44,6 +44,7 @@ type (
 		List(ctx context.Context, f api.ListFilter) ([]api.Run, error)
 		Export(ctx context.Context, id string) (*api.Export, error)
 		Pin(ctx context.Context, id string) (*api.Run, error)
+		RunScript(ctx context.Context, id string) (*api.ScriptVersion, error)
 	}
 	scriptsAPI interface {
 		Deploy(ctx context.Context, req api.DeployRequest) (*api.Deployment, error)
@@ -51,6 +52,8 @@ type (
 		Scripts(ctx context.Context) ([]api.Deployment, error)
 		History(ctx context.Context, name string) ([]api.Deployment, error)
 		ScriptSource(ctx context.Context, name string) (*api.ScriptVersion, error)
+		ScriptVersion(ctx context.Context, name string, version int) (*api.ScriptVersion, error)
+		ReplayCheck(ctx context.Context, id string, s *api.Script) (*api.ReplayReport, error)
 	}
 )
 

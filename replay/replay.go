@@ -27,22 +27,8 @@ type Options struct {
 	PayloadLimit int
 }
 
-// Report says what a replay did.
-type Report struct {
-	Run       api.Run         `json:"run"`       // the original run's record
-	Script    string          `json:"script"`    // name of the script replayed
-	Hash      string          `json:"hash"`      // its version
-	Steps     int             `json:"steps"`     // steps answered from the journal
-	Journaled int             `json:"journaled"` // steps the journal holds
-	Took      time.Duration   `json:"took_ns"`
-	Partial   bool            `json:"partial"` // the run was still going: its prefix was replayed
-	Result    json.RawMessage `json:"result,omitempty"`
-	Error     *api.RunError   `json:"error,omitempty"`
-	// Matches is true when the replay ended as the original run did (same
-	// result, or same error message).
-	Matches    bool                 `json:"matches"`
-	Divergence *api.DivergenceError `json:"divergence,omitempty"`
-}
+// Report says what a replay did (api.ReplayReport, which the API answers).
+type Report = api.ReplayReport
 
 // Replay re-executes a run from its export: each step call is checked against
 // the journal (same builtin, same arguments) and answered with the journaled

@@ -42,7 +42,7 @@ func (s *Store) Get(ctx context.Context, id string) (*api.RunDetail, error) {
 			var c api.CallEntry
 			if json.Unmarshal(e.Data, &c) == nil {
 				byID[e.Key] = len(d.Steps)
-				d.Steps = append(d.Steps, api.StepView{ID: c.Step, Builtin: c.Builtin, Args: c.Args, Pos: c.Pos, Node: c.Node, Reason: c.Reason, Start: c.Time, Outcome: "pending"})
+				d.Steps = append(d.Steps, api.StepView{ID: c.Step, Builtin: c.Builtin, Args: c.Args, Pos: c.Pos, Node: c.Node, Reason: c.Reason, Called: c.Time, Start: c.Time, Outcome: "pending"})
 			}
 		case api.EntryPlace:
 			var p api.PlaceEntry
@@ -59,7 +59,7 @@ func (s *Store) Get(ctx context.Context, id string) (*api.RunDetail, error) {
 				c := r.Call
 				i, ok = len(d.Steps), true
 				byID[e.Key] = i
-				d.Steps = append(d.Steps, api.StepView{ID: c.Step, Builtin: c.Builtin, Args: c.Args, Pos: c.Pos, Node: c.Node, Reason: c.Reason, Start: c.Time})
+				d.Steps = append(d.Steps, api.StepView{ID: c.Step, Builtin: c.Builtin, Args: c.Args, Pos: c.Pos, Node: c.Node, Reason: c.Reason, Called: c.Time, Start: c.Time})
 			}
 			if !ok {
 				continue

@@ -298,6 +298,9 @@ func keyIDs(keys []string, minID string) []string {
 // records match f, reading records newest first, and those not in records
 // (which it fills).
 func (s *Store) newestMatching(ctx context.Context, f api.ListFilter, ids []string, records map[string]*api.Run) ([]api.Run, error) {
+	if f.Before != "" { // a later page: skip the runs of earlier ones unread
+		ids = ids[sort.Search(len(ids), func(i int) bool { return ids[i] < f.Before }):]
+	}
 	var out []api.Run
 	for size := 0; len(ids) > 0 && len(out) < f.Limit; {
 		// Read as many records as runs are missing, more if candidates turn

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/droverhq/drover/api"
 )
@@ -40,4 +41,22 @@ func (c *Client) History(ctx context.Context, name string) ([]api.Deployment, er
 func (c *Client) ScriptSource(ctx context.Context, name string) (*api.ScriptVersion, error) {
 	var v api.ScriptVersion
 	return &v, c.do(ctx, http.MethodGet, "/v1/scripts/"+url.PathEscape(name), nil, &v)
+}
+
+// ScriptVersion implements api.API.
+func (c *Client) ScriptVersion(ctx context.Context, name string, version int) (*api.ScriptVersion, error) {
+	var v api.ScriptVersion
+	return &v, c.do(ctx, http.MethodGet, "/v1/scripts/"+url.PathEscape(name)+"/versions/"+strconv.Itoa(version), nil, &v)
+}
+
+// RunScript implements api.API.
+func (c *Client) RunScript(ctx context.Context, id string) (*api.ScriptVersion, error) {
+	var v api.ScriptVersion
+	return &v, c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id)+"/script", nil, &v)
+}
+
+// ReplayCheck implements api.API.
+func (c *Client) ReplayCheck(ctx context.Context, id string, script *api.Script) (*api.ReplayReport, error) {
+	var rep api.ReplayReport
+	return &rep, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/replay", api.ReplayRequest{Script: script}, &rep)
 }

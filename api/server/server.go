@@ -8,6 +8,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,9 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -110,7 +113,8 @@ func New(b Backend, opts Options) (*Server, error) {
 // routes registers the API:
 //
 //	POST /v1/runs               start a run (body StartRequest); ?wait=1 waits for the end (?timeout=)
-//	GET  /v1/runs               list runs: ?status= &script= &attr=k=v (repeatable) &since=2h &limit=
+//	GET  /v1/runs               list runs: ?status= &script= &version= &node= &attr=k=v (repeatable) &since=2h &before=ID &limit=
+//	GET  /v1/runs/counts        how many runs have each status, with the same filters
 //	GET  /v1/runs/{id}          one run with its input and steps
 //	GET  /v1/runs/{id}/wait     wait for the end: ?timeout=30s; 202 with the record if still running
 //	GET  /v1/runs/{id}/export   the run as a portable file (Export)
@@ -118,12 +122,15 @@ func New(b Backend, opts Options) (*Server, error) {
 //	POST /v1/runs/{id}/cancel   cancel (body CancelRequest)
 //	POST /v1/runs/{id}/resume   resume a blocked or parked run, optionally on another version (body ResumeRequest)
 //	POST /v1/runs/{id}/pin      keep the run past retention
+//	GET  /v1/runs/{id}/script   the script version the run ran on, with its sources
+//	POST /v1/runs/{id}/replay   replay check against the live version or a given script (body ReplayRequest)
 //	POST /v1/run/{name}         run the deployed script name: the body is the input (see trigger.go)
 //	GET  /v1/logs               run log lines as Server-Sent Events: ?run= or ?attr=k=v &script= &node= &level= &since=1h &follow=true
 //	GET  /v1/scripts            the live version of every deployed script
 //	POST /v1/scripts/{name}     deploy a version (body DeployRequest)
 //	GET  /v1/scripts/{name}     the live version with its sources
 //	GET  /v1/scripts/{name}/history  every version, oldest first
+//	GET  /v1/scripts/{name}/versions/{v} one version with its sources
 //	POST /v1/scripts/{name}/rollback make an earlier version live (body RollbackRequest)
 //	GET  /v1/nodes              live nodes with their meters
 //	GET  /v1/health             node name and NATS URL
@@ -131,6 +138,7 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("POST /v1/runs", s.start)
 	m.HandleFunc("GET /v1/runs", s.list)
+	m.HandleFunc("GET /v1/runs/counts", s.counts)
 	m.HandleFunc("GET /v1/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d, err := s.b.Get(r.Context(), r.PathValue("id"))
 		reply(w, d, err)
@@ -151,8 +159,24 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/runs/{id}/resume", func(w http.ResponseWriter, r *http.Request) {
 		var req api.ResumeRequest
 		if decode(w, r, &req) {
-			run, err := s.b.Resume(r.Context(), r.PathValue("id"), req.Script, req.By)
+			script, err := s.resumeScript(r.Context(), r.PathValue("id"), req)
+			if err != nil {
+				writeErr(w, err)
+				return
+			}
+			run, err := s.b.Resume(r.Context(), r.PathValue("id"), script, req.By)
 			reply(w, run, err)
+		}
+	})
+	m.HandleFunc("GET /v1/runs/{id}/script", func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.b.RunScript(r.Context(), r.PathValue("id"))
+		reply(w, v, err)
+	})
+	m.HandleFunc("POST /v1/runs/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
+		var req api.ReplayRequest
+		if decode(w, r, &req) {
+			rep, err := s.b.ReplayCheck(r.Context(), r.PathValue("id"), req.Script)
+			reply(w, rep, err)
 		}
 	})
 	m.HandleFunc("POST /v1/runs/{id}/pin", func(w http.ResponseWriter, r *http.Request) {
@@ -181,6 +205,15 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/scripts/{name}", func(w http.ResponseWriter, r *http.Request) {
 		v, err := s.b.ScriptSource(r.Context(), r.PathValue("name"))
 		reply(w, v, err)
+	})
+	m.HandleFunc("GET /v1/scripts/{name}/versions/{version}", func(w http.ResponseWriter, r *http.Request) {
+		v, err := strconv.Atoi(r.PathValue("version"))
+		if err != nil || v <= 0 {
+			writeErr(w, fmt.Errorf("%w: version %q: want a version number, 1 or more (GET /v1/scripts/%s/history lists them)", api.ErrBadInput, r.PathValue("version"), r.PathValue("name")))
+			return
+		}
+		sv, err := s.b.ScriptVersion(r.Context(), r.PathValue("name"), v)
+		reply(w, sv, err)
 	})
 	m.HandleFunc("GET /v1/scripts/{name}/history", func(w http.ResponseWriter, r *http.Request) {
 		hist, err := s.b.History(r.Context(), r.PathValue("name"))
@@ -256,10 +289,56 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if runs == nil {
-		runs = []api.Run{}
+	page := api.RunList{Runs: runs}
+	if page.Runs == nil {
+		page.Runs = []api.Run{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+	if limit := cmp.Or(f.Limit, 100); len(runs) == limit {
+		page.Next = runs[len(runs)-1].ID
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// counts serves GET /v1/runs/counts: how many runs matching the filter have
+// each status, each count up to api.CountCap, listed concurrently.
+func (s *Server) counts(w http.ResponseWriter, r *http.Request) {
+	f, err := api.ParseListQuery(r.URL.Query())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if f.Status != "" || f.Before != "" || f.Limit != 0 {
+		writeErr(w, fmt.Errorf("%w: counts are by status, of all matching runs: leave out status, before and limit", api.ErrBadInput))
+		return
+	}
+	out := api.RunCounts{Counts: map[string]int{}, Capped: map[string]bool{}}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	for _, st := range api.Statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := f
+			f.Status, f.Limit = st, api.CountCap
+			runs, err := s.b.List(r.Context(), f)
+			mu.Lock()
+			defer mu.Unlock()
+			out.Counts[st] = len(runs)
+			if len(runs) == api.CountCap {
+				out.Capped[st] = true
+			}
+			errs = append(errs, err)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // start serves POST /v1/runs.
@@ -364,4 +443,24 @@ func writeError(w http.ResponseWriter, status int, code, msg, run string) {
 	body := api.NewErrorBody(code, msg)
 	body.Error.Run = run
 	writeJSON(w, status, body)
+}
+
+// resumeScript returns the script a resume request moves run id to: its
+// Script, or the deployed Version of the run's script, or nil.
+func (s *Server) resumeScript(ctx context.Context, id string, req api.ResumeRequest) (*api.Script, error) {
+	if req.Version == 0 {
+		return req.Script, nil
+	}
+	if req.Script != nil || req.Version < 0 {
+		return nil, fmt.Errorf("%w: resume on a deployed version (version: N, 1 or more) or on a script (script: {...}), not both", api.ErrBadInput)
+	}
+	rec, err := s.b.Record(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := s.b.ScriptVersion(ctx, rec.Script, req.Version)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Script{Name: rec.Script, Main: sv.Main, Files: sv.Sources}, nil
 }
