@@ -11,6 +11,8 @@ import { setNavigate } from "./ui.js";
 import { runsPage } from "./runs.js";
 import { runPage } from "./run.js";
 import { nodesPage } from "./nodes.js";
+import { logsPage } from "./logs.js";
+import { scriptsPage, scriptPage } from "./scripts.js";
 
 /** @type {AbortController|null} */
 let current = null;
@@ -28,6 +30,9 @@ function route() {
   }
   if ((m = p.match(/^\/runs\/([^/]+)$/))) return runPage(decodeURIComponent(m[1]), ctl.signal);
   if (p === "/nodes") return nodesPage(ctl.signal);
+  if (p === "/logs") return logsPage(ctl.signal);
+  if (p === "/scripts") return scriptsPage(ctl.signal);
+  if ((m = p.match(/^\/scripts\/([^/]+)$/))) return scriptPage(decodeURIComponent(m[1]), ctl.signal);
   return runsPage(ctl.signal);
 }
 
