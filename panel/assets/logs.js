@@ -75,7 +75,10 @@ export function logsPage(signal) {
   const list = h("ol", { class: "loglines", "aria-label": "log lines, oldest first" });
   const box = h("div", { class: "logbox", tabindex: "0", "aria-label": "log lines" }, empty, list);
 
+  let link = "Connecting…"; // the stream's state: Following live, Reconnecting…
+  const setLink = (/** @type {string} */ t) => { link = t; drawBar(); };
   const drawBar = () => {
+    state.textContent = paused && link === "Following live" ? "Paused: still receiving" : link;
     count.textContent = `${shown} line${shown === 1 ? "" : "s"} shown` + (received > shown ? ` (${received} received)` : "");
     heldText.textContent = paused ? `${held.length} held` + (droppedPaused ? `, ${droppedPaused} dropped while paused` : "") : "";
     const n = droppedByNode + droppedPaused;
@@ -157,7 +160,7 @@ export function logsPage(signal) {
     } catch (e) {
       if (signal.aborted) return;
       connection(String(e));
-      state.textContent = "Reconnecting…";
+      setLink("Reconnecting…");
       if (!opened) body.replaceChildren(h("p", { class: "empty" }, "Cannot reach the node: " + e + ". Trying again…"));
       retryTimer = setTimeout(open, 2000);
     } finally {
@@ -176,8 +179,7 @@ export function logsPage(signal) {
       connection();
       if (!opened) body.replaceChildren(h("div", { class: "tailbar-wrap" }, bar, h("div", { class: "tail-actions" }, pause, clear)), box);
       opened = true;
-      state.textContent = "Following live";
-      drawBar();
+      setLink("Following live");
       ready();
     });
     src.addEventListener("line", (e) => {
@@ -197,7 +199,7 @@ export function logsPage(signal) {
       src.close();
       if (refused && !opened) return void explain();
       // A broken stream: open again ourselves, without reading back twice.
-      state.textContent = "Reconnecting…";
+      setLink("Reconnecting…");
       connection("the log stream broke; reconnecting");
       retryTimer = setTimeout(open, 2000);
     });

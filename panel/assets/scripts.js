@@ -144,11 +144,11 @@ export function scriptPage(name, signal) {
     };
     versions.replaceChildren(h("table", { class: "versions" },
       h("thead", {}, h("tr", {}, ["Version", "Deployed", "By", "Note", "Hash", "Replayed", "Running", "Blocked", ""].map((c, i) =>
-        h("th", { scope: "col", class: i === 4 || i === 5 ? "wide" : null }, c)))),
+        h("th", { scope: "col", class: i === 2 || i === 4 || i === 5 ? "wide" : null }, c)))),
       h("tbody", {}, [...deployments].reverse().map((/** @type {any} */ d) => h("tr", { "data-version": d.version, class: d.version === liveVersion ? "live" : null },
         h("th", { scope: "row" }, `version ${d.version}`, d.version === liveVersion ? h("span", { class: "badge" }, "live") : null),
         h("td", {}, fmtTime(d.at)),
-        h("td", {}, d.by || "–"),
+        h("td", { class: "wide" }, d.by || "–"),
         h("td", {}, d.note || ""),
         h("td", { class: "mono wide" }, short(d.hash)),
         h("td", { class: "wide" }, d.replayed ? `${d.replayed} runs` : "–"),
@@ -241,8 +241,8 @@ export function scriptPage(name, signal) {
     source.replaceChildren(h("h2", { id: "source-h" }, `Live source (version ${live.version})`),
       ...files.map((f) => h("details", { class: "file", open: f === live.main || files.length === 1 },
         h("summary", {}, h("span", { class: "mono" }, f), f === live.main ? " (main)" : ""),
-        value(live.sources[f]))),
-      files.length ? null : h("p", { class: "muted" }, "The live version's source is not available from this node."));
+        value(live.sources[f]))));
+    if (!files.length) source.append(h("p", { class: "muted" }, "The live version's source is not available from this node."));
   };
 
   every(refresh, 5000, signal);
