@@ -11,6 +11,84 @@ export const KEEP = 5000;
 /** Lines held while paused: past it the oldest held are dropped, and counted. */
 export const HOLD = 5000;
 
+/**
+ * The lines of a tail between the stream and the page: those to draw next,
+ * those held while paused (up to hold: past it the oldest are dropped), and
+ * the counts the page shows. No DOM: panel/logs_test.mjs tests it.
+ */
+export class Tail {
+  /** @param {number} [keep] lines on screen @param {number} [hold] lines held while paused */
+  constructor(keep = KEEP, hold = HOLD) {
+    this.keep = keep;
+    this.hold = hold;
+    /** @type {any[]} lines to draw at the next flush */
+    this.pending = [];
+    /** @type {any[]} lines held while paused; may pass hold by a batch until trimmed */
+    this.buf = [];
+    this.paused = false;
+    /** lines received from the stream */
+    this.received = 0;
+    /** lines the node said it dropped (dropped events) */
+    this.droppedByNode = 0;
+    this.trimmed = 0; // held lines dropped past hold
+  }
+
+  /** Takes a line: true when it is to be drawn (not paused). @param {any} line */
+  add(line) {
+    this.received++;
+    if (this.paused) {
+      this.buf.push(line);
+      if (this.buf.length > this.hold + 512) this.trim(); // in batches: shift() per line is quadratic
+      return false;
+    }
+    this.pending.push(line);
+    if (this.pending.length > 2 * this.keep) this.pending = this.pending.slice(-this.keep); // only keep would show
+    return true;
+  }
+
+  /** Counts lines the node dropped. @param {number} n */
+  dropped(n) {
+    this.droppedByNode += Number(n) || 0;
+  }
+
+  /** Drops the held lines past hold, counting them. */
+  trim() {
+    if (this.buf.length <= this.hold) return;
+    this.trimmed += this.buf.length - this.hold;
+    this.buf = this.buf.slice(-this.hold);
+  }
+
+  /** Lines held now (at most hold). */
+  get held() {
+    return Math.min(this.buf.length, this.hold);
+  }
+
+  /** Lines dropped while paused because more than hold came. */
+  get droppedPaused() {
+    return this.trimmed + Math.max(0, this.buf.length - this.hold);
+  }
+
+  /** Stops drawing lines; they are held. */
+  pause() {
+    this.paused = true;
+  }
+
+  /** Draws again: the held lines (at most hold) go to the next flush. */
+  resume() {
+    this.trim();
+    this.paused = false;
+    this.pending.push(...this.buf);
+    this.buf = [];
+  }
+
+  /** The lines to draw now, at most keep (the newest), and none after. */
+  take() {
+    const batch = this.pending.length > this.keep ? this.pending.slice(-this.keep) : this.pending;
+    this.pending = [];
+    return batch;
+  }
+}
+
 /** Fields of a line shown in their own places rather than among its extra fields. */
 const OWN = new Set(["time", "level", "node", "run", "script", "message", "attrs", "pos", "version", "trace_id", "span_id"]);
 
@@ -52,13 +130,8 @@ export function logsPage(signal) {
   for (const [k, v] of [["script", script], ["node", node], ["level", level], ["since", since]]) if (v) params.set(k, v);
   params.set("follow", "true");
 
-  // The tail: lines to append at the next flush, lines held while paused,
-  // and the counts the bar shows.
-  /** @type {any[]} */
-  let pending = [];
-  /** @type {any[]} */
-  let held = [];
-  let paused = false, droppedByNode = 0, droppedPaused = 0, shown = 0, received = 0;
+  const tail = new Tail();
+  let shown = 0;
   /** @type {EventSource|null} */
   let es = null;
   /** @type {ReturnType<typeof setTimeout>|undefined} */
@@ -68,7 +141,7 @@ export function logsPage(signal) {
   const count = h("span", {});
   const heldText = h("span", { class: "held" });
   const dropped = h("strong", { class: "dropped", "data-dropped": "0" }, "Dropped: 0");
-  const pause = h("button", { type: "button", "aria-pressed": "false", onclick: () => (paused ? resume() : hold()) }, "Pause");
+  const pause = h("button", { type: "button", "aria-pressed": "false", onclick: () => (tail.paused ? resume() : hold()) }, "Pause");
   const clear = h("button", { type: "button", onclick: () => { list.replaceChildren(); shown = 0; drawBar(); } }, "Clear");
   const bar = h("div", { class: "tailbar" }, state, count, heldText, dropped);
   const empty = h("p", { class: "empty" }, `No line yet matches: ${what}. Lines appear here as runs write them.`);
@@ -78,22 +151,27 @@ export function logsPage(signal) {
   let link = "Connecting…"; // the stream's state: Following live, Reconnecting…
   const setLink = (/** @type {string} */ t) => { link = t; drawBar(); };
   const drawBar = () => {
+    barTimer = undefined;
+    const { paused, held, droppedByNode, droppedPaused, received } = tail;
     state.textContent = paused && link === "Following live" ? "Paused: still receiving" : link;
     count.textContent = `${shown} line${shown === 1 ? "" : "s"} shown` + (received > shown ? ` (${received} received)` : "");
-    heldText.textContent = paused ? `${held.length} held` + (droppedPaused ? `, ${droppedPaused} dropped while paused` : "") : "";
+    heldText.textContent = paused ? `${held} held` + (droppedPaused ? `, ${droppedPaused} dropped while paused` : "") : "";
     const n = droppedByNode + droppedPaused;
     dropped.textContent = `Dropped: ${n}` + (n ? ` (${droppedByNode} by the node${droppedPaused ? `, ${droppedPaused} while paused` : ""})` : "");
     dropped.dataset.dropped = String(n);
     dropped.classList.toggle("some", n > 0);
-    pause.textContent = paused ? `Resume (${held.length} held)` : "Pause";
+    pause.textContent = paused ? `Resume (${held} held)` : "Pause";
     pause.setAttribute("aria-pressed", String(paused));
   };
+  /** @type {ReturnType<typeof setTimeout>|undefined} */
+  let barTimer;
+  const drawBarSoon = () => { if (barTimer === undefined) barTimer = setTimeout(drawBar, 100); };
 
   const flush = () => {
     flushTimer = undefined;
-    if (signal.aborted || !pending.length) return;
-    const batch = pending.length > KEEP ? pending.slice(-KEEP) : pending;
-    pending = [];
+    if (signal.aborted) return;
+    const batch = tail.take();
+    if (!batch.length) return;
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
     const frag = document.createDocumentFragment();
     for (const l of batch) frag.append(lineItem(l));
@@ -107,30 +185,9 @@ export function logsPage(signal) {
   const schedule = () => { if (flushTimer === undefined) flushTimer = setTimeout(flush, 100); };
 
   /** @param {any} line */
-  const onLine = (line) => {
-    received++;
-    if (paused) {
-      held.push(line);
-      if (held.length > HOLD + 500) { // trimmed in batches: shift() per line is quadratic
-        droppedPaused += held.length - HOLD;
-        held = held.slice(-HOLD);
-      }
-      if (received % 50 === 1 || held.length < 50) drawBar();
-      return;
-    }
-    pending.push(line);
-    if (pending.length > 2 * KEEP) pending = pending.slice(-KEEP); // a hidden tab's timers are slow
-    schedule();
-  };
-  const hold = () => { paused = true; drawBar(); };
-  const resume = () => {
-    if (held.length > HOLD) droppedPaused += held.length - HOLD, held = held.slice(-HOLD);
-    paused = false;
-    pending.push(...held);
-    held = [];
-    flush();
-    drawBar();
-  };
+  const onLine = (line) => (tail.add(line) ? schedule() : drawBarSoon());
+  const hold = () => { tail.pause(); drawBar(); };
+  const resume = () => { tail.resume(); flush(); drawBar(); };
 
   const ready = () => { m.dataset.ready = "1"; };
   /** Says why no tail is shown, with the node's own words. @param {string} message @param {boolean} refused */
@@ -189,9 +246,9 @@ export function logsPage(signal) {
     });
     src.addEventListener("dropped", (e) => {
       try {
-        droppedByNode += Number(JSON.parse(/** @type {MessageEvent} */ (e).data).dropped) || 0;
+        tail.dropped(JSON.parse(/** @type {MessageEvent} */ (e).data).dropped);
       } catch { return; }
-      drawBar();
+      drawBarSoon();
     });
     src.addEventListener("error", () => {
       if (signal.aborted) return;
@@ -209,6 +266,7 @@ export function logsPage(signal) {
     es?.close();
     clearTimeout(flushTimer);
     clearTimeout(retryTimer);
+    clearTimeout(barTimer);
   }, { once: true });
 
   if (!attrs.length && !script && !node) explain(); // the API's own refusal, as guidance
