@@ -156,7 +156,11 @@ try {
     check(nodeText.includes("Placement decisions are not available from this node"), "PENDING: GET /v1/nodes has no placements yet; the page says so");
   }
   const cluster = await fetch(base + "/v1/cluster/events?limit=100");
-  if (cluster.ok) check((await page.textContent("section.cluster")).includes("Cluster events"), "the cluster section");
+  if (cluster.ok) {
+    await page.waitForSelector("section.cluster tr.event-node_joined");
+    const joined = await page.textContent("section.cluster tr.event-node_joined");
+    check(joined.includes("joined") && joined.includes("n1"), "the cluster section: n1 joined");
+  }
   else check(nodeText.includes("Cluster events are not available from this node"), "PENDING: GET /v1/cluster/events answers " + cluster.status + "; the page says so");
   await page.screenshot({ path: shots + "/nodes.png", fullPage: true });
 
