@@ -1,118 +1,963 @@
-// The page of one run: header, outcome, steps, log lines; live over the
-// run's journal events while it runs; cancel.
+// The page of one run: its header and outcome, its actions (cancel,
+// resume, pin, export, replay check), a timeline with a lane per node and
+// a bar per placement of each step, the steps (a virtualised table), the
+// details of the step chosen with its log lines, the script's source with
+// the lines that made steps, and the run's log lines.
+//
+// While the run goes on (running, parked or blocked) the page follows its
+// journal (GET /v1/runs/{id}/events) and applies each event to the model in
+// memory (timeline.js applyEvent), redrawing once per animation frame; it
+// never reads the whole run again for an event.
 
 import { parseEvents } from "./lib.js";
 import { h, main, api, post, connection, confirmAction, fmtTime, fmtDur, attrsText, value } from "./ui.js";
+import {
+  parseTime, parseGoDuration, stepTimes, layout, barGeometry, visibleWindow, parsePos, stepsByLine, firstPos,
+  newModel, orderedSteps, applyEvent,
+} from "./timeline.js";
 
-/** The page of run id. @param {string} id @param {AbortSignal} signal */
-export async function runPage(id, signal) {
-  /** @type {EventSource|null} */
-  let live = null;
-  signal.addEventListener("abort", () => live?.close(), { once: true });
-  const draw = async () => {
-    const d = await show(id, signal);
-    if (d?.status === "running" && !live && !signal.aborted) live = follow(id, signal, draw);
-  };
-  await draw();
-}
+/** Up to this many bars the timeline is buttons; past it, a canvas per lane. */
+const DOM_BARS = 2000;
+/** Up to this many steps the table has every row; past it, the rows in view. */
+const ALL_ROWS = 300;
+/** A steps table row's height in px (style.css: .steps tbody tr). */
+const ROW_H = 30;
+/** Log lines drawn before "show all". */
+const LOG_LINES = 1000;
+/** Statuses whose journal may still grow. */
+const LIVE = new Set(["running", "blocked"]);
 
-/** Draws run id's page; returns its record (null if unknown). @param {string} id @param {AbortSignal} signal */
-async function show(id, signal) {
-  let d;
-  try {
-    d = await api("/v1/runs/" + encodeURIComponent(id), signal);
-  } catch (e) {
-    if (!signal.aborted) main().replaceChildren(h("p", { class: "empty" }, "Cannot read run " + id + ": " + e));
-    return null;
-  }
-  if (signal.aborted) return null;
-  if (!d) {
-    main().replaceChildren(h("h1", {}, "No such run"),
-      h("p", {}, "The cluster knows no run ", h("span", { class: "mono" }, id), ": it may have expired, or the id is mistyped. ",
-        h("a", { href: "/" }, "Back to the runs")));
-    return null;
-  }
-  const head = h("dl", { class: "head" },
-    ...[["Run", d.id], ["Script", `${d.script} (version ${(d.hash || "").slice(0, 12)})`],
-      ["Status", d.status], ["Coordinator", d.coordinator], ["Trace", d.trace_id || "–"],
-      ["Started", fmtTime(d.started)], ["Ended", d.ended ? fmtTime(d.ended) : "–"],
-      ["Attributes", attrsText(d.attrs) || "–"]].flatMap(([k, v]) => [h("dt", {}, k), h("dd", { class: k === "Status" ? "status-" + v : null }, v)]));
-  const outcome = d.error
-    ? [h("h2", {}, "Error"), value(d.error.message + (d.error.backtrace ? "\n\n" + d.error.backtrace : ""))]
-    : d.status === "completed" ? [h("h2", {}, "Result"), value(d.result ?? null)] : [];
-  const steps = (d.steps || []).length
-    ? h("div", { class: "table-wrap" }, h("table", {},
-      h("thead", {}, h("tr", {}, ["Step", "Builtin", "Node", "Start", "Took", "Outcome", "Position", "Placed because"].map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, d.steps.map((/** @type {any} */ s) => h("tr", {},
-        h("td", { class: "mono" }, s.id), h("td", {}, s.builtin), h("td", {}, s.node || "–"),
-        h("td", {}, s.start ? "+" + fmtDur((new Date(s.start).getTime() - new Date(d.started).getTime()) * 1e6) : "–"),
-        h("td", {}, s.outcome === "pending" ? "–" : fmtDur(s.duration_ns)),
-        h("td", {}, s.outcome + (s.attempts > 1 ? ` (${s.attempts} attempts)` : "")),
-        h("td", { class: "mono" }, s.pos || "–"), h("td", {}, s.reason || "–"))))))
-    : h("p", { class: "muted" }, "No steps.");
-  const logs = h("div", {}, h("p", { class: "muted" }, "Loading log lines…"));
-  const actions = d.status === "running" || d.status === "blocked"
-    ? h("p", { class: "actions" }, h("button", { type: "button", onclick: () => confirmCancel(d.id, () => show(id, signal)) }, "Cancel run…"))
-    : null;
-  main().replaceChildren(h("p", {}, h("a", { href: "/" }, "← Runs")), h("h1", { class: "mono" }, d.id), head, actions, ...outcome,
-    h("h2", {}, "Steps"), steps, h("h2", {}, "Log"), logs);
-  try {
-    const resp = await fetch("/v1/logs?run=" + encodeURIComponent(id), { headers: { Accept: "text/event-stream" }, signal });
-    const lines = parseEvents(await resp.text()).filter((e) => e.kind === "line").map((e) => JSON.parse(e.data));
-    logs.replaceChildren(lines.length ? h("div", { class: "table-wrap" }, h("table", {},
-      h("thead", {}, h("tr", {}, ["Time", "Level", "Node", "Step", "Message"].map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, lines.map((l) => {
-        const { time, level, node, step, after_step, message, run, script, version, trace_id, span_id, attrs, ...rest } = l;
-        return h("tr", { class: "level-" + level },
-          h("td", { class: "mono" }, time ? new Date(time).toLocaleTimeString() : "–"), h("td", {}, level), h("td", {}, node),
-          h("td", {}, step || (after_step ? "after " + after_step : "–")),
-          h("td", { class: "mono" }, message, " ", Object.entries(rest).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")));
-      })))) : h("p", { class: "muted" }, "No log lines."));
-  } catch (e) {
-    if (!signal.aborted) logs.replaceChildren(h("p", { class: "muted" }, "Cannot read the log lines: " + e));
-  }
-  return d;
+const enc = encodeURIComponent;
+
+/** Replaces el's children, leaving out null and false (the DOM's replaceChildren writes them as text). @param {Element} el @param {...any} kids */
+function fill(el, ...kids) {
+  el.replaceChildren(...kids.flat(Infinity).filter((k) => k != null && k !== false).map((k) => (k instanceof Node ? k : String(k))));
 }
 
 /**
- * Follows run id's journal (GET /v1/runs/{id}/events) and calls redraw as
- * entries come, until the run ends or signal aborts; the browser reconnects
- * a broken stream with Last-Event-ID, so no entry is lost.
- * @param {string} id @param {AbortSignal} signal @param {() => Promise<void>} redraw
+ * The page of run id: drawn from GET /v1/runs/{id}, then kept up to date
+ * from its journal's events while it goes on, until signal aborts.
+ * @param {string} id @param {AbortSignal} signal
  */
-function follow(id, signal, redraw) {
-  const es = new EventSource("/v1/runs/" + encodeURIComponent(id) + "/events");
-  let pending = 0;
-  const soon = () => {
-    if (pending) return;
-    pending = window.setTimeout(() => { pending = 0; if (!signal.aborted) show(id, signal); }, 150);
-  };
-  for (const kind of ["call", "result", "place", "tag", "patch", "version", "cancel"]) es.addEventListener(kind, soon);
-  es.addEventListener("end", () => {
-    es.close();
-    window.clearTimeout(pending);
-    if (!signal.aborted) redraw(); // the run as it ended
-  });
-  es.onerror = () => connection(es.readyState === EventSource.CLOSED ? "the run's live stream closed" : "reconnecting to the run's live stream");
-  es.onopen = () => connection();
-  return es;
+export async function runPage(id, signal) {
+  const m = main();
+  m.dataset.page = "run";
+  delete m.dataset.ready;
+  let d;
+  try {
+    d = await api("/v1/runs/" + enc(id), signal);
+  } catch (e) {
+    if (!signal.aborted) m.replaceChildren(h("p", { class: "empty" }, "Cannot read run " + id + ": " + e));
+    return;
+  }
+  if (signal.aborted) return;
+  if (!d) {
+    m.dataset.page = "missing";
+    m.replaceChildren(h("h1", {}, "No such run"),
+      h("p", {}, "The cluster knows no run ", h("span", { class: "mono" }, id), ": it may have expired, or the id is mistyped. ",
+        h("a", { href: "/" }, "Back to the runs")));
+    m.dataset.ready = "1";
+    return;
+  }
+  new RunView(id, d, signal).start();
 }
 
-/** Asks for a reason, then cancels run id. @param {string} id @param {() => void} done */
-function confirmCancel(id, done) {
-  confirmAction({
-    label: "Cancel run " + id,
-    text: ["Cancel run ", h("span", { class: "mono" }, id), "? It stops where it is; what it journaled stays."],
-    fields: [h("label", {}, "Reason ", h("input", { name: "reason", required: true, placeholder: "why, e.g. customer asked" }))],
-    yes: "Cancel the run", no: "Keep it running",
-    act: async (form) => {
-      const reason = /** @type {HTMLInputElement} */ (form.elements.namedItem("reason")).value;
-      try {
-        await post("/v1/runs/" + encodeURIComponent(id) + "/cancel", { by: "panel", reason });
-      } catch (e) {
-        throw new Error("Not cancelled: " + /** @type {Error} */ (e).message);
+/** A bar's height in a lane of n rows, in px. @param {number} n */
+const barHeight = (n) => (n <= 6 ? 18 : n <= 16 ? 10 : 5);
+
+/** "+1.20 s" from the run's start. @param {number} ms */
+const offset = (ms) => "+" + fmtDur(Math.max(0, ms) * 1e6);
+
+/** A tick interval of about a sixth of span ms. @param {number} span */
+function tickStep(span) {
+  const raw = span / 6;
+  const p = 10 ** Math.floor(Math.log10(raw || 1));
+  return [1, 2, 5, 10].map((k) => k * p).find((s) => s >= raw) || p * 10;
+}
+
+/** A step as one line of text: "3 kv.put". @param {any} s */
+const stepName = (s) => `step ${s.id} ${s.builtin}`;
+
+class RunView {
+  /** @param {string} id @param {any} d @param {AbortSignal} signal */
+  constructor(id, d, signal) {
+    this.id = id;
+    this.signal = signal;
+    this.model = newModel(d);
+    /** @type {string|null} */
+    this.selected = null;
+    /** @type {any[]|null} */
+    this.logs = null;
+    /** @type {any} the run's script (GET /v1/runs/{id}/script), false when there is none */
+    this.script = null;
+    /** @type {any[]} the live nodes, for links when this node's stream breaks */
+    this.nodes = [];
+    /** @type {EventSource|null} */
+    this.es = null;
+    this.frame = 0;
+    this.dirty = { head: true, steps: true, timeline: true, details: true, source: true };
+    this.stepCount = -1;
+    /** @type {Map<string, HTMLButtonElement>} */
+    this.bars = new Map();
+    /** @type {Map<string, HTMLTableRowElement>} */
+    this.rows = new Map();
+    /** @type {Map<string, string>} */
+    this.rowSig = new Map();
+    /** @type {Map<string, HTMLElement>} "file:line" → the line's element */
+    this.lines = new Map();
+    /** @type {Map<string, string[]>} */
+    this.byLine = new Map();
+    this.detailsSig = "";
+    this.build();
+  }
+
+  /** The page's fixed frame; the parts are filled by draw(). */
+  build() {
+    const m = main();
+    this.headEl = h("dl", { class: "head" });
+    this.outcomeEl = h("div", { class: "outcome" });
+    this.actionsEl = h("p", { class: "actions" });
+    this.replayEl = h("section", { class: "replay", hidden: true, "aria-live": "polite" });
+    this.downEl = h("p", { class: "stream-down", hidden: true, role: "alert" });
+    this.axisEl = h("div", { class: "axis", "aria-hidden": "true" });
+    this.lanesEl = h("div", { class: "lanes" });
+    this.timelineEl = h("div", { class: "timeline" }, this.axisEl, this.lanesEl);
+    this.tbody = /** @type {HTMLTableSectionElement} */ (h("tbody"));
+    this.stepsScroll = h("div", { class: "steps-scroll", onscroll: () => this.schedule("steps") },
+      h("table", { class: "steps" },
+        h("thead", {}, h("tr", {}, ["Step", "Builtin", "Node", "Called", "Queue", "Took", "Outcome", "Position", "Placed because"]
+          .map((c) => h("th", { scope: "col" }, c)))),
+        this.tbody));
+    this.stepsNote = h("p", { class: "muted steps-note" });
+    this.detailsEl = h("aside", { class: "details-pane", "aria-label": "Step details" });
+    this.sourceEl = h("div", { class: "source-scroll" }, h("p", { class: "muted" }, "Loading the script…"));
+    this.logsEl = h("div", { class: "logs" }, h("p", { class: "muted" }, "Loading log lines…"));
+    this.tbody.addEventListener("click", (e) => {
+      const tr = /** @type {HTMLElement} */ (e.target).closest("tr[data-step]");
+      if (tr) this.select(/** @type {string} */ (tr.getAttribute("data-step")), "table");
+    });
+    this.lanesEl.addEventListener("click", (e) => {
+      const b = /** @type {HTMLElement} */ (e.target).closest("button[data-step]");
+      if (b) this.select(/** @type {string} */ (b.getAttribute("data-step")), "timeline");
+    });
+    this.lanesEl.addEventListener("keydown", (e) => this.barKey(e));
+    m.replaceChildren(
+      h("p", {}, h("a", { href: "/" }, "← Runs")),
+      h("h1", { class: "mono" }, this.id), this.headEl, this.actionsEl, this.downEl, this.outcomeEl, this.replayEl,
+      h("h2", {}, "Timeline"),
+      h("div", { class: "timeline-wrap", tabindex: "-1" }, this.timelineEl),
+      h("p", { class: "legend muted" },
+        h("span", { class: "key queue" }), " waiting for a node, a worker or resource units  ",
+        h("span", { class: "key exec" }), " executing  ", h("span", { class: "key sleep" }), " sleeping  ",
+        h("span", { class: "key pending" }), " under way  ", h("span", { class: "key error" }), " failed or lost"),
+      h("div", { class: "run-grid" },
+        h("section", { class: "run-steps" }, h("h2", {}, "Steps"), this.stepsNote, this.stepsScroll),
+        this.detailsEl,
+        h("section", { class: "run-source" }, h("h2", {}, "Script"), this.sourceEl)),
+      h("h2", {}, "Log"), this.logsEl);
+    const onKey = (/** @type {KeyboardEvent} */ e) => {
+      if (e.key === "Escape" && this.selected && !document.querySelector("dialog[open]")) this.select(null);
+    };
+    document.addEventListener("keydown", onKey);
+    const ro = new ResizeObserver(() => this.schedule("timeline", "steps"));
+    ro.observe(this.timelineEl);
+    ro.observe(this.stepsScroll);
+    this.signal.addEventListener("abort", () => {
+      document.removeEventListener("keydown", onKey);
+      ro.disconnect();
+      this.es?.close();
+      cancelAnimationFrame(this.frame);
+      clearInterval(this.ticker);
+    }, { once: true });
+  }
+
+  /** Draws the page, then reads its log lines, its script and (live) its journal. */
+  start() {
+    this.draw();
+    main().dataset.ready = "1";
+    this.loadLogs();
+    this.loadScript();
+    if (LIVE.has(this.model.run.status)) this.follow();
+  }
+
+  /** Marks parts to redraw and asks for a frame. @param {...keyof RunView["dirty"]} parts */
+  schedule(...parts) {
+    for (const p of parts) this.dirty[p] = true;
+    if (this.frame) return;
+    // A frame, or a timer in a hidden tab, whichever comes first.
+    const run = () => {
+      cancelAnimationFrame(this.frame);
+      clearTimeout(this.frameTimer);
+      this.frame = 0;
+      if (!this.signal.aborted) this.draw();
+    };
+    this.frame = requestAnimationFrame(run);
+    this.frameTimer = setTimeout(run, 100);
+  }
+
+  /** Redraws what changed. */
+  draw() {
+    const dirty = this.dirty;
+    this.dirty = { head: false, steps: false, timeline: false, details: false, source: false };
+    this.steps = orderedSteps(this.model);
+    if (this.steps.length !== this.stepCount) {
+      this.stepCount = this.steps.length;
+      this.byLine = stepsByLine(this.steps);
+      this.index = new Map(this.steps.map((s, i) => [s.id, i]));
+      dirty.source = true;
+    }
+    if (dirty.head) this.drawHead();
+    if (dirty.timeline) this.drawTimeline();
+    if (dirty.steps) this.drawSteps();
+    if (dirty.details) this.drawDetails();
+    if (dirty.source) this.markSource();
+    const m = main();
+    m.dataset.lastEventId = String(this.model.lastId);
+    m.dataset.events = String(this.model.events);
+  }
+
+  // --- header, outcome, actions ------------------------------------------
+
+  drawHead() {
+    const d = this.model.run;
+    const parked = d.status === "running" && d.wake_at;
+    const status = d.status + (parked ? ` (parked until ${fmtTime(d.wake_at)})` : "");
+    const started = parseTime(d.started), ended = parseTime(d.ended);
+    const version = [d.version ? "version " + d.version : "", d.hash ? "hash " + d.hash.slice(0, 12) : ""].filter(Boolean).join(", ");
+    /** @type {[string, any, string?][]} */
+    const rows = [
+      ["Script", `${d.script}${version ? " (" + version + ")" : ""}`],
+      ["Status", status, "status-" + d.status],
+      ["Coordinator", d.coordinator || "–"],
+      ["Trace", d.trace_id || "–", "mono"],
+      ["Started", fmtTime(d.started)],
+      ["Ended", d.ended ? fmtTime(d.ended) + (started != null && ended != null ? ` (took ${fmtDur((ended - started) * 1e6)})` : "") : "–"],
+      ["Steps", String(this.model.steps.size)],
+      ["Attributes", attrsText(d.attrs) || "–"],
+      ["Kept", d.pinned ? "pinned: kept past retention" : d.expires ? "until " + fmtTime(d.expires) : "–"],
+    ];
+    if (d.moved) rows.push(["Moved", `to ${d.moved.script || "another version"} ${String(d.moved.hash || "").slice(0, 12)} by ${d.moved.by || "?"}`]);
+    if (d.cancel && !d.error) rows.push(["Cancelling", `by ${d.cancel.by}: ${d.cancel.reason}`]);
+    fill(this.headEl, ...rows.flatMap(([k, v, cls]) => [h("dt", {}, k), h("dd", { class: cls || null }, v)]),
+      h("dt", {}, "Input"), h("dd", {}, d.input === undefined ? "–" : value(d.input ?? null)));
+    this.drawOutcome();
+    this.drawActions();
+  }
+
+  drawOutcome() {
+    const d = this.model.run;
+    if (d.error) {
+      const text = d.error.message + (d.error.backtrace ? "\n\n" + d.error.backtrace : "");
+      const pos = firstPos(text);
+      this.errorPos = pos;
+      fill(this.outcomeEl, h("h2", {}, d.status === "blocked" ? "Blocked" : d.status === "cancelled" ? "Cancelled" : "Error"),
+        pos ? h("p", {}, "At ", h("button", { type: "button", class: "linkish mono", onclick: () => this.showLine(pos.file, pos.line) },
+          `${pos.file}:${pos.line}:${pos.col}`)) : null,
+        value(text));
+    } else if (d.status === "completed") {
+      this.errorPos = null;
+      fill(this.outcomeEl, h("h2", {}, "Result"), value(d.result ?? null));
+    } else {
+      fill(this.outcomeEl);
+    }
+  }
+
+  drawActions() {
+    const d = this.model.run;
+    const url = "/v1/runs/" + enc(this.id);
+    const parked = d.status === "running" && d.wake_at;
+    fill(this.actionsEl, 
+      LIVE.has(d.status) ? h("button", { type: "button", onclick: () => this.confirmCancel() }, "Cancel run…") : null,
+      d.status === "blocked" || parked ? h("button", { type: "button", onclick: () => this.confirmResume() }, "Resume…") : null,
+      d.pinned ? h("span", { class: "muted" }, "Pinned") : h("button", { type: "button", onclick: () => this.confirmPin() }, "Pin…"),
+      h("a", { class: "button", href: url + "/export", download: `run-${this.id}.json` }, "Download export"),
+      h("button", { type: "button", onclick: () => this.confirmReplay() }, "Replay check…"));
+  }
+
+  /** Reads the run again (after an action or its end) and redraws it all. */
+  async refresh() {
+    let d;
+    try {
+      d = await api("/v1/runs/" + enc(this.id), this.signal);
+    } catch {
+      return;
+    }
+    if (!d || this.signal.aborted) return;
+    const m = this.model;
+    const extra = { cancel: m.run.cancel, moved: m.run.moved };
+    m.run = { ...extra, ...d };
+    for (const s of d.steps || []) {
+      if (!m.steps.has(s.id)) {
+        m.order.push(s.id);
+        m.sorted = false;
       }
-      done();
-    },
-  });
+      m.steps.set(s.id, { ...s });
+    }
+    this.rowSig.clear();
+    this.schedule("head", "steps", "timeline", "details");
+    if (LIVE.has(d.status) && !this.es) this.follow();
+  }
+
+  confirmCancel() {
+    confirmAction({
+      label: "Cancel run " + this.id,
+      text: ["Cancel run ", h("span", { class: "mono" }, this.id), "? It stops where it is; what it journaled stays."],
+      fields: [h("label", {}, "Reason ", h("input", { name: "reason", required: true, placeholder: "why, e.g. customer asked" }))],
+      yes: "Cancel the run", no: "Keep it running",
+      act: async (form) => {
+        const reason = /** @type {HTMLInputElement} */ (form.elements.namedItem("reason")).value;
+        try {
+          await post("/v1/runs/" + enc(this.id) + "/cancel", { by: "panel", reason });
+        } catch (e) {
+          throw new Error("Not cancelled: " + /** @type {Error} */ (e).message);
+        }
+        this.refresh();
+      },
+    });
+  }
+
+  async confirmResume() {
+    const d = this.model.run;
+    /** @type {any[]} */
+    let history = [];
+    try {
+      history = ((/** @type {any} */ (await api("/v1/scripts/" + enc(d.script) + "/history", this.signal))) ?? {}).history || [];
+    } catch { /* not deployed, or the node is away: its own version only */ }
+    const select = h("select", { name: "version" },
+      h("option", { value: "" }, `its own version${d.version ? " (" + d.version + ")" : ""}`),
+      [...history].reverse().map((v) => h("option", { value: String(v.version) },
+        `version ${v.version} (${String(v.hash || "").slice(0, 12)}${v.note ? ", " + v.note : ""}, ${fmtTime(v.at)})`)));
+    confirmAction({
+      label: "Resume run " + this.id,
+      text: ["Resume run ", h("span", { class: "mono" }, this.id), "? It is replayed from its journal and goes on live; ",
+        "on another version, that version must make the same calls for the steps already taken."],
+      fields: [h("label", {}, "On ", select)],
+      yes: "Resume", no: "Leave it",
+      act: async (form) => {
+        const v = /** @type {HTMLSelectElement} */ (form.elements.namedItem("version")).value;
+        try {
+          await post("/v1/runs/" + enc(this.id) + "/resume", v ? { version: Number(v), by: "panel" } : { by: "panel" });
+        } catch (e) {
+          throw new Error("Not resumed: " + /** @type {Error} */ (e).message);
+        }
+        this.refresh();
+      },
+    });
+  }
+
+  confirmPin() {
+    confirmAction({
+      label: "Pin run " + this.id,
+      text: ["Pin run ", h("span", { class: "mono" }, this.id), "? Its record, script and journal are kept past retention, for replays later."],
+      yes: "Pin it", no: "Not now",
+      act: async () => {
+        try {
+          await post("/v1/runs/" + enc(this.id) + "/pin", {});
+        } catch (e) {
+          throw new Error("Not pinned: " + /** @type {Error} */ (e).message);
+        }
+        this.model.run.pinned = true;
+        this.schedule("head");
+        this.refresh();
+      },
+    });
+  }
+
+  confirmReplay() {
+    const script = this.script || null;
+    const mainFile = script?.main || this.model.run.script + ".star";
+    const area = /** @type {HTMLTextAreaElement} */ (h("textarea", { name: "source", rows: "14", spellcheck: "false", class: "mono",
+      "aria-label": "Script to replay against (" + mainFile + ")" }, script?.files?.[mainFile] ?? ""));
+    const pasted = h("input", { type: "radio", name: "against", value: "pasted" });
+    area.addEventListener("input", () => { /** @type {HTMLInputElement} */ (pasted).checked = true; });
+    confirmAction({
+      label: "Replay check of run " + this.id,
+      text: ["Replay run ", h("span", { class: "mono" }, this.id), " against a script: nothing is executed; each call is answered from the journal, ",
+        "and the check says whether the script makes the same calls."],
+      fields: [
+        h("fieldset", { class: "against" }, h("legend", {}, "Against"),
+          h("label", {}, h("input", { type: "radio", name: "against", value: "live", checked: true }), " the live version of ", this.model.run.script),
+          h("label", {}, pasted, " this script (", h("span", { class: "mono" }, mainFile), "):")),
+        area],
+      yes: "Check", no: "Close",
+      act: async (form) => {
+        const against = /** @type {RadioNodeList} */ (form.elements.namedItem("against")).value;
+        const body = against === "pasted"
+          ? { script: { main: mainFile, files: { ...(script?.files || {}), [mainFile]: area.value } } }
+          : {};
+        const resp = await fetch("/v1/runs/" + enc(this.id) + "/replay", { method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(body) });
+        const answer = await resp.json().catch(() => null);
+        if (resp.status === 422) {
+          throw new Error("The script does not compile:\n" + ((answer?.error?.errors || []).join("\n") || answer?.error?.message || ""));
+        }
+        if (resp.status === 404 && answer?.error?.code === "not_found") throw new Error("This node has no replay check yet (404).");
+        if (!resp.ok) throw new Error(answer?.error?.message || `HTTP ${resp.status}`);
+        this.showReplay(answer);
+      },
+    });
+  }
+
+  /** Shows a replay report: the same result, or the divergence side by side. @param {any} r */
+  showReplay(r) {
+    const same = r.matches && !r.divergence;
+    const dv = r.divergence;
+    const call = (/** @type {string} */ title, /** @type {any} */ c) => h("div", { class: "call" }, h("h4", {}, title),
+      c ? h("dl", {}, h("dt", {}, "Builtin"), h("dd", { class: "mono" }, c.builtin), h("dt", {}, "Position"), h("dd", { class: "mono" }, c.pos || "–"),
+        h("dt", {}, "Arguments"), h("dd", {}, value(c.args ?? null)))
+        : h("p", { class: "muted" }, "no call"));
+    this.replayEl.hidden = false;
+    this.replayEl.dataset.replay = same ? "same" : "diverged";
+    fill(this.replayEl, h("h2", {}, "Replay check"),
+      h("p", { class: same ? "same" : "diverged" }, same ? "Same result" : dv ? `Diverged at step ${dv.step}` : "Different result",
+        h("span", { class: "muted" }, ` — against ${r.against || "?"}${r.hash ? " (" + String(r.hash).slice(0, 12) + ")" : ""}, `,
+          `${r.steps ?? "?"} calls of ${r.journaled ?? "?"} journaled, ${fmtDur(r.took_ns)}${r.partial ? ", a prefix (the run goes on)" : ""}`)),
+      r.message ? value(r.message) : null,
+      dv ? h("div", { class: "side-by-side" }, call("Journaled call", dv.journaled), call("New call", dv.new)) : null,
+      dv?.missing ? h("p", {}, `${dv.missing} journaled call${dv.missing > 1 ? "s were" : " was"} not made.`) : null,
+      !same && r.error ? value(r.error.message || r.error) : null,
+      h("button", { type: "button", onclick: () => { this.replayEl.hidden = true; } }, "Close"));
+    this.replayEl.scrollIntoView({ block: "nearest" });
+  }
+
+  // --- timeline -----------------------------------------------------------
+
+  drawTimeline() {
+    const d = this.model.run;
+    const now = Date.now();
+    const live = !parseTime(d.ended);
+    const l = layout(this.steps, { now, start: parseTime(d.started), end: live ? now : parseTime(d.ended), first: d.coordinator });
+    this.layout = l;
+    const canvas = l.bars > DOM_BARS;
+    const span = l.t1 - l.t0;
+    const step = tickStep(span);
+    const ticks = [];
+    for (let t = 0; t <= span; t += step) {
+      const tick = h("span", {}, offset(t));
+      tick.style.setProperty("left", (t / span) * 100 + "%");
+      ticks.push(tick);
+    }
+    this.axisEl.replaceChildren(...ticks);
+    /** @type {Map<string, HTMLElement>} */
+    const laneEls = new Map([...this.lanesEl.children].map((el) => [/** @type {string} */ (el.getAttribute("data-lane")), /** @type {HTMLElement} */ (el)]));
+    const seen = new Set();
+    const want = [];
+    for (const lane of l.lanes) {
+      let el = laneEls.get(lane.node);
+      if (!el || (el.dataset.mode === "canvas") !== canvas) {
+        el?.remove();
+        el = h("div", { class: "lane", "data-lane": lane.node, "data-mode": canvas ? "canvas" : "dom" },
+          h("div", { class: "lane-name mono", title: lane.node }, lane.node),
+          h("div", { class: "track", role: "group", "aria-label": "steps on " + lane.node }));
+      }
+      want.push(el);
+      const track = /** @type {HTMLElement} */ (el.lastElementChild);
+      const bh = barHeight(lane.rows);
+      track.style.height = lane.rows * (bh + 2) + 2 + "px";
+      if (canvas) this.drawCanvas(track, lane, l, bh);
+      else for (const b of lane.bars) seen.add(this.drawBar(track, b, l, bh));
+    }
+    for (const [key, el] of this.bars) if (!seen.has(key)) { el.remove(); this.bars.delete(key); }
+    if (want.some((el, i) => this.lanesEl.children[i] !== el) || this.lanesEl.children.length !== want.length) this.lanesEl.replaceChildren(...want);
+  }
+
+  /** Draws bar b in track as a button; returns its key. @param {HTMLElement} track @param {any} b @param {any} l @param {number} bh */
+  drawBar(track, b, l, bh) {
+    let el = this.bars.get(b.key);
+    if (!el || el.parentElement !== track) {
+      el?.remove();
+      el = /** @type {HTMLButtonElement} */ (h("button", { type: "button", class: "bar", "data-step": b.step, "data-attempt": String(b.attempt) },
+        h("span", { class: "q" }), h("span", { class: "x" })));
+      this.bars.set(b.key, el);
+      track.append(el);
+    }
+    const g = barGeometry(b, l.t0, l.t1);
+    const cls = `bar ${b.kind} ${b.outcome}${b.lost ? " lost" : ""}${b.step === this.selected ? " selected" : ""}`;
+    if (el.className !== cls) el.className = cls;
+    if (el.dataset.outcome !== b.outcome) el.dataset.outcome = b.outcome;
+    el.style.setProperty("left", g.x * 100 + "%");
+    el.style.setProperty("width", g.w * 100 + "%");
+    el.style.setProperty("top", b.row * (bh + 2) + 2 + "px");
+    el.style.setProperty("height", bh + "px");
+    const q = /** @type {HTMLElement} */ (el.firstElementChild);
+    q.style.setProperty("width", g.w > 0 ? (g.queue / g.w) * 100 + "%" : "0");
+    const label = `${stepName(b)}${b.attempt > 1 ? ", placement " + b.attempt : ""} on ${b.node}: ${b.lost ? "lost" : b.outcome}, ` +
+      `${offset(b.begin - l.t0)}, ${b.outcome === "pending" ? "under way" : fmtDur((b.end - b.begin) * 1e6)}`;
+    if (el.title !== label) {
+      el.title = label;
+      el.setAttribute("aria-label", label);
+    }
+    return b.key;
+  }
+
+  /**
+   * Draws a lane of many bars on a canvas: bars narrower than a pixel are
+   * drawn one pixel wide. A click finds the bar under the pointer.
+   * @param {HTMLElement} track @param {any} lane @param {any} l @param {number} bh
+   */
+  drawCanvas(track, lane, l, bh) {
+    let c = /** @type {HTMLCanvasElement|null} */ (track.querySelector("canvas"));
+    if (!c) {
+      c = /** @type {HTMLCanvasElement} */ (h("canvas", { tabindex: "0", "aria-label": `${lane.bars.length} steps on ${lane.node}: click one to see it; the steps table lists them all` }));
+      c.addEventListener("click", (e) => {
+        const hit = this.barAt(lane.node, e.offsetX, e.offsetY);
+        if (hit) this.select(hit, "timeline");
+      });
+      track.append(c);
+    }
+    const w = track.clientWidth || 800, hgt = lane.rows * (bh + 2) + 2, dpr = window.devicePixelRatio || 1;
+    c.style.width = w + "px";
+    c.style.height = hgt + "px";
+    c.width = Math.round(w * dpr);
+    c.height = Math.round(hgt * dpr);
+    c.dataset.bars = String(lane.bars.length);
+    const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
+    ctx.scale(dpr, dpr);
+    const css = getComputedStyle(track);
+    const color = (/** @type {string} */ name, /** @type {string} */ dflt) => css.getPropertyValue(name).trim() || dflt;
+    const fill = { exec: color("--bar-exec", "#2457c5"), queue: color("--bar-queue", "#b9c8ec"), sleep: color("--bar-sleep", "#8e7cc3"),
+      pending: color("--bar-pending", "#e0a100"), error: color("--bar-error", "#b42318") };
+    /** @type {any[]} */
+    const hits = [];
+    let selected = null;
+    for (const b of lane.bars) {
+      const g = barGeometry(b, l.t0, l.t1);
+      const x = g.x * w, y = b.row * (bh + 2) + 2, bw = Math.max(1, g.w * w), qw = g.queue * w;
+      hits.push([x, y, bw, b.step]);
+      if (b.step === this.selected) selected = [x, y, bw];
+      if (b.kind === "sleep") ctx.fillStyle = fill.sleep;
+      else if (b.outcome === "error") ctx.fillStyle = fill.error;
+      else if (b.outcome === "pending") ctx.fillStyle = fill.pending;
+      else {
+        if (qw >= 1) { ctx.fillStyle = fill.queue; ctx.fillRect(x, y, qw, bh); }
+        ctx.fillStyle = fill.exec;
+        ctx.fillRect(x + qw, y, Math.max(1, bw - qw), bh);
+        continue;
+      }
+      ctx.fillRect(x, y, bw, bh);
+    }
+    if (selected) {
+      ctx.strokeStyle = "#000";
+      ctx.lineWidth = 2;
+      ctx.strokeRect(selected[0] - 1, selected[1] - 1, Math.max(3, selected[2] + 2), bh + 2);
+    }
+    (this.hits ??= new Map()).set(lane.node, { hits, bh });
+  }
+
+  /** The step of the bar at (x, y) of a lane's canvas, or the nearest within 4 px. @param {string} node @param {number} x @param {number} y */
+  barAt(node, x, y) {
+    const lane = this.hits?.get(node);
+    if (!lane) return null;
+    let best = null, dist = 5;
+    for (const [bx, by, bw, step] of lane.hits) {
+      if (y < by - 1 || y > by + lane.bh + 1) continue;
+      const dx = x < bx ? bx - x : x > bx + bw ? x - bx - bw : 0;
+      if (dx < dist) { dist = dx; best = step; }
+    }
+    return best;
+  }
+
+  /** Arrow keys move along a lane's bars; Home and End go to its ends. @param {KeyboardEvent} e */
+  barKey(e) {
+    const el = /** @type {HTMLElement} */ (e.target);
+    if (!el.matches?.("button.bar") || !["ArrowLeft", "ArrowRight", "Home", "End", "ArrowUp", "ArrowDown"].includes(e.key)) return;
+    e.preventDefault();
+    if (e.key === "ArrowUp" || e.key === "ArrowDown") {
+      const lanes = [...this.lanesEl.querySelectorAll(".lane")];
+      const i = lanes.indexOf(/** @type {HTMLElement} */ (el.closest(".lane")));
+      /** @type {HTMLElement|null} */ (lanes[i + (e.key === "ArrowDown" ? 1 : -1)]?.querySelector("button.bar"))?.focus();
+      return;
+    }
+    const bars = /** @type {HTMLElement[]} */ ([...(el.parentElement?.querySelectorAll("button.bar") || [])])
+      .sort((a, b) => parseFloat(a.style.left) - parseFloat(b.style.left));
+    const i = bars.indexOf(el);
+    const next = e.key === "Home" ? bars[0] : e.key === "End" ? bars[bars.length - 1] : bars[i + (e.key === "ArrowRight" ? 1 : -1)];
+    next?.focus();
+  }
+
+  // --- steps table --------------------------------------------------------
+
+  drawSteps() {
+    const steps = this.steps;
+    const t0 = parseTime(this.model.run.started);
+    const virtual = steps.length > ALL_ROWS;
+    this.stepsScroll.classList.toggle("virtual", virtual);
+    this.stepsNote.textContent = steps.length ? (virtual ? `${steps.length} steps: scroll the table; pick one to see it.` : "") : "No steps yet.";
+    let first = 0, last = steps.length, above = 0, below = 0;
+    if (virtual) {
+      const head = /** @type {HTMLElement} */ (this.stepsScroll.querySelector("thead")).offsetHeight;
+      ({ first, last, above, below } = visibleWindow(this.stepsScroll.scrollTop - head, this.stepsScroll.clientHeight || 400, ROW_H, steps.length, 8));
+    }
+    /** @type {HTMLElement[]} */
+    const out = [];
+    if (above) out.push(this.spacer(above, "above"));
+    for (let i = first; i < last; i++) out.push(this.row(steps[i], t0));
+    if (below) out.push(this.spacer(below, "below"));
+    if (out.length === this.tbody.children.length && out.every((r, i) => this.tbody.children[i] === r)) return;
+    const active = document.activeElement;
+    this.tbody.replaceChildren(...out);
+    if (active instanceof HTMLElement && active.isConnected && active !== document.activeElement) active.focus({ preventScroll: true });
+  }
+
+  /** A spacer row standing for rows not drawn. @param {number} px @param {string} which */
+  spacer(px, which) {
+    const key = "spacer-" + which;
+    let tr = this.rows.get(key);
+    if (!tr) {
+      tr = /** @type {HTMLTableRowElement} */ (h("tr", { class: "spacer", "aria-hidden": "true" }, h("td", { colspan: "9" })));
+      this.rows.set(key, tr);
+    }
+    tr.style.height = px + "px";
+    return tr;
+  }
+
+  /** The row of step s, made again only when s changed. @param {any} s @param {number|null} t0 */
+  row(s, t0) {
+    const sig = [s.outcome, s.node, s.start, s.duration_ns, s.attempts, s.placements?.length, s.id === this.selected].join("|");
+    let tr = this.rows.get(s.id);
+    if (tr && this.rowSig.get(s.id) === sig) return tr;
+    const called = parseTime(s.called);
+    const { queue, exec } = stepTimes(s);
+    const next = /** @type {HTMLTableRowElement} */ (h("tr", { "data-step": s.id, class: (s.id === this.selected ? "selected " : "") + "outcome-" + s.outcome },
+      h("td", { class: "mono" }, h("button", { type: "button", class: "linkish", "aria-label": "show " + stepName(s) }, s.id)),
+      h("td", {}, s.builtin + (s.builtin === "sleep" && s.args?.duration ? " " + s.args.duration : "")),
+      h("td", {}, s.node || "–"),
+      h("td", {}, called != null && t0 != null ? offset(called - t0) : "–"),
+      h("td", {}, queue == null ? "–" : fmtDur(queue)),
+      h("td", {}, s.outcome === "pending" ? "–" : fmtDur(exec ?? 0)),
+      h("td", { class: "status-" + s.outcome }, s.outcome + (s.attempts > 1 ? ` (${s.attempts} attempts)` : "") + (s.placements?.length > 1 ? `, placed ${s.placements.length}×` : "")),
+      h("td", { class: "mono" }, s.pos || "–"),
+      h("td", { title: s.reason || "" }, s.reason || "–")));
+    if (tr) {
+      const focused = tr.contains(document.activeElement);
+      tr.replaceWith(next);
+      if (focused) /** @type {HTMLElement} */ (next.querySelector("button"))?.focus({ preventScroll: true });
+    }
+    this.rows.set(s.id, next);
+    this.rowSig.set(s.id, sig);
+    return next;
+  }
+
+  // --- selection and details ---------------------------------------------
+
+  /**
+   * Selects step id (null: none): its bars, row and line are marked, its
+   * details shown. from says where the choice was made, which is not
+   * scrolled. @param {string|null} id @param {string} [from]
+   */
+  select(id, from = "") {
+    const prev = this.selected;
+    this.selected = id;
+    for (const key of [prev, id]) {
+      if (!key) continue;
+      this.rowSig.delete(key);
+      for (const el of this.lanesEl.querySelectorAll(`[data-step="${CSS.escape(key)}"]`)) el.classList.toggle("selected", key === id);
+    }
+    if (this.layout && this.layout.bars > DOM_BARS) this.dirty.timeline = true;
+    this.schedule("details", "steps", "source");
+    if (!id) return;
+    if (from !== "table") this.scrollToRow(id);
+    if (from !== "source") this.revealLine(id);
+    if (LIVE.has(this.model.run.status)) this.loadLogs();
+  }
+
+  /** Scrolls the steps table to step id's row. @param {string} id */
+  scrollToRow(id) {
+    const i = this.index?.get(id);
+    if (i == null) return;
+    const sc = this.stepsScroll;
+    const head = /** @type {HTMLElement} */ (sc.querySelector("thead")).offsetHeight;
+    const top = head + i * ROW_H;
+    if (this.steps.length > ALL_ROWS) {
+      if (top < sc.scrollTop + head || top + ROW_H > sc.scrollTop + sc.clientHeight) sc.scrollTop = top - sc.clientHeight / 2;
+      return;
+    }
+    const tr = this.rows.get(id);
+    if (tr && tr.isConnected) {
+      const y = tr.offsetTop;
+      if (y < sc.scrollTop + head || y + tr.offsetHeight > sc.scrollTop + sc.clientHeight) sc.scrollTop = y - sc.clientHeight / 2;
+    }
+  }
+
+  drawDetails() {
+    const id = this.selected;
+    const s = id ? this.model.steps.get(id) : null;
+    if (!s) {
+      this.detailsSig = "";
+      fill(this.detailsEl, h("h2", {}, "Step"), h("p", { class: "muted" },
+        this.model.steps.size ? "Pick a step (a bar of the timeline, a row of the table or a marked line of the script) to see its details." : "No steps yet."));
+      return;
+    }
+    const lines = (this.logs || []).filter((l) => l.step === s.id || l.after_step === s.id);
+    const sig = [s.id, s.outcome, s.node, s.start, s.duration_ns, s.attempts, s.placements?.length, this.logs?.length].join("|");
+    if (sig === this.detailsSig) return;
+    this.detailsSig = sig;
+    const { queue, exec } = stepTimes(s);
+    const called = parseTime(s.called);
+    const pos = parsePos(s.pos);
+    const t0 = parseTime(this.model.run.started);
+    /** @type {[string, any][]} */
+    const rows = [
+      ["Builtin", h("span", { class: "mono" }, s.builtin)],
+      ["Outcome", h("span", { class: "status-" + s.outcome }, s.outcome)],
+      ["Node", s.node || "–"],
+      ["Placed because", s.reason || "–"],
+      ["Attempts", s.attempts ? String(s.attempts) : "–"],
+      ["Called", s.called ? fmtTime(s.called) + (called != null && t0 != null ? ` (${offset(called - t0)})` : "") : "–"],
+    ];
+    if (s.builtin === "sleep") {
+      const dur = parseGoDuration(s.args?.duration);
+      rows.push(["Sleeps", (s.args?.duration || "?") + (called != null && dur != null ? ", until " + new Date(called + dur).toLocaleString() : "")]);
+    } else {
+      rows.push(["Queue wait", queue == null ? "–" : fmtDur(queue) + (queue > 1e6 ? " (waiting for a node, a worker or resource units)" : "")]);
+      rows.push(["Took", s.outcome === "pending" ? "under way" : fmtDur(exec ?? 0)]);
+    }
+    rows.push(["Position", pos ? h("button", { type: "button", class: "linkish mono", onclick: () => this.showLine(pos.file, pos.line) }, s.pos) : "–"]);
+    const placements = s.placements?.length > 1
+      ? [h("h3", {}, "Placements"), h("ol", { class: "step-placements" }, s.placements.map((/** @type {any} */ p) => h("li", {},
+        h("strong", {}, p.node), ` at ${fmtTime(p.time)}`, p.reason ? ": " + p.reason : "", p.why ? h("span", { class: "muted" }, ` — placed again: ${p.why}`) : "")))]
+      : [];
+    const logList = this.logs == null ? h("p", { class: "muted" }, "Loading…")
+      : lines.length ? h("ul", { class: "step-log" }, lines.map((l) => this.logItem(l)))
+        : h("p", { class: "muted" }, "No log lines at this step.");
+    const close = h("button", { type: "button", class: "close", "aria-label": "Close the step's details", onclick: () => this.select(null) }, "×");
+    fill(this.detailsEl, h("section", { class: "details", "data-details": s.id, "aria-label": stepName(s) },
+      h("h2", {}, "Step ", h("span", { class: "mono" }, s.id), " ", close),
+      h("dl", { class: "head" }, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      ...placements,
+      h("h3", {}, "Arguments"), value(s.args ?? null),
+      s.outcome === "pending" ? null
+        : s.error ? [h("h3", {}, "Error"), value((s.error.code ? s.error.code + ": " : "") + (s.error.message || JSON.stringify(s.error)))]
+          : [h("h3", {}, "Result"), value(s.value ?? null)],
+      h("h3", {}, "Log lines"), logList));
+  }
+
+  /** A log line as a list item. @param {any} l */
+  logItem(l) {
+    const { time, level, node, step, after_step, message, run, script, version, trace_id, span_id, attrs, pos, ...rest } = l;
+    return h("li", { class: "level-" + level },
+      h("span", { class: "mono muted" }, time ? new Date(time).toLocaleTimeString() : "–"), " ", h("strong", {}, level), " ",
+      after_step ? h("span", { class: "muted" }, "(after) ") : null,
+      h("span", { class: "mono" }, message, " ", Object.entries(rest).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")));
+  }
+
+  // --- the script's source ------------------------------------------------
+
+  async loadScript() {
+    let sc;
+    try {
+      sc = await api("/v1/runs/" + enc(this.id) + "/script", this.signal);
+    } catch (e) {
+      if (!this.signal.aborted) fill(this.sourceEl, h("p", { class: "muted" }, "Source not available: " + e));
+      return;
+    }
+    if (this.signal.aborted) return;
+    // The sources are in "sources" (file → source; "files" then lists the names), or in "files".
+    const sources = sc?.sources || (sc?.files && !Array.isArray(sc.files) ? sc.files : null);
+    if (!sources) {
+      this.script = false;
+      fill(this.sourceEl, h("p", { class: "muted" }, "Source not available."));
+      return;
+    }
+    this.script = { ...sc, files: sources };
+    const names = Object.keys(sources).sort((a, b) => (a === sc.main ? -1 : b === sc.main ? 1 : a < b ? -1 : 1));
+    this.lines.clear();
+    const files = names.map((name) => {
+      const ol = h("ol", { class: "source mono", "aria-label": name });
+      const items = String(sources[name]).split("\n").map((text, i) => {
+        const li = h("li", { "data-line": String(i + 1) }, h("span", { class: "ln" }, String(i + 1)), h("code", {}, text || " "));
+        this.lines.set(name + ":" + (i + 1), li);
+        return li;
+      });
+      if (items.length > 1 && String(sources[name]).endsWith("\n")) items.pop().remove();
+      ol.append(...items);
+      return h("div", { class: "file" }, h("h3", { class: "mono" }, name), ol);
+    });
+    fill(this.sourceEl, h("p", { class: "muted" }, `${sc.name || this.model.run.script}`,
+      sc.version ? `, version ${sc.version}` : "", sc.hash ? ` (${String(sc.hash).slice(0, 12)})` : "",
+      ": marked lines made steps; pick one to see its step."), ...files);
+    this.sourceEl.addEventListener("click", (e) => {
+      const b = /** @type {HTMLElement} */ (e.target).closest("button.ln");
+      if (b) this.lineClicked(/** @type {string} */ (b.getAttribute("data-key")));
+    });
+    this.marked = new Map();
+    this.schedule("source");
+  }
+
+  /** Marks the lines that made steps (and the error's), and the selected step's. */
+  markSource() {
+    if (!this.script) return;
+    const marked = this.marked || (this.marked = new Map());
+    for (const [key, ids] of this.byLine) {
+      const li = this.lines.get(key);
+      if (!li || marked.get(key) === ids.length) continue;
+      marked.set(key, ids.length);
+      li.classList.add("has-step");
+      const label = ids.length === 1 ? `line ${li.dataset.line}: step ${ids[0]}` : `line ${li.dataset.line}: ${ids.length} steps`;
+      const num = h("button", { type: "button", class: "ln", "data-key": key, "aria-label": label, title: label }, li.dataset.line);
+      /** @type {Element} */ (li.firstElementChild).replaceWith(num);
+      li.querySelector(".count")?.remove();
+      li.append(h("span", { class: "count" }, ids.length === 1 ? "step " + ids[0] : ids.length + " steps"));
+    }
+    for (const li of this.sourceEl.querySelectorAll("li.selected, li.error-line")) li.classList.remove("selected", "error-line");
+    if (this.errorPos) this.lines.get(this.errorPos.file + ":" + this.errorPos.line)?.classList.add("error-line");
+    const s = this.selected ? this.model.steps.get(this.selected) : null;
+    const p = parsePos(s?.pos);
+    if (p) this.lines.get(p.file + ":" + p.line)?.classList.add("selected");
+  }
+
+  /** A marked line was clicked: its step, or the next of its steps. @param {string} key */
+  lineClicked(key) {
+    const ids = this.byLine.get(key);
+    if (!ids?.length) return;
+    const i = this.selected ? ids.indexOf(this.selected) : -1;
+    this.select(ids[(i + 1) % ids.length], "source");
+  }
+
+  /** Scrolls the source to step id's line. @param {string} id */
+  revealLine(id) {
+    const p = parsePos(this.model.steps.get(id)?.pos);
+    if (p) this.scrollSource(p.file, p.line);
+  }
+
+  /** Shows a line of the script, marked. @param {string} file @param {number} line */
+  showLine(file, line) {
+    const li = this.scrollSource(file, line);
+    if (!li) return;
+    li.classList.add("flash");
+    setTimeout(() => li.classList.remove("flash"), 1500);
+    this.sourceEl.scrollIntoView({ block: "nearest" });
+  }
+
+  /** @param {string} file @param {number} line @returns {HTMLElement|undefined} */
+  scrollSource(file, line) {
+    const li = this.lines.get(file + ":" + line);
+    if (!li) return;
+    const sc = this.sourceEl;
+    const y = li.offsetTop;
+    if (y < sc.scrollTop || y + li.offsetHeight > sc.scrollTop + sc.clientHeight) sc.scrollTop = y - sc.clientHeight / 3;
+    return li;
+  }
+
+  // --- log lines ----------------------------------------------------------
+
+  /** Reads the run's log lines (again: at most one read at a time, the last asked for after). */
+  async loadLogs() {
+    if (this.loadingLogs) {
+      this.logsAgain = true;
+      return;
+    }
+    this.loadingLogs = true;
+    try {
+      const resp = await fetch("/v1/logs?run=" + enc(this.id), { headers: { Accept: "text/event-stream" }, signal: this.signal });
+      if (!resp.ok) throw new Error("HTTP " + resp.status);
+      this.logs = parseEvents(await resp.text()).filter((e) => e.kind === "line").map((e) => JSON.parse(e.data));
+      this.drawLogs();
+      this.schedule("details");
+    } catch (e) {
+      if (!this.signal.aborted) fill(this.logsEl, h("p", { class: "muted" }, "Cannot read the log lines: " + e));
+    } finally {
+      this.loadingLogs = false;
+    }
+    if (this.logsAgain && !this.signal.aborted) {
+      this.logsAgain = false;
+      this.loadLogs();
+    }
+  }
+
+  /** @param {number} [limit] */
+  drawLogs(limit = LOG_LINES) {
+    const lines = this.logs || [];
+    if (!lines.length) {
+      fill(this.logsEl, h("p", { class: "muted" }, "No log lines."));
+      return;
+    }
+    const shown = lines.slice(0, limit);
+    fill(this.logsEl, h("div", { class: "table-wrap" }, h("table", { class: "log" },
+      h("thead", {}, h("tr", {}, ["Time", "Level", "Node", "Step", "Message"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, shown.map((l) => {
+        const { time, level, node, step, after_step, message, run, script, version, trace_id, span_id, attrs, pos, ...rest } = l;
+        const at = step || after_step;
+        return h("tr", { class: "level-" + level },
+          h("td", { class: "mono" }, time ? new Date(time).toLocaleTimeString() : "–"), h("td", {}, level), h("td", {}, node),
+          h("td", {}, at ? h("button", { type: "button", class: "linkish mono", onclick: () => this.select(at) }, (after_step ? "after " : "") + at) : "–"),
+          h("td", { class: "mono" }, message, " ", Object.entries(rest).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")));
+      })))),
+    lines.length > shown.length ? h("button", { type: "button", onclick: () => this.drawLogs(Infinity) }, `Show all ${lines.length} lines`) : null);
+  }
+
+  // --- live ---------------------------------------------------------------
+
+  /**
+   * Follows the run's journal: each event is applied once (an id not past
+   * the last applied is a reconnected stream's repeat) and the page redrawn
+   * at the next frame. The browser reconnects a broken stream with
+   * Last-Event-ID; a stream the browser gave up on is opened again.
+   */
+  follow() {
+    if (this.signal.aborted) return;
+    this.es?.close();
+    const es = new EventSource("/v1/runs/" + enc(this.id) + "/events");
+    this.es = es;
+    this.fetchNodes();
+    const onEvent = (/** @type {MessageEvent} */ e) => {
+      let data;
+      try {
+        data = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      const changed = applyEvent(this.model, e.type, data, Number(e.lastEventId));
+      if (changed === "step") this.schedule("timeline", "steps", "details", "head");
+      else if (changed === "run") this.schedule("head");
+      if (e.type === "end") {
+        es.close();
+        this.es = null;
+        clearInterval(this.ticker);
+        this.ticker = 0;
+        this.schedule("timeline", "steps");
+        this.refresh();
+        this.loadLogs();
+      }
+    };
+    for (const kind of ["start", "call", "result", "place", "tag", "patch", "version", "cancel", "end"]) es.addEventListener(kind, onEvent);
+    es.addEventListener("error", (e) => {
+      if (this.signal.aborted || this.es !== es) return;
+      const sent = /** @type {MessageEvent} */ (e).data; // the node's own "error" event (shutting down)
+      let why = "";
+      try {
+        why = sent ? JSON.parse(sent).error?.message || "" : "";
+      } catch { /* not JSON */ }
+      connection("reconnecting to the run's live stream…" + (why ? " (" + why + ")" : ""));
+      this.streamDown(true);
+      if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (an HTTP error): open it again; applyEvent skips what was applied.
+        setTimeout(() => { if (this.es === es) this.follow(); }, 2000);
+      }
+    });
+    es.addEventListener("open", () => {
+      connection();
+      this.streamDown(false);
+    });
+    if (!this.ticker) this.ticker = setInterval(() => { // pending bars grow to now
+      if (!document.hidden) this.schedule("timeline");
+    }, 1000);
+  }
+
+  async fetchNodes() {
+    try {
+      const n = await api("/v1/nodes", this.signal);
+      if (n?.nodes) this.nodes = n.nodes;
+    } catch { /* keep the last list */ }
+  }
+
+  /** Shows (or hides) that this node's stream broke, with links to the other nodes' pages of the run. @param {boolean} down */
+  streamDown(down) {
+    this.downEl.hidden = !down;
+    if (!down) return;
+    const others = this.nodes.filter((n) => n.http && !n.http.startsWith(location.origin));
+    fill(this.downEl, "The live stream of this run broke: this node may be down. ",
+      others.length ? ["Open the run on another node: ", ...others.flatMap((n, i) => [i ? ", " : "",
+        h("a", { href: n.http.replace(/\/$/, "") + "/runs/" + enc(this.id) }, n.name)])] : "It reconnects by itself.");
+  }
 }

@@ -184,14 +184,14 @@ export function layout(steps, o) {
 /**
  * Where a bar is, as fractions of the timeline's width: x (its begin), its
  * queue part's width and its execution's (the rest). A sleep, a pending or
- * a lost bar is all one part (exec 0, queue the whole).
+ * a lost bar is all one part, drawn in its own style (queue 0, exec the whole).
  * @param {Bar} b @param {number} t0 @param {number} t1
  */
 export function barGeometry(b, t0, t1) {
   const span = t1 - t0 || 1;
   const x = (b.begin - t0) / span;
   const w = Math.max(0, (b.end - b.begin) / span);
-  if (b.start == null) return { x, w, queue: w, exec: 0 };
+  if (b.start == null) return { x, w, queue: 0, exec: w };
   const queue = Math.min(w, Math.max(0, (b.start - b.begin) / span));
   return { x, w, queue, exec: w - queue };
 }
