@@ -31,6 +31,9 @@ type API interface {
 	ReplayCheck(ctx context.Context, id string, script *Script) (*ReplayReport, error)
 	// Nodes returns the live nodes with their latest meter readings.
 	Nodes(ctx context.Context) ([]NodeInfo, error)
+	// ClusterEvents returns the latest limit cluster events (joins, losses,
+	// adoptions), newest first.
+	ClusterEvents(ctx context.Context, limit int) ([]ClusterEvent, error)
 	// Events calls fn with each journal entry of a run, then live ones,
 	// until the run's end or fn returns false (GET /v1/runs/{id}/events).
 	Events(ctx context.Context, id string, fn func(Event) bool) error

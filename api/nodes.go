@@ -28,6 +28,9 @@ type NodeInfo struct {
 	// Breakers are the node's circuit breakers that are open, trying, or
 	// counting failures (package breaker).
 	Breakers []breaker.Status `json:"breakers,omitempty"`
+	// Placements are the node's latest placement decisions as a
+	// coordinator, newest first (up to PlacementsKept).
+	Placements []PlacementDecision `json:"placements,omitempty"`
 	// Seen is when this node last received the heartbeat; Age its age.
 	Seen time.Time     `json:"seen"`
 	Age  time.Duration `json:"age_ns"`
@@ -48,4 +51,38 @@ func IntegrationsOf(nodes []NodeInfo) []NodeIntegrations {
 		out = append(out, NodeIntegrations{Node: n.Name, Integrations: n.Integrations, Breakers: n.Breakers})
 	}
 	return out
+}
+
+// PlacementsKept is how many of its latest placement decisions a node
+// announces in its heartbeats.
+const PlacementsKept = 20
+
+// PlacementDecision is one step placed by a coordinator: on which node and
+// why (GET /v1/nodes).
+type PlacementDecision struct {
+	Time    time.Time `json:"time"`
+	Run     string    `json:"run"`
+	Step    string    `json:"step"`
+	Builtin string    `json:"builtin"`
+	Node    string    `json:"node"`
+	Reason  string    `json:"reason,omitempty"`
+}
+
+// Kinds of cluster events.
+const (
+	EventNodeJoined = "node_joined"
+	EventNodeLost   = "node_lost"
+	EventAdopted    = "adopted"
+)
+
+// ClusterEvent is something that happened to the cluster (GET
+// /v1/cluster/events): a node joined or was lost, or a run was adopted by
+// Node from From.
+type ClusterEvent struct {
+	Time   time.Time `json:"time"`
+	Kind   string    `json:"kind"`
+	Node   string    `json:"node"`
+	Run    string    `json:"run,omitempty"`
+	From   string    `json:"from,omitempty"`
+	Detail string    `json:"detail,omitempty"`
 }

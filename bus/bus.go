@@ -352,6 +352,9 @@ func (b *Bus) ensure(ctx context.Context) error {
 	if err := b.ensureLogs(ctx); err != nil {
 		return err
 	}
+	if err := b.ensureCluster(ctx); err != nil {
+		return err
+	}
 	for _, cfg := range []jetstream.KeyValueConfig{
 		b.runsConfig(0),
 		{Bucket: ScriptsBucket, Description: "Drover script sources by content hash", History: 1, Storage: jetstream.FileStorage},

@@ -10,8 +10,10 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +92,10 @@ type Membership struct {
 	last    atomic.Pointer[meter.Reading] // this node's latest reading
 	beat    chan struct{}                 // asks for a heartbeat now
 
+	placedMu sync.Mutex
+	placed   [api.PlacementsKept]api.PlacementDecision // a ring of the latest decisions
+	nplaced  int                                       // decisions noted so far
+
 	mu      sync.Mutex
 	nodes   map[string]api.NodeInfo    // live nodes from their heartbeats
 	waiters map[string][]chan struct{} // closed when that node is lost
@@ -121,6 +127,8 @@ func (m *Membership) Run(ctx context.Context) error {
 		return err
 	}
 	go m.publish(ctx)
+	go m.record(ctx, "joined/"+m.opts.Name+"/"+strconv.FormatInt(m.started.UnixNano(), 10),
+		api.ClusterEvent{Time: m.started, Kind: api.EventNodeJoined, Node: m.opts.Name, Detail: m.opts.HTTP})
 	go func() {
 		defer stop()
 		m.check(ctx)
@@ -217,7 +225,29 @@ func (m *Membership) info(r meter.Reading) api.NodeInfo {
 	if m.opts.Breakers != nil {
 		info.Breakers = m.opts.Breakers()
 	}
+	info.Placements = m.placements()
 	return info
+}
+
+// NotePlacement keeps d among this node's latest placement decisions,
+// which its heartbeats announce.
+func (m *Membership) NotePlacement(d api.PlacementDecision) {
+	m.placedMu.Lock()
+	m.placed[m.nplaced%len(m.placed)] = d
+	m.nplaced++
+	m.placedMu.Unlock()
+}
+
+// placements returns the latest placement decisions, newest first.
+func (m *Membership) placements() []api.PlacementDecision {
+	m.placedMu.Lock()
+	defer m.placedMu.Unlock()
+	n := min(m.nplaced, len(m.placed))
+	out := make([]api.PlacementDecision, n)
+	for i := range n {
+		out[i] = m.placed[(m.nplaced-1-i)%len(m.placed)]
+	}
+	return out
 }
 
 func (m *Membership) onHeartbeat(msg bus.Msg) {
@@ -252,6 +282,10 @@ func (m *Membership) check(ctx context.Context) {
 				if name != m.opts.Name && time.Since(info.Seen) > m.opts.NodeTimeout {
 					delete(m.nodes, name)
 					lost = append(lost, name)
+					// Every survivor records the loss, under one id.
+					go m.record(ctx, "lost/"+name+"/"+strconv.FormatInt(info.Started.UnixNano(), 10), api.ClusterEvent{
+						Time: time.Now().UTC(), Kind: api.EventNodeLost, Node: name,
+						Detail: fmt.Sprintf("no heartbeat for %s; last seen %s", m.opts.NodeTimeout, info.Seen.UTC().Format(time.RFC3339))})
 				}
 			}
 			for _, name := range lost {
@@ -271,6 +305,25 @@ func (m *Membership) check(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// record publishes a cluster event under id (bus.PublishClusterEvent),
+// logging a failure: the event is history, not state.
+func (m *Membership) record(ctx context.Context, id string, ev api.ClusterEvent) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := m.opts.Bus.PublishClusterEvent(ctx, id, ev); err != nil && ctx.Err() == nil {
+		m.log.Warn().Err(err).Str("event", ev.Kind).Str("node", ev.Node).Msg("record cluster event")
+	}
+}
+
+// RecordAdoption records that this node adopted run from node from (why:
+// the run's status before, e.g. "running" after a loss, "blocked" on a
+// resume).
+func (m *Membership) RecordAdoption(ctx context.Context, run, from, why string) {
+	now := time.Now().UTC()
+	m.record(ctx, "adopted/"+run+"/"+strconv.FormatInt(now.UnixNano(), 10),
+		api.ClusterEvent{Time: now, Kind: api.EventAdopted, Node: m.opts.Name, Run: run, From: from, Detail: why})
 }
 
 // Nodes returns the live nodes, by name; before the first heartbeat arrives,

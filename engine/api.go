@@ -39,6 +39,11 @@ func (n *Node) Record(ctx context.Context, id string) (*api.Run, error) {
 // Nodes implements api.API: the live nodes, by name.
 func (n *Node) Nodes(context.Context) ([]api.NodeInfo, error) { return n.cluster.Nodes(), nil }
 
+// ClusterEvents implements api.API.
+func (n *Node) ClusterEvents(ctx context.Context, limit int) ([]api.ClusterEvent, error) {
+	return n.bus.ClusterEvents(ctx, limit)
+}
+
 // Events implements api.API: it calls fn with every journal entry of run id
 // in the order it was written: first the entries already journaled, then
 // each new one as it is written. It returns nil after the run's end entry or

@@ -125,6 +125,9 @@ func (n *Node) adoptNow(ctx context.Context, id string) error {
 		n.runs.Put(ctx, r.snapshot(), prev, nil)
 	}
 	r.logger().Info().Int("journaled_steps", len(j.Calls)).Msg("run adopted: replaying its journal")
+	if prevCoord != n.opts.Name || prev == api.StatusBlocked {
+		go n.cluster.RecordAdoption(n.baseCtx, id, prevCoord, "was "+prev)
+	}
 	go r.execute()
 	return nil
 }

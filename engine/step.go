@@ -64,6 +64,7 @@ func (n *Node) call(ctx context.Context, c *builtins.StepCall) (builtins.StepRes
 			r.logger().Warn().Str("step", id).Str("builtin", step.Name).Err(err).Msg("step could not be placed")
 			return builtins.StepResult{}, &script.StepFailure{Builtin: step.Name, Step: id, Code: api.CodePlacement, Message: err.Error()}
 		}
+		n.cluster.NotePlacement(api.PlacementDecision{Time: asked.UTC(), Run: r.id, Step: id, Builtin: step.Name, Node: dec.Node, Reason: dec.Reason})
 		if waited := time.Since(asked); waited >= placementWaitLogged {
 			r.logger().Info().Str("step", id).Str("builtin", step.Name).Dur("waited", waited).Str("exec_node", dec.Node).Str("reason", dec.Reason).Msg("step waited for a node")
 		}

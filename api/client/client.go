@@ -117,6 +117,14 @@ func (c *Client) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 	return out.Nodes, c.do(ctx, http.MethodGet, "/v1/nodes", nil, &out)
 }
 
+// ClusterEvents implements api.API.
+func (c *Client) ClusterEvents(ctx context.Context, limit int) ([]api.ClusterEvent, error) {
+	var out struct {
+		Events []api.ClusterEvent `json:"events"`
+	}
+	return out.Events, c.do(ctx, http.MethodGet, "/v1/cluster/events?limit="+strconv.Itoa(limit), nil, &out)
+}
+
 // Events calls fn with every journal entry of run id, in the order it was
 // written, as GET /v1/runs/{id}/events streams them: first the entries
 // already journaled, then each new one as it is written. It returns nil after

@@ -132,7 +132,8 @@ func New(b Backend, opts Options) (*Server, error) {
 //	GET  /v1/scripts/{name}/history  every version, oldest first
 //	GET  /v1/scripts/{name}/versions/{v} one version with its sources
 //	POST /v1/scripts/{name}/rollback make an earlier version live (body RollbackRequest)
-//	GET  /v1/nodes              live nodes with their meters
+//	GET  /v1/nodes              live nodes with their meters and latest placement decisions
+//	GET  /v1/cluster/events     the latest joins, losses and adoptions: ?limit=100
 //	GET  /v1/health             node name and NATS URL
 func (s *Server) routes() {
 	m := s.mux
@@ -229,6 +230,18 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
 		nodes, err := s.b.Nodes(r.Context())
 		reply(w, map[string]any{"nodes": nodes}, err)
+	})
+	m.HandleFunc("GET /v1/cluster/events", func(w http.ResponseWriter, r *http.Request) {
+		limit := 100
+		if v := r.URL.Query().Get("limit"); v != "" {
+			var err error
+			if limit, err = strconv.Atoi(v); err != nil || limit <= 0 || limit > 1000 {
+				writeErr(w, fmt.Errorf("%w: limit %q: want a number from 1 to 1000", api.ErrBadInput, v))
+				return
+			}
+		}
+		events, err := s.b.ClusterEvents(r.Context(), limit)
+		reply(w, map[string]any{"events": events}, err)
 	})
 	m.HandleFunc("GET /v1/integrations", func(w http.ResponseWriter, r *http.Request) {
 		nodes, err := s.b.Nodes(r.Context())

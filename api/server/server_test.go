@@ -98,6 +98,15 @@ func TestBadRequestsStartNothing(t *testing.T) {
 		{"start body", "POST", "/v1/runs", `{"script":`, nil, "not a JSON StartRequest"},
 		{"wait timeout", "GET", "/v1/runs/01RUN/wait?timeout=nope", ``, nil, `timeout="nope"`},
 		{"list since", "GET", "/v1/runs?since=yesterday", ``, nil, "since"},
+		{"list version", "GET", "/v1/runs?version=x&script=greet", ``, nil, `version "x"`},
+		{"list version of what", "GET", "/v1/runs?version=2", ``, nil, "give script= too"},
+		{"list before", "GET", "/v1/runs?before=yesterday", ``, nil, `before "yesterday": want a run id`},
+		{"counts by status", "GET", "/v1/runs/counts?status=failed", ``, nil, "leave out status"},
+		{"counts bad attr", "GET", "/v1/runs/counts?attr=acme", ``, nil, "want name=value"},
+		{"script version", "GET", "/v1/scripts/greet/versions/latest", ``, nil, `version "latest"`},
+		{"cluster events limit", "GET", "/v1/cluster/events?limit=5000", ``, nil, "from 1 to 1000"},
+		{"replay body", "POST", "/v1/runs/01RUN/replay", `{"script":`, nil, "request body"},
+		{"resume both", "POST", "/v1/runs/01RUN/resume", `{"version":2,"script":{"main":"a.star"}}`, nil, "not both"},
 		{"events id", "GET", "/v1/runs/01RUN/events", ``, map[string]string{"Last-Event-ID": "x"}, "Last-Event-ID"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
