@@ -54,13 +54,8 @@ func TestPanelInChromium(t *testing.T) {
 		t.Fatalf("run --detach: exit %d\n%s", code, errOut)
 	}
 	sleeping := strings.TrimSpace(detached) // --detach prints the id alone
-	detached, errOut, code = ctl(t, env, "run", "--detach", "e2e/browser/order.star", "--input", `{"customer": "initech", "order": 6, "wait": "12s"}`)
-	if code != 0 {
-		t.Fatalf("run --detach: exit %d\n%s", code, errOut)
-	}
-	waking := strings.TrimSpace(detached)
 
-	cmd := exec.Command(node, "panel.mjs", eng.url, shots, acme, xss, sleeping, waking)
+	cmd := exec.Command(node, "panel.mjs", eng.url, shots, acme, xss, sleeping)
 	cmd.Dir = "browser"
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
 	out, err := cmd.CombinedOutput()

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -57,7 +58,12 @@ func TestHandler(t *testing.T) {
 func TestNoHTMLFromData(t *testing.T) {
 	srv := httptest.NewServer(panel.Handler())
 	defer srv.Close()
-	for _, path := range []string{"/app.js", "/lib.js"} {
+	scripts, err := filepath.Glob("assets/*.js")
+	if err != nil || len(scripts) < 5 {
+		t.Fatalf("the application's modules: %v %v", scripts, err)
+	}
+	for _, name := range scripts {
+		path := "/" + filepath.Base(name)
 		_, body := get(t, srv, "GET", path)
 		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
 			if strings.Contains(body, bad) {
@@ -67,15 +73,20 @@ func TestNoHTMLFromData(t *testing.T) {
 	}
 }
 
-// TestClientLogic runs the unit tests of the application's pure helpers
-// with node (node --test panel/lib_test.mjs).
+// TestClientLogic runs the unit tests of the application's pure modules
+// with node (node --test panel/*_test.mjs: lib, timeline, diff, logs).
 func TestClientLogic(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed: the panel's helpers are tested with node --test")
+		t.Fatal("the panel's modules are tested with node --test: install node (.ci/run does)")
 	}
-	out, err := exec.Command(node, "--test", "lib_test.mjs").CombinedOutput()
+	tests, err := filepath.Glob("*_test.mjs")
+	if err != nil || len(tests) < 4 {
+		t.Fatalf("the unit tests of the panel's modules: %v %v", tests, err)
+	}
+	out, err := exec.Command(node, append([]string{"--test"}, tests...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("node --test lib_test.mjs: %v\n%s", err, out)
+		t.Fatalf("node --test %s: %v\n%s", strings.Join(tests, " "), err, out)
 	}
+	t.Logf("%s", out)
 }

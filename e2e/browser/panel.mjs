@@ -1,11 +1,12 @@
 // The control panel in a real headless Chromium (Debian's chromium, driven by
 // playwright-core): e2e.TestPanelInChromium starts an engine with runs for two
 // customers and one whose attribute holds HTML, then runs this with
-//   node panel.mjs BASE_URL SHOTS_DIR ACME_RUN XSS_RUN
+//   node panel.mjs BASE_URL SHOTS_DIR ACME_RUN XSS_RUN SLEEPING_RUN
 // It exits non-zero on the first check that fails, saying which.
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
-const [base, shots, acmeRun, xssRun, sleepingRun, wakingRun] = process.argv.slice(2);
+const [base, shots, acmeRun, xssRun, sleepingRun] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -38,10 +39,22 @@ try {
   await page.waitForFunction(() => [...document.querySelectorAll("tbody tr")].every((r) => r.textContent.includes("customer=acme")));
   const rows = await page.$$eval("tbody tr", (rs) => rs.map((r) => r.textContent));
   check(rows.length >= 1 && rows.every((r) => !r.includes("globex")), `filtered to acme: ${rows.length} rows, none of globex`);
+  await page.waitForFunction(() => document.querySelector("nav.counts")?.textContent.includes("completed 2"));
+  check(true, "acme's runs counted by status: completed 2");
   await page.screenshot({ path: shots + "/runs-acme.png", fullPage: true });
+  // Combined with a status (from the counts) and a time range that holds none of them.
+  await page.click("nav.counts a.status-completed");
+  await page.waitForFunction(() => location.search.includes("status=completed") && location.search.includes("attr=customer%3Dacme"));
+  await page.fill("input[name=until]", "2001-01-01T00:00");
+  await page.click("button[type=submit]");
+  await page.waitForFunction(() => location.search.includes("before=") && document.querySelector("main[data-ready='1'] p.empty")?.textContent.includes("No run matches"));
+  check(true, "attribute, status and a time range combined: no run before 2001");
+  await page.goBack();
+  await page.goBack();
+  await page.waitForFunction(() => location.search.includes("attr=") && !location.search.includes("status="));
   await page.goBack();
   await page.waitForFunction(() => !location.search.includes("attr="));
-  check(true, "the back button undoes the filter");
+  check(true, "the back button undoes each filter");
 
   // One run: its steps with their nodes, its log lines.
   await page.goto(base + "/runs/" + acmeRun);
@@ -67,6 +80,11 @@ try {
 
   // A run's page follows it live: its parked run wakes, makes its last step
   // and ends, all drawn without a reload.
+  // Started here, so that it still sleeps when its page opens however slow the steps before were.
+  const order = { name: "order", main: "order.star", files: { "order.star": readFileSync(new URL("order.star", import.meta.url), "utf8") } };
+  const started = await fetch(base + "/v1/runs", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ script: order, input: { customer: "initech", order: 6, wait: "3s" } }) });
+  const wakingRun = (await started.json()).id;
   await page.goto(base + "/runs/" + wakingRun);
   await page.waitForSelector("h2:text('Steps')");
   await page.evaluate(() => { window.sameDocument = true; });

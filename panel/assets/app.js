@@ -23,6 +23,9 @@ function route() {
   const ctl = new AbortController();
   current = ctl;
   const p = location.pathname;
+  const main = /** @type {HTMLElement} */ (document.getElementById("main"));
+  delete main.dataset.ready; // each page sets it once its first draw with data is on screen
+  delete main.dataset.page;
   let m;
   for (const a of document.querySelectorAll("header nav a")) {
     const href = /** @type {HTMLAnchorElement} */ (a).pathname;

@@ -22,3 +22,27 @@ export function parseEvents(text) {
 export function attrParams(text) {
   return text.split(/[\s,]+/).filter(Boolean);
 }
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/**
+ * The smallest run id (a ULID) of the millisecond ms: runs started before
+ * ms have smaller ids, so it is the `before` cursor of "runs until ms".
+ * @param {number} ms milliseconds since the epoch
+ */
+export function ulidAt(ms) {
+  let t = Math.max(0, Math.floor(ms));
+  let out = "";
+  for (let i = 0; i < 10; i++) {
+    out = CROCKFORD[t % 32] + out;
+    t = Math.floor(t / 32);
+  }
+  return out + "0".repeat(16);
+}
+
+/** The time (ms since the epoch) a run id was made at. @param {string} id */
+export function ulidTime(id) {
+  let t = 0;
+  for (const c of id.slice(0, 10)) t = t * 32 + CROCKFORD.indexOf(c);
+  return t;
+}
