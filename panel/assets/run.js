@@ -159,7 +159,17 @@ class RunView {
       if (e.key === "Escape" && this.selected && !document.querySelector("dialog[open]")) this.select(null);
     };
     document.addEventListener("keydown", onKey);
-    const ro = new ResizeObserver(() => this.schedule("timeline", "steps"));
+    /** @type {WeakMap<Element, number>} */
+    const widths = new WeakMap();
+    const ro = new ResizeObserver((entries) => { // a new width, not the first report of each
+      let changed = false;
+      for (const e of entries) {
+        const w = Math.round(e.contentRect.width), was = widths.get(e.target);
+        widths.set(e.target, w);
+        if (was != null && was !== w) changed = true;
+      }
+      if (changed) this.schedule("timeline", "steps");
+    });
     ro.observe(this.timelineEl);
     ro.observe(this.stepsScroll);
     this.signal.addEventListener("abort", () => {

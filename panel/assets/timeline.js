@@ -46,14 +46,18 @@ const parsed = new Map();
 
 /** @param {string} s @returns {number|null} */
 function parseTimeText(s) {
-  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(.*)$/.exec(s);
-  if (!m) {
-    const t = Date.parse(s);
-    return Number.isNaN(t) ? null : t;
+  // "YYYY-MM-DDTHH:MM:SS" then maybe ".fraction", then the zone: the
+  // fraction is read here, the rest by Date.parse.
+  let t;
+  if (s.charCodeAt(19) === 46) {
+    let end = 20;
+    while (end < s.length && s.charCodeAt(end) >= 48 && s.charCodeAt(end) <= 57) end++;
+    t = Date.parse(s.slice(0, 19) + s.slice(end));
+    if (end > 20) t += Number("0." + s.slice(20, end)) * 1000;
+  } else {
+    t = Date.parse(s);
   }
-  const t = Date.parse(m[1] + m[3]);
-  if (Number.isNaN(t)) return null;
-  return t + (m[2] ? Number("0." + m[2]) * 1000 : 0);
+  return Number.isNaN(t) ? null : t;
 }
 
 const units = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
@@ -255,7 +259,7 @@ export function firstPos(text) {
 /** A model of run d (GET /v1/runs/{id}). @param {any} d @returns {Model} */
 export function newModel(d) {
   const steps = new Map();
-  for (const s of d.steps || []) steps.set(s.id, { ...s });
+  for (const s of d.steps || []) steps.set(s.id, s); // the page's own copy: changed in place
   return { run: d, steps, order: [...steps.keys()], sorted: false, lastId: 0, events: 0, ended: false };
 }
 
