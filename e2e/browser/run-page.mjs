@@ -23,7 +23,9 @@ await page.addInitScript(() => {
 const errors = [];
 page.on("pageerror", (e) => errors.push(String(e)));
 // A replay check of a script that does not compile answers 422, on purpose.
-page.on("console", (m) => m.type() === "error" && !/422/.test(m.text()) && errors.push(m.text()));
+// So does a stream this test breaks on purpose, while breaking is true.
+let breaking = false;
+page.on("console", (m) => m.type() === "error" && !/422/.test(m.text()) && !(breaking && /events|ERR_FAILED/.test(m.text() + m.location().url)) && errors.push(m.text()));
 
 function check(ok, what) {
   if (!ok) {
@@ -188,6 +190,19 @@ try {
   await page.waitForFunction(() => document.querySelector("dl.head")?.textContent.includes("running"), null, { timeout: 30000 });
   const resumed = (await api("/v1/runs/" + blockedRun)).body;
   check(resumed.status === "running", `a blocked run resumed on version 2 from its page (${resumed.status}${resumed.wake_at ? ", parked" : ""})`);
+
+  // Its live stream broken: the page says so, then reconnects by itself.
+  breaking = true;
+  await page.route("**/v1/runs/*/events", (r) => r.abort());
+  await open(blockedRun);
+  await page.waitForSelector(".stream-down:not([hidden])");
+  await page.waitForFunction(() => document.querySelector("#conn.down")?.textContent.includes("reconnecting to the run's live stream"));
+  check(true, "a broken live stream is shown in #conn: " + (await text("#conn")));
+  await page.screenshot({ path: shots + "/run-page-stream-down.png" });
+  await page.unroute("**/v1/runs/*/events");
+  await page.waitForSelector(".stream-down", { state: "hidden", timeout: 30000 });
+  check(!(await page.$("#conn.down")), "the stream reconnects by itself and the page says it is back");
+  breaking = false;
 
   // 10,000 steps: the page is drawn within a second of the run's answer
   // (the best of three loads: the machine running the tests is shared).
