@@ -36,6 +36,12 @@ type LogLine struct {
 	Dropped int             `json:"dropped,omitempty"`
 }
 
+// Ready reports whether l is the mark a live tail sends once it is in
+// place, before any line (neither a line nor a count of dropped ones):
+// every line written from then on reaches it. Callers that print lines skip
+// it.
+func (l LogLine) Ready() bool { return l.Line == nil && l.Dropped == 0 }
+
 // Query returns q as the query of GET /v1/logs.
 func (q LogQuery) Query() url.Values {
 	v := url.Values{}

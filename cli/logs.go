@@ -65,6 +65,7 @@ Exit code: 0; 1 for an unknown run; 2 for a bad query; 130 when interrupted
 			defer c.close()
 			err = c.Logs(ctx, q, func(l api.LogLine) bool {
 				switch {
+				case l.Ready():
 				case l.Dropped > 0:
 					fmt.Fprintf(a.stderr, "ctl: %d lines dropped: reading slower than they come (narrow the query, or raise the node's rate)\n", l.Dropped)
 				case asJSON:

@@ -40,6 +40,9 @@ func BenchmarkLogsFollow(b *testing.B) {
 	go func() {
 		followed <- nodes[2].Logs(ctx, api.LogQuery{Attrs: map[string]string{"customer": "c0"}, Follow: true}, func(l api.LogLine) bool {
 			now := time.Now()
+			if l.Ready() {
+				return true
+			}
 			if l.Dropped > 0 {
 				dropped.Add(int64(l.Dropped))
 				return true

@@ -42,14 +42,30 @@ func (n *Node) Logs(ctx context.Context, q api.LogQuery, fn func(api.LogLine) bo
 	start := time.Now()
 	if q.Follow {
 		tap := logs.Tap{Run: q.Run, Attrs: q.Attrs, Script: q.Script, Node: q.Node, Level: level}
+		ready := make(chan struct{})
 		go func() {
 			followed <- logs.Follow(ctx, n.bus, tap, followBuffer, func(line []byte, dropped int) {
+				if line == nil && dropped == 0 {
+					close(ready)
+					return
+				}
 				select {
 				case live <- api.LogLine{Line: line, Dropped: dropped}:
 				case <-ctx.Done():
 				}
 			})
 		}()
+		select { // the tail in place before anything is read back
+		case <-ready:
+		case err := <-followed:
+			return err
+		case <-ctx.Done():
+			return nil
+		}
+		start = time.Now()
+		if !fn(api.LogLine{}) { // api.LogLine.Ready
+			return nil
+		}
 	}
 	var runs []string
 	var since time.Time

@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -113,6 +116,9 @@ func TestLogsFollowByAttribute(t *testing.T) {
 	followErr := make(chan error, 1)
 	go func() {
 		followErr <- n.Logs(ctx, api.LogQuery{Attrs: map[string]string{"customer": "acme"}, Level: "info", Follow: true}, func(l api.LogLine) bool {
+			if l.Ready() {
+				return true
+			}
 			var ll logLine
 			json.Unmarshal(l.Line, &ll)
 			mu.Lock()
@@ -218,4 +224,33 @@ func TestLogsBadQueries(t *testing.T) {
 	if err := n.Logs(context.Background(), api.LogQuery{Run: "01NOSUCHRUN"}, func(api.LogLine) bool { return true }); !errors.Is(err, api.ErrUnknownRun) {
 		t.Errorf("unknown run: %v", err)
 	}
+}
+
+// TestLogsStreamOpensOnceTheTailIsInPlace: GET /v1/logs?follow=true answers
+// only once its tail is in place, so a line written after the answer began
+// reaches it, the first run's line included.
+func TestLogsStreamOpensOnceTheTailIsInPlace(t *testing.T) {
+	var execs atomic.Int64
+	n := newTestNode(t, Options{Registry: logRegistry(&execs)})
+	srv := httptest.NewServer(n.Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/logs?attr=customer=acme&follow=true", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	runScript(t, n, "def main(input):\n    tag(customer=input)\n    log.info(\"first\")\n", `"acme"`)
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data: ") && strings.Contains(sc.Text(), `"message":"first"`) {
+			return
+		}
+	}
+	t.Fatalf("the stream ended without the first run's line: %v", sc.Err())
 }

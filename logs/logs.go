@@ -244,7 +244,8 @@ func ParseLevel(s string) (zerolog.Level, error) {
 // each line the cluster's nodes publish for it, until ctx ends. fn is called
 // from one goroutine; a follower slower than the lines arrive loses lines
 // beyond a buffer of buffer lines, and fn is told how many (dropped > 0,
-// line nil) before the next line it gets.
+// line nil) before the next line it gets. Its first call, with neither a
+// line nor a count, says the tap is in place.
 func Follow(ctx context.Context, b *bus.Bus, tap Tap, buffer int, fn func(line []byte, dropped int)) error {
 	var id [8]byte
 	rand.Read(id[:])
@@ -272,6 +273,7 @@ func Follow(ctx context.Context, b *bus.Bus, tap Tap, buffer int, fn func(line [
 	if err := put(); err != nil {
 		return fmt.Errorf("logs: follow: register the tail: %w", err)
 	}
+	fn(nil, 0) // in place
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

@@ -33,12 +33,23 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{}) // a tail outlives a server's WriteTimeout
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc.Flush()
+	// The answer begins with the first line, or once a live tail is in
+	// place (api.LogLine.Ready): a client that sees the stream open gets
+	// every line written from then on; a query that fails before gets its
+	// error as JSON.
+	began := false
+	begin := func() {
+		if began {
+			return
+		}
+		began = true
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		rc.Flush()
+	}
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -82,12 +93,23 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		select {
 		case l, ok := <-feed:
 			if !ok {
+				err := <-done
+				if !began && err != nil {
+					writeErr(w, err)
+					return
+				}
+				begin()
 				note()
-				if err := <-done; err != nil && r.Context().Err() == nil {
+				if err != nil && r.Context().Err() == nil {
 					s.streamFailed(w, "", err)
 					rc.Flush()
 				}
 				return
+			}
+			begin()
+			if l.Ready() {
+				rc.Flush()
+				continue
 			}
 			if now := time.Now(); now.Sub(window) >= time.Second {
 				window, sent = now, 0
@@ -106,6 +128,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 			sent++
 			_, err = fmt.Fprintf(w, "event: line\ndata: %s\n\n", l.Line)
 		case <-idle.C:
+			begin()
 			if err = note(); err == nil {
 				_, err = fmt.Fprint(w, ": keep-alive\n\n")
 			}

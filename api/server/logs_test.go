@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/droverhq/drover/api"
 	"github.com/droverhq/drover/api/client"
@@ -74,5 +77,65 @@ func TestLogsBadQuery(t *testing.T) {
 		if resp.StatusCode != 400 || resp.Header.Get("Content-Type") == "text/event-stream" {
 			t.Errorf("GET /v1/logs?%s: %d %s", q, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
+	}
+}
+
+// tailBackend's Logs waits for release, then places a tail and says so.
+type tailBackend struct {
+	backend
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *tailBackend) Logs(ctx context.Context, q api.LogQuery, fn func(api.LogLine) bool) error {
+	close(b.entered)
+	<-b.release            // placing the tail takes this long
+	if fn(api.LogLine{}) { // api.LogLine.Ready
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// TestLogsAnswerOnceTheTailIsPlaced: a live tail's answer begins only once
+// the backend has placed its tail, so a client that sees the stream open
+// misses no line written after.
+func TestLogsAnswerOnceTheTailIsPlaced(t *testing.T) {
+	b := &tailBackend{entered: make(chan struct{}), release: make(chan struct{})}
+	s, err := New(b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var once sync.Once
+	release := func() { once.Do(func() { close(b.release) }) }
+	defer release() // before the server closes, on failure too
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/logs?attr=customer=acme&follow=true", nil)
+	answered := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			close(answered)
+			return
+		}
+		answered <- resp
+	}()
+	<-b.entered
+	select { // an answer, were it sent before the tail, comes at once
+	case <-answered:
+		t.Fatal("answered before the tail was placed")
+	case <-time.After(200 * time.Millisecond):
+	}
+	release()
+	resp := <-answered
+	if resp == nil {
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
