@@ -240,16 +240,17 @@ type RunList struct {
 	Next string `json:"next,omitempty"`
 }
 
-// RunCounts is the answer of GET /v1/runs/counts: how many runs matching a
-// filter have each status. A count that reached the cap (CountCap) is
-// Capped: there are at least that many.
+// RunCounts is the answer of GET /v1/runs/counts: how many of the newest
+// runs matching a filter (Of of them, at most CountCap) have each status.
+// Capped says there are more matching runs than were counted.
 type RunCounts struct {
-	Counts map[string]int  `json:"counts"`
-	Capped map[string]bool `json:"capped,omitempty"`
+	Counts map[string]int `json:"counts"`
+	Of     int            `json:"of"`
+	Capped bool           `json:"capped,omitempty"`
 }
 
-// CountCap bounds each status's count of GET /v1/runs/counts, so that
-// counting stays as cheap as listing a page.
+// CountCap bounds the runs GET /v1/runs/counts counts, so that counting
+// costs one listing, as cheap as listing a page of runs.
 const CountCap = 1000
 
 // Statuses are a run's statuses, in the order the panel shows them.

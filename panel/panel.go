@@ -11,7 +11,9 @@
 package panel
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"path"
@@ -31,6 +33,7 @@ func Handler() http.Handler {
 		panic(err) // the embedded tree is part of the binary
 	}
 	files := http.FileServerFS(root)
+	tags := etags(root)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -49,6 +52,7 @@ func Handler() http.Handler {
 				return
 			}
 			h.Set("Cache-Control", "no-cache") // revalidated: a new binary serves new assets
+			h.Set("ETag", tags[name])          // which answers 304 to a browser that has them
 			files.ServeHTTP(w, r)
 			return
 		}
@@ -59,6 +63,27 @@ func Handler() http.Handler {
 		}
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Cache-Control", "no-cache")
+		h.Set("ETag", tags["index.html"])
+		if r.Header.Get("If-None-Match") == tags["index.html"] {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
 		w.Write(page)
 	})
+}
+
+// etags returns a strong ETag for each file under root: the start of its
+// content's SHA-256.
+func etags(root fs.FS) map[string]string {
+	tags := map[string]string{}
+	fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if data, err := fs.ReadFile(root, name); err == nil {
+				sum := sha256.Sum256(data)
+				tags[name] = `"` + hex.EncodeToString(sum[:12]) + `"`
+			}
+		}
+		return nil
+	})
+	return tags
 }

@@ -90,3 +90,36 @@ func TestClientLogic(t *testing.T) {
 	}
 	t.Logf("%s", out)
 }
+
+// TestRevalidation: a browser that has the panel's files gets 304 for each
+// on a reload (ETag), and the page preloads every module, so that a load
+// is one round of requests, not one per level of imports.
+func TestRevalidation(t *testing.T) {
+	srv := httptest.NewServer(panel.Handler())
+	defer srv.Close()
+	_, page := get(t, srv, "GET", "/")
+	scripts, _ := filepath.Glob("assets/*.js")
+	for _, name := range scripts {
+		path := "/" + filepath.Base(name)
+		if path != "/app.js" && !strings.Contains(page, `<link rel="modulepreload" href="`+path+`">`) {
+			t.Errorf("index.html does not preload %s", path)
+		}
+	}
+	for _, path := range []string{"/", "/runs/01M8TGB08QEC7BVEANP02CKZ91", "/app.js", "/style.css"} {
+		resp, _ := get(t, srv, "GET", path)
+		tag := resp.Header.Get("ETag")
+		if tag == "" {
+			t.Fatalf("%s: no ETag", path)
+		}
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("If-None-Match", tag)
+		again, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again.Body.Close()
+		if again.StatusCode != http.StatusNotModified {
+			t.Errorf("%s again with its ETag: %d, want 304", path, again.StatusCode)
+		}
+	}
+}

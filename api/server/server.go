@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -114,7 +113,7 @@ func New(b Backend, opts Options) (*Server, error) {
 //
 //	POST /v1/runs               start a run (body StartRequest); ?wait=1 waits for the end (?timeout=)
 //	GET  /v1/runs               list runs: ?status= &script= &version= &node= &attr=k=v (repeatable) &since=2h &before=ID &limit=
-//	GET  /v1/runs/counts        how many runs have each status, with the same filters
+//	GET  /v1/runs/counts        how many of the newest 1,000 matching runs have each status
 //	GET  /v1/runs/{id}          one run with its input and steps
 //	GET  /v1/runs/{id}/wait     wait for the end: ?timeout=30s; 202 with the record if still running
 //	GET  /v1/runs/{id}/export   the run as a portable file (Export)
@@ -312,8 +311,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-// counts serves GET /v1/runs/counts: how many runs matching the filter have
-// each status, each count up to api.CountCap, listed concurrently.
+// counts serves GET /v1/runs/counts: how many of the newest api.CountCap
+// runs matching the filter have each status, from one listing.
 func (s *Server) counts(w http.ResponseWriter, r *http.Request) {
 	f, err := api.ParseListQuery(r.URL.Query())
 	if err != nil {
@@ -324,33 +323,21 @@ func (s *Server) counts(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: counts are by status, of all matching runs: leave out status, before and limit", api.ErrBadInput))
 		return
 	}
-	out := api.RunCounts{Counts: map[string]int{}, Capped: map[string]bool{}}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs []error
-	)
-	for _, st := range api.Statuses {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f := f
-			f.Status, f.Limit = st, api.CountCap
-			runs, err := s.b.List(r.Context(), f)
-			mu.Lock()
-			defer mu.Unlock()
-			out.Counts[st] = len(runs)
-			if len(runs) == api.CountCap {
-				out.Capped[st] = true
-			}
-			errs = append(errs, err)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	f.Limit = api.CountCap + 1
+	runs, err := s.b.List(r.Context(), f)
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
+	out := api.RunCounts{Counts: map[string]int{}, Capped: len(runs) > api.CountCap}
+	runs = runs[:min(len(runs), api.CountCap)]
+	for _, st := range api.Statuses {
+		out.Counts[st] = 0
+	}
+	for _, run := range runs {
+		out.Counts[run.Status]++
+	}
+	out.Of = len(runs)
 	writeJSON(w, http.StatusOK, out)
 }
 

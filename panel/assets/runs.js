@@ -52,7 +52,6 @@ export async function runsPage(signal) {
   const pager = h("nav", { class: "pager", "aria-label": "pages" });
   const live = h("span", { class: "muted live-note", "aria-live": "polite" });
   m.replaceChildren(h("h1", {}, "Runs ", live), form, counts, body, pager);
-  api("/v1/nodes", signal).then((d) => nodes.replaceChildren(...(d?.nodes || []).map((/** @type {any} */ n) => h("option", { value: n.name })))).catch(() => {});
 
   /** The URL of this page with changes. @param {Record<string, string|null>} set */
   const withParams = (set) => {
@@ -120,14 +119,22 @@ export async function runsPage(signal) {
     }
     if (signal.aborted || !c) return;
     counts.replaceChildren(h("a", { href: withParams({ status: null, before: null }), "aria-current": !q.get("status") }, "all"),
-      ...["running", "blocked", "failed", "completed", "cancelled"].map((s) => [s, c.counts[s] ?? 0]).map(([s, n]) => h("a", { href: withParams({ status: s, before: null }), class: "status-" + s, "aria-current": q.get("status") === s },
-        `${s} ${n}${c.capped?.[s] ? "+" : ""}`)));
+      ...["running", "blocked", "failed", "completed", "cancelled"].map((s) =>
+        h("a", { href: withParams({ status: s, before: null }), class: "status-" + s, "aria-current": q.get("status") === s }, `${s} ${c.counts[s] ?? 0}`)),
+      ...(c.capped ? [h("span", { class: "muted" }, `of the latest ${c.of} runs`)] : []));
+  };
+  // The list first: counts and the node names come once it is on screen.
+  const later = () => {
+    drawCounts();
+    api("/v1/nodes", signal).then((d) => nodes.replaceChildren(...(d?.nodes || []).map((/** @type {any} */ n) => h("option", { value: n.name })))).catch(() => {});
   };
   if (paused || paging) {
     await draw();
-    drawCounts();
+    later();
   } else {
-    every(draw, 2000, signal);
-    every(drawCounts, 10000, signal);
+    await draw();
+    later();
+    every(draw, 2000, signal, true);
+    every(drawCounts, 10000, signal, true);
   }
 }

@@ -123,12 +123,13 @@ export function setNavigate(f) {
 }
 
 /**
- * Calls f now and every ms milliseconds until signal aborts, never two at
- * once. @param {() => Promise<void>} f @param {number} ms @param {AbortSignal} signal
+ * Calls f now (or, with later, after ms) and every ms milliseconds until
+ * signal aborts, never two at once.
+ * @param {() => Promise<void>} f @param {number} ms @param {AbortSignal} signal @param {boolean} [later]
  */
-export async function every(f, ms, signal) {
-  while (!signal.aborted) {
-    await f().catch(() => {});
+export async function every(f, ms, signal, later = false) {
+  for (let first = true; !signal.aborted; first = false) {
+    if (!first || !later) await f().catch(() => {});
     await new Promise((ok) => {
       const t = setTimeout(ok, ms);
       signal.addEventListener("abort", () => { clearTimeout(t); ok(undefined); }, { once: true });
