@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   parseTime, parseGoDuration, compareSteps, stepTimes, stepBars, layout, barGeometry, visibleWindow,
-  parsePos, stepsByLine, firstPos, newModel, orderedSteps, applyEvent,
+  parsePos, stepsByLine, firstPos, newModel, orderedSteps, applyEvent, niceSpan,
 } from "./assets/timeline.js";
 
 const T = "2026-12-02T06:46:";
@@ -224,4 +224,30 @@ test("applyEvent: an event seen again (a reconnected stream) is applied once", (
   applyEvent(m2, "result", { step: "1", node: "n1", attempts: 1, start: at(1), duration_ns: 1e9 }, 3);
   assert.equal(m2.order.length, 1);
   assert.equal(m2.steps.get("1").outcome, "ok");
+});
+
+test("parseTime reads the API's shapes by hand, as Date.parse would", () => {
+  for (const s of ["2026-12-02T06:46:22.851836173Z", "2026-12-02T06:46:22Z", "2026-12-02T06:46:22.5Z", "2026-12-31T23:59:59.999999999Z",
+    "2026-12-02T07:46:22.123+01:00", "2026-12-02T01:16:22-05:30", "2024-02-29T00:00:00.000000001Z", "1999-01-01T00:00:00Z"]) {
+    const frac = /\.(\d+)/.exec(s);
+    const want = Date.parse(s.replace(/\.\d+/, "")) + (frac ? Number("0." + frac[1]) * 1000 : 0);
+    assert.ok(Math.abs(parseTime(s) - want) < 0.0005, `${s}: ${parseTime(s)} != ${want}`);
+  }
+  assert.equal(parseTime("2026-12-02 06:46:22Z"), Date.parse("2026-12-02 06:46:22Z")); // not the API's: Date.parse
+  assert.equal(parseTime("not a time at all, no"), null);
+  const t = performance.now();
+  for (let i = 0; i < 20000; i++) parseTime(`2026-12-02T06:${String(i % 60).padStart(2, "0")}:22.${String(i).padStart(9, "0")}Z`);
+  assert.ok(performance.now() - t < 200, "20,000 times parsed in " + (performance.now() - t) + " ms");
+});
+
+test("niceSpan: a live timeline grows in nice steps of at least 1.5×", () => {
+  assert.equal(niceSpan(1000), 1500);
+  assert.equal(niceSpan(1001), 2000);
+  assert.equal(niceSpan(3400), 7500);
+  assert.equal(niceSpan(6000), 10000);
+  assert.equal(niceSpan(0), 1);
+  for (const e of [1, 7, 19, 230, 4999, 123456]) {
+    const s = niceSpan(e);
+    assert.ok(s >= 1.5 * e && s <= 3.4 * e, `${e} → ${s}`);
+  }
 });
