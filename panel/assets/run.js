@@ -13,7 +13,7 @@ import { parseEvents } from "./lib.js";
 import { h, main, api, post, connection, confirmAction, fmtTime, fmtDur, attrsText, value } from "./ui.js";
 import {
   parseTime, parseGoDuration, stepTimes, layout, barGeometry, visibleWindow, parsePos, stepsByLine, firstPos,
-  newModel, orderedSteps, applyEvent,
+  newModel, orderedSteps, applyEvent, niceSpan,
 } from "./timeline.js";
 
 /** Up to this many bars the timeline is buttons; past it, a canvas per lane. */
@@ -26,6 +26,8 @@ const ROW_H = 30;
 const LOG_LINES = 1000;
 /** Statuses whose journal may still grow. */
 const LIVE = new Set(["running", "blocked"]);
+/** A live timeline's bars that grow (pending) move at most this often, in ms. */
+const GROW_MS = 400;
 
 const enc = encodeURIComponent;
 
@@ -106,8 +108,27 @@ class RunView {
     /** @type {Map<string, HTMLElement>} "file:line" → the line's element */
     this.lines = new Map();
     /** @type {Map<string, string[]>} */
-    this.byLine = new Map();
     this.detailsSig = "";
+    /** @type {Map<string, {sig: string, left: string, width: string, top: string, height: string, q: string, label: string}>} each DOM bar as last drawn */
+    this.barState = new Map();
+    /** the time pending bars end at: moves by GROW_MS steps, so a frame for an event leaves them be */
+    this.liveNow = 0;
+    /** a live timeline's span in ms (niceSpan): bars keep their places until the run outgrows it */
+    this.span = 0;
+    this.axisKey = "";
+    /** sizes measured by the ResizeObserver, never in a frame: the steps table's head and view, its scroll */
+    this.headH = 31;
+    this.viewH = 416;
+    this.scrollY = 0;
+    /** @type {Map<Element, number>} canvas lanes' track widths */
+    this.trackW = new Map();
+    /** @type {(() => void)[]} canvas paints, after the frame's DOM writes */
+    this.paints = [];
+    /** @type {Map<string, string[]>|null} */
+    this.byLine = null;
+    /** @type {Map<string, number>|null} */
+    this.index = null;
+    this.headSig = /** @type {any[]} */ ([]);
     this.build();
   }
 
@@ -123,7 +144,7 @@ class RunView {
     this.lanesEl = h("div", { class: "lanes" });
     this.timelineEl = h("div", { class: "timeline" }, this.axisEl, this.lanesEl);
     this.tbody = /** @type {HTMLTableSectionElement} */ (h("tbody"));
-    this.stepsScroll = h("div", { class: "steps-scroll", onscroll: () => this.schedule("steps") },
+    this.stepsScroll = h("div", { class: "steps-scroll", onscroll: () => { this.scrollY = this.stepsScroll.scrollTop; this.schedule("steps"); } },
       h("table", { class: "steps" },
         h("thead", {}, h("tr", {}, ["Step", "Builtin", "Node", "Called", "Queue", "Took", "Outcome", "Position", "Placed because"]
           .map((c) => h("th", { scope: "col" }, c)))),
@@ -161,17 +182,31 @@ class RunView {
     document.addEventListener("keydown", onKey);
     /** @type {WeakMap<Element, number>} */
     const widths = new WeakMap();
+    const thead = /** @type {HTMLElement} */ (this.stepsScroll.querySelector("thead"));
     const ro = new ResizeObserver((entries) => { // a new width, not the first report of each
-      let changed = false;
+      let changed = false, rows = false;
       for (const e of entries) {
-        const w = Math.round(e.contentRect.width), was = widths.get(e.target);
+        const w = Math.round(e.contentRect.width), hgt = Math.round(e.contentRect.height);
+        if (e.target === thead) {
+          if (hgt && hgt !== this.headH) { this.headH = hgt; rows = true; }
+          continue;
+        }
+        if (e.target === this.stepsScroll && hgt && hgt !== this.viewH) { this.viewH = hgt; rows = true; }
+        if (this.trackW.has(e.target)) { // a canvas lane's track
+          if (w && w !== this.trackW.get(e.target)) { this.trackW.set(e.target, w); changed = true; }
+          continue;
+        }
+        const was = widths.get(e.target);
         widths.set(e.target, w);
         if (was != null && was !== w) changed = true;
       }
       if (changed) this.schedule("timeline", "steps");
+      else if (rows) this.schedule("steps");
     });
+    this.ro = ro;
     ro.observe(this.timelineEl);
     ro.observe(this.stepsScroll);
+    ro.observe(thead);
     this.signal.addEventListener("abort", () => {
       document.removeEventListener("keydown", onKey);
       ro.disconnect();
@@ -194,15 +229,54 @@ class RunView {
   schedule(...parts) {
     for (const p of parts) this.dirty[p] = true;
     if (this.frame) return;
-    // A frame, or a timer in a hidden tab, whichever comes first.
+    this.frameAt = performance.now();
+    if (document.hidden) { // no frames, and timers throttled to seconds: the next task
+      this.frame = -1;
+      (this.port ??= this.taskPort()).postMessage(0);
+      return;
+    }
+    // A frame, or a timer, whichever comes first.
+    this.frame = requestAnimationFrame(this.runFrame);
+    this.frameTimer = setTimeout(this.runFrame, 100);
+  }
+
+  /** Draws now what schedule asked for. */
+  runFrame = () => {
+    if (!this.frame) return;
+    if (this.frame > 0) cancelAnimationFrame(this.frame);
+    clearTimeout(this.frameTimer);
+    this.frame = 0;
+    if (!this.signal.aborted) this.draw();
+  };
+
+  /**
+   * A frame asked for more than 150 ms ago and not drawn: rAF and timers
+   * can both stall (a page hidden or not painted: Chromium's background
+   * budget throttles a timer by seconds after a long task), while the
+   * stream's events still come; the event then draws.
+   */
+  overdue() {
+    if (this.frame && performance.now() - (this.frameAt || 0) > 150) this.runFrame();
+  }
+
+  /** A MessageChannel to draw at the next task (not a throttled timer). */
+  taskPort() {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => this.runFrame();
+    return ch.port2;
+  }
+
+  /** Runs f once the page is idle (soon in any case), once however often asked before. @param {() => void} f */
+  idle(f) {
+    this.idleFn = f;
+    if (this.idleId) return;
     const run = () => {
-      cancelAnimationFrame(this.frame);
-      clearTimeout(this.frameTimer);
-      this.frame = 0;
-      if (!this.signal.aborted) this.draw();
+      this.idleId = 0;
+      const g = this.idleFn;
+      this.idleFn = null;
+      if (g && !this.signal.aborted) g();
     };
-    this.frame = requestAnimationFrame(run);
-    this.frameTimer = setTimeout(run, 100);
+    this.idleId = typeof requestIdleCallback === "function" ? requestIdleCallback(run, { timeout: 300 }) : setTimeout(run, 50);
   }
 
   /** Redraws what changed. */
@@ -212,15 +286,31 @@ class RunView {
     this.steps = orderedSteps(this.model);
     if (this.steps.length !== this.stepCount) {
       this.stepCount = this.steps.length;
-      this.byLine = stepsByLine(this.steps);
-      this.index = new Map(this.steps.map((s, i) => [s.id, i]));
+      this.byLine = null; // made again when the source is marked, in an idle moment
+      this.index = null;
       dirty.source = true;
     }
-    if (dirty.head) this.drawHead();
-    if (dirty.timeline) this.drawTimeline();
-    if (dirty.steps) this.drawSteps();
-    if (dirty.details) this.drawDetails();
-    if (dirty.source) this.markSource();
+    // Each part on its own: one that fails leaves the others drawn (and says so).
+    const part = (/** @type {() => void} */ f) => {
+      try {
+        f.call(this);
+      } catch (e) {
+        console.error("run page:", e);
+      }
+    };
+    if (dirty.head) part(this.drawHead);
+    if (dirty.timeline) part(this.drawTimeline);
+    if (dirty.steps) part(this.drawSteps);
+    if (dirty.details) part(this.drawDetails);
+    // The canvases last: the one layout read (a lane's width, the first
+    // time) comes after every write of the frame.
+    const paints = this.paints;
+    this.paints = [];
+    for (const p of paints) part(p);
+    if (dirty.source) {
+      if (this.byLine || !this.script) part(this.markSource);
+      else this.idle(() => this.markSource());
+    }
     const m = main();
     m.dataset.lastEventId = String(this.model.lastId);
     m.dataset.events = String(this.model.events);
@@ -230,6 +320,15 @@ class RunView {
 
   drawHead() {
     const d = this.model.run;
+    // An event changes the count of steps, seldom the rest: then only the count is written.
+    const sig = [d, d.status, d.wake_at, d.script, d.version, d.hash, d.coordinator, d.trace_id, d.started, d.ended, d.attrs,
+      d.pinned, d.expires, d.moved, d.cancel, d.error, d.result, d.input];
+    if (this.stepsDd && sig.length === this.headSig.length && sig.every((v, i) => v === this.headSig[i])) {
+      const n = String(this.model.steps.size);
+      if (this.stepsDd.textContent !== n) this.stepsDd.textContent = n;
+      return;
+    }
+    this.headSig = sig;
     const parked = d.status === "running" && d.wake_at;
     const status = d.status + (parked ? ` (parked until ${fmtTime(d.wake_at)})` : "");
     const started = parseTime(d.started), ended = parseTime(d.ended);
@@ -248,7 +347,11 @@ class RunView {
     ];
     if (d.moved) rows.push(["Moved", `to ${d.moved.script || "another version"} ${String(d.moved.hash || "").slice(0, 12)} by ${d.moved.by || "?"}`]);
     if (d.cancel && !d.error) rows.push(["Cancelling", `by ${d.cancel.by}: ${d.cancel.reason}`]);
-    fill(this.headEl, ...rows.flatMap(([k, v, cls]) => [h("dt", {}, k), h("dd", { class: cls || null }, v)]),
+    fill(this.headEl, ...rows.flatMap(([k, v, cls]) => {
+      const dd = h("dd", { class: cls || null }, v);
+      if (k === "Steps") this.stepsDd = dd;
+      return [h("dt", {}, k), dd];
+    }),
       h("dt", {}, "Input"), h("dd", {}, d.input === undefined ? "–" : value(d.input ?? null)));
     this.drawOutcome();
     this.drawActions();
@@ -434,20 +537,38 @@ class RunView {
 
   drawTimeline() {
     const d = this.model.run;
-    const now = Date.now();
-    const live = !parseTime(d.ended);
-    const l = layout(this.steps, { now, start: parseTime(d.started), end: live ? now : parseTime(d.ended), first: d.coordinator });
+    const ended = parseTime(d.ended);
+    const live = ended == null;
+    const clock = Date.now();
+    // Pending bars end at liveNow, which moves by GROW_MS steps: a frame
+    // for an event touches only the bars that event added or changed.
+    if (!live || !this.liveNow || clock - this.liveNow >= GROW_MS) this.liveNow = clock;
+    const now = this.liveNow;
+    const l = layout(this.steps, { now, start: parseTime(d.started), end: live ? null : ended, first: d.coordinator });
+    if (live) {
+      // The span grows in steps (niceSpan) while the run goes on, not to
+      // now at every frame: between steps no bar moves.
+      const used = Math.max(l.t1, now) - l.t0;
+      if (!this.span || used > this.span) this.span = niceSpan(used);
+      l.t1 = l.t0 + this.span;
+    } else {
+      this.span = 0;
+    }
     this.layout = l;
     const canvas = l.bars > DOM_BARS;
     const span = l.t1 - l.t0;
-    const step = tickStep(span);
-    const ticks = [];
-    for (let t = 0; t <= span; t += step) {
-      const tick = h("span", {}, offset(t));
-      tick.style.setProperty("left", (t / span) * 100 + "%");
-      ticks.push(tick);
+    const axisKey = l.t0 + "|" + span;
+    if (axisKey !== this.axisKey) {
+      this.axisKey = axisKey;
+      const step = tickStep(span);
+      const ticks = [];
+      for (let t = 0; t <= span; t += step) {
+        const tick = h("span", {}, offset(t));
+        tick.style.setProperty("left", (t / span) * 100 + "%");
+        ticks.push(tick);
+      }
+      this.axisEl.replaceChildren(...ticks);
     }
-    this.axisEl.replaceChildren(...ticks);
     /** @type {Map<string, HTMLElement>} */
     const laneEls = new Map([...this.lanesEl.children].map((el) => [/** @type {string} */ (el.getAttribute("data-lane")), /** @type {HTMLElement} */ (el)]));
     const seen = new Set();
@@ -463,37 +584,52 @@ class RunView {
       want.push(el);
       const track = /** @type {HTMLElement} */ (el.lastElementChild);
       const bh = barHeight(lane.rows);
-      track.style.height = lane.rows * (bh + 2) + 2 + "px";
+      const th = lane.rows * (bh + 2) + 2 + "px";
+      if (track.style.height !== th) track.style.height = th;
       if (canvas) this.drawCanvas(track, lane, l, bh);
       else for (const b of lane.bars) seen.add(this.drawBar(track, b, l, bh));
     }
-    for (const [key, el] of this.bars) if (!seen.has(key)) { el.remove(); this.bars.delete(key); }
+    for (const [key, el] of this.bars) if (!seen.has(key)) { el.remove(); this.bars.delete(key); this.barState.delete(key); }
     if (want.some((el, i) => this.lanesEl.children[i] !== el) || this.lanesEl.children.length !== want.length) this.lanesEl.replaceChildren(...want);
   }
 
-  /** Draws bar b in track as a button; returns its key. @param {HTMLElement} track @param {any} b @param {any} l @param {number} bh */
+  /**
+   * Draws bar b in track as a button; returns its key. A bar drawn before
+   * is written to only where it changed (a live run's frame leaves the
+   * others alone). @param {HTMLElement} track @param {any} b @param {any} l @param {number} bh
+   */
   drawBar(track, b, l, bh) {
     let el = this.bars.get(b.key);
+    let st = this.barState.get(b.key);
+    const sel = b.step === this.selected;
+    const sig = `${b.begin}|${b.end}|${b.start}|${b.row}|${b.outcome}|${b.lost}|${b.node}|${bh}|${l.t0}|${l.t1}|${sel}`;
+    if (el && st && st.sig === sig && el.parentElement === track) return b.key;
     if (!el || el.parentElement !== track) {
       el?.remove();
       el = /** @type {HTMLButtonElement} */ (h("button", { type: "button", class: "bar", "data-step": b.step, "data-attempt": String(b.attempt) },
         h("span", { class: "q" }), h("span", { class: "x" })));
       this.bars.set(b.key, el);
+      st = { sig: "", left: "", width: "", top: "", height: "", q: "", label: "" };
+      this.barState.set(b.key, st);
       track.append(el);
     }
+    st = /** @type {NonNullable<typeof st>} */ (st);
+    st.sig = sig;
     const g = barGeometry(b, l.t0, l.t1);
-    const cls = `bar ${b.kind} ${b.outcome}${b.lost ? " lost" : ""}${b.step === this.selected ? " selected" : ""}`;
+    const cls = `bar ${b.kind} ${b.outcome}${b.lost ? " lost" : ""}${sel ? " selected" : ""}`;
     if (el.className !== cls) el.className = cls;
     if (el.dataset.outcome !== b.outcome) el.dataset.outcome = b.outcome;
-    el.style.setProperty("left", g.x * 100 + "%");
-    el.style.setProperty("width", g.w * 100 + "%");
-    el.style.setProperty("top", b.row * (bh + 2) + 2 + "px");
-    el.style.setProperty("height", bh + "px");
-    const q = /** @type {HTMLElement} */ (el.firstElementChild);
-    q.style.setProperty("width", g.w > 0 ? (g.queue / g.w) * 100 + "%" : "0");
-    const label = `${stepName(b)}${b.attempt > 1 ? ", placement " + b.attempt : ""} on ${b.node}: ${b.lost ? "lost" : b.outcome}, ` +
+    const left = g.x * 100 + "%", width = g.w * 100 + "%", top = b.row * (bh + 2) + 2 + "px", height = bh + "px";
+    const q = g.w > 0 ? (g.queue / g.w) * 100 + "%" : "0";
+    if (st.left !== left) el.style.setProperty("left", (st.left = left));
+    if (st.width !== width) el.style.setProperty("width", (st.width = width));
+    if (st.top !== top) el.style.setProperty("top", (st.top = top));
+    if (st.height !== height) el.style.setProperty("height", (st.height = height));
+    if (st.q !== q) /** @type {HTMLElement} */ (el.firstElementChild).style.setProperty("width", (st.q = q));
+    const label = `step ${b.step} ${b.builtin}${b.attempt > 1 ? ", placement " + b.attempt : ""} on ${b.node}: ${b.lost ? "lost" : b.outcome}, ` +
       `${offset(b.begin - l.t0)}, ${b.outcome === "pending" ? "under way" : fmtDur((b.end - b.begin) * 1e6)}`;
-    if (el.title !== label) {
+    if (st.label !== label) {
+      st.label = label;
       el.title = label;
       el.setAttribute("aria-label", label);
     }
@@ -502,56 +638,92 @@ class RunView {
 
   /**
    * Draws a lane of many bars on a canvas: bars narrower than a pixel are
-   * drawn one pixel wide. A click finds the bar under the pointer.
+   * drawn one pixel wide. A click finds the bar under the pointer. The
+   * pixels are painted after the frame's DOM writes (this.paints); the
+   * selected bar is an outline over the canvas (markCanvas), so a click
+   * paints no canvas again.
    * @param {HTMLElement} track @param {any} lane @param {any} l @param {number} bh
    */
   drawCanvas(track, lane, l, bh) {
     let c = /** @type {HTMLCanvasElement|null} */ (track.querySelector("canvas"));
     if (!c) {
-      c = /** @type {HTMLCanvasElement} */ (h("canvas", { tabindex: "0", "aria-label": `${lane.bars.length} steps on ${lane.node}: click one to see it; the steps table lists them all` }));
+      c = /** @type {HTMLCanvasElement} */ (h("canvas", { tabindex: "0" }));
       c.addEventListener("click", (e) => {
         const hit = this.barAt(lane.node, e.offsetX, e.offsetY);
         if (hit) this.select(hit, "timeline");
       });
-      track.append(c);
+      track.append(c, h("div", { class: "sel-mark", hidden: true }));
     }
-    const w = track.clientWidth || 800, hgt = lane.rows * (bh + 2) + 2, dpr = window.devicePixelRatio || 1;
-    c.style.width = w + "px";
-    c.style.height = hgt + "px";
-    c.width = Math.round(w * dpr);
-    c.height = Math.round(hgt * dpr);
-    c.dataset.bars = String(lane.bars.length);
+    const label = `${lane.bars.length} steps on ${lane.node}: click one to see it; the steps table lists them all`;
+    if (c.getAttribute("aria-label") !== label) c.setAttribute("aria-label", label);
+    const hgt = lane.rows * (bh + 2) + 2;
+    if (c.style.height !== hgt + "px") c.style.height = hgt + "px";
+    if (c.dataset.bars !== String(lane.bars.length)) c.dataset.bars = String(lane.bars.length);
+    const canvas = c;
+    this.paints.push(() => this.paintCanvas(canvas, track, lane, l, bh, hgt));
+  }
+
+  /** @param {HTMLCanvasElement} c @param {HTMLElement} track @param {any} lane @param {any} l @param {number} bh @param {number} hgt */
+  paintCanvas(c, track, lane, l, bh, hgt) {
+    let w = this.trackW.get(track);
+    if (!w) { // the first time: one read, after the frame's writes; then the ResizeObserver's
+      w = track.clientWidth || 800;
+      this.trackW.set(track, w);
+      this.ro?.observe(track);
+    }
+    const dpr = window.devicePixelRatio || 1;
+    const cw = Math.round(w * dpr), ch = Math.round(hgt * dpr);
+    if (c.width !== cw) c.width = cw;
+    if (c.height !== ch) c.height = ch;
     const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
-    ctx.scale(dpr, dpr);
-    const css = getComputedStyle(track);
-    const color = (/** @type {string} */ name, /** @type {string} */ dflt) => css.getPropertyValue(name).trim() || dflt;
-    const fill = { exec: color("--bar-exec", "#2457c5"), queue: color("--bar-queue", "#b9c8ec"), sleep: color("--bar-sleep", "#8e7cc3"),
-      pending: color("--bar-pending", "#e0a100"), error: color("--bar-error", "#b42318") };
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, hgt);
+    if (!this.colors) {
+      const css = getComputedStyle(track);
+      const color = (/** @type {string} */ name, /** @type {string} */ dflt) => css.getPropertyValue(name).trim() || dflt;
+      this.colors = { exec: color("--bar-exec", "#2457c5"), queue: color("--bar-queue", "#b9c8ec"), sleep: color("--bar-sleep", "#8e7cc3"),
+        pending: color("--bar-pending", "#e0a100"), error: color("--bar-error", "#b42318") };
+    }
+    // One path per colour: five fills, not one per bar.
+    const paths = { queue: new Path2D(), exec: new Path2D(), sleep: new Path2D(), pending: new Path2D(), error: new Path2D() };
     /** @type {any[]} */
     const hits = [];
-    let selected = null;
+    const span = l.t1 - l.t0 || 1;
     for (const b of lane.bars) {
-      const g = barGeometry(b, l.t0, l.t1);
-      const x = g.x * w, y = b.row * (bh + 2) + 2, bw = Math.max(1, g.w * w), qw = g.queue * w;
+      const x = ((b.begin - l.t0) / span) * w, y = b.row * (bh + 2) + 2;
+      const bw = Math.max(1, ((b.end - b.begin) / span) * w);
       hits.push([x, y, bw, b.step]);
-      if (b.step === this.selected) selected = [x, y, bw];
-      if (b.kind === "sleep") ctx.fillStyle = fill.sleep;
-      else if (b.outcome === "error") ctx.fillStyle = fill.error;
-      else if (b.outcome === "pending") ctx.fillStyle = fill.pending;
+      if (b.kind === "sleep") paths.sleep.rect(x, y, bw, bh);
+      else if (b.outcome === "error") paths.error.rect(x, y, bw, bh);
+      else if (b.outcome === "pending") paths.pending.rect(x, y, bw, bh);
       else {
-        if (qw >= 1) { ctx.fillStyle = fill.queue; ctx.fillRect(x, y, qw, bh); }
-        ctx.fillStyle = fill.exec;
-        ctx.fillRect(x + qw, y, Math.max(1, bw - qw), bh);
-        continue;
+        const qw = b.start == null ? 0 : Math.min(bw, Math.max(0, ((b.start - b.begin) / span) * w));
+        if (qw >= 1) paths.queue.rect(x, y, qw, bh);
+        paths.exec.rect(x + (qw >= 1 ? qw : 0), y, Math.max(1, bw - (qw >= 1 ? qw : 0)), bh);
       }
-      ctx.fillRect(x, y, bw, bh);
     }
-    if (selected) {
-      ctx.strokeStyle = "#000";
-      ctx.lineWidth = 2;
-      ctx.strokeRect(selected[0] - 1, selected[1] - 1, Math.max(3, selected[2] + 2), bh + 2);
+    for (const k of /** @type {(keyof typeof paths)[]} */ (["queue", "exec", "sleep", "pending", "error"])) {
+      ctx.fillStyle = this.colors[k];
+      ctx.fill(paths[k]);
     }
-    (this.hits ??= new Map()).set(lane.node, { hits, bh });
+    (this.hits ??= new Map()).set(lane.node, { hits, bh, track });
+    this.markCanvas();
+  }
+
+  /** Outlines the selected step's bar over each canvas lane (no canvas is painted again). */
+  markCanvas() {
+    if (!this.hits) return;
+    for (const { hits, bh, track } of this.hits.values()) {
+      const mark = /** @type {HTMLElement|null} */ (track.querySelector(".sel-mark"));
+      if (!mark) continue;
+      const hit = this.selected ? hits.find((/** @type {any[]} */ x) => x[3] === this.selected) : null;
+      mark.hidden = !hit;
+      if (!hit) continue;
+      mark.style.left = hit[0] - 1 + "px";
+      mark.style.top = hit[1] - 1 + "px";
+      mark.style.width = Math.max(3, hit[2] + 2) + "px";
+      mark.style.height = bh + 2 + "px";
+    }
   }
 
   /** The step of the bar at (x, y) of a lane's canvas, or the nearest within 4 px. @param {string} node @param {number} x @param {number} y */
@@ -591,21 +763,30 @@ class RunView {
     const steps = this.steps;
     const t0 = parseTime(this.model.run.started);
     const virtual = steps.length > ALL_ROWS;
-    this.stepsScroll.classList.toggle("virtual", virtual);
-    this.stepsNote.textContent = steps.length ? (virtual ? `${steps.length} steps: scroll the table; pick one to see it.` : "") : "No steps yet.";
+    if (this.stepsScroll.classList.contains("virtual") !== virtual) this.stepsScroll.classList.toggle("virtual", virtual);
+    const note = steps.length ? (virtual ? `${steps.length} steps: scroll the table; pick one to see it.` : "") : "No steps yet.";
+    if (this.stepsNote.textContent !== note) this.stepsNote.textContent = note;
     let first = 0, last = steps.length, above = 0, below = 0;
-    if (virtual) {
-      const head = /** @type {HTMLElement} */ (this.stepsScroll.querySelector("thead")).offsetHeight;
-      ({ first, last, above, below } = visibleWindow(this.stepsScroll.scrollTop - head, this.stepsScroll.clientHeight || 400, ROW_H, steps.length, 8));
+    if (virtual) { // sizes from the ResizeObserver and the scroll event: no layout read here
+      ({ first, last, above, below } = visibleWindow(this.scrollY - this.headH, this.viewH || 400, ROW_H, steps.length, 8));
     }
     /** @type {HTMLElement[]} */
     const out = [];
     if (above) out.push(this.spacer(above, "above"));
     for (let i = first; i < last; i++) out.push(this.row(steps[i], t0));
     if (below) out.push(this.spacer(below, "below"));
-    if (out.length === this.tbody.children.length && out.every((r, i) => this.tbody.children[i] === r)) return;
+    const tb = this.tbody;
+    if (out.length === tb.children.length && out.every((r, i) => tb.children[i] === r)) return;
+    // Rows in place stay: gone ones are removed, new ones put in (a live
+    // run's new step is one row appended, not a table made again).
     const active = document.activeElement;
-    this.tbody.replaceChildren(...out);
+    const keep = new Set(out);
+    for (const tr of [...tb.children]) if (!keep.has(tr)) tr.remove();
+    let cur = tb.firstElementChild;
+    for (const r of out) {
+      if (cur === r) cur = cur.nextElementSibling;
+      else tb.insertBefore(r, cur);
+    }
     if (active instanceof HTMLElement && active.isConnected && active !== document.activeElement) active.focus({ preventScroll: true });
   }
 
@@ -617,7 +798,7 @@ class RunView {
       tr = /** @type {HTMLTableRowElement} */ (h("tr", { class: "spacer", "aria-hidden": "true" }, h("td", { colspan: "9" })));
       this.rows.set(key, tr);
     }
-    tr.style.height = px + "px";
+    if (tr.style.height !== px + "px") tr.style.height = px + "px";
     return tr;
   }
 
@@ -663,7 +844,7 @@ class RunView {
       this.rowSig.delete(key);
       for (const el of this.lanesEl.querySelectorAll(`[data-step="${CSS.escape(key)}"]`)) el.classList.toggle("selected", key === id);
     }
-    if (this.layout && this.layout.bars > DOM_BARS) this.dirty.timeline = true;
+    this.markCanvas();
     this.schedule("details", "steps", "source");
     if (!id) return;
     if (from !== "table") this.scrollToRow(id);
@@ -673,13 +854,17 @@ class RunView {
 
   /** Scrolls the steps table to step id's row. @param {string} id */
   scrollToRow(id) {
-    const i = this.index?.get(id);
+    const steps = this.steps || [];
+    this.index ??= new Map(steps.map((s, i) => [s.id, i]));
+    const i = this.index.get(id);
     if (i == null) return;
     const sc = this.stepsScroll;
-    const head = /** @type {HTMLElement} */ (sc.querySelector("thead")).offsetHeight;
+    const head = this.headH;
     const top = head + i * ROW_H;
-    if (this.steps.length > ALL_ROWS) {
-      if (top < sc.scrollTop + head || top + ROW_H > sc.scrollTop + sc.clientHeight) sc.scrollTop = top - sc.clientHeight / 2;
+    if (steps.length > ALL_ROWS) {
+      if (top < this.scrollY + head || top + ROW_H > this.scrollY + this.viewH) {
+        sc.scrollTop = this.scrollY = Math.max(0, top - this.viewH / 2);
+      }
       return;
     }
     const tr = this.rows.get(id);
@@ -693,7 +878,9 @@ class RunView {
     const id = this.selected;
     const s = id ? this.model.steps.get(id) : null;
     if (!s) {
-      this.detailsSig = "";
+      const none = "none|" + (this.model.steps.size > 0);
+      if (this.detailsSig === none) return;
+      this.detailsSig = none;
       fill(this.detailsEl, h("h2", {}, "Step"), h("p", { class: "muted" },
         this.model.steps.size ? "Pick a step (a bar of the timeline, a row of the table or a marked line of the script) to see its details." : "No steps yet."));
       return;
@@ -798,7 +985,7 @@ class RunView {
   markSource() {
     if (!this.script) return;
     const marked = this.marked || (this.marked = new Map());
-    for (const [key, ids] of this.byLine) {
+    for (const [key, ids] of this.linesOfSteps()) {
       const li = this.lines.get(key);
       if (!li || marked.get(key) === ids.length) continue;
       marked.set(key, ids.length);
@@ -816,9 +1003,14 @@ class RunView {
     if (p) this.lines.get(p.file + ":" + p.line)?.classList.add("selected");
   }
 
+  /** The steps each script line made (made when first needed after a new step). */
+  linesOfSteps() {
+    return (this.byLine ??= stepsByLine(this.steps || orderedSteps(this.model)));
+  }
+
   /** A marked line was clicked: its step, or the next of its steps. @param {string} key */
   lineClicked(key) {
-    const ids = this.byLine.get(key);
+    const ids = this.linesOfSteps().get(key);
     if (!ids?.length) return;
     const i = this.selected ? ids.indexOf(this.selected) : -1;
     this.select(ids[(i + 1) % ids.length], "source");
@@ -920,6 +1112,7 @@ class RunView {
       const changed = applyEvent(this.model, e.type, data, Number(e.lastEventId));
       if (changed === "step") this.schedule("timeline", "steps", "details", "head");
       else if (changed === "run") this.schedule("head");
+      this.overdue();
       if (e.type === "end") {
         es.close();
         this.es = null;
@@ -949,9 +1142,9 @@ class RunView {
       connection();
       this.streamDown(false);
     });
-    if (!this.ticker) this.ticker = setInterval(() => { // pending bars grow to now
+    if (!this.ticker) this.ticker = setInterval(() => { // pending bars grow to now, by GROW_MS steps
       if (!document.hidden) this.schedule("timeline");
-    }, 1000);
+    }, GROW_MS + 100);
   }
 
   async fetchNodes() {
