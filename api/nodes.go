@@ -30,7 +30,7 @@ type NodeInfo struct {
 	Breakers []breaker.Status `json:"breakers,omitempty"`
 	// Placements are the node's latest placement decisions as a
 	// coordinator, newest first (up to PlacementsKept).
-	Placements []PlacementDecision `json:"placements,omitempty"`
+	Placements []PlacementDecision `json:"placements"`
 	// Seen is when this node last received the heartbeat; Age its age.
 	Seen time.Time     `json:"seen"`
 	Age  time.Duration `json:"age_ns"`

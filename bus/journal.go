@@ -313,7 +313,12 @@ func (b *Bus) Follow(ctx context.Context, filter string, fn func(Msg) bool) erro
 		return fmt.Errorf("bus: follow %s: %w", filter, err)
 	}
 	defer b.deleteConsumer(cons)
-	it, err := cons.Messages()
+	// Short pulls with frequent heartbeats: a pull lost to a consumer not yet
+	// known on every server of a cluster, or to a leader lost with a node,
+	// is noticed in about a second and the consumer made again (the
+	// defaults, 30 s pulls, left a live run page without entries for 10 s
+	// and more).
+	it, err := cons.Messages(jetstream.PullExpiry(2*time.Second), jetstream.PullHeartbeat(500*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("bus: follow %s: %w", filter, err)
 	}

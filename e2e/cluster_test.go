@@ -16,7 +16,7 @@ import (
 )
 
 // freePorts returns n loopback ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	for i := 0; i < n; i++ {
@@ -32,13 +32,13 @@ func freePorts(t *testing.T, n int) []int {
 
 // startCluster starts n engine processes whose embedded NATS servers route to
 // each other, and returns them once each serves its API.
-func startCluster(t *testing.T, n int, extra ...string) []*engineProc {
+func startCluster(t testing.TB, n int, extra ...string) []*engineProc {
 	t.Helper()
 	return startClusterWith(t, n, func(int) []string { return extra })
 }
 
 // startClusterWith is startCluster with extra flags for node i (0-based).
-func startClusterWith(t *testing.T, n int, extra func(i int) []string) []*engineProc {
+func startClusterWith(t testing.TB, n int, extra func(i int) []string) []*engineProc {
 	t.Helper()
 	ports := freePorts(t, n)
 	procs := make([]*engineProc, n)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -276,7 +275,7 @@ const liveScript = `def main(input):
 func BenchmarkPanelLiveEntry(b *testing.B) {
 	node, chromium := panelBrowser(b)
 	const loops = 200 // 400 steps: time.now and sleep("20ms"), about 10 s
-	procs := startClusterTB(b, 3)
+	procs := startCluster(b, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	for _, p := range procs {
@@ -422,45 +421,4 @@ func BenchmarkPanelLiveEntry(b *testing.B) {
 	b.ReportMetric(g50, "ms-go-p50")
 	b.ReportMetric(g99, "ms-go-p99")
 	b.ReportMetric(p99/max(f99, 1), "x-floor-p99")
-}
-
-// startClusterTB is startClusterWith for a benchmark: n engines on loopback
-// whose embedded NATS servers route to each other, each on its own
-// temporary data dir, killed when the benchmark ends.
-func startClusterTB(tb testing.TB, n int) []*engineProc {
-	tb.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-	}
-	procs := make([]*engineProc, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range procs {
-		var peers []string
-		for j, p := range ports {
-			if j != i {
-				peers = append(peers, fmt.Sprintf("nats://127.0.0.1:%d", p))
-			}
-		}
-		args := []string{"--name", fmt.Sprintf("n%d", i+1), "--cluster", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--peers", strings.Join(peers, ",")}
-		dir := tb.TempDir()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			procs[i], errs[i] = launchEngine(tb, dir, args...)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return procs
 }

@@ -281,6 +281,9 @@ func TestCancelUnownedRun(t *testing.T) {
 	if end.Status != api.StatusCancelled || end.Error.Message != "cancelled by ops: stuck" || holds.Load() != 1 {
 		t.Fatalf("%s %+v holds %d", end.Status, end.Error, holds.Load())
 	}
+	if end.Steps != 6 { // five echoes and the hold, journaled before it stopped
+		t.Fatalf("ended with %d steps, want the 6 it journaled", end.Steps)
+	}
 }
 
 // sleepStep is a durable timer like the time module's sleep: sleep("2s").

@@ -233,6 +233,9 @@ func (r *run) execute() {
 	var result json.RawMessage
 	var runErr *api.RunError
 	if r.j != nil && r.j.Cancel != nil {
+		r.mu.Lock()
+		r.record.Steps = len(r.j.Calls) // not replayed: the steps it journaled
+		r.mu.Unlock()
 		r.cancel(errCancelled) // cancelled while no node was running it
 	} else {
 		result, runErr = script.Run(r.ctx, r.prog, r.rt, r.input, script.Options{

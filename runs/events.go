@@ -30,12 +30,25 @@ type Events struct {
 // outlives its journal), and then no end entry would ever come. It returns
 // an error wrapping api.ErrUnknownRun for a run the cluster does not know.
 func (s *Store) Events(ctx context.Context, id string) (*Events, error) {
-	if rec, err := s.Record(ctx, id); err == nil && !rec.Done() {
+	rec, err := s.Record(ctx, id)
+	if err == nil && !rec.Done() {
 		return &Events{s: s, id: id, live: true}, nil
+	}
+	if errors.Is(err, api.ErrUnknownRun) && bus.ValidToken(id) {
+		// The index may lag the journal: a run just started on another
+		// node is followed from its journal.
+		if records, rerr := s.journals.Read(ctx, id); rerr == nil && len(records) > 0 && records[0].Kind == api.EntryStart {
+			return &Events{s: s, id: id, live: true}, nil
+		}
 	}
 	_, records, pinned, err := s.stored(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if pinned == nil && (len(records) == 0 || records[len(records)-1].Kind != api.EntryEnd) {
+		// No end yet: the record lagged the journal (a run just started,
+		// or adopted). Follow it.
+		return &Events{s: s, id: id, live: true}, nil
 	}
 	ev := &Events{s: s, id: id, stored: records}
 	if pinned != nil { // its position in the pinned copy stands for its sequence
