@@ -11,11 +11,13 @@
 package panel
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 )
@@ -23,17 +25,29 @@ import (
 //go:embed assets
 var assets embed.FS
 
-// Handler serves the panel: its assets by name, and for any other path
-// below / (a page of the application: /runs/ID) the application's page,
-// which routes in the browser. Paths with a file extension that is not an
-// asset are 404.
+// Handler serves the panel: its page for / and any other path without a
+// file extension (a page of the application, /runs/ID, which routes in the
+// browser), and its assets under /a/VERSION/ (VERSION a hash of them all,
+// cached for good: a new binary's page names a new version) and, for
+// compatibility, by name at the root (revalidated by ETag). Paths with a
+// file extension that is not an asset are 404.
 func Handler() http.Handler {
 	root, err := fs.Sub(assets, "assets")
 	if err != nil {
 		panic(err) // the embedded tree is part of the binary
 	}
 	files := http.FileServerFS(root)
-	tags := etags(root)
+	tags, version := etags(root)
+	page, err := fs.ReadFile(root, "index.html")
+	if err != nil {
+		panic(err)
+	}
+	// The page names its assets under their version.
+	prefix := "/a/" + version + "/"
+	for name := range tags {
+		page = bytes.ReplaceAll(page, []byte(`="/`+name+`"`), []byte(`="`+prefix+name+`"`))
+	}
+	pageTag := tags["index.html"]
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -46,25 +60,30 @@ func Handler() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+		cache := "no-cache" // revalidated: a new binary serves new assets
+		if rest, ok := strings.CutPrefix(name, "a/"); ok {
+			ver, file, _ := strings.Cut(rest, "/")
+			if ver == version {
+				cache = "public, max-age=31536000, immutable"
+			} // an older page's version: today's file, revalidated
+			name = file
+		}
 		if name != "" && path.Ext(name) != "" {
 			if _, err := fs.Stat(root, name); err != nil {
 				http.NotFound(w, r)
 				return
 			}
-			h.Set("Cache-Control", "no-cache") // revalidated: a new binary serves new assets
-			h.Set("ETag", tags[name])          // which answers 304 to a browser that has them
-			files.ServeHTTP(w, r)
-			return
-		}
-		page, err := fs.ReadFile(root, "index.html")
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			h.Set("Cache-Control", cache)
+			h.Set("ETag", tags[name]) // which answers 304 to a browser that has it
+			r2 := *r
+			r2.URL = &url.URL{Path: "/" + name}
+			files.ServeHTTP(w, &r2)
 			return
 		}
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Cache-Control", "no-cache")
-		h.Set("ETag", tags["index.html"])
-		if r.Header.Get("If-None-Match") == tags["index.html"] {
+		h.Set("ETag", pageTag)
+		if r.Header.Get("If-None-Match") == pageTag {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
@@ -72,18 +91,20 @@ func Handler() http.Handler {
 	})
 }
 
-// etags returns a strong ETag for each file under root: the start of its
-// content's SHA-256.
-func etags(root fs.FS) map[string]string {
-	tags := map[string]string{}
-	fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error {
+// etags returns a strong ETag for each file under root (the start of its
+// content's SHA-256) and a version of them all (a hash of the ETags).
+func etags(root fs.FS) (tags map[string]string, version string) {
+	tags = map[string]string{}
+	all := sha256.New()
+	fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error { // in lexical order
 		if err == nil && !d.IsDir() {
 			if data, err := fs.ReadFile(root, name); err == nil {
 				sum := sha256.Sum256(data)
 				tags[name] = `"` + hex.EncodeToString(sum[:12]) + `"`
+				all.Write([]byte(name + tags[name]))
 			}
 		}
 		return nil
 	})
-	return tags
+	return tags, hex.EncodeToString(all.Sum(nil)[:6])
 }

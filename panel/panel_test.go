@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -32,7 +33,7 @@ func TestHandler(t *testing.T) {
 	defer srv.Close()
 	for _, path := range []string{"/", "/runs/01M8TGB08QEC7BVEANP02CKZ91", "/nodes"} {
 		resp, body := get(t, srv, "GET", path)
-		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, `<script type="module" src="/app.js">`) {
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, `<script type="module" src="/a/`) {
 			t.Errorf("GET %s: %d %s\n%s", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
 		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
@@ -91,21 +92,37 @@ func TestClientLogic(t *testing.T) {
 	t.Logf("%s", out)
 }
 
-// TestRevalidation: a browser that has the panel's files gets 304 for each
-// on a reload (ETag), and the page preloads every module, so that a load
-// is one round of requests, not one per level of imports.
+// TestRevalidation: the page names its assets under a version, cached for
+// good, and preloads every module, so that a reload is one request (the
+// page, 304), not one per module and level of imports; a browser that has
+// a file gets 304 for it (ETag).
 func TestRevalidation(t *testing.T) {
 	srv := httptest.NewServer(panel.Handler())
 	defer srv.Close()
 	_, page := get(t, srv, "GET", "/")
+	m := regexp.MustCompile(`src="(/a/[0-9a-f]{12}/)app.js"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the page names no versioned app.js:\n%s", page)
+	}
+	prefix := m[1]
 	scripts, _ := filepath.Glob("assets/*.js")
 	for _, name := range scripts {
-		path := "/" + filepath.Base(name)
-		if path != "/app.js" && !strings.Contains(page, `<link rel="modulepreload" href="`+path+`">`) {
-			t.Errorf("index.html does not preload %s", path)
+		base := filepath.Base(name)
+		if base != "app.js" && !strings.Contains(page, `<link rel="modulepreload" href="`+prefix+base+`">`) {
+			t.Errorf("index.html does not preload %s", base)
 		}
 	}
-	for _, path := range []string{"/", "/runs/01M8TGB08QEC7BVEANP02CKZ91", "/app.js", "/style.css"} {
+	resp, body := get(t, srv, "GET", prefix+"ui.js")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") || !strings.Contains(body, "export function h(") {
+		t.Fatalf("%sui.js: %d %q", prefix, resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	if resp, _ := get(t, srv, "GET", "/a/000000000000/ui.js"); resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("an older version's ui.js: %d %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	if resp, _ := get(t, srv, "GET", prefix+"nope.js"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("%snope.js: %d", prefix, resp.StatusCode)
+	}
+	for _, path := range []string{"/", "/runs/01M8TGB08QEC7BVEANP02CKZ91", "/app.js", "/style.css", prefix + "app.js"} {
 		resp, _ := get(t, srv, "GET", path)
 		tag := resp.Header.Get("ETag")
 		if tag == "" {
