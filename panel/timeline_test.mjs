@@ -155,14 +155,12 @@ test("layout: past maxRows, bars share the row that frees first", () => {
   assert.ok(l.lanes[0].bars.every((b) => b.row >= 0 && b.row < 4));
 });
 
-test("layout of 10,000 steps is fast", () => {
+// Its speed is measured in the browser (e2e BenchmarkPanelBigRun), not here.
+test("layout of 10,000 steps over three nodes", () => {
   const steps = Array.from({ length: 10000 }, (_, i) => step(String(i + 1), "n" + (i % 3), i / 100, i / 100, 0.005));
-  layout(steps, { now: 0 }); // warm: times parsed, code compiled, as at a live page's next frame
-  const t = performance.now();
   const l = layout(steps, { now: 0 });
-  const took = performance.now() - t;
   assert.equal(l.bars, 10000);
-  assert.ok(took < 300, `took ${took} ms`);
+  assert.equal(l.lanes.length, 3);
 });
 
 test("visibleWindow: the rows in view with overscan, and the space around them", () => {
@@ -235,9 +233,6 @@ test("parseTime reads the API's shapes by hand, as Date.parse would", () => {
   }
   assert.equal(parseTime("2026-12-02 06:46:22Z"), Date.parse("2026-12-02 06:46:22Z")); // not the API's: Date.parse
   assert.equal(parseTime("not a time at all, no"), null);
-  const t = performance.now();
-  for (let i = 0; i < 20000; i++) parseTime(`2026-12-02T06:${String(i % 60).padStart(2, "0")}:22.${String(i).padStart(9, "0")}Z`);
-  assert.ok(performance.now() - t < 200, "20,000 times parsed in " + (performance.now() - t) + " ms");
 });
 
 test("niceSpan: a live timeline grows in nice steps of at least 1.5×", () => {
