@@ -361,6 +361,28 @@ func TestEventsLastEventID(t *testing.T) {
 	t.Run("after the end", func(t *testing.T) {
 		streamEnds(t, readSSE(t, openEvents(t, srv, run.ID, strconv.FormatUint(full[len(full)-1].id, 10))))
 	})
+	// ?after= (a stream opened again by a client that cannot send the
+	// header) does the same; with both, the later wins.
+	t.Run("after=", func(t *testing.T) {
+		resp, err := srv.Client().Get(srv.URL + "/v1/runs/" + run.ID + "/events?after=" + strconv.FormatUint(full[2].id, 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if got := all(t, readSSE(t, resp)); kinds(got) != kinds(full[3:]) {
+			t.Fatalf("after=%d: %q, want %q", full[2].id, kinds(got), kinds(full[3:]))
+		}
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/runs/"+run.ID+"/events?after="+strconv.FormatUint(full[1].id, 10), nil)
+		req.Header.Set("Last-Event-ID", strconv.FormatUint(full[3].id, 10))
+		both, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer both.Body.Close()
+		if got := all(t, readSSE(t, both)); kinds(got) != kinds(full[4:]) {
+			t.Fatalf("after= and a later Last-Event-ID: %q, want %q", kinds(got), kinds(full[4:]))
+		}
+	})
 	t.Run("not a number", func(t *testing.T) {
 		resp := openEvents(t, srv, run.ID, "x")
 		if code := errorCode(t, resp); resp.StatusCode != http.StatusBadRequest || code != api.CodeBadInput {

@@ -15,13 +15,20 @@ import (
 // events serves GET /v1/runs/{id}/events: the run's journal as Server-Sent
 // Events, live until its end entry.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	// The stream goes on after Last-Event-ID (a browser's reconnection) or
+	// ?after= (a client opening a stream again), the later of the two: a
+	// stream opened with after= and reconnected has both.
 	var after uint64
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		var err error
-		if after, err = strconv.ParseUint(strings.TrimSpace(v), 10, 64); err != nil {
-			writeErr(w, fmt.Errorf("%w: Last-Event-ID %q: want the id of an event of this stream", api.ErrBadInput, v))
+	for _, p := range [][2]string{{"Last-Event-ID", r.Header.Get("Last-Event-ID")}, {"after", r.URL.Query().Get("after")}} {
+		if p[1] == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(p[1]), 10, 64)
+		if err != nil {
+			writeErr(w, fmt.Errorf("%w: %s %q: want the id of an event of this stream", api.ErrBadInput, p[0], p[1]))
 			return
 		}
+		after = max(after, n)
 	}
 	src, err := s.b.OpenEvents(r.Context(), r.PathValue("id"))
 	if err != nil {

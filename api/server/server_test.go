@@ -108,6 +108,7 @@ func TestBadRequestsStartNothing(t *testing.T) {
 		{"replay body", "POST", "/v1/runs/01RUN/replay", `{"script":`, nil, "request body"},
 		{"resume both", "POST", "/v1/runs/01RUN/resume", `{"version":2,"script":{"main":"a.star"}}`, nil, "not both"},
 		{"events id", "GET", "/v1/runs/01RUN/events", ``, map[string]string{"Last-Event-ID": "x"}, "Last-Event-ID"},
+		{"events after", "GET", "/v1/runs/01RUN/events?after=-1", ``, nil, `after "-1"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, eb := do(t, tt.method, srv.URL+tt.path, tt.body, tt.hdr)

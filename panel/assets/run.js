@@ -398,6 +398,11 @@ class RunView {
     if (!d || this.signal.aborted) return;
     const m = this.model;
     const extra = { cancel: m.run.cancel, moved: m.run.moved };
+    if (m.ended && LIVE.has(d.status)) {
+      // The index lags the journal: its end entry, applied, has the last word.
+      const { status, ended, result, error, step_count } = m.run;
+      Object.assign(d, { status, ended, result, error, step_count });
+    }
     m.run = { ...extra, ...d };
     for (const s of d.steps || []) {
       if (!m.steps.has(s.id)) {
@@ -408,7 +413,7 @@ class RunView {
     }
     this.rowSig.clear();
     this.schedule("head", "steps", "timeline", "details");
-    if (LIVE.has(d.status) && !this.es) this.follow();
+    if (LIVE.has(d.status) && !this.es && !m.ended) this.follow();
   }
 
   confirmCancel() {
@@ -1097,9 +1102,12 @@ class RunView {
    * Last-Event-ID; a stream the browser gave up on is opened again.
    */
   follow() {
-    if (this.signal.aborted) return;
+    if (this.signal.aborted || this.model.ended) return;
     this.es?.close();
-    const es = new EventSource("/v1/runs/" + enc(this.id) + "/events");
+    // A stream opened again goes on after the last entry applied (after=,
+    // as Last-Event-ID does for the browser's own reconnections).
+    const after = this.model.lastId ? "?after=" + this.model.lastId : "";
+    const es = new EventSource("/v1/runs/" + enc(this.id) + "/events" + after);
     this.es = es;
     this.fetchNodes();
     const onEvent = (/** @type {MessageEvent} */ e) => {
