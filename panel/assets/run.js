@@ -529,7 +529,7 @@ class RunView {
     fill(this.replayEl, h("h2", {}, "Replay check"),
       h("p", { class: same ? "same" : "diverged" }, same ? "Same result" : dv ? `Diverged at step ${dv.step}` : "Different result",
         h("span", { class: "muted" }, ` — against ${r.against || "?"}${r.hash ? " (" + String(r.hash).slice(0, 12) + ")" : ""}, `,
-          `${r.steps ?? "?"} calls of ${r.journaled ?? "?"} journaled, ${fmtDur(r.took_ns)}${r.partial ? ", a prefix (the run goes on)" : ""}`)),
+          `${r.steps ?? "?"} of ${r.journaled ?? "?"} journaled calls replayed, ${fmtDur(r.took_ns)}${r.partial ? ", a prefix (the run goes on)" : ""}`)),
       r.message ? value(r.message) : null,
       dv ? h("div", { class: "side-by-side" }, call("Journaled call", dv.journaled), call("New call", dv.new)) : null,
       dv?.missing ? h("p", {}, `${dv.missing} journaled call${dv.missing > 1 ? "s were" : " was"} not made.`) : null,
@@ -568,7 +568,7 @@ class RunView {
       const step = tickStep(span);
       const ticks = [];
       for (let t = 0; t <= span; t += step) {
-        const tick = h("span", {}, offset(t));
+        const tick = h("span", {}, t === 0 ? "0" : offset(t));
         tick.style.setProperty("left", (t / span) * 100 + "%");
         ticks.push(tick);
       }
