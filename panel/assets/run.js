@@ -26,6 +26,9 @@ const ROW_H = 30;
 const LOG_LINES = 1000;
 /** Statuses whose journal may still grow. */
 const LIVE = new Set(["running", "blocked"]);
+
+/** The least time between two draws of a run page, in ms. */
+const FRAME_GAP = 50;
 /** A live timeline's bars that grow (pending) move at most this often, in ms. */
 const GROW_MS = 400;
 
@@ -97,6 +100,7 @@ class RunView {
     /** @type {EventSource|null} */
     this.es = null;
     this.frame = 0;
+    this.drawnAt = 0; // when the page last drew (performance.now)
     this.dirty = { head: true, steps: true, timeline: true, details: true, source: true };
     this.stepCount = -1;
     /** @type {Map<string, HTMLButtonElement>} */
@@ -235,6 +239,15 @@ class RunView {
       (this.port ??= this.taskPort()).postMessage(0);
       return;
     }
+    // At most one draw per FRAME_GAP: a live run's events come every few
+    // ms, and each draw walks every bar; batching them costs at most that
+    // much delay.
+    const since = performance.now() - this.drawnAt;
+    if (since < FRAME_GAP) {
+      this.frame = -1;
+      this.frameTimer = setTimeout(this.runFrame, FRAME_GAP - since);
+      return;
+    }
     // A frame, or a timer, whichever comes first.
     this.frame = requestAnimationFrame(this.runFrame);
     this.frameTimer = setTimeout(this.runFrame, 100);
@@ -246,6 +259,7 @@ class RunView {
     if (this.frame > 0) cancelAnimationFrame(this.frame);
     clearTimeout(this.frameTimer);
     this.frame = 0;
+    this.drawnAt = performance.now();
     if (!this.signal.aborted) this.draw();
   };
 
