@@ -29,27 +29,6 @@ import (
 //
 // docs/benchmarks.md, "Control panel, in Chromium", has the figures.
 
-// panelBrowser returns node and Chromium's path, or skips the benchmark
-// saying what is missing.
-func panelBrowser(b *testing.B) (node, chromium string) {
-	b.Helper()
-	chromium = os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		b.Skipf("the panel's browser benchmarks need node (.ci/run installs it): %v", err)
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		b.Skipf("the panel's browser benchmarks need Chromium at %s (apt-get install chromium): %v", chromium, err)
-	}
-	if _, err := os.Stat("browser/node_modules/playwright-core"); err != nil {
-		b.Skipf("the panel's browser benchmarks need playwright-core: npm ci --prefix e2e/browser: %v", err)
-	}
-	return node, chromium
-}
-
 // benchBrowser runs `node bench.mjs args...` and decodes the one line of
 // JSON it prints into out. SIGTERM on timeout lets playwright close Chromium.
 func benchBrowser(b *testing.B, node, chromium string, timeout time.Duration, out any, args ...string) {
@@ -146,7 +125,7 @@ var seedScript = api.Script{Name: "seed", Main: "seed.star", Files: map[string]s
 // same API answer fetched and parsed in the same page. DROVER_PANEL_RUNS
 // seeds another number (a quick try of the benchmark itself).
 func BenchmarkPanelRunsPage(b *testing.B) {
-	node, chromium := panelBrowser(b)
+	node, chromium := browserTools(b)
 	runs := 100_000
 	if v := os.Getenv("DROVER_PANEL_RUNS"); v != "" {
 		fmt.Sscan(v, &runs)
@@ -208,7 +187,7 @@ func BenchmarkPanelRunsPage(b *testing.B) {
 // step's row until its details are on screen; the floor is the same API
 // answer fetched and parsed in the same page.
 func BenchmarkPanelBigRun(b *testing.B) {
-	node, chromium := panelBrowser(b)
+	node, chromium := browserTools(b)
 	const steps = 10_000
 	eng, err := launchEngine(b, b.TempDir())
 	if err != nil {
@@ -273,7 +252,7 @@ const liveScript = `def main(input):
 // The floor: the same entries through a bare EventSource on n2 in the
 // same page, drawing nothing.
 func BenchmarkPanelLiveEntry(b *testing.B) {
-	node, chromium := panelBrowser(b)
+	node, chromium := browserTools(b)
 	const loops = 200 // 400 steps: time.now and sleep("20ms"), about 10 s
 	procs := startCluster(b, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

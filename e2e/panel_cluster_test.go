@@ -127,27 +127,6 @@ func waitPlacementView(t *testing.T, ctx context.Context, url string) {
 	}
 }
 
-// browserTools returns node and Chromium for the panel's browser tests,
-// failing the test when one is missing.
-func browserTools(t *testing.T) (node, chromium string) {
-	t.Helper()
-	chromium = os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("the panel's browser tests need node (.ci/run installs it): %v", err)
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("the panel's browser tests need Chromium at %s (apt-get install chromium; .ci/run does): %v", chromium, err)
-	}
-	if _, err := os.Stat("browser/node_modules/playwright-core"); err != nil {
-		t.Fatalf("the panel's browser tests need playwright-core: npm ci --prefix e2e/browser (.ci/run does): %v", err)
-	}
-	return node, chromium
-}
-
 // deathReport is what cluster.mjs reports of the run it watched while the
 // node it came from was killed and restarted.
 type deathReport struct {

@@ -68,20 +68,7 @@ def main(input):
 // blocked run resumed on a fixed version, and a run of 10,000 steps.
 // Screenshots go to $DROVER_SHOTS (default: the test's temporary directory).
 func TestPanelRunPage(t *testing.T) {
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("the panel's browser tests need node (.ci/run installs it): %v", err)
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("the panel's browser tests need Chromium at %s (apt-get install chromium; .ci/run does): %v", chromium, err)
-	}
-	if _, err := os.Stat("browser/node_modules/playwright-core"); err != nil {
-		t.Fatalf("the panel's browser tests need playwright-core: npm ci --prefix e2e/browser (.ci/run does): %v", err)
-	}
+	node, chromium := browserTools(t)
 	shots := os.Getenv("DROVER_SHOTS")
 	if shots == "" {
 		shots = t.TempDir()

@@ -17,20 +17,7 @@ import (
 // with a reason, and the nodes. Screenshots go to
 // $DROVER_SHOTS (default: the test's temporary directory).
 func TestPanelInChromium(t *testing.T) {
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("the panel's browser tests need node (.ci/run installs it): %v", err)
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("the panel's browser tests need Chromium at %s (apt-get install chromium; .ci/run does): %v", chromium, err)
-	}
-	if _, err := os.Stat("browser/node_modules/playwright-core"); err != nil {
-		t.Fatalf("the panel's browser tests need playwright-core: npm ci --prefix e2e/browser (.ci/run does): %v", err)
-	}
+	node, chromium := browserTools(t)
 	shots := os.Getenv("DROVER_SHOTS")
 	if shots == "" {
 		shots = t.TempDir()
@@ -73,4 +60,30 @@ func runIDFrom(t *testing.T, stderr string) string {
 		t.Fatalf("no run id in:\n%s", stderr)
 	}
 	return m[1]
+}
+
+// browserTools returns node and Chromium for the panel's browser tests and
+// benchmarks: a test fails when one is missing (.ci/run installs them), a
+// benchmark is skipped.
+func browserTools(tb testing.TB) (node, chromium string) {
+	tb.Helper()
+	missing := tb.Fatalf
+	if _, bench := tb.(*testing.B); bench {
+		missing = tb.Skipf
+	}
+	chromium = os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("the panel's browser tests need node (.ci/run installs it): %v", err)
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		missing("the panel's browser tests need Chromium at %s (apt-get install chromium; .ci/run does): %v", chromium, err)
+	}
+	if _, err := os.Stat("browser/node_modules/playwright-core"); err != nil {
+		missing("the panel's browser tests need playwright-core: npm ci --prefix e2e/browser (.ci/run does): %v", err)
+	}
+	return node, chromium
 }

@@ -21,7 +21,7 @@
 //
 // It prints one line of JSON (the Go side parses it) and exits non-zero,
 // saying why on stderr, if a page never gets ready.
-import { chromium } from "playwright-core";
+import { launch } from "./harness.mjs";
 
 const [mode, base, ...rest] = process.argv.slice(2);
 
@@ -243,10 +243,7 @@ const modes = {
   },
 };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const out = mode === "runs" ? await modes.runs(browser, Number(rest[0] || 20))
     : mode === "run" ? await modes.run(browser, rest[0], Number(rest[1] || 10))

@@ -8,15 +8,12 @@
 // "drover: restart n1" for the test to do, and "drover: death {...}" with
 // what the page applied. It exits non-zero on the first check that fails,
 // saying which.
-import { chromium } from "playwright-core";
+import { launch, check, drive } from "./harness.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const base = cfg.n1, shots = cfg.shots;
 const [acme, acme2] = cfg.acme;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 // bypassCSP: the checks evaluate in the page, which the panel's CSP forbids.
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
 const errors = [];
@@ -55,14 +52,6 @@ await page.addInitScript(() => {
   };
 });
 
-function check(ok, what) {
-  if (!ok) {
-    console.error("FAIL: " + what);
-    process.exitCode = 1;
-    throw new Error(what);
-  }
-  console.log("ok: " + what);
-}
 
 /** GETs JSON from a node. */
 async function get(url) {
@@ -92,7 +81,7 @@ const bars = () => page.$$eval(".lanes [data-step]", (bs) => bs.length);
 const ready = (page_) => page.waitForSelector(`main[data-page='${page_}'][data-ready='1']`);
 const shot = (name, full = true) => page.screenshot({ path: `${shots}/cluster-${name}.png`, fullPage: full });
 
-try {
+await drive(browser, page, shots + "/cluster-failure.png", async () => {
   // The runs, then acme's only.
   await page.goto(base + "/");
   await ready("runs");
@@ -250,12 +239,4 @@ try {
   console.log("drover: death " + JSON.stringify({ run: doomed, ...seen, beforeKill, requests }));
   check(seen.bars.length === end.steps.length && new Set(seen.bars).size === end.steps.length,
     `after n1's restart: ${seen.bars.length} bars for ${end.steps.length} steps, each once; the run's end shown`);
-} catch (e) {
-  if (!process.exitCode) {
-    console.error("FAIL: " + e);
-    process.exitCode = 1;
-  }
-  await page.screenshot({ path: shots + "/cluster-failure.png", fullPage: true }).catch(() => {});
-} finally {
-  await browser.close();
-}
+});

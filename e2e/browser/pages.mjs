@@ -5,13 +5,10 @@
 //   node pages.mjs BASE_URL SHOTS_DIR
 // It starts runs itself (POST /v1/run/greet) while the logs page follows
 // them. It exits non-zero on the first check that fails, saying which.
-import { chromium } from "playwright-core";
+import { launch, check, drive } from "./harness.mjs";
 
 const [base, shots] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 // bypassCSP: the checks evaluate in the page, which the panel's CSP forbids; the
 // panel must show HTML as text even without its CSP (panel_test.go checks the header).
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
@@ -22,14 +19,6 @@ page.on("pageerror", (e) => errors.push(String(e)));
 const expected = (/** @type {string} */ url) => /\/v1\/logs\?/.test(url) || /\/v1\/cluster\/events/.test(url);
 page.on("console", (m) => m.type() === "error" && !expected(m.location().url) && errors.push(m.text() + " " + m.location().url));
 
-function check(ok, what) {
-  if (!ok) {
-    console.error("FAIL: " + what);
-    process.exitCode = 1;
-    throw new Error(what);
-  }
-  console.log("ok: " + what);
-}
 
 /** Starts a run of the deployed greet with input, through the node's trigger. */
 async function greet(input) {
@@ -39,7 +28,7 @@ async function greet(input) {
 
 const ready = () => page.waitForSelector("main[data-ready='1']");
 
-try {
+await drive(browser, page, shots + "/failure.png", async () => {
   // The scripts: greet on version 2.
   await page.goto(base + "/");
   await page.click("nav a[href='/scripts']");
@@ -174,12 +163,4 @@ try {
   await page.screenshot({ path: shots + "/nodes.png", fullPage: true });
 
   check(errors.length === 0, "no error in the page's console: " + errors.join("; "));
-} catch (e) {
-  if (!process.exitCode) {
-    console.error("FAIL: " + e);
-    process.exitCode = 1;
-  }
-  await page.screenshot({ path: shots + "/failure.png", fullPage: true }).catch(() => {});
-} finally {
-  await browser.close();
-}
+});

@@ -4,13 +4,10 @@
 //   node panel.mjs BASE_URL SHOTS_DIR ACME_RUN XSS_RUN SLEEPING_RUN
 // It exits non-zero on the first check that fails, saying which.
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launch, check, drive } from "./harness.mjs";
 
 const [base, shots, acmeRun, xssRun, sleepingRun] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 // bypassCSP: the checks evaluate in the page, which the panel's CSP forbids; the
 // panel must show HTML as text even without its CSP (panel_test.go checks the header).
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
@@ -19,16 +16,8 @@ page.on("pageerror", (e) => errors.push(String(e)));
 // The unknown run's 404 is the one error the page is meant to meet.
 page.on("console", (m) => m.type() === "error" && !m.location().url.includes("01NOSUCHRUN") && errors.push(m.text()));
 
-function check(ok, what) {
-  if (!ok) {
-    console.error("FAIL: " + what);
-    process.exitCode = 1;
-    throw new Error(what);
-  }
-  console.log("ok: " + what);
-}
 
-try {
+await drive(browser, page, shots + "/failure.png", async () => {
   // The runs, then one customer's: the filter goes into the URL.
   await page.goto(base + "/");
   await page.waitForSelector("table tbody tr");
@@ -113,12 +102,4 @@ try {
   await page.screenshot({ path: shots + "/nodes.png", fullPage: true });
 
   check(errors.length === 0, "no error in the page's console: " + errors.join("; "));
-} catch (e) {
-  if (!process.exitCode) {
-    console.error("FAIL: " + e);
-    process.exitCode = 1;
-  }
-  await page.screenshot({ path: shots + "/failure.png", fullPage: true }).catch(() => {});
-} finally {
-  await browser.close();
-}
+});

@@ -5,13 +5,10 @@
 //   node run-page.mjs BASE_URL SHOTS_DIR PAR_RUN BLOCKED_RUN MANY_RUN
 // It starts a run of its own to watch live. It exits non-zero on the first
 // check that fails, saying which.
-import { chromium } from "playwright-core";
+import { launch, check, drive } from "./harness.mjs";
 
 const [base, shots, parRun, blockedRun, manyRun] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 // bypassCSP: the checks evaluate in the page, which the panel's CSP forbids.
 const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
 // When each page's first draw with data was on screen (main's data-ready).
@@ -27,14 +24,6 @@ page.on("pageerror", (e) => errors.push(String(e)));
 let breaking = false;
 page.on("console", (m) => m.type() === "error" && !/422/.test(m.text()) && !(breaking && /events|ERR_FAILED/.test(m.text() + m.location().url)) && errors.push(m.text()));
 
-function check(ok, what) {
-  if (!ok) {
-    console.error("FAIL: " + what);
-    process.exitCode = 1;
-    throw new Error(what);
-  }
-  console.log("ok: " + what);
-}
 
 /** Opens run id's page and waits for its first draw with data. */
 async function open(id) {
@@ -45,7 +34,7 @@ async function open(id) {
 const text = (sel) => page.textContent(sel);
 const api = (path, init) => page.evaluate(async ([p, i]) => { const r = await fetch(p, i); return { status: r.status, body: await r.json().catch(() => null) }; }, [path, init]);
 
-try {
+await drive(browser, page, shots + "/failure.png", async () => {
   // A run with parallel branches and a sleep: a lane, a bar per step, the
   // branches in rows, the sleep drawn as a sleep.
   await open(parRun);
@@ -246,12 +235,4 @@ try {
   await page.screenshot({ path: shots + "/run-page-10000.png", fullPage: true });
 
   check(errors.length === 0, "no error in the page's console: " + errors.join("; "));
-} catch (e) {
-  if (!process.exitCode) {
-    console.error("FAIL: " + e);
-    process.exitCode = 1;
-  }
-  await page.screenshot({ path: shots + "/failure.png", fullPage: true }).catch(() => {});
-} finally {
-  await browser.close();
-}
+});
