@@ -176,10 +176,7 @@ func (r streamRequest) String() string {
 // (default: the test's temporary directory).
 func TestPanelCluster(t *testing.T) {
 	node, chromium := browserTools(t)
-	shots := os.Getenv("DROVER_SHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
+	shots := shotsDir(t)
 	began := time.Now()
 	nodes := startPanelCluster(t)
 	n1, n2 := nodes[0], nodes[1]

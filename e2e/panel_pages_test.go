@@ -29,10 +29,7 @@ def main(input):
 // to $DROVER_SHOTS (default: the test's temporary directory).
 func TestPanelPages(t *testing.T) {
 	node, chromium := browserTools(t)
-	shots := os.Getenv("DROVER_SHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
+	shots := shotsDir(t)
 	eng := startEngine(t, t.TempDir(), "--resource", "github_api=10/s")
 	env := []string{"DROVER_URL=" + eng.url}
 	src := filepath.Join(t.TempDir(), "greet.star")

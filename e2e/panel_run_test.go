@@ -69,10 +69,7 @@ def main(input):
 // Screenshots go to $DROVER_SHOTS (default: the test's temporary directory).
 func TestPanelRunPage(t *testing.T) {
 	node, chromium := browserTools(t)
-	shots := os.Getenv("DROVER_SHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
+	shots := shotsDir(t)
 	dir := t.TempDir()
 	for name, src := range runPageScripts {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {

@@ -18,10 +18,7 @@ import (
 // $DROVER_SHOTS (default: the test's temporary directory).
 func TestPanelInChromium(t *testing.T) {
 	node, chromium := browserTools(t)
-	shots := os.Getenv("DROVER_SHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
+	shots := shotsDir(t)
 	eng := startEngine(t, t.TempDir(), "--resource", "github_api=10/s")
 	env := []string{"DROVER_URL=" + eng.url}
 	run := func(input string) string {
@@ -86,4 +83,13 @@ func browserTools(tb testing.TB) (node, chromium string) {
 		missing("the panel's browser tests need playwright-core: npm ci --prefix e2e/browser (.ci/run does): %v", err)
 	}
 	return node, chromium
+}
+
+// shotsDir is where a browser test saves its screenshots: $DROVER_SHOTS, or
+// the test's temporary directory.
+func shotsDir(t *testing.T) string {
+	if dir := os.Getenv("DROVER_SHOTS"); dir != "" {
+		return dir
+	}
+	return t.TempDir()
 }
