@@ -14,7 +14,7 @@ import (
 // installs both): the runs, one customer's through the filter and back, a
 // run with its steps and log lines, HTML in an attribute and a log line
 // shown as text, a run that does not exist, a run cancelled from its page
-// with a reason, and the nodes. Screenshots go to
+// with a reason, a huge result cut with "Show all", and the nodes. Screenshots go to
 // $DROVER_SHOTS (default: the test's temporary directory).
 func TestPanelInChromium(t *testing.T) {
 	node, chromium := browserTools(t)

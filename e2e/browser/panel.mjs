@@ -94,6 +94,22 @@ await drive(browser, page, shots + "/failure.png", async () => {
   const cancelled = await page.textContent("main");
   check(cancelled.includes("cancelled by panel") && cancelled.includes("customer asked"), "a run cancelled from its page, with the reason");
 
+  // A huge result: cut, with a button that shows it all.
+  const huge = await fetch(base + "/v1/runs?wait=1", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ script: { name: "huge", main: "huge.star", files: { "huge.star": "def main(input):\n    return \"<b>\" + \"x\" * 30000\n" } } }) });
+  const hugeRun = (await huge.json()).id;
+  await page.goto(base + "/runs/" + hugeRun);
+  await page.waitForSelector("main[data-ready='1']");
+  const cut = await page.evaluate(() => ({
+    button: [...document.querySelectorAll("main button")].find((b) => /Show all 30003 characters/.test(b.textContent))?.textContent,
+    longest: Math.max(...[...document.querySelectorAll("main pre")].map((p) => p.textContent.length)),
+  }));
+  check(cut.button && cut.longest < 12000, `a huge result is cut (${cut.longest} characters shown) with "${cut.button}"`);
+  await page.click("main button:text('Show all 30003 characters')");
+  const whole = await page.evaluate(() => Math.max(...[...document.querySelectorAll("main pre")].map((p) => p.textContent.length)));
+  check(whole >= 30003, `"Show all" shows the whole result (${whole} characters)`);
+  await page.screenshot({ path: shots + "/huge-result.png" });
+
   // The nodes: the engine's own, with its meters and its resource.
   await page.click("nav a[href='/nodes']");
   await page.waitForSelector("section.node h2");
