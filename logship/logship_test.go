@@ -113,7 +113,10 @@ func TestSecretsNeverShown(t *testing.T) {
 	s := newShipper(t, Config{Elasticsearch: ElasticsearchConfig{Addresses: []string{es.url()}, Username: "elastic", Password: password, FlushInterval: time.Millisecond}},
 		Options{Logger: zerolog.New(&own)})
 	s.Write([]byte(`{"message":"hello"}` + "\n"))
-	eventually(t, "the 401", func() bool { return strings.Contains(s.Stats().Elasticsearch.LastError, "401") })
+	// The shipper records the error in its stats, then logs it: wait for both.
+	eventually(t, "the 401, in the stats and the shipper's own log", func() bool {
+		return strings.Contains(s.Stats().Elasticsearch.LastError, "401") && strings.Contains(own.String(), "401")
+	})
 
 	st := s.Stats()
 	shown := []string{fmt.Sprintf("%+v", st), st.Elasticsearch.LastError, own.String()}
