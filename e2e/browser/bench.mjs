@@ -204,6 +204,7 @@ const modes = {
         const s = String(d.step ?? d.key);
         if (!(s in b.received)) { b.received[s] = now; b.called[s] = Date.parse(d.time ?? d.call?.time); }
       };
+      es.addEventListener("start", () => { b.started = true; });
       es.addEventListener("call", got);
       es.addEventListener("result", got);
       es.addEventListener("end", () => { b.ended = true; es.close(); });
@@ -226,10 +227,16 @@ const modes = {
         const s = String(d.step ?? d.key);
         if (!(s in b.received)) b.received[s] = now;
       };
+      es.addEventListener("start", () => { b.started = true; });
       es.addEventListener("call", got);
       es.addEventListener("result", got);
       es.addEventListener("end", () => { b.ended = true; es.close(); });
     }, id);
+    // The page is open once every stream is: each has had the run's start
+    // entry (journaled before the gate), the panel's applied it. Entries
+    // written from then on are the ones an open page must show in time.
+    await page.waitForFunction(() => window.__live.started && Number(document.getElementById("main").dataset.events) >= 1, null, { timeout: 30000, polling: 20 });
+    await bare.waitForFunction(() => window.__bare.started, null, { timeout: 30000, polling: 20 });
     // The run waits at its gate until now.
     if (gate) await fetch(gate);
     await page.waitForFunction(() => window.__live.ended, null, { timeout: 600000, polling: 200 });
