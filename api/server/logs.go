@@ -48,6 +48,9 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "no-cache")
 		h.Set("X-Accel-Buffering", "no")
 		w.WriteHeader(http.StatusOK)
+		// A first byte at once: Firefox opens an EventSource only on its
+		// answer's first bytes, not on its headers.
+		fmt.Fprint(w, ": open\n\n")
 		rc.Flush()
 	}
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -137,5 +138,10 @@ func TestLogsAnswerOnceTheTailIsPlaced(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// Bytes at once, no line yet: Firefox opens an EventSource only then.
+	first, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || first != ": open\n" {
+		t.Fatalf("first line %q %v, want a comment at once", first, err)
 	}
 }
