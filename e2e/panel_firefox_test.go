@@ -3,8 +3,6 @@ package e2e
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -24,25 +22,10 @@ func TestPanelInFirefox(t *testing.T) {
 	shots := shotsDir(t)
 	eng := startEngine(t, t.TempDir())
 	env := []string{"DROVER_URL=" + eng.url}
-	run := func(input string) string {
-		t.Helper()
-		_, errOut, code := ctl(t, env, "run", "e2e/browser/order.star", "--input", input)
-		if code != 0 {
-			t.Fatalf("run %s: exit %d\n%s", input, code, errOut)
-		}
-		return runIDFrom(t, errOut)
-	}
+	run := func(input string) string { return runOrder(t, env, input) }
 	acme := run(`{"customer": "acme", "order": 1}`)
 	run(`{"customer": "globex", "order": 2}`)
 	xss := run(`{"customer": "<img src=x onerror=\"window.pwned=1\">", "order": 3}`)
 
-	cmd := exec.Command(node, "--experimental-websocket", "firefox.mjs", eng.url, shots, acme, xss)
-	cmd.Dir = "browser"
-	cmd.Env = append(os.Environ(), "FIREFOX="+firefox)
-	out, err := cmd.CombinedOutput()
-	log := strings.ReplaceAll(string(out), "(node", "\n(node") // node's warning about the flag, on its own line
-	if err != nil {
-		t.Fatalf("the panel in Firefox: %v\n%s\nscreenshots in %s", err, log, shots)
-	}
-	t.Logf("%s\nscreenshots in %s", log, filepath.Clean(shots))
+	browse(t, "the panel in Firefox", shots, "FIREFOX="+firefox, node, "--experimental-websocket", "firefox.mjs", eng.url, shots, acme, xss)
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,12 +52,5 @@ func TestPanelPages(t *testing.T) {
 		t.Fatalf("run greet: exit %d\n%s", code, errOut)
 	}
 
-	cmd := exec.Command(node, "pages.mjs", eng.url, shots)
-	cmd.Dir = "browser"
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the panel's pages in Chromium: %v\n%s\nscreenshots in %s", err, out, shots)
-	}
-	t.Logf("%s\nscreenshots in %s", out, filepath.Clean(shots))
+	browse(t, "the panel's pages in Chromium", shots, "CHROMIUM="+chromium, node, "pages.mjs", eng.url, shots)
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -102,14 +101,7 @@ func TestPanelRunPage(t *testing.T) {
 
 	waitRun(t, env, many, func(r runRecord) bool { return r.Status == "completed" })
 
-	cmd := exec.Command(node, "run-page.mjs", eng.url, shots, par, blocked, many)
-	cmd.Dir = "browser"
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the run page in Chromium: %v\n%s\nscreenshots in %s", err, out, shots)
-	}
-	t.Logf("%s\nscreenshots in %s", out, filepath.Clean(shots))
+	browse(t, "the run page in Chromium", shots, "CHROMIUM="+chromium, node, "run-page.mjs", eng.url, shots, par, blocked, many)
 }
 
 // runRecord is what waitRun reads of a run.

@@ -21,14 +21,7 @@ func TestPanelInChromium(t *testing.T) {
 	shots := shotsDir(t)
 	eng := startEngine(t, t.TempDir(), "--resource", "github_api=10/s")
 	env := []string{"DROVER_URL=" + eng.url}
-	run := func(input string) string {
-		t.Helper()
-		_, errOut, code := ctl(t, env, "run", "e2e/browser/order.star", "--input", input)
-		if code != 0 {
-			t.Fatalf("run %s: exit %d\n%s", input, code, errOut)
-		}
-		return runIDFrom(t, errOut)
-	}
+	run := func(input string) string { return runOrder(t, env, input) }
 	acme := run(`{"customer": "acme", "order": 1}`)
 	run(`{"customer": "globex", "order": 2}`)
 	run(`{"customer": "acme", "order": 3}`)
@@ -39,14 +32,7 @@ func TestPanelInChromium(t *testing.T) {
 	}
 	sleeping := strings.TrimSpace(detached) // --detach prints the id alone
 
-	cmd := exec.Command(node, "panel.mjs", eng.url, shots, acme, xss, sleeping)
-	cmd.Dir = "browser"
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the panel in Chromium: %v\n%s\nscreenshots in %s", err, out, shots)
-	}
-	t.Logf("%s\nscreenshots in %s", out, filepath.Clean(shots))
+	browse(t, "the panel in Chromium", shots, "CHROMIUM="+chromium, node, "panel.mjs", eng.url, shots, acme, xss, sleeping)
 }
 
 // runIDFrom reads the run id ctl run prints on stderr ("run <ID>").
@@ -92,4 +78,30 @@ func shotsDir(t *testing.T) string {
 		return dir
 	}
 	return t.TempDir()
+}
+
+// runOrder runs e2e/browser/order.star with input through ctl and returns
+// the run's id.
+func runOrder(t *testing.T, env []string, input string) string {
+	t.Helper()
+	_, errOut, code := ctl(t, env, "run", "e2e/browser/order.star", "--input", input)
+	if code != 0 {
+		t.Fatalf("run %s: exit %d\n%s", input, code, errOut)
+	}
+	return runIDFrom(t, errOut)
+}
+
+// browse runs a browser script in e2e/browser (command: node and its
+// arguments) with env added, failing the test with its output as what, and
+// logs its output and where its screenshots are.
+func browse(t *testing.T, what, shots, env string, command ...string) {
+	t.Helper()
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Dir = "browser"
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s\nscreenshots in %s", what, err, out, shots)
+	}
+	t.Logf("%s\nscreenshots in %s", out, filepath.Clean(shots))
 }
