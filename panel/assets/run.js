@@ -16,17 +16,30 @@ import {
   newModel, orderedSteps, applyEvent, niceSpan,
 } from "./timeline.js";
 
-/** Up to this many bars the timeline is buttons; past it, a canvas per lane. */
+/**
+ * Up to this many bars a finished run's timeline is buttons; past it, and
+ * while a run goes on, a canvas per lane (a frame that moves bars then paints
+ * one bitmap, not every bar again). A canvas lane of up to this many bars
+ * still has a button per bar, not drawn, for the keyboard and screen readers.
+ */
 const DOM_BARS = 2000;
-/** Up to this many steps the table has every row; past it, the rows in view. */
-const ALL_ROWS = 300;
+/**
+ * Up to this many steps the table has every row; past it, the rows in view.
+ * A table lays out all its rows again when one is added: a live run of
+ * hundreds of steps would spend its frames there.
+ */
+const ALL_ROWS = 100;
 /** A steps table row's height in px (style.css: .steps tbody tr). */
 const ROW_H = 30;
+/** The steps table's box's most height in px (style.css: .steps-scroll, 26rem). */
+const BOX_H = 416;
 /** Log lines drawn before "show all". */
 const LOG_LINES = 1000;
 /** Statuses whose journal may still grow. */
 const LIVE = new Set(["running", "blocked"]);
 
+/** While a run goes on, its source's marks are brought up to date at most this often, in ms. */
+const SOURCE_MS = 500;
 /** The least time between two draws of a run page, in ms. */
 const FRAME_GAP = 50;
 /** A live timeline's bars that grow (pending) move at most this often, in ms. */
@@ -73,6 +86,12 @@ const barHeight = (n) => (n <= 6 ? 18 : n <= 16 ? 10 : 5);
 /** "+1.20 s" from the run's start. @param {number} ms */
 const offset = (ms) => "+" + fmtDur(Math.max(0, ms) * 1e6);
 
+/** What a bar says to the keyboard and screen readers (and as its tooltip). @param {any} b @param {any} l */
+function barLabel(b, l) {
+  return `step ${b.step} ${b.builtin}${b.attempt > 1 ? ", placement " + b.attempt : ""} on ${b.node}: ${b.lost ? "lost" : b.outcome}, ` +
+    `${offset(b.begin - l.t0)}, ${b.outcome === "pending" ? "under way" : fmtDur((b.end - b.begin) * 1e6)}`;
+}
+
 /** A tick interval of about a sixth of span ms. @param {number} span */
 function tickStep(span) {
   const raw = span / 6;
@@ -115,6 +134,8 @@ class RunView {
     this.detailsSig = "";
     /** @type {Map<string, {sig: string, left: string, width: string, top: string, height: string, q: string, label: string}>} each DOM bar as last drawn */
     this.barState = new Map();
+    /** @type {string|null} the step whose (undrawn) canvas-lane button has the focus */
+    this.focusedBar = null;
     /** the time pending bars end at: moves by GROW_MS steps, so a frame for an event leaves them be */
     this.liveNow = 0;
     /** a live timeline's span in ms (niceSpan): bars keep their places until the run outgrows it */
@@ -166,6 +187,14 @@ class RunView {
       if (b) this.select(/** @type {string} */ (b.getAttribute("data-step")), "timeline");
     });
     this.lanesEl.addEventListener("keydown", (e) => this.barKey(e));
+    // A canvas lane's buttons are not drawn: the one with the focus is outlined on the canvas.
+    const focused = (/** @type {FocusEvent} */ e) => {
+      const b = /** @type {HTMLElement} */ (e.target);
+      this.focusedBar = e.type === "focusin" && b.matches?.("button.listed") ? b.getAttribute("data-step") : null;
+      this.markCanvas();
+    };
+    this.lanesEl.addEventListener("focusin", focused);
+    this.lanesEl.addEventListener("focusout", focused);
     m.replaceChildren(
       h("p", {}, h("a", { href: "/" }, "← Runs")),
       h("h1", { class: "mono" }, this.id), this.headEl, this.actionsEl, this.downEl, this.outcomeEl, this.replayEl,
@@ -280,17 +309,30 @@ class RunView {
     return ch.port2;
   }
 
-  /** Runs f once the page is idle (soon in any case), once however often asked before. @param {() => void} f */
-  idle(f) {
+  /**
+   * Runs f once the page is idle (soon in any case) and at least after ms,
+   * once however often asked before. @param {() => void} f @param {number} [ms]
+   */
+  idle(f, ms = 0) {
     this.idleFn = f;
-    if (this.idleId) return;
+    if (this.idleWait && ms === 0) { // asked for sooner than it waits: now
+      clearTimeout(this.idleWait);
+      this.idleWait = 0;
+    } else if (this.idleId || this.idleWait) {
+      return;
+    }
     const run = () => {
       this.idleId = 0;
       const g = this.idleFn;
       this.idleFn = null;
       if (g && !this.signal.aborted) g();
     };
-    this.idleId = typeof requestIdleCallback === "function" ? requestIdleCallback(run, { timeout: 300 }) : setTimeout(run, 50);
+    const soon = () => {
+      this.idleWait = 0;
+      this.idleId = typeof requestIdleCallback === "function" ? requestIdleCallback(run, { timeout: 300 }) : setTimeout(run, 50);
+    };
+    if (ms > 0) this.idleWait = setTimeout(soon, ms);
+    else soon();
   }
 
   /** Redraws what changed. */
@@ -323,7 +365,7 @@ class RunView {
     for (const p of paints) part(p);
     if (dirty.source) {
       if (this.byLine || !this.script) part(this.markSource);
-      else this.idle(() => this.markSource());
+      else this.idle(() => this.markSource(), this.es ? SOURCE_MS : 0);
     }
     const m = main();
     m.dataset.lastEventId = String(this.model.lastId);
@@ -574,7 +616,8 @@ class RunView {
       this.span = 0;
     }
     this.layout = l;
-    const canvas = l.bars > DOM_BARS;
+    const canvas = l.bars > DOM_BARS || live;
+    const listed = canvas && l.bars <= DOM_BARS;
     const span = l.t1 - l.t0;
     const axisKey = l.t0 + "|" + span;
     if (axisKey !== this.axisKey) {
@@ -595,6 +638,7 @@ class RunView {
     for (const lane of l.lanes) {
       let el = laneEls.get(lane.node);
       if (!el || (el.dataset.mode === "canvas") !== canvas) {
+        if (el) this.dropTrack(/** @type {HTMLElement} */ (el.lastElementChild), lane.node);
         el?.remove();
         el = h("div", { class: "lane", "data-lane": lane.node, "data-mode": canvas ? "canvas" : "dom" },
           h("div", { class: "lane-name mono", title: lane.node }, lane.node),
@@ -605,11 +649,26 @@ class RunView {
       const bh = barHeight(lane.rows);
       const th = lane.rows * (bh + 2) + 2 + "px";
       if (track.style.height !== th) track.style.height = th;
-      if (canvas) this.drawCanvas(track, lane, l, bh);
-      else for (const b of lane.bars) seen.add(this.drawBar(track, b, l, bh));
+      if (canvas) {
+        const list = this.drawCanvas(track, lane, l, bh);
+        if (listed) for (const b of lane.bars) seen.add(this.listBar(list, b, l));
+      } else {
+        for (const b of lane.bars) seen.add(this.drawBar(track, b, l, bh));
+      }
     }
     for (const [key, el] of this.bars) if (!seen.has(key)) { el.remove(); this.bars.delete(key); this.barState.delete(key); }
+    for (const el of this.lanesEl.children) {
+      if (!want.includes(/** @type {HTMLElement} */ (el))) this.dropTrack(/** @type {HTMLElement} */ (el.lastElementChild), el.getAttribute("data-lane") || "");
+    }
     if (want.some((el, i) => this.lanesEl.children[i] !== el) || this.lanesEl.children.length !== want.length) this.lanesEl.replaceChildren(...want);
+  }
+
+  /** Forgets a lane's track that goes (a run's end makes its canvas lanes buttons). @param {HTMLElement} track @param {string} node */
+  dropTrack(track, node) {
+    if (!this.trackW.has(track)) return;
+    this.trackW.delete(track);
+    this.ro?.unobserve(track);
+    if (this.hits?.get(node)?.track === track) this.hits.delete(node);
   }
 
   /**
@@ -645,11 +704,36 @@ class RunView {
     if (st.top !== top) el.style.setProperty("top", (st.top = top));
     if (st.height !== height) el.style.setProperty("height", (st.height = height));
     if (st.q !== q) /** @type {HTMLElement} */ (el.firstElementChild).style.setProperty("width", (st.q = q));
-    const label = `step ${b.step} ${b.builtin}${b.attempt > 1 ? ", placement " + b.attempt : ""} on ${b.node}: ${b.lost ? "lost" : b.outcome}, ` +
-      `${offset(b.begin - l.t0)}, ${b.outcome === "pending" ? "under way" : fmtDur((b.end - b.begin) * 1e6)}`;
+    const label = barLabel(b, l);
     if (st.label !== label) {
       st.label = label;
       el.title = label;
+      el.setAttribute("aria-label", label);
+    }
+    return b.key;
+  }
+
+  /**
+   * The button of bar b in a canvas lane's list (not drawn: the canvas
+   * shows the bar), made once and written to where it changed; returns its
+   * key. @param {HTMLElement} list @param {any} b @param {any} l
+   */
+  listBar(list, b, l) {
+    let el = this.bars.get(b.key);
+    let st = this.barState.get(b.key);
+    if (!el || !st || el.parentElement !== list) {
+      el?.remove();
+      el = /** @type {HTMLButtonElement} */ (h("button", { type: "button", class: "bar listed", "data-step": b.step, "data-attempt": String(b.attempt) }));
+      this.bars.set(b.key, el);
+      st = { sig: "", left: "", width: "", top: "", height: "", q: "", label: "" };
+      this.barState.set(b.key, st);
+      list.append(el);
+    }
+    const outcome = b.lost ? "lost" : b.outcome;
+    if (el.dataset.outcome !== outcome) el.dataset.outcome = outcome;
+    const label = barLabel(b, l);
+    if (st.label !== label) {
+      st.label = label;
       el.setAttribute("aria-label", label);
     }
     return b.key;
@@ -671,7 +755,8 @@ class RunView {
         const hit = this.barAt(lane.node, e.offsetX, e.offsetY);
         if (hit) this.select(hit, "timeline");
       });
-      track.append(c, h("div", { class: "sel-mark", hidden: true }));
+      track.append(c, h("div", { class: "sel-mark", hidden: true }),
+        h("div", { class: "bar-list sr-only", role: "list", "aria-label": "steps on " + lane.node }));
     }
     const label = `${lane.bars.length} steps on ${lane.node}: click one to see it; the steps table lists them all`;
     if (c.getAttribute("aria-label") !== label) c.setAttribute("aria-label", label);
@@ -680,6 +765,7 @@ class RunView {
     if (c.dataset.bars !== String(lane.bars.length)) c.dataset.bars = String(lane.bars.length);
     const canvas = c;
     this.paints.push(() => this.paintCanvas(canvas, track, lane, l, bh, hgt));
+    return /** @type {HTMLElement} */ (track.lastElementChild);
   }
 
   /** @param {HTMLCanvasElement} c @param {HTMLElement} track @param {any} lane @param {any} l @param {number} bh @param {number} hgt */
@@ -701,18 +787,20 @@ class RunView {
       const css = getComputedStyle(track);
       const color = (/** @type {string} */ name, /** @type {string} */ dflt) => css.getPropertyValue(name).trim() || dflt;
       this.colors = { exec: color("--bar-exec", "#2457c5"), queue: color("--bar-queue", "#b9c8ec"), sleep: color("--bar-sleep", "#8e7cc3"),
-        pending: color("--bar-pending", "#e0a100"), error: color("--bar-error", "#b42318") };
+        dozing: color("--bar-sleep-pending", "#b7aadd"), pending: color("--bar-pending", "#e0a100"), error: color("--bar-error", "#b42318") };
     }
     // One path per colour: five fills, not one per bar.
-    const paths = { queue: new Path2D(), exec: new Path2D(), sleep: new Path2D(), pending: new Path2D(), error: new Path2D() };
+    const paths = { queue: new Path2D(), exec: new Path2D(), sleep: new Path2D(), dozing: new Path2D(), pending: new Path2D(), error: new Path2D() };
     /** @type {any[]} */
     const hits = [];
     const span = l.t1 - l.t0 || 1;
+    // A lane of few bars draws them as wide as its buttons would be (style.css: min-width).
+    const least = l.bars <= DOM_BARS ? 3 : 1;
     for (const b of lane.bars) {
       const x = ((b.begin - l.t0) / span) * w, y = b.row * (bh + 2) + 2;
-      const bw = Math.max(1, ((b.end - b.begin) / span) * w);
+      const bw = Math.max(least, ((b.end - b.begin) / span) * w);
       hits.push([x, y, bw, b.step]);
-      if (b.kind === "sleep") paths.sleep.rect(x, y, bw, bh);
+      if (b.kind === "sleep") (b.outcome === "pending" ? paths.dozing : paths.sleep).rect(x, y, bw, bh);
       else if (b.outcome === "error") paths.error.rect(x, y, bw, bh);
       else if (b.outcome === "pending") paths.pending.rect(x, y, bw, bh);
       else {
@@ -721,7 +809,7 @@ class RunView {
         paths.exec.rect(x + (qw >= 1 ? qw : 0), y, Math.max(1, bw - (qw >= 1 ? qw : 0)), bh);
       }
     }
-    for (const k of /** @type {(keyof typeof paths)[]} */ (["queue", "exec", "sleep", "pending", "error"])) {
+    for (const k of /** @type {(keyof typeof paths)[]} */ (["queue", "exec", "sleep", "dozing", "pending", "error"])) {
       ctx.fillStyle = this.colors[k];
       ctx.fill(paths[k]);
     }
@@ -729,13 +817,17 @@ class RunView {
     this.markCanvas();
   }
 
-  /** Outlines the selected step's bar over each canvas lane (no canvas is painted again). */
+  /**
+   * Outlines the bar of the step whose button has the focus, or else the
+   * selected step's, over each canvas lane (no canvas is painted again).
+   */
   markCanvas() {
     if (!this.hits) return;
+    const want = this.focusedBar || this.selected;
     for (const { hits, bh, track } of this.hits.values()) {
       const mark = /** @type {HTMLElement|null} */ (track.querySelector(".sel-mark"));
       if (!mark) continue;
-      const hit = this.selected ? hits.find((/** @type {any[]} */ x) => x[3] === this.selected) : null;
+      const hit = want ? hits.find((/** @type {any[]} */ x) => x[3] === want) : null;
       mark.hidden = !hit;
       if (!hit) continue;
       mark.style.left = hit[0] - 1 + "px";
@@ -769,8 +861,8 @@ class RunView {
       /** @type {HTMLElement|null} */ (lanes[i + (e.key === "ArrowDown" ? 1 : -1)]?.querySelector("button.bar"))?.focus();
       return;
     }
-    const bars = /** @type {HTMLElement[]} */ ([...(el.parentElement?.querySelectorAll("button.bar") || [])])
-      .sort((a, b) => parseFloat(a.style.left) - parseFloat(b.style.left));
+    const bars = /** @type {HTMLElement[]} */ ([...(el.parentElement?.querySelectorAll("button.bar") || [])]);
+    if (!el.classList.contains("listed")) bars.sort((a, b) => parseFloat(a.style.left) - parseFloat(b.style.left)); // a list is in order
     const i = bars.indexOf(el);
     const next = e.key === "Home" ? bars[0] : e.key === "End" ? bars[bars.length - 1] : bars[i + (e.key === "ArrowRight" ? 1 : -1)];
     next?.focus();
@@ -783,6 +875,10 @@ class RunView {
     const t0 = parseTime(this.model.run.started);
     const virtual = steps.length > ALL_ROWS;
     if (this.stepsScroll.classList.contains("virtual") !== virtual) this.stepsScroll.classList.toggle("virtual", virtual);
+    // Taller than its box (style.css: 26rem): the box's height is fixed, and
+    // rows added lay out and paint it alone.
+    const full = (steps.length + 1) * ROW_H > BOX_H;
+    if (this.stepsScroll.classList.contains("full") !== full) this.stepsScroll.classList.toggle("full", full);
     const note = steps.length ? (virtual ? `${steps.length} steps: scroll the table; pick one to see it.` : "") : "No steps yet.";
     if (this.stepsNote.textContent !== note) this.stepsNote.textContent = note;
     let first = 0, last = steps.length, above = 0, below = 0;
@@ -1008,12 +1104,18 @@ class RunView {
       const li = this.lines.get(key);
       if (!li || marked.get(key) === ids.length) continue;
       marked.set(key, ids.length);
-      li.classList.add("has-step");
       const label = ids.length === 1 ? `line ${li.dataset.line}: step ${ids[0]}` : `line ${li.dataset.line}: ${ids.length} steps`;
-      const num = h("button", { type: "button", class: "ln", "data-key": key, "aria-label": label, title: label }, li.dataset.line);
-      /** @type {Element} */ (li.firstElementChild).replaceWith(num);
-      li.querySelector(".count")?.remove();
-      li.append(h("span", { class: "count" }, ids.length === 1 ? "step " + ids[0] : ids.length + " steps"));
+      const count = ids.length === 1 ? "step " + ids[0] : ids.length + " steps";
+      const num = li.querySelector("button.ln"), span = li.querySelector(".count");
+      if (num && span) { // marked before: a live run's new step changes two texts
+        num.setAttribute("aria-label", label);
+        num.setAttribute("title", label);
+        span.textContent = count;
+        continue;
+      }
+      li.classList.add("has-step");
+      /** @type {Element} */ (li.firstElementChild).replaceWith(h("button", { type: "button", class: "ln", "data-key": key, "aria-label": label, title: label }, li.dataset.line));
+      li.append(h("span", { class: "count" }, count));
     }
     for (const li of this.sourceEl.querySelectorAll("li.selected, li.error-line")) li.classList.remove("selected", "error-line");
     if (this.errorPos) this.lines.get(this.errorPos.file + ":" + this.errorPos.line)?.classList.add("error-line");
@@ -1140,7 +1242,7 @@ class RunView {
         this.es = null;
         clearInterval(this.ticker);
         this.ticker = 0;
-        this.schedule("timeline", "steps");
+        this.schedule("timeline", "steps", "source");
         this.refresh();
         this.loadLogs();
       }
