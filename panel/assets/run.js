@@ -28,7 +28,7 @@ const DOM_BARS = 2000;
  * A table lays out all its rows again when one is added: a live run of
  * hundreds of steps would spend its frames there.
  */
-const ALL_ROWS = 100;
+const ALL_ROWS = 40;
 /** A steps table row's height in px (style.css: .steps tbody tr). */
 const ROW_H = 30;
 /** The steps table's box's most height in px (style.css: .steps-scroll, 26rem). */
@@ -40,6 +40,8 @@ const LIVE = new Set(["running", "blocked"]);
 
 /** While a run goes on, its source's marks are brought up to date at most this often, in ms. */
 const SOURCE_MS = 500;
+/** While a run goes on, its steps table and header are drawn at most this often, in ms (its timeline at every frame). */
+const LATER_MS = 250;
 /** The least time between two draws of a run page, in ms. */
 const FRAME_GAP = 50;
 /** A live timeline's bars that grow (pending) move at most this often, in ms. */
@@ -120,7 +122,9 @@ class RunView {
     this.es = null;
     this.frame = 0;
     this.drawnAt = 0; // when the page last drew (performance.now)
-    this.dirty = { head: true, steps: true, timeline: true, details: true, source: true };
+    this.laterAt = 0; // when a live run's table and header were last drawn (LATER_MS)
+    this.laterTimer = 0;
+    this.dirty = { head: true, steps: true, timeline: true, details: true, source: true, later: false };
     this.stepCount = -1;
     /** @type {Map<string, HTMLButtonElement>} */
     this.bars = new Map();
@@ -338,13 +342,26 @@ class RunView {
   /** Redraws what changed. */
   draw() {
     const dirty = this.dirty;
-    this.dirty = { head: false, steps: false, timeline: false, details: false, source: false };
+    this.dirty = { head: false, steps: false, timeline: false, details: false, source: false, later: false };
     this.steps = orderedSteps(this.model);
     if (this.steps.length !== this.stepCount) {
       this.stepCount = this.steps.length;
       this.byLine = null; // made again when the source is marked, in an idle moment
       this.index = null;
       dirty.source = true;
+    }
+    // A live run's table and header follow its timeline at most every
+    // LATER_MS: a table of rows costs far more to lay out and paint than a
+    // lane's canvas, and events come every few ms.
+    if (dirty.later) {
+      const wait = this.laterAt + LATER_MS - performance.now();
+      if (wait > 0) {
+        this.dirty.later = true;
+        this.laterTimer ||= setTimeout(() => { this.laterTimer = 0; this.schedule(); }, wait);
+      } else {
+        this.laterAt = performance.now();
+        dirty.head = dirty.steps = true;
+      }
     }
     // Each part on its own: one that fails leaves the others drawn (and says so).
     const part = (/** @type {() => void} */ f) => {
@@ -1234,7 +1251,7 @@ class RunView {
         return;
       }
       const changed = applyEvent(this.model, e.type, data, Number(e.lastEventId));
-      if (changed === "step") this.schedule("timeline", "steps", "details", "head");
+      if (changed === "step") this.schedule("timeline", "details", "later");
       else if (changed === "run") this.schedule("head");
       this.overdue();
       if (e.type === "end") {
