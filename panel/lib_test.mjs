@@ -2,7 +2,7 @@
 // (panel_test.go runs them).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { attrParams, parseEvents, ulidAt, ulidTime } from "./assets/lib.js";
+import { attrParams, firstData, parseEvents, runsFilter, ulidAt, ulidTime } from "./assets/lib.js";
 
 test("parseEvents reads events, comments and multi-line data", () => {
   const text = ": keep-alive\n\nevent: line\ndata: {\"a\":1}\n\nevent: dropped\ndata: {\"dropped\":3}\n\ndata: one\ndata: two\n\n";
@@ -31,4 +31,18 @@ test("ulidAt is the smallest id of its millisecond, and ulidTime reads it back",
   assert.ok("01M8TR5PZ170WGAASHM70QKKMF" >= ulidAt(ulidTime("01M8TR5PZ170WGAASHM70QKKMF")));
   assert.ok(ulidAt(ms - 1) < id);
   assert.equal(ulidAt(0), "0".repeat(26));
+});
+
+test("firstData names the answer the opened page draws first", () => {
+  assert.equal(firstData("/", ""), "/v1/runs?limit=100");
+  assert.equal(firstData("/", "?attr=customer%3Dacme&status=failed&paused=1&bogus=x"), "/v1/runs?attr=customer%3Dacme&status=failed&limit=100");
+  assert.equal(firstData("/runs/01ABC", ""), "/v1/runs/01ABC");
+  assert.equal(firstData("/runs/a%2Fb", ""), "/v1/runs/a%2Fb");
+  assert.equal(firstData("/runs/%E0%A4%A", ""), null, "a malformed escape");
+  assert.equal(firstData("/nodes", ""), null);
+  assert.equal(firstData("/runs/x/y", ""), null);
+});
+
+test("runsFilter keeps attributes and filters, drops the page's own settings", () => {
+  assert.equal(runsFilter("?attr=a%3D1&attr=b%3D2&node=n1&before=01X&paused=1").toString(), "attr=a%3D1&attr=b%3D2&node=n1&before=01X");
 });

@@ -106,14 +106,28 @@ function floor(page, path, n) {
   }, { path, n });
 }
 
+/**
+ * Navigates to url (the API's JSON as a document: no script, nothing drawn)
+ * and returns the time from the navigation's start to its load event: the
+ * browser's own cost of loading a document and the data, which no page's
+ * first render can beat.
+ */
+async function navFloor(page, url) {
+  await page.goto(url, { waitUntil: "load" });
+  return page.evaluate(() => performance.getEntriesByType("navigation")[0].loadEventEnd);
+}
+
 const modes = {
   async runs(browser, loads) {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
     await page.addInitScript(probe, { ready: 'main[data-page="runs"][data-ready="1"]', rows: "main table tbody tr" });
-    const ready = [], painted = [], floors = [], apis = [], loadsOut = [];
+    const ready = [], painted = [], floors = [], apis = [], loadsOut = [], navs = [], parts = { html: [], dcl: [], api: [] };
     let contract = true;
     for (let i = 0; i < loads; i++) {
       const r = await load(page, base + "/", "/v1/runs?");
+      if (r.nav?.responseEnd != null) parts.html.push(r.nav.responseEnd);
+      if (r.nav?.dcl != null) parts.dcl.push(r.nav.dcl);
+      if (r.api) parts.api.push(r.api.end);
       contract &&= r.contract;
       ready.push(r.ready);
       painted.push(r.painted);
@@ -121,9 +135,13 @@ const modes = {
       r.resources = await settle(page, ["/v1/runs/counts", "/v1/nodes"]);
       loadsOut.push(r);
       floors.push(...(await floor(page, "/v1/runs?limit=100", 3)));
+      navs.push(await navFloor(page, base + "/v1/runs?limit=100"));
     }
+    await page.goto(base + "/");
+    await page.waitForSelector("main table tbody tr");
     const rows = await page.$$eval("main table tbody tr", (rs) => rs.length);
-    return { mode: "runs", contract, rows, ready: summary(ready), painted: summary(painted), floor: summary(floors), page_api: summary(apis), loads: loadsOut };
+    return { mode: "runs", contract, rows, ready: summary(ready), painted: summary(painted), floor: summary(floors), nav_floor: summary(navs), page_api: summary(apis),
+      parts: { html: summary(parts.html), dcl: summary(parts.dcl), api: summary(parts.api) }, loads: loadsOut };
   },
 
   async run(browser, id, loads) {

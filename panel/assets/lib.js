@@ -46,3 +46,41 @@ export function ulidTime(id) {
   for (const c of id.slice(0, 10)) t = t * 32 + CROCKFORD.indexOf(c);
   return t;
 }
+
+/** The filters of the runs page's URL passed on to GET /v1/runs as they are. */
+export const RUN_FILTERS = ["status", "script", "version", "node", "since", "before"];
+
+/**
+ * The query of GET /v1/runs for the runs page's URL query: its attributes
+ * and filters. @param {string|URLSearchParams} search
+ */
+export function runsFilter(search) {
+  const q = new URLSearchParams(search);
+  const aq = new URLSearchParams();
+  for (const a of q.getAll("attr")) aq.append("attr", a);
+  for (const k of RUN_FILTERS) if (q.get(k)) aq.set(k, /** @type {string} */ (q.get(k)));
+  return aq;
+}
+
+/** The most runs the runs page lists at once. */
+export const RUNS_PAGE = 100;
+
+/**
+ * The API URL whose answer the page at path (and query search) draws first:
+ * the runs page's list, a run page's run; null for the other pages.
+ * @param {string} path @param {string} search
+ */
+export function firstData(path, search) {
+  if (path === "/") {
+    const aq = runsFilter(search);
+    aq.set("limit", String(RUNS_PAGE));
+    return "/v1/runs?" + aq.toString();
+  }
+  const m = path.match(/^\/runs\/([^/]+)$/);
+  if (!m) return null;
+  try {
+    return "/v1/runs/" + encodeURIComponent(decodeURIComponent(m[1]));
+  } catch {
+    return null; // a malformed escape: the page says so
+  }
+}

@@ -2,11 +2,8 @@
 // one), a page of the newest matching runs with links to older pages,
 // counts by status, live until paused.
 
-import { attrParams, ulidAt, ulidTime } from "./lib.js";
+import { attrParams, ulidAt, ulidTime, runsFilter, firstData } from "./lib.js";
 import { h, main, api, navigate, fmtTime, fmtDur, attrsText, every } from "./ui.js";
-
-/** The filters the URL may hold, passed on to GET /v1/runs as they are. */
-const FILTERS = ["status", "script", "version", "node", "since", "before"];
 
 /** The runs page. @param {AbortSignal} signal */
 export async function runsPage(signal) {
@@ -59,21 +56,14 @@ export async function runsPage(signal) {
     for (const [k, v] of Object.entries(set)) v == null ? next.delete(k) : next.set(k, v);
     return "/?" + next.toString();
   };
-  const apiQuery = () => {
-    const aq = new URLSearchParams();
-    for (const a of q.getAll("attr")) aq.append("attr", a);
-    for (const k of FILTERS) if (q.get(k)) aq.set(k, /** @type {string} */ (q.get(k)));
-    return aq;
-  };
+  const apiQuery = () => runsFilter(q);
 
   /** @type {string[]} */
   let shown = []; // ids on screen, to mark the new ones
   const draw = async () => {
-    const aq = apiQuery();
-    aq.set("limit", "100");
     let page;
     try {
-      page = await api("/v1/runs?" + aq.toString(), signal);
+      page = await api(/** @type {string} */ (firstData("/", q.toString())), signal);
     } catch (e) {
       if (!signal.aborted) body.replaceChildren(h("p", { class: "empty", role: "alert" }, "Cannot list runs: " + /** @type {Error} */ (e).message));
       m.dataset.ready = "1";

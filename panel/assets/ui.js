@@ -2,6 +2,8 @@
 // reading and writing the node's API, formatting, dialogs and navigation.
 // Every page module imports from here; app.js routes between them.
 
+import { take } from "./first.js";
+
 /** @param {string} tag @param {Record<string, any>} [attrs] @param {...any} children @returns {HTMLElement} */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -31,7 +33,7 @@ export function connection(problem) {
 export async function api(url, signal) {
   let resp;
   try {
-    resp = await fetch(url, { headers: { Accept: "application/json" }, signal });
+    resp = await (take(url) || fetch(url, { headers: { Accept: "application/json" }, signal }));
   } catch (e) {
     if (!signal?.aborted) connection(String(e));
     throw e;
