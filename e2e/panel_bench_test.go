@@ -56,10 +56,23 @@ func benchBrowser(b *testing.B, node, chromium string, timeout time.Duration, ou
 
 // quantiles is bench.mjs's summary of a series of milliseconds.
 type quantiles struct {
-	N   int     `json:"n"`
-	P50 float64 `json:"p50"`
-	P99 float64 `json:"p99"`
-	Max float64 `json:"max"`
+	N   int       `json:"n"`
+	P50 float64   `json:"p50"`
+	P99 float64   `json:"p99"`
+	Max float64   `json:"max"`
+	All []float64 `json:"all"` // in the order taken: the first load is a cold one
+}
+
+// String gives every figure in the order taken, in ms.
+func (q quantiles) String() string {
+	var b strings.Builder
+	for i, x := range q.All {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%.0f", x)
+	}
+	return b.String()
 }
 
 // quantile is the nearest-rank quantile q of xs (sorted in place).
@@ -179,6 +192,7 @@ func BenchmarkPanelRunsPage(b *testing.B) {
 		res.Chromium, res.Painted.N, res.Rows, res.Painted.P50, res.Painted.P99, res.Ready.P50, res.Floor.P50, res.Floor.P99, res.PageAPI.P50)
 	b.Logf("navigation floor (the same API answer loaded as a document, to its load event) p50 %.1f ms p99 %.1f ms; the page's load, p50 from its start: HTML %.1f ms, modules run (DOMContentLoaded) %.1f ms, runs answered %.1f ms",
 		res.NavFloor.P50, res.NavFloor.P99, res.Parts.HTML.P50, res.Parts.DCL.P50, res.Parts.API.P50)
+	b.Logf("each load's first render in ms, in order (the first with the browser's caches cold): %v", res.Painted)
 	b.ReportMetric(float64(runs), "runs")
 	b.ReportMetric(float64(runs)/seeded.Seconds(), "seed-runs/s")
 	b.ReportMetric(res.Painted.P50, "ms-render-p50")
@@ -234,6 +248,7 @@ func BenchmarkPanelBigRun(b *testing.B) {
 	}
 	b.Logf("Chromium %s, %d loads, bars %v: interactive p50 %.1f ms p99 %.1f ms (ready in the DOM p50 %.1f ms); click → details p50 %.1f ms p99 %.1f ms; floor (fetch+JSON.parse of the run) p50 %.1f ms p99 %.1f ms; the page's own request p50 %.1f ms",
 		res.Chromium, res.Painted.N, res.Bars, res.Painted.P50, res.Painted.P99, res.Ready.P50, res.Click.P50, res.Click.P99, res.Floor.P50, res.Floor.P99, res.PageAPI.P50)
+	b.Logf("each load's time to interactive in ms, in order (the first with the browser's caches cold): %v", res.Painted)
 	b.ReportMetric(res.Painted.P50, "ms-ready-p50")
 	b.ReportMetric(res.Painted.P99, "ms-ready-p99")
 	b.ReportMetric(res.Click.P50, "ms-click-p50")

@@ -171,6 +171,16 @@ await drive(browser, page, shots + "/failure.png", async () => {
   // A blocked run, resumed on the fixed version from its page.
   await open(blockedRun);
   check((await text("dl.head")).includes("blocked") && (await text("main")).includes("non-determinism"), "a blocked run's page says so, with the divergence");
+  // While a run may go on (a blocked one too) its lanes are canvases; each
+  // bar's undrawn button takes the keyboard's focus, outlined on the canvas.
+  const listed = await page.evaluate(() => {
+    const b = /** @type {HTMLElement|null} */ (document.querySelector("[data-lane][data-mode=canvas] button.listed"));
+    b?.focus();
+    const mark = b?.closest(".track")?.querySelector(".sel-mark");
+    return { button: !!b, label: b?.getAttribute("aria-label") || "", outlined: !!mark && !mark.hidden };
+  });
+  check(listed.button && listed.outlined && /^step \S+ \S+ on \S+: /.test(listed.label),
+    `a blocked run's lane is a canvas whose bars' buttons take the focus, outlined: ${JSON.stringify(listed)}`);
   await page.click("text=Resume…");
   await page.waitForSelector("dialog select[name=version] option[value='2']", { state: "attached" });
   await page.selectOption("dialog select[name=version]", "2");
