@@ -248,6 +248,9 @@ func (d *jsonDecoder) value(depth int) (starlark.Value, error) {
 			d.i++
 		}
 		num := string(d.data[start:d.i])
+		if !jsonNumber(num) { // 01, 1., 1.e5, -: numbers strconv reads and JSON does not
+			return nil, d.errorf("bad number %q", num)
+		}
 		if integral {
 			if n, err := strconv.ParseInt(num, 10, 64); err == nil {
 				return starlark.MakeInt64(n), nil
@@ -265,20 +268,69 @@ func (d *jsonDecoder) value(depth int) (starlark.Value, error) {
 	return nil, d.errorf("unexpected character %q", d.data[d.i])
 }
 
-// str reads a JSON string at d.i.
+// jsonNumber reports whether s is a number as JSON writes one:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? (FuzzDecodeValue found
+// that "01" was read as 1).
+func jsonNumber(s string) bool {
+	i := 0
+	digits := func() int {
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	if i < len(s) && s[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+// str reads a JSON string at d.i. Bytes that are not UTF-8 become U+FFFD,
+// as encoding/json makes them (FuzzDecodeValue found the difference).
 func (d *jsonDecoder) str() (string, error) {
 	start := d.i
 	d.i++ // opening quote
+	ascii := true
 	for d.i < len(d.data) {
 		switch c := d.data[d.i]; {
 		case c == '"':
 			d.i++
-			return string(d.data[start+1 : d.i-1]), nil
+			if s := d.data[start+1 : d.i-1]; ascii || utf8.Valid(s) {
+				return string(s), nil
+			}
+			var s string // each byte that is not UTF-8 made U+FFFD, by encoding/json itself
+			if err := json.Unmarshal(d.data[start:d.i], &s); err != nil {
+				return "", d.errorf("bad string: %v", err)
+			}
+			return s, nil
 		case c == '\\':
 			return d.escapedStr(start)
 		case c < 0x20:
 			return "", d.errorf("control character in string")
 		default:
+			ascii = ascii && c < utf8.RuneSelf
 			d.i++
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"go.starlark.net/starlark"
 )
 
 // TestCanonicalMatchesEncodingJSON checks the reflection-free encoder against
@@ -93,10 +95,22 @@ func rune2s(r *rand.Rand) string {
 }
 
 func TestDecodeValueErrors(t *testing.T) {
-	for _, bad := range []string{`{`, `[1,`, `"abc`, `tru`, `{"a" 1}`, `1 2`, `[1,]`, "\"\x01\""} {
+	// 01, 1., 1.e5, -, -01 and 00: numbers strconv reads and JSON does not
+	// (FuzzDecodeValue found "01" read as 1).
+	for _, bad := range []string{`{`, `[1,`, `"abc`, `tru`, `{"a" 1}`, `1 2`, `[1,]`, "\"\x01\"", `01`, `1.`, `1.e5`, `-`, `-01`, `00`, `1e`, `[01]`} {
 		if _, err := DecodeValue([]byte(bad)); err == nil {
 			t.Errorf("DecodeValue(%q): no error", bad)
 		}
+	}
+	// Decode, the reference, refuses a closing bracket after the value (found: "0}").
+	for _, bad := range []string{`0}`, `1]`, `{}}`} {
+		if _, err := Decode([]byte(bad)); err == nil {
+			t.Errorf("Decode(%q): no error", bad)
+		}
+	}
+	// Bytes that are not UTF-8 read as U+FFFD each, as encoding/json reads them (found).
+	if v, err := DecodeValue([]byte("\"a\xff\xfeb\"")); err != nil || string(v.(starlark.String)) != "a\ufffd\ufffdb" {
+		t.Errorf("DecodeValue of a string with bytes that are not UTF-8: %q %v", v, err)
 	}
 	v, err := DecodeValue([]byte(` {"b": [1, 2.5, -3e2, "\u00e9\n", null, true]} `))
 	if err != nil || v.String() != `{"b": [1, 2.5, -300.0, "é\n", None, True]}` {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"strconv"
@@ -162,7 +163,9 @@ func Decode(raw []byte) (any, error) {
 	if err := dec.Decode(&x); err != nil {
 		return nil, err
 	}
-	if dec.More() {
+	// Only space may follow (dec.More would let a "}" or "]" pass: "0}";
+	// FuzzDecodeValue found it).
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("unexpected data after the JSON value")
 	}
 	return x, nil
