@@ -5,14 +5,21 @@
 //
 // Each page is a module exporting a function that draws into <main> and
 // gets an AbortSignal: it aborts when the user goes to another page, and
-// the page stops its timers, streams and fetches then.
+// the page stops its timers, streams and fetches then. A page's module is
+// loaded when first needed (first.js starts the opened page's at once), and
+// the others once the page is drawn: a first visit compiles one page, not
+// all of them, before it draws.
 
-import { setNavigate } from "./ui.js";
-import { runsPage } from "./runs.js";
-import { runPage } from "./run.js";
-import { nodesPage } from "./nodes.js";
-import { logsPage } from "./logs.js";
-import { scriptsPage, scriptPage } from "./scripts.js";
+import { setNavigate, h } from "./ui.js";
+
+/** Each page's module. */
+const pages = {
+  runs: () => import("./runs.js"),
+  run: () => import("./run.js"),
+  nodes: () => import("./nodes.js"),
+  logs: () => import("./logs.js"),
+  scripts: () => import("./scripts.js"),
+};
 
 /** @type {AbortController|null} */
 let current = null;
@@ -31,12 +38,24 @@ function route() {
     const href = /** @type {HTMLAnchorElement} */ (a).pathname;
     a.toggleAttribute("aria-current", href === "/" ? p === "/" || p.startsWith("/runs/") : p.startsWith(href));
   }
-  if ((m = p.match(/^\/runs\/([^/]+)$/))) return runPage(decodeURIComponent(m[1]), ctl.signal);
-  if (p === "/nodes") return nodesPage(ctl.signal);
-  if (p === "/logs") return logsPage(ctl.signal);
-  if (p === "/scripts") return scriptsPage(ctl.signal);
-  if ((m = p.match(/^\/scripts\/([^/]+)$/))) return scriptPage(decodeURIComponent(m[1]), ctl.signal);
-  return runsPage(ctl.signal);
+  /** Draws with the page's module once it is loaded, if the user is still there. @param {Promise<any>} mod @param {(m: any) => unknown} draw */
+  const show = (mod, draw) => mod.then((x) => {
+    if (current === ctl) draw(x);
+  }, (e) => {
+    if (current === ctl) main.replaceChildren(h("p", { class: "empty", role: "alert" }, `Cannot load this page (${e.message}): is the node up? Reload to try again.`));
+  });
+  if ((m = p.match(/^\/runs\/([^/]+)$/))) {
+    const id = decodeURIComponent(m[1]);
+    return show(pages.run(), (x) => x.runPage(id, ctl.signal));
+  }
+  if (p === "/nodes") return show(pages.nodes(), (x) => x.nodesPage(ctl.signal));
+  if (p === "/logs") return show(pages.logs(), (x) => x.logsPage(ctl.signal));
+  if (p === "/scripts") return show(pages.scripts(), (x) => x.scriptsPage(ctl.signal));
+  if ((m = p.match(/^\/scripts\/([^/]+)$/))) {
+    const name = decodeURIComponent(m[1]);
+    return show(pages.scripts(), (x) => x.scriptPage(name, ctl.signal));
+  }
+  return show(pages.runs(), (x) => x.runsPage(ctl.signal));
 }
 
 setNavigate((path, replace) => {
@@ -55,3 +74,9 @@ document.addEventListener("click", (e) => {
   route();
 });
 route();
+// The other pages' modules, once this one has had its moment: a click to
+// another page then waits for no module.
+setTimeout(() => {
+  const warm = () => { for (const load of Object.values(pages)) load().catch(() => {}); };
+  typeof requestIdleCallback === "function" ? requestIdleCallback(warm, { timeout: 2000 }) : warm();
+}, 1000);
