@@ -70,7 +70,7 @@ type engineFlags struct {
 	foldBelow                                      time.Duration
 	sync                                           bus.SyncPolicy
 	syncSet                                        bool
-	runLog                                         bool
+	runLog, insecure                               bool
 	runLogLines                                    int
 	runLogLevel                                    string
 	logs                                           logship.Config // the configuration file's logs section
@@ -151,8 +151,24 @@ value, stray argument).
 	f.StringArrayVar(&e.resources, "resource", nil, "a custom resource `SPEC`, repeatable: NAME=RATE/UNIT[,burst=N] (e.g. github_api=5000/h,host=api.github.com) or NAME=SIZE (a pool, e.g. db=20,builtin=sql.*); options scope=node|cluster|group:NAME")
 	f.StringVar(&e.configFile, "config", "", "node configuration `FILE` (YAML): the settings of its integrations, with ${ENV} expanded (default $DROVER_CONFIG; see docs/integrations.md)")
 	f.StringArrayVar(&e.attrHeaders, "attr-header", nil, "a request header of POST /v1/run/NAME that becomes a run attribute, repeatable: `HEADER=ATTR` (e.g. X-Customer-Id=customer)")
+	f.BoolVar(&e.insecure, "insecure", false, "let --http, --listen or --cluster listen beyond loopback although the node has no authentication or TLS yet")
 	cmd.Flags().Bool("version", false, "print engine's version and build, and exit")
 	return cmd
+}
+
+// loopback reports whether addr (host:port) listens on loopback only: an IP
+// address of loopback or "localhost". No host (":8080") is every interface;
+// another name is taken as reaching beyond, as it may.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // options checks the flags that pflag could not check alone and builds the
@@ -167,6 +183,15 @@ func (e *engineFlags) options() (engine.Options, error) {
 		}
 	} else if !bus.ValidToken(name) {
 		return engine.Options{}, usageErrorf("--name %q: a node name cannot be empty or hold dots, spaces, * or >; use letters, digits, - and _", name)
+	}
+	if !e.insecure {
+		for _, l := range []struct{ flag, addr string }{{"--http", e.http}, {"--listen", e.listen}, {"--cluster", e.cluster}} {
+			if l.addr != "" && !loopback(l.addr) {
+				return engine.Options{}, usageErrorf("%s %s listens beyond loopback, and this node has no authentication or TLS yet: "+
+					"anyone who reaches it could deploy scripts, cancel runs and read every input and journal. "+
+					"Listen on 127.0.0.1, ::1 or localhost, or pass --insecure to accept that (docs/operations.md#listening-beyond-loopback)", l.flag, l.addr)
+			}
+		}
 	}
 	if e.partitions < 1 || e.partitions > bus.MaxPartitions {
 		return engine.Options{}, usageErrorf("--partitions %d: want 1 to %d", e.partitions, bus.MaxPartitions)

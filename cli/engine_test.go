@@ -270,3 +270,43 @@ func TestEngineConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineListensOnLoopbackUnlessInsecure: without authentication or TLS
+// the node refuses an address beyond loopback (every interface, a public
+// address or a host name) before anything starts, saying why and what to do;
+// --insecure accepts it, and loopback addresses need nothing.
+func TestEngineListensOnLoopbackUnlessInsecure(t *testing.T) {
+	for _, args := range [][]string{
+		{"--http", ":8080"},
+		{"--http", "0.0.0.0:0"},
+		{"--listen", "[::]:4322"},
+		{"--listen", "10.1.2.3:4322"},
+		{"--cluster", "node1.example.com:6332"},
+		{"--http", "127.0.0.1:0", "--cluster", ":6332"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			r := engineCmd(t, map[string]string{"DROVER_DATA": dir}, args...)
+			if r.code != ExitUsage || !strings.Contains(r.stderr, "listens beyond loopback, and this node has no authentication or TLS yet") ||
+				!strings.Contains(r.stderr, "pass --insecure to accept that") {
+				t.Fatalf("exit %d\n%s", r.code, r.stderr)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("the data dir was created (%v): the node started", err)
+			}
+			e := &engineFlags{http: "127.0.0.1:0", listen: "127.0.0.1:0", insecure: true, partitions: 1, payloadLimit: 1,
+				getenv: func(k string) string { return map[string]string{"DROVER_DATA": t.TempDir()}[k] }}
+			for i := 0; i+1 < len(args); i += 2 {
+				*map[string]*string{"--http": &e.http, "--listen": &e.listen, "--cluster": &e.cluster}[args[i]] = args[i+1]
+			}
+			if _, err := e.options(); err != nil {
+				t.Fatalf("with --insecure: %v", err)
+			}
+		})
+	}
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0", "localhost:0", "127.1.2.3:0"} {
+		if !loopback(addr) {
+			t.Errorf("loopback(%q) = false", addr)
+		}
+	}
+}
