@@ -773,7 +773,7 @@ class RunView {
         if (hit) this.select(hit, "timeline");
       });
       track.append(c, h("div", { class: "sel-mark", hidden: true }),
-        h("div", { class: "bar-list sr-only", role: "list", "aria-label": "steps on " + lane.node }));
+        h("div", { class: "bar-list sr-only", role: "group", "aria-label": "steps on " + lane.node }));
     }
     const label = `${lane.bars.length} steps on ${lane.node}: click one to see it; the steps table lists them all`;
     if (c.getAttribute("aria-label") !== label) c.setAttribute("aria-label", label);
@@ -826,7 +826,7 @@ class RunView {
         paths.exec.rect(x + (qw >= 1 ? qw : 0), y, Math.max(1, bw - (qw >= 1 ? qw : 0)), bh);
       }
     }
-    for (const k of /** @type {(keyof typeof paths)[]} */ (["queue", "exec", "sleep", "dozing", "pending", "error"])) {
+    for (const k of /** @type {(keyof typeof paths)[]} */ (Object.keys(paths))) { // in the order above: queue under exec
       ctx.fillStyle = this.colors[k];
       ctx.fill(paths[k]);
     }
